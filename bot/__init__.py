@@ -1,0 +1,1 @@
+"""tweetbot's worker side: settings, store, X client, tokens, posting, schedules, CLI."""

@@ -1,0 +1,231 @@
+"""Settings: the environment, read once at start-up into one frozen object.
+
+Nothing here runs at import time. `load_settings()` reads `.env` (python-dotenv;
+the real environment wins), checks every variable and returns `Settings`. A
+missing or malformed variable raises `SettingsError` whose message is one line
+naming the variable and saying what is expected; the CLI prints just that line.
+
+Without `X_CLIENT_ID` the bot talks to the local sandbox (a registered sandbox
+client); with it, to X. Both bases can be overridden.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cryptography.fernet import Fernet
+from dotenv import dotenv_values
+
+X_API_BASE = "https://api.twitter.com"
+X_AUTHORIZE_URL = "https://twitter.com/i/oauth2/authorize"
+DEFAULT_SCOPES = ("tweet.read", "tweet.write", "users.read", "offline.access")
+SANDBOX_CLIENT_ID = "sandbox-client"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"
+TIERS = ("payg", "free", "basic", "pro")
+
+
+class SettingsError(Exception):
+    """A variable is missing or malformed; the message names it in one line."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    secret_key: str
+    token_keys: tuple[str, ...]
+    admin_password: str
+    x_client_id: str
+    x_client_secret: str | None
+    scopes: tuple[str, ...]
+    api_base: str
+    authorize_url: str
+    public_url: str
+    sandbox: bool
+    sandbox_port: int
+    port: int
+    store_path: Path
+    timezone: str
+    refresh_margin: int
+    x_tier: str
+    post_concurrency: int
+    max_attempts: int
+    http_timeout: float
+    alert_webhook_url: str | None
+    on_ephemeral_disk: bool = False
+    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.public_url.rstrip("/") + "/oauth/callback"
+
+    @property
+    def token_url(self) -> str:
+        return self.api_base.rstrip("/") + "/2/oauth2/token"
+
+    @property
+    def revoke_url(self) -> str:
+        return self.api_base.rstrip("/") + "/2/oauth2/revoke"
+
+    @property
+    def confidential_client(self) -> bool:
+        return bool(self.x_client_secret)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text for `tweetbot check`, secrets masked."""
+        shown: dict[str, str] = {}
+        for name in self.__dataclass_fields__:
+            if name == "extra":
+                continue
+            value = getattr(self, name)
+            if name in _SECRET_FIELDS and value:
+                value = _mask(value)
+            shown[name] = str(value)
+        shown["redirect_uri"] = self.redirect_uri
+        return shown
+
+
+_SECRET_FIELDS = {"secret_key", "token_keys", "admin_password", "x_client_secret"}
+
+
+def _mask(value: object) -> str:
+    if isinstance(value, tuple):
+        return ", ".join(_mask(v) for v in value)
+    text = str(value)
+    return f"{text[:2]}…({len(text)} chars)" if len(text) > 8 else "****"
+
+
+def read_environment(dotenv_path: str | os.PathLike[str] | None = ".env",
+                     environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The `.env` file's values overlaid with the real environment (which wins)."""
+    values: dict[str, str] = {}
+    if dotenv_path is not None and Path(dotenv_path).is_file():
+        values.update({k: v for k, v in dotenv_values(dotenv_path).items() if v is not None})
+    values.update(os.environ if environ is None else environ)
+    return values
+
+
+def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
+                  environ: Mapping[str, str] | None = None) -> Settings:
+    """Build the settings from `.env` and the environment, or raise `SettingsError`."""
+    env = _Env(read_environment(dotenv_path, environ))
+    client_id = env.text("X_CLIENT_ID", "")
+    sandbox = not client_id
+    sandbox_port = env.integer("SANDBOX_PORT", 8100, low=1, high=65535)
+    if sandbox:
+        local = f"http://127.0.0.1:{sandbox_port}"
+        default_api, default_authorize = local, local + "/i/oauth2/authorize"
+        client_id = SANDBOX_CLIENT_ID
+        client_secret = env.text("X_CLIENT_SECRET", SANDBOX_CLIENT_SECRET) or None
+    else:
+        default_api, default_authorize = X_API_BASE, X_AUTHORIZE_URL
+        client_secret = env.text("X_CLIENT_SECRET", "") or None
+    port = env.integer("PORT", 5000, low=1, high=65535)
+    return Settings(
+        secret_key=env.secret("SECRET_KEY"),
+        token_keys=env.fernet_keys("TOKEN_KEY"),
+        admin_password=env.secret("ADMIN_PASSWORD", min_length=8),
+        x_client_id=client_id,
+        x_client_secret=client_secret,
+        scopes=env.scopes("X_SCOPES"),
+        api_base=env.url("X_API_BASE", default_api),
+        authorize_url=env.url("X_AUTHORIZE_URL", default_authorize),
+        public_url=env.url("PUBLIC_URL", f"http://127.0.0.1:{port}"),
+        sandbox=sandbox,
+        sandbox_port=sandbox_port,
+        port=port,
+        store_path=Path(env.text("STORE_PATH", "data/tweetbot.json")),
+        timezone=env.timezone("TIMEZONE", "UTC"),
+        refresh_margin=env.integer("REFRESH_MARGIN", 600, low=60, high=7000),
+        x_tier=env.choice("X_TIER", "payg", TIERS),
+        post_concurrency=env.integer("POST_CONCURRENCY", 4, low=1, high=64),
+        max_attempts=env.integer("MAX_ATTEMPTS", 5, low=1, high=100),
+        http_timeout=env.number("HTTP_TIMEOUT", 15.0, low=0.1, high=300.0),
+        alert_webhook_url=env.url("ALERT_WEBHOOK_URL", "") or None,
+        on_ephemeral_disk=bool(env.text("DYNO", "")),
+        extra=env.values,
+    )
+
+
+class _Env:
+    """Typed reads of the variables; each failure names the variable."""
+
+    def __init__(self, values: Mapping[str, str]) -> None:
+        self.values = dict(values)
+
+    def text(self, name: str, default: str) -> str:
+        return self.values.get(name, default).strip()
+
+    def secret(self, name: str, min_length: int = 16) -> str:
+        value = self.text(name, "")
+        if not value:
+            raise SettingsError(f"{name} is not set: run `tweetbot init` to write a .env with fresh secrets")
+        if len(value) < min_length:
+            raise SettingsError(f"{name} is too short: expected at least {min_length} characters")
+        return value
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.text(name, str(default))
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a whole number (expected {low} to {high})") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}={value} is out of range (expected {low} to {high})")
+        return value
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.text(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is not a number (expected {low} to {high})") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}={value} is out of range (expected {low} to {high})")
+        return value
+
+    def url(self, name: str, default: str) -> str:
+        value = self.text(name, default).rstrip("/")
+        if value and not value.startswith(("http://", "https://")):
+            raise SettingsError(f"{name}={value!r} is not a URL (expected http://… or https://…)")
+        return value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.text(name, default).lower()
+        if value not in choices:
+            raise SettingsError(f"{name}={value!r} is not one of {', '.join(choices)}")
+        return value
+
+    def timezone(self, name: str, default: str) -> str:
+        value = self.text(name, default)
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(f"{name}={value!r} is not a time zone (expected e.g. UTC or Europe/Berlin)") from None
+        return value
+
+    def scopes(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name, " ".join(DEFAULT_SCOPES))
+        scopes = tuple(raw.replace(",", " ").split())
+        if "tweet.write" not in scopes or "offline.access" not in scopes:
+            raise SettingsError(f"{name}={raw!r} must include tweet.write and offline.access")
+        return scopes
+
+    def fernet_keys(self, name: str) -> tuple[str, ...]:
+        raw = self.text(name, "")
+        if not raw:
+            raise SettingsError(f"{name} is not set: run `tweetbot init` to write a .env with fresh secrets")
+        keys = tuple(k.strip() for k in raw.split(",") if k.strip())
+        for key in keys:
+            try:
+                Fernet(key)
+            except (ValueError, TypeError):
+                raise SettingsError(
+                    f"{name} is malformed: expected comma-separated Fernet keys (32 url-safe base64 bytes), newest first"
+                ) from None
+        return keys
