@@ -121,7 +121,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         local = f"http://127.0.0.1:{sandbox_port}"
         default_api, default_authorize = local, local + "/i/oauth2/authorize"
         client_id = SANDBOX_CLIENT_ID
-        client_secret = env.text("X_CLIENT_SECRET", SANDBOX_CLIENT_SECRET) or None
+        client_secret = env.text("X_CLIENT_SECRET", SANDBOX_CLIENT_SECRET)
     else:
         default_api, default_authorize = X_API_BASE, X_AUTHORIZE_URL
         client_secret = env.text("X_CLIENT_SECRET", "") or None
@@ -159,7 +159,8 @@ class _Env:
         self.values = dict(values)
 
     def text(self, name: str, default: str) -> str:
-        return self.values.get(name, default).strip()
+        """The variable's value; unset and empty both mean the default."""
+        return (self.values.get(name) or "").strip() or default
 
     def secret(self, name: str, min_length: int = 16) -> str:
         value = self.text(name, "")

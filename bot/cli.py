@@ -1,0 +1,124 @@
+"""The `tweetbot` command line.
+
+Each command loads the settings itself (never at import time), so `init` and
+`count` work before there is any `.env`, and a bad variable ends the command
+with one line naming it instead of a traceback.
+"""
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from cryptography.fernet import Fernet
+
+from bot.settings import Settings, SettingsError, load_settings
+
+
+def settings_or_exit() -> Settings:
+    """The settings, or exit 2 with the one-line reason."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        click.secho(f"tweetbot: configuration error: {exc}", fg="red", err=True)
+        sys.exit(2)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """tweetbot: posts to X on your behalf, on a schedule."""
+
+
+@main.command()
+@click.option("--force", is_flag=True, help="Overwrite an existing .env.")
+@click.option("--path", "env_path", default=".env", show_default=True, type=click.Path(dir_okay=False))
+def init(force: bool, env_path: str) -> None:
+    """Write a .env with fresh SECRET_KEY, TOKEN_KEY and ADMIN_PASSWORD."""
+    path = Path(env_path)
+    if path.exists() and not force:
+        click.secho(f"tweetbot: {path} exists; not overwriting it (use --force)", fg="red", err=True)
+        sys.exit(1)
+    password = secrets.token_urlsafe(12)
+    path.write_text(env_file_text(password), encoding="utf-8")
+    path.chmod(0o600)
+    click.echo(f"Wrote {path} with fresh secrets.")
+    click.echo(f"Admin password (shown once): {password}")
+    click.echo("Without X_CLIENT_ID the bot uses the local sandbox; set X_CLIENT_ID and X_CLIENT_SECRET to talk to X.")
+
+
+def env_file_text(admin_password: str) -> str:
+    """A new `.env`: fresh secrets, everything else left to `.env.example`'s defaults."""
+    return (
+        "# Written by `tweetbot init`. Every variable is described in .env.example.\n"
+        f"SECRET_KEY={secrets.token_urlsafe(32)}\n"
+        f"TOKEN_KEY={Fernet.generate_key().decode()}\n"
+        f"ADMIN_PASSWORD={admin_password}\n"
+        "# X_CLIENT_ID=\n"
+        "# X_CLIENT_SECRET=\n"
+    )
+
+
+@main.command()
+@click.argument("text")
+def count(text: str) -> None:
+    """Print TEXT's weighted length, the limit and whether it fits (exit 1 if not)."""
+    from bot.text import MAX_WEIGHTED_LENGTH, length_error, parse_post
+
+    parsed = parse_post(text)
+    reason = length_error(text)
+    verdict = "fits" if reason is None else f"does not fit: {reason}"
+    click.echo(f"{parsed.weighted_length}/{MAX_WEIGHTED_LENGTH} weighted characters: {verdict}")
+    sys.exit(0 if reason is None else 1)
+
+
+@main.command()
+def check() -> None:
+    """Print the effective settings (secrets masked) and where things live."""
+    settings = settings_or_exit()
+    for name, value in settings.masked().items():
+        click.echo(f"{name:20} {value}")
+    target = "the local sandbox" if settings.sandbox else "X"
+    click.echo(f"Talks to {target} at {settings.api_base} (authorize: {settings.authorize_url})")
+    click.echo(f"Store: {settings.store_path.resolve()}")
+    if settings.on_ephemeral_disk:
+        click.secho(
+            "warning: DYNO is set: this platform wipes the local disk on every restart and its "
+            "processes share no disk, so a local store file loses every token; use a server database",
+            fg="yellow",
+        )
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default: SANDBOX_PORT (8100).")
+def sandbox(host: str, port: int | None) -> None:
+    """Run the local stand-in for X (consent page, tokens, posts, timelines)."""
+    from sandbox.server import serve
+
+    settings = settings_or_exit()
+    serve(settings, host=host, port=port or settings.sandbox_port)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=None, help="Default: PORT (5000).")
+def web(host: str, port: int | None) -> None:
+    """Run the web app with gunicorn (as the Procfile's web line does)."""
+    settings = settings_or_exit()
+    from bot.processes import exec_gunicorn
+
+    exec_gunicorn(host, port or settings.port)
+
+
+@main.command()
+def run() -> None:
+    """Start everything: the web app, and the sandbox when no X credentials are set."""
+    settings = settings_or_exit()
+    from bot.processes import run_all
+
+    sys.exit(run_all(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""The records the bot keeps: accounts (who consented) and posts (what to say, when).
+
+Times are timezone-aware UTC datetimes in Python and ISO 8601 strings on disk.
+Tokens are plain text here and encrypted only by the store.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime, timezone
+from typing import Any
+
+# Account states
+ACTIVE = "active"
+NEEDS_RECONNECT = "needs_reconnect"
+DISCONNECTED = "disconnected"
+
+# Post states: scheduled → sending → posted | failed | canceled
+SCHEDULED = "scheduled"
+SENDING = "sending"
+POSTED = "posted"
+FAILED = "failed"
+CANCELED = "canceled"
+FINISHED = frozenset({POSTED, FAILED, CANCELED})
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def to_iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+class Record:
+    """A dataclass that converts to and from a JSON document (datetimes as ISO)."""
+
+    _times: tuple[str, ...] = ()
+    _tuples: tuple[str, ...] = ()
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = asdict(self)  # type: ignore[call-overload]
+        for name in self._times:
+            doc[name] = to_iso(doc[name])
+        for name in self._tuples:
+            doc[name] = list(doc[name])
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Any:
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        values = {k: v for k, v in doc.items() if k in known}
+        for name in cls._times:
+            if name in values:
+                values[name] = from_iso(values[name])
+        for name in cls._tuples:
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)
+
+
+@dataclass
+class Account(Record):
+    """An X user who granted the bot access."""
+
+    user_id: str
+    username: str
+    name: str = ""
+    scopes: tuple[str, ...] = ()
+    access_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_at: datetime | None = None
+    refreshed_at: datetime | None = None
+    connected_at: datetime | None = None
+    status: str = ACTIVE
+    last_error: str | None = None
+    refresh_failures: int = 0
+    next_refresh_at: datetime | None = None
+    alerted_status: str | None = None
+    hold_until: datetime | None = None
+    hold_reason: str | None = None
+
+    _times = ("expires_at", "refreshed_at", "connected_at", "next_refresh_at", "hold_until")
+    _tuples = ("scopes",)
+
+    @property
+    def handle(self) -> str:
+        return f"@{self.username}"
+
+
+@dataclass
+class Post(Record):
+    """One queued post, or a thread when it has several parts."""
+
+    id: int
+    account_id: str
+    parts: tuple[str, ...]
+    due_at: datetime
+    status: str = SCHEDULED
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    sending_since: datetime | None = None
+    tweet_ids: tuple[str | None, ...] = ()
+    posted_at: datetime | None = None
+    last_error: str | None = None
+    created_at: datetime | None = None
+    source: str = "cli"
+
+    _times = ("due_at", "next_attempt_at", "sending_since", "posted_at", "created_at")
+    _tuples = ("parts", "tweet_ids")
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+    @property
+    def text(self) -> str:
+        return self.parts[0]

@@ -1,0 +1,99 @@
+"""Crash-safe files: whole-file atomic replacement and an append-only JSON-lines log.
+
+A crash (even SIGKILL or power loss) at any instant leaves either the previous or
+the next content, never a torn file:
+- `atomic_write` writes a temp file in the same folder, fsyncs it, `os.replace`s
+  the target and fsyncs the folder so the rename itself is durable;
+- `AppendLog` appends lines, but only the bytes up to a *committed length*
+  (kept by the caller in the atomically replaced main file) count; bytes past
+  it belong to a transaction that never committed and are cut off.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+
+def fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Replace `path` with `payload` so that a crash leaves the old or the new file."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def encode(data: Any) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class AppendLog:
+    """An append-only JSON-lines file whose valid part ends at a committed length."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def discard_after(self, committed: int) -> None:
+        """Cut off what a transaction that never committed appended."""
+        if self.size() > committed:
+            with open(self.path, "r+b") as handle:
+                handle.truncate(committed)
+                os.fsync(handle.fileno())
+
+    def append(self, records: list[dict[str, Any]]) -> int:
+        """Append records durably; returns the new length, to be committed by the caller."""
+        payload = b"".join(encode(record) + b"\n" for record in records)
+        with open(self.path, "ab") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+            return handle.tell()
+
+    def read_all(self, committed: int) -> Iterator[dict[str, Any]]:
+        """Every committed record, oldest first."""
+        if committed <= 0:
+            return
+        with open(self.path, "rb") as handle:
+            for line in handle.read(committed).splitlines():
+                yield json.loads(line)
+
+    def read_newest(self, committed: int, block: int = 65536) -> Iterator[dict[str, Any]]:
+        """Committed records newest first, reading the file backwards in blocks."""
+        if committed <= 0:
+            return
+        with open(self.path, "rb") as handle:
+            end, carry = committed, b""
+            while end > 0:
+                start = max(0, end - block)
+                handle.seek(start)
+                chunk = handle.read(end - start) + carry
+                lines = chunk.split(b"\n")
+                carry = lines.pop(0) if start > 0 else b""
+                for line in reversed(lines):
+                    if line:
+                        yield json.loads(line)
+                end = start

@@ -1,0 +1,94 @@
+"""The `tweetbot` command, run as a real process in a scratch folder."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+TWEETBOT = str(Path(sys.executable).with_name("tweetbot"))
+
+
+def tweetbot(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items()
+             if k not in {"SECRET_KEY", "TOKEN_KEY", "ADMIN_PASSWORD", "X_CLIENT_ID", "DYNO"}}
+    return subprocess.run([TWEETBOT, *args], cwd=cwd, env={**clean, **(env or {})},
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_help_lists_the_commands(tmp_path: Path) -> None:
+    result = tweetbot(tmp_path, "--help")
+    assert result.returncode == 0
+    for command in ("init", "count", "check", "sandbox", "run"):
+        assert re.search(rf"^\s+{command}\s", result.stdout, re.M), command
+
+
+def test_init_writes_fresh_secrets_once(tmp_path: Path) -> None:
+    first = tweetbot(tmp_path, "init")
+    assert first.returncode == 0, first.stderr
+    values = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert set(values) == {"SECRET_KEY", "TOKEN_KEY", "ADMIN_PASSWORD"}
+    Fernet(values["TOKEN_KEY"])
+    assert len(values["SECRET_KEY"]) >= 32
+    assert f"Admin password (shown once): {values['ADMIN_PASSWORD']}" in first.stdout
+    assert (tmp_path / ".env").stat().st_mode & 0o077 == 0
+
+    again = tweetbot(tmp_path, "init")
+    assert again.returncode == 1 and "--force" in again.stderr
+    assert (tmp_path / ".env").read_text().count(values["SECRET_KEY"]) == 1
+
+    forced = tweetbot(tmp_path, "init", "--force")
+    assert forced.returncode == 0
+    assert values["SECRET_KEY"] not in (tmp_path / ".env").read_text()
+
+
+def test_check_masks_secrets_and_says_which_x(tmp_path: Path) -> None:
+    tweetbot(tmp_path, "init")
+    env_text = (tmp_path / ".env").read_text()
+    result = tweetbot(tmp_path, "check")
+    assert result.returncode == 0, result.stderr
+    assert "Talks to the local sandbox at http://127.0.0.1:8100" in result.stdout
+    assert f"Store: {tmp_path / 'data' / 'tweetbot.json'}" in result.stdout
+    for line in env_text.splitlines():
+        if "=" in line and not line.startswith("#"):
+            assert line.split("=", 1)[1] not in result.stdout
+    assert "DYNO" not in result.stdout
+
+    real = tweetbot(tmp_path, "check", env={"X_CLIENT_ID": "abc", "DYNO": "web.1"})
+    assert "Talks to X at https://api.twitter.com" in real.stdout
+    assert "warning: DYNO is set" in real.stdout
+
+
+@pytest.mark.parametrize("variable, value, expected", [
+    ("TOKEN_KEY", "nope", "TOKEN_KEY is malformed"),
+    ("PORT", "x", "PORT='x' is not a whole number"),
+])
+def test_a_bad_variable_stops_with_one_line(tmp_path: Path, variable: str, value: str, expected: str) -> None:
+    tweetbot(tmp_path, "init")
+    result = tweetbot(tmp_path, "check", env={variable: value})
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"tweetbot: configuration error: {expected}")
+    assert "Traceback" not in result.stderr
+
+
+def test_without_a_dotenv_commands_that_need_settings_say_how_to_fix_it(tmp_path: Path) -> None:
+    result = tweetbot(tmp_path, "check")
+    assert result.returncode == 2
+    assert "SECRET_KEY is not set: run `tweetbot init`" in result.stderr
+
+
+@pytest.mark.parametrize("text, code, shown", [
+    ("hello", 0, "5/280 weighted characters: fits"),
+    ("界" * 141, 1, "282/280 weighted characters: does not fit"),
+    ("x" * 256 + " https://example.com/a/long/path/that/counts/as/23", 0, "280/280 weighted characters: fits"),
+])
+def test_count(tmp_path: Path, text: str, code: int, shown: str) -> None:
+    result = tweetbot(tmp_path, "count", text)
+    assert result.returncode == code
+    assert result.stdout.startswith(shown)

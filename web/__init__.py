@@ -1,0 +1,52 @@
+"""The web app: admin sign-in, the consent flow, the dashboard, the health check.
+
+`create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
+settings then, never at import time. The store is opened lazily, once per process.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from flask import Flask, current_app
+
+from bot.settings import Settings, SettingsError, load_settings
+from bot.store import Repository, open_store
+
+log = logging.getLogger("tweetbot.web")
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    """Build the app; `test_config` may carry `SETTINGS` (a `Settings`) and Flask config."""
+    app = Flask(__name__)
+    config = dict(test_config or {})
+    settings: Settings = config.pop("SETTINGS", None) or _settings_or_exit()
+    app.config.update(SECRET_KEY=settings.secret_key, TWEETBOT_SETTINGS=settings)
+    app.config.update(config)
+
+    from web import health
+
+    app.register_blueprint(health.bp)
+    return app
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"tweetbot: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def settings() -> Settings:
+    """The running app's settings."""
+    return current_app.config["TWEETBOT_SETTINGS"]
+
+
+def store() -> Repository:
+    """The running app's store, opened on first use and shared by its threads."""
+    opened = current_app.extensions.get("tweetbot.store")
+    if opened is None:
+        opened = current_app.extensions["tweetbot.store"] = open_store(settings())
+    return opened
