@@ -6,14 +6,19 @@ with one line naming it instead of a traceback.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
 from cryptography.fernet import Fernet
 
+from bot.models import NEEDS_RECONNECT, Account, utcnow
 from bot.settings import Settings, SettingsError, load_settings
+from bot.store import Repository, open_store
+from bot.xclient import XClient
 
 
 def settings_or_exit() -> Settings:
@@ -25,9 +30,21 @@ def settings_or_exit() -> Settings:
         sys.exit(2)
 
 
+def configure_logging() -> None:
+    """One line per event on stdout, each with a stable `tweetbot.<part>` prefix."""
+    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """tweetbot: posts to X on your behalf, on a schedule."""
+
+
+def open_everything() -> tuple[Settings, Repository, XClient]:
+    """Settings, store and X client for a command that works on accounts."""
+    settings = settings_or_exit()
+    return settings, open_store(settings), XClient(settings)
 
 
 @main.command()
@@ -112,8 +129,80 @@ def web(host: str, port: int | None) -> None:
 
 
 @main.command()
+def worker() -> None:
+    """Run the worker: keep tokens fresh, post what is due (Procfile: worker)."""
+    from bot.worker import Worker
+
+    configure_logging()
+    settings, store, x = open_everything()
+    sys.exit(Worker(settings, store, x).run())
+
+
+@main.command()
+def accounts() -> None:
+    """List the connected accounts with their token health."""
+    _, store, _ = open_everything()
+    rows = store.list_accounts()
+    if not rows:
+        click.echo("No accounts yet: sign in to the web app and press Connect.")
+    for account in rows:
+        line = (f"{account.handle:20} {account.status:16} expires {relative(account.expires_at):14} "
+                f"refreshed {relative(account.refreshed_at):14} failures {account.refresh_failures}")
+        if account.last_error and account.status == NEEDS_RECONNECT:
+            line += f"  ({account.last_error})"
+        click.secho(line, fg="red" if needs_owner(account) else None)
+
+
+def needs_owner(account: Account) -> bool:
+    from bot.alerts import attention
+
+    return attention(account) != "ok"
+
+
+def relative(moment: datetime | None) -> str:
+    """"in 1 h 42 min", "3 min ago", or "never"."""
+    if moment is None:
+        return "never"
+    seconds = int((moment - utcnow()).total_seconds())
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    span = f"{hours} h {minutes} min" if hours else f"{minutes} min" if minutes else f"{abs(seconds)} s"
+    return f"in {span}" if seconds >= 0 else f"{span} ago"
+
+
+@main.command()
+@click.argument("handle", required=False)
+def refresh(handle: str | None) -> None:
+    """Refresh now the tokens of @HANDLE (default: every active account)."""
+    from datetime import timedelta
+
+    from bot.tokens import TokenKeeper
+
+    configure_logging()
+    settings, store, x = open_everything()
+    keeper = TokenKeeper(store, x, timedelta(seconds=settings.refresh_margin))
+    targets = store.list_accounts()
+    if handle:
+        found = store.find_account(handle)
+        if found is None:
+            click.secho(f"tweetbot: no account {handle}", fg="red", err=True)
+            sys.exit(1)
+        targets = [found]
+    failed = 0
+    for account in targets:
+        before = account.refresh_token
+        after = keeper.refresh_if_due(account.user_id, force=True)
+        if after is None or after.refresh_token == before:
+            failed += 1
+            reason = "the account is gone" if after is None else after.last_error or f"status {after.status}"
+            click.secho(f"{account.handle}: not refreshed ({reason})", fg="red")
+        else:
+            click.echo(f"{account.handle}: refreshed, expires {relative(after.expires_at)}")
+    sys.exit(1 if failed else 0)
+
+
+@main.command()
 def run() -> None:
-    """Start everything: the web app, and the sandbox when no X credentials are set."""
+    """Start everything: web app and worker, and the sandbox when no X credentials are set."""
     settings = settings_or_exit()
     from bot.processes import run_all
 

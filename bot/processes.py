@@ -21,9 +21,9 @@ def exec_gunicorn(host: str, port: int) -> None:
 
 
 def process_table(settings: Settings) -> dict[str, str]:
-    """The processes `tweetbot run` starts: name → shell command."""
+    """The processes `tweetbot run` starts (the sandbox only without X credentials): name → command."""
     tweetbot = shlex.quote(os.path.join(os.path.dirname(sys.executable), "tweetbot"))
-    table = {"web": shlex.join(gunicorn_command("127.0.0.1", settings.port))}
+    table = {"web": shlex.join(gunicorn_command("127.0.0.1", settings.port)), "worker": f"{tweetbot} worker"}
     if settings.sandbox:
         table["sandbox"] = f"{tweetbot} sandbox --port {settings.sandbox_port}"
     return table

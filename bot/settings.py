@@ -48,6 +48,7 @@ class Settings:
     store_path: Path
     timezone: str
     refresh_margin: int
+    refresh_every: int
     x_tier: str
     post_concurrency: int
     max_attempts: int
@@ -141,7 +142,8 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         port=port,
         store_path=Path(env.text("STORE_PATH", "data/tweetbot.json")),
         timezone=env.timezone("TIMEZONE", "UTC"),
-        refresh_margin=env.integer("REFRESH_MARGIN", 600, low=60, high=7000),
+        refresh_margin=env.integer("REFRESH_MARGIN", 600, low=1, high=7000),
+        refresh_every=env.integer("REFRESH_EVERY", 60, low=1, high=3600),
         x_tier=env.choice("X_TIER", "payg", TIERS),
         post_concurrency=env.integer("POST_CONCURRENCY", 4, low=1, high=64),
         max_attempts=env.integer("MAX_ATTEMPTS", 5, low=1, high=100),

@@ -60,7 +60,7 @@ def test_settings_are_frozen() -> None:
     ("TOKEN_KEY", "not-a-key", "TOKEN_KEY is malformed"),
     ("ADMIN_PASSWORD", "short", "ADMIN_PASSWORD is too short"),
     ("PORT", "eighty", "PORT='eighty' is not a whole number"),
-    ("REFRESH_MARGIN", "5", "REFRESH_MARGIN=5 is out of range"),
+    ("REFRESH_MARGIN", "7001", "REFRESH_MARGIN=7001 is out of range"),
     ("TIMEZONE", "Mars/Olympus", "TIMEZONE='Mars/Olympus' is not a time zone"),
     ("X_TIER", "gold", "X_TIER='gold' is not one of"),
     ("X_API_BASE", "api.x.com", "X_API_BASE='api.x.com' is not a URL"),

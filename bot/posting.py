@@ -1,0 +1,274 @@
+"""Posting: every queued post goes out once, on time, or fails with a reason a person can act on.
+
+X has no idempotency key. A timeout after X stored a post looks like a failure,
+and retrying it makes a duplicate. So a post is marked `sending` durably before
+X is called and its outcome is stored durably after; a post whose call ended
+without a clear answer is *uncertain* and is settled by reading the account's
+recent posts before anything is retried.
+
+Posts of different accounts go out in parallel (POST_CONCURRENCY threads); one
+account's posts go out in order, one at a time. A thread posts part by part,
+storing each part's id as soon as it exists, and resumes at the first part
+without one.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import re
+import unicodedata
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+
+from bot.models import ACTIVE, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
+from bot.settings import Settings
+from bot.store import Repository
+from bot.tokens import TokenKeeper, backoff
+from bot.xclient import (XBadRequest, XClient, XError, XForbidden, XRateLimited, XUnauthorized,
+                         XUnavailable, XUsageCapped)
+
+log = logging.getLogger("tweetbot.posting")
+
+SETTLE_LOOKBACK = timedelta(minutes=5)  # X's clock and ours may disagree a little
+USAGE_CAP_HOLD = timedelta(hours=1)
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+class AccountUnusable(Exception):
+    """The account cannot call X now (needs reconnecting, or its token is gone)."""
+
+
+def comparable(text: str) -> str:
+    """Text as X may echo it back: NFC, HTML entities undone, URLs (t.co-wrapped) blanked, spaces folded."""
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    return " ".join(_URL.sub("<url>", text).split())
+
+
+def is_due(post: Post, account: Account | None, now: datetime) -> bool:
+    """Whether the worker should send this post now."""
+    if post.status != SCHEDULED or post.due_at > now:
+        return False
+    if post.next_attempt_at is not None and post.next_attempt_at > now:
+        return False
+    if account is None or account.status != ACTIVE:
+        return False
+    return account.hold_until is None or account.hold_until <= now
+
+
+class Dispatcher:
+    """Sends due posts; one task per account at a time, on a small thread pool."""
+
+    def __init__(self, settings: Settings, store: Repository, x: XClient, tokens: TokenKeeper,
+                 clock: Callable[[], datetime] = utcnow, should_stop: Callable[[], bool] = lambda: False) -> None:
+        self.settings = settings
+        self.store = store
+        self.x = x
+        self.tokens = tokens
+        self.clock = clock
+        self.should_stop = should_stop
+        self.pool = ThreadPoolExecutor(max_workers=settings.post_concurrency, thread_name_prefix="post")
+        self.in_flight: dict[str, Future[None]] = {}
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def dispatch_due(self) -> int:
+        """Start a sending task for each account with due posts and none in flight; how many started."""
+        self._reap()
+        now = self.clock()
+        accounts = {a.user_id: a for a in self.store.list_accounts()}
+        started = 0
+        for post in self.store.queued_posts():
+            if post.account_id in self.in_flight or not is_due(post, accounts.get(post.account_id), now):
+                continue
+            self.in_flight[post.account_id] = self.pool.submit(self._send_account, post.account_id)
+            started += 1
+        return started
+
+    def settle_stale(self, older_than: timedelta | None = None) -> int:
+        """Settle posts left `sending` (by a crash, or a call that never answered); how many.
+
+        `older_than=None` settles every one (start-up: nothing of ours is in flight yet).
+        """
+        now = self.clock()
+        settled = 0
+        for post in self.store.queued_posts():
+            if post.status != SENDING or post.account_id in self.in_flight:
+                continue
+            if older_than is not None and post.sending_since and now - post.sending_since < older_than:
+                continue
+            self.settle(post)
+            settled += 1
+        return settled
+
+    def shutdown(self) -> None:
+        """Wait for the posts in flight to be settled one way or the other."""
+        self.pool.shutdown(wait=True)
+
+    def _reap(self) -> None:
+        for account_id, future in list(self.in_flight.items()):
+            if future.done():
+                del self.in_flight[account_id]
+                if future.exception() is not None:
+                    log.error("sending for account %s failed unexpectedly", account_id,
+                              exc_info=future.exception())
+
+    # -- one account's posts, in order -----------------------------------------------
+
+    def _send_account(self, account_id: str) -> None:
+        while not self.should_stop():
+            now = self.clock()
+            account = self.store.get_account(account_id)
+            due = [p for p in self.store.queued_posts(account_id) if is_due(p, account, now)]
+            if not due:
+                return
+            self.send(due[0])
+
+    def send(self, post: Post) -> Post:
+        """Claim the post, send its missing parts, record the outcome."""
+        claimed = self._claim(post.id)
+        if claimed is None:
+            return post
+        return self._send_parts(claimed)
+
+    def _claim(self, post_id: int) -> Post | None:
+        """Mark the post `sending` durably before X is called (None: someone else has it)."""
+        with self.store.transaction():
+            post = self.store.get_post(post_id)
+            if post is None or post.status != SCHEDULED:
+                return None
+            post = self.store.update_post(post_id, status=SENDING, sending_since=self.clock(),
+                                          attempts=post.attempts + 1)
+            self.store.record_event("sending", post.account_id, post.id, at=self.clock())
+        return post
+
+    def _send_parts(self, post: Post) -> Post:
+        for index, text in enumerate(post.parts):
+            if index < len(post.tweet_ids) and post.tweet_ids[index]:
+                continue
+            reply_to = post.tweet_ids[index - 1] if index else None
+            try:
+                tweet_id = self._create(post.account_id, text, reply_to)
+            except XUnavailable as exc:
+                log.warning("post %s part %d: no clear answer from X (%s); settling", post.id, index + 1, exc)
+                return self.settle(post, str(exc))
+            except XRateLimited as exc:
+                return self._hold(post, exc.reset_at, f"rate limited by X until {exc.reset_at.isoformat()}")
+            except XUsageCapped as exc:
+                return self._hold(post, self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
+            except AccountUnusable as exc:
+                return self._hold(post, None, str(exc))
+            except (XForbidden, XBadRequest, XUnauthorized, XError) as exc:
+                return self._fail(post, index, exc)
+            post = self._record_part(post, index, tweet_id)
+        return self._posted(post)
+
+    def _create(self, account_id: str, text: str, reply_to: str | None) -> str:
+        """POST /2/tweets with a fresh token; on a 401, refresh once and retry once."""
+        token = self.tokens.fresh_access_token(account_id)
+        if token is None:
+            raise AccountUnusable("the account cannot post until it is reconnected")
+        try:
+            return self.x.api(token).create_post(text, reply_to)
+        except XUnauthorized:
+            token = self.tokens.after_unauthorized(account_id, token)
+            if token is None:
+                raise AccountUnusable("X refused the account's token and it could not be refreshed") from None
+            return self.x.api(token).create_post(text, reply_to)
+
+    # -- outcomes (each one durable) ------------------------------------------------------
+
+    def _record_part(self, post: Post, index: int, tweet_id: str) -> Post:
+        ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
+        ids[index] = tweet_id
+        return self.store.update_post(post.id, tweet_ids=tuple(ids))
+
+    def _posted(self, post: Post) -> Post:
+        with self.store.transaction():
+            done = self.store.update_post(post.id, status=POSTED, posted_at=self.clock(), last_error=None)
+            self.store.record_event("posted", post.account_id, post.id, detail=",".join(map(str, done.tweet_ids)),
+                                    at=self.clock())
+        log.info("post %s is out: %s", post.id, ", ".join(map(str, done.tweet_ids)))
+        return done
+
+    def _fail(self, post: Post, index: int, exc: XError) -> Post:
+        where = f"part {index + 1}: " if len(post.parts) > 1 else ""
+        reason = f"{where}X refused it ({exc.status}): {exc}"
+        with self.store.transaction():
+            failed = self.store.update_post(post.id, status=FAILED, last_error=reason)
+            self.store.record_event("failed", post.account_id, post.id, detail=reason, at=self.clock())
+            if isinstance(exc, XUnauthorized):
+                self.store.update_account(post.account_id, last_error=f"X refused the access token twice: {exc}")
+        log.warning("post %s failed: %s", post.id, reason)
+        return failed
+
+    def _hold(self, post: Post, until: datetime | None, reason: str) -> Post:
+        """Put the post back, uncounted, and hold the account's queue until `until`."""
+        with self.store.transaction():
+            held = self.store.update_post(post.id, status=SCHEDULED, attempts=max(post.attempts - 1, 0),
+                                          last_error=reason)
+            if until is not None:
+                self.store.update_account(post.account_id, hold_until=until, hold_reason=reason)
+            self.store.record_event("held", post.account_id, post.id, detail=reason, at=self.clock())
+        log.warning("post %s held: %s", post.id, reason)
+        return held
+
+    # -- settling uncertain posts ------------------------------------------------------------
+
+    def settle(self, post: Post, why: str | None = None) -> Post:
+        """Find out which parts X has, by reading the account's recent posts; resume or retry later."""
+        try:
+            settled = self._adopt_found_parts(post)
+        except (XError, AccountUnusable) as exc:
+            log.warning("post %s: cannot settle yet (%s); it stays sending", post.id, exc)
+            return post
+        if all(settled.tweet_ids) and len(settled.tweet_ids) == len(settled.parts):
+            return self._posted(settled)
+        if settled.tweet_ids != post.tweet_ids:
+            return self._resume(settled)
+        return self._retry_later(settled, why)
+
+    def _adopt_found_parts(self, post: Post) -> Post:
+        token = self.tokens.fresh_access_token(post.account_id)
+        if token is None:
+            raise AccountUnusable("the account cannot read its posts until it is reconnected")
+        since = (post.sending_since or self.clock()) - SETTLE_LOOKBACK
+        recent = self.x.api(token).recent_posts(post.account_id, since=since)
+        known = {tid for tid in post.tweet_ids if tid}
+        ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
+        for index, text in enumerate(post.parts):
+            if ids[index]:
+                continue
+            match = next((r["id"] for r in reversed(recent)
+                          if r["id"] not in known and comparable(r["text"]) == comparable(text)), None)
+            if match is None:
+                break
+            ids[index] = match
+            known.add(match)
+            log.info("post %s part %d was stored by X after all: %s", post.id, index + 1, match)
+        if tuple(ids) != post.tweet_ids:
+            post = self.store.update_post(post.id, tweet_ids=tuple(ids))
+        return post
+
+    def _resume(self, post: Post) -> Post:
+        """The uncertain part was stored after all: the rest of the thread goes out at once."""
+        with self.store.transaction():
+            again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=None)
+            self.store.record_event("resumed", post.account_id, post.id, at=self.clock())
+        return again
+
+    def _retry_later(self, post: Post, why: str | None) -> Post:
+        if post.attempts >= self.settings.max_attempts:
+            reason = f"gave up after {post.attempts} attempts without a clear answer from X ({why or 'unknown'})"
+            with self.store.transaction():
+                failed = self.store.update_post(post.id, status=FAILED, last_error=reason)
+                self.store.record_event("failed", post.account_id, post.id, detail=reason, at=self.clock())
+            return failed
+        retry_at = self.clock() + backoff(post.attempts)
+        with self.store.transaction():
+            again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=retry_at,
+                                           last_error=why)
+            self.store.record_event("retry", post.account_id, post.id,
+                                    detail=f"not found at X; retrying at {retry_at.isoformat()}", at=self.clock())
+        log.info("post %s was not stored by X; retrying at %s", post.id, retry_at.isoformat())
+        return again

@@ -1,0 +1,148 @@
+"""Keeping every account's tokens alive.
+
+X's access tokens live two hours and every refresh spends the refresh token it
+used. An account is lost for good when the new pair X issued is not stored (a
+crash between X's answer and our write), or when two processes refresh at once
+(the second one spends a token the first already spent). So a refresh
+- holds the account's lock, across processes (worker, web callback, CLI),
+- re-reads the account under it and stops if someone else already refreshed,
+- writes the new pair durably before it does anything else,
+- on "token invalid" re-reads once more before declaring the account dead.
+Network errors and 5xx never mark an account dead; they back off and retry.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from bot.models import ACTIVE, NEEDS_RECONNECT, Account, utcnow
+from bot.store import Repository
+from bot.xclient import TokenRejected, TokenSet, XClient, XError
+
+log = logging.getLogger("tweetbot.tokens")
+
+LAZY_MARGIN = timedelta(minutes=1)
+BACKOFF_FIRST = timedelta(seconds=15)
+BACKOFF_MAX = timedelta(minutes=15)
+
+
+def backoff(failures: int) -> timedelta:
+    """The wait after the n-th consecutive failure: 15 s, 30 s, 1 min … up to 15 min."""
+    return min(BACKOFF_FIRST * 2 ** max(failures - 1, 0), BACKOFF_MAX)
+
+
+def expires_within(account: Account, margin: timedelta, now: datetime) -> bool:
+    return account.expires_at is None or account.expires_at - now <= margin
+
+
+def refresh_due(account: Account, margin: timedelta, now: datetime) -> bool:
+    """Whether the proactive refresh should spend this account's refresh token now."""
+    backing_off = account.next_refresh_at is not None and account.next_refresh_at > now
+    return (account.status == ACTIVE and bool(account.refresh_token) and not backing_off
+            and expires_within(account, margin, now))
+
+
+class TokenKeeper:
+    """Refreshes accounts' tokens safely; see the module docstring for the rules."""
+
+    def __init__(self, store: Repository, x: XClient, margin: timedelta,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.store = store
+        self.x = x
+        self.margin = margin
+        self.clock = clock
+
+    def refresh_all_due(self, should_stop: Callable[[], bool] = lambda: False) -> int:
+        """Refresh every account whose token expires within the margin; how many were refreshed."""
+        refreshed = 0
+        for account in self.store.list_accounts():
+            if should_stop():
+                break
+            if refresh_due(account, self.margin, self.clock()):
+                before = account.refresh_token
+                after = self.refresh_if_due(account.user_id)
+                refreshed += after is not None and after.refresh_token != before
+        return refreshed
+
+    def refresh_if_due(self, user_id: str, force: bool = False) -> Account | None:
+        """Refresh the account if it still needs it once we hold its lock (always, with `force`)."""
+        with self.store.account_lock(user_id):
+            account = self.store.get_account(user_id)
+            if account is None or account.status != ACTIVE or not account.refresh_token:
+                return account
+            if not force and not refresh_due(account, self.margin, self.clock()):
+                return account
+            return self._refresh_locked(account)
+
+    def fresh_access_token(self, user_id: str) -> str | None:
+        """The access token to call X with, refreshed first if it expires within a minute."""
+        account = self.store.get_account(user_id)
+        if account is not None and expires_within(account, LAZY_MARGIN, self.clock()):
+            with self.store.account_lock(user_id):
+                account = self.store.get_account(user_id)
+                if account is not None and account.status == ACTIVE and \
+                        expires_within(account, LAZY_MARGIN, self.clock()):
+                    account = self._refresh_locked(account)
+        return None if account is None or account.status != ACTIVE else account.access_token
+
+    def after_unauthorized(self, user_id: str, rejected_access_token: str) -> str | None:
+        """X said 401 to this access token: refresh once, unless someone already did."""
+        with self.store.account_lock(user_id):
+            account = self.store.get_account(user_id)
+            if account is None or account.status != ACTIVE:
+                return None
+            if account.access_token == rejected_access_token:
+                account = self._refresh_locked(account)
+            return account.access_token if account.status == ACTIVE else None
+
+    # -- under the account's lock ---------------------------------------------------
+
+    def _refresh_locked(self, account: Account) -> Account:
+        try:
+            tokens = self.x.refresh(account.refresh_token or "")
+        except TokenRejected as exc:
+            return self._rejected(account, exc)
+        except XError as exc:
+            return self._failed(account, exc)
+        return self._store_new_pair(account, tokens)
+
+    def _store_new_pair(self, account: Account, tokens: TokenSet) -> Account:
+        """The first thing after X's answer: the new pair, durably."""
+        with self.store.transaction():
+            updated = self.store.update_account(
+                account.user_id, access_token=tokens.access_token,
+                refresh_token=tokens.refresh_token or account.refresh_token,
+                expires_at=tokens.expires_at, scopes=tokens.scopes or account.scopes,
+                refreshed_at=self.clock(), status=ACTIVE, last_error=None, refresh_failures=0,
+                next_refresh_at=None)
+            self.store.record_event("refreshed", account.user_id, at=self.clock())
+        log.info("refreshed %s; the access token expires at %s", account.handle, tokens.expires_at.isoformat())
+        return updated
+
+    def _rejected(self, account: Account, exc: TokenRejected) -> Account:
+        """X called the refresh token invalid: dead, unless another process had refreshed it."""
+        current = self.store.get_account(account.user_id)
+        if current is None or current.refresh_token != account.refresh_token:
+            log.info("%s was refreshed elsewhere meanwhile; using the new token", account.handle)
+            return current  # type: ignore[return-value]
+        reason = f"X refused the refresh token ({exc}); the owner must reconnect"
+        with self.store.transaction():
+            updated = self.store.update_account(account.user_id, status=NEEDS_RECONNECT, last_error=reason,
+                                                refresh_failures=account.refresh_failures + 1)
+            self.store.record_event("needs_reconnect", account.user_id, detail=reason, at=self.clock())
+        log.warning("%s needs reconnecting: %s", account.handle, reason)
+        return updated
+
+    def _failed(self, account: Account, exc: XError) -> Account:
+        """A passing failure (network, 5xx, rate limit): back off, never declare the account dead."""
+        failures = account.refresh_failures + 1
+        retry_at = self.clock() + backoff(failures)
+        reason = f"{type(exc).__name__}: {exc}"
+        with self.store.transaction():
+            updated = self.store.update_account(account.user_id, refresh_failures=failures,
+                                                last_error=reason, next_refresh_at=retry_at)
+            self.store.record_event("refresh_failed", account.user_id, detail=reason, at=self.clock())
+        log.warning("refreshing %s failed (%d in a row): %s; retrying at %s",
+                    account.handle, failures, reason, retry_at.isoformat())
+        return updated

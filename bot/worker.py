@@ -1,0 +1,126 @@
+"""The worker: one `schedule.Scheduler` that keeps tokens fresh and posts what is due.
+
+It sleeps until the next job is due. One job's exception is logged with its
+traceback and never stops the loop. SIGTERM or SIGINT only sets a flag: the
+job in hand finishes (a refresh is stored, not abandoned) and the loop exits 0;
+a second signal exits at once. A PaaS sends SIGTERM and kills 30 s later.
+"""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any
+
+import schedule
+
+from bot import alerts
+from bot.models import to_iso, utcnow
+from bot.posting import Dispatcher
+from bot.settings import Settings
+from bot.store import Repository
+from bot.tokens import TokenKeeper
+from bot.xclient import XClient
+
+log = logging.getLogger("tweetbot.worker")
+
+HEARTBEAT_EVERY = 30  # seconds; the web's /healthz alarms after 120
+DISPATCH_EVERY = 1
+SETTLE_EVERY = 60
+
+
+class Worker:
+    """The long-running process behind `tweetbot worker`."""
+
+    def __init__(self, settings: Settings, store: Repository, x: XClient,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.tokens = TokenKeeper(store, x, timedelta(seconds=settings.refresh_margin), clock)
+        self._stop = threading.Event()
+        self.dispatcher = Dispatcher(settings, store, x, self.tokens, clock, should_stop=self._stop.is_set)
+        self.scheduler = schedule.Scheduler()
+        self._signals = 0
+
+    # -- jobs ------------------------------------------------------------------------
+
+    def heartbeat(self) -> None:
+        self.store.set_meta("worker_heartbeat", to_iso(self.clock()))
+
+    def refresh_due_tokens(self) -> None:
+        self.tokens.refresh_all_due(should_stop=self._stop.is_set)
+        alerts.notify_changes(self.store, self.settings.alert_webhook_url, self.settings.http_timeout)
+
+    def dispatch(self) -> None:
+        self.dispatcher.dispatch_due()
+
+    def settle_stale_posts(self) -> None:
+        """Posts left `sending` longer than any call can take: settle them."""
+        self.dispatcher.settle_stale(older_than=timedelta(seconds=2 * self.settings.http_timeout + 30))
+
+    def schedule_jobs(self) -> None:
+        every = self.settings.refresh_every
+        self.scheduler.every(DISPATCH_EVERY).seconds.do(self._guarded, self.dispatch).tag("dispatch")
+        self.scheduler.every(every).seconds.do(self._guarded, self.refresh_due_tokens).tag("refresh")
+        self.scheduler.every(SETTLE_EVERY).seconds.do(self._guarded, self.settle_stale_posts).tag("settle")
+        self.scheduler.every(HEARTBEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
+
+    def settle_left_sending(self) -> None:
+        """At start-up every post still `sending` was left by a crash: settle it before anything."""
+        settled = self.dispatcher.settle_stale(older_than=None)
+        if settled:
+            log.info("settled %d post(s) left sending by the previous run", settled)
+
+    def _guarded(self, job: Callable[[], Any]) -> None:
+        """Run a job; its exception is logged, and the loop goes on."""
+        if self._stop.is_set():
+            return
+        try:
+            job()
+        except Exception:
+            log.exception("job %s failed; the worker carries on", job.__name__)
+
+    # -- loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Run until a signal asks us to stop; the exit code."""
+        self._install_signal_handlers()
+        self.schedule_jobs()
+        log.info("started (refresh every %ss, margin %ss)", self.settings.refresh_every,
+                 self.settings.refresh_margin)
+        try:
+            self._guarded(self.settle_left_sending)
+            self.scheduler.run_all()  # a fresh start checks everything at once
+            while not self._stop.is_set():
+                self.scheduler.run_pending()
+                self._stop.wait(self._idle_seconds())
+        finally:
+            self.dispatcher.shutdown()
+            self.scheduler.clear()
+            log.info("stopped")
+        return 0
+
+    def _idle_seconds(self) -> float:
+        idle = self.scheduler.idle_seconds
+        return 1.0 if idle is None else min(max(idle, 0.0), 60.0)
+
+    def stop(self) -> None:
+        """Finish the job in hand, then leave the loop."""
+        self._stop.set()
+
+    def _install_signal_handlers(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._signals += 1
+        name = signal.Signals(signum).name
+        if self._signals > 1:
+            log.warning("second %s: exiting now", name)
+            raise SystemExit(1)
+        log.info("%s received: finishing the job in hand, then exiting", name)
+        self._stop.set()

@@ -1,0 +1,293 @@
+"""The X client seam: every call tweetbot makes to X (or the sandbox) goes through here.
+
+tweepy objects are built here, with the transport adapter mounted on their
+`requests` sessions (see `bot.transport`) and a timeout on every call. tweepy's,
+oauthlib's and requests' exceptions are translated here, at the edge, into the
+small error tree below, so the rest of the bot handles X's failures by kind.
+"""
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import requests
+import tweepy
+from oauthlib.oauth2 import OAuth2Error
+
+from bot.models import utcnow
+from bot.settings import Settings
+from bot.transport import TWEEPY_API_BASE, mount_api_base
+
+TOKEN_URL = TWEEPY_API_BASE + "/2/oauth2/token"
+REVOKE_URL = TWEEPY_API_BASE + "/2/oauth2/revoke"
+
+
+# -- errors -------------------------------------------------------------------------
+
+class XError(Exception):
+    """Base of every failure talking to X; `status` is the HTTP status when there was one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class XUnavailable(XError):
+    """X did not answer clearly (5xx, timeout, dropped connection): the request may have taken effect."""
+
+
+class XUnauthorized(XError):
+    """401: the access token is expired, revoked or unknown."""
+
+
+class XForbidden(XError):
+    """403: X refuses this request for good (duplicate content, missing scope, policy)."""
+
+    @property
+    def duplicate(self) -> bool:
+        return "duplicate content" in str(self).lower()
+
+
+class XBadRequest(XError):
+    """400: X refuses the request as malformed (too long, unknown field)."""
+
+
+class XNotFound(XError):
+    """404: no such resource."""
+
+
+class XRateLimited(XError):
+    """429: too many requests until `reset_at`."""
+
+    def __init__(self, message: str, reset_at: datetime, status: int = 429) -> None:
+        super().__init__(message, status)
+        self.reset_at = reset_at
+
+
+class XUsageCapped(XError):
+    """402 or the 429 usage cap: the app's plan has no room left; a person must act."""
+
+
+class TokenRejected(XError):
+    """The token endpoint refused a code or refresh token as invalid, spent or revoked."""
+
+
+class ClientRejected(XError):
+    """The token endpoint refused our client credentials (wrong id or secret): a configuration error."""
+
+
+# -- tokens -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TokenSet:
+    """What the token endpoint grants."""
+
+    access_token: str
+    refresh_token: str | None
+    expires_at: datetime
+    scopes: tuple[str, ...]
+
+    @classmethod
+    def from_response(cls, token: dict[str, Any], received_at: datetime) -> TokenSet:
+        scope = token.get("scope") or ()
+        scopes = tuple(scope.split() if isinstance(scope, str) else scope)
+        expires_in = float(token.get("expires_in", 7200))
+        return cls(token["access_token"], token.get("refresh_token"),
+                   received_at + timedelta(seconds=expires_in), scopes)
+
+
+@dataclass(frozen=True)
+class ConsentStart:
+    """Where to send the browser, and what the callback must be checked against."""
+
+    url: str
+    state: str
+    code_verifier: str
+
+
+def states_match(expected: str | None, received: str | None) -> bool:
+    """Constant-time comparison of the OAuth `state`."""
+    return bool(expected) and bool(received) and hmac.compare_digest(str(expected), str(received))
+
+
+class XClient:
+    """Builds tweepy objects for the configured X (or sandbox) and translates their errors."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # -- OAuth ----------------------------------------------------------------------
+
+    def oauth_handler(self) -> tweepy.OAuth2UserHandler:
+        """tweepy's handler for our client, reaching X through the transport seam."""
+        settings = self.settings
+        handler = tweepy.OAuth2UserHandler(client_id=settings.x_client_id, redirect_uri=settings.redirect_uri,
+                                           scope=list(settings.scopes), client_secret=settings.x_client_secret)
+        mount_api_base(handler, settings.api_base, settings.http_timeout)
+        for hook in ("access_token_response", "refresh_token_response"):
+            handler.register_compliance_hook(hook, _raise_for_server_error)
+        return handler
+
+    def start_consent(self) -> ConsentStart:
+        """A fresh PKCE verifier and state, and the authorize URL that carries them."""
+        handler = self.oauth_handler()
+        verifier = handler._client.create_code_verifier(128)
+        challenge = handler._client.create_code_challenge(verifier, "S256")
+        url, state = handler.authorization_url(self.settings.authorize_url, code_challenge=challenge,
+                                               code_challenge_method="S256")
+        return ConsentStart(url, state, verifier)
+
+    def exchange_code(self, code: str, code_verifier: str) -> TokenSet:
+        """Trade the callback's code (with the flow's verifier) for tokens.
+
+        The caller has checked `state` already. The code goes in directly rather
+        than as the callback URL, so oauthlib's https check does not apply to a
+        local http callback.
+        """
+        handler = self.oauth_handler()
+        received_at = utcnow()
+        token = self._token_call(lambda: handler.fetch_token(
+            TOKEN_URL, code=code, code_verifier=code_verifier, include_client_id=True,
+            timeout=self.settings.http_timeout))
+        return TokenSet.from_response(token, received_at)
+
+    def refresh(self, refresh_token: str) -> TokenSet:
+        """Spend `refresh_token` for a new pair. The caller must store the result at once."""
+        handler = self.oauth_handler()
+        extra = {} if self.settings.confidential_client else {"client_id": self.settings.x_client_id}
+        received_at = utcnow()
+        token = self._token_call(lambda: handler.refresh_token(
+            TOKEN_URL, refresh_token=refresh_token, timeout=self.settings.http_timeout, **extra))
+        return TokenSet.from_response(token, received_at)
+
+    def revoke(self, token: str) -> None:
+        """Revoke a token at X (disconnect)."""
+        handler = self.oauth_handler()
+        data = {"token": token, "token_type_hint": "access_token"}
+        if not self.settings.confidential_client:
+            data["client_id"] = self.settings.x_client_id
+        response = _call(lambda: handler.post(REVOKE_URL, data=data, withhold_token=True,
+                                              timeout=self.settings.http_timeout))
+        _raise_for_server_error(response)
+        if response.status_code >= 400:
+            raise XError(f"revoke refused: {response.status_code} {response.text[:200]}", response.status_code)
+
+    @staticmethod
+    def _token_call(call: Any) -> dict[str, Any]:
+        try:
+            return _call(call)
+        except OAuth2Error as exc:
+            description = exc.description or exc.error
+            if exc.error in ("unauthorized_client", "invalid_client"):
+                raise ClientRejected(f"X refused the client credentials: {description}",
+                                     exc.status_code) from exc
+            raise TokenRejected(f"X refused the token: {description}", exc.status_code) from exc
+
+    # -- API ----------------------------------------------------------------------------
+
+    def api(self, access_token: str) -> XApi:
+        """The API as the user whose access token this is."""
+        client = tweepy.Client(bearer_token=access_token)
+        mount_api_base(client.session, self.settings.api_base, self.settings.http_timeout)
+        return XApi(client)
+
+
+class XApi:
+    """The endpoints the bot uses, as one user (OAuth 2.0 user context: `user_auth=False`)."""
+
+    def __init__(self, client: tweepy.Client) -> None:
+        self.client = client
+
+    def me(self) -> dict[str, str]:
+        response = _api_call(lambda: self.client.get_me(user_auth=False))
+        return {"id": str(response.data.id), "username": response.data.username, "name": response.data.name}
+
+    def create_post(self, text: str, reply_to: str | None = None) -> str:
+        """Post `text` (as a reply to `reply_to` in a thread); returns the new post's id."""
+        response = _api_call(lambda: self.client.create_tweet(
+            text=text, in_reply_to_tweet_id=reply_to, user_auth=False))
+        return str(response.data["id"])
+
+    def delete_post(self, post_id: str) -> None:
+        _api_call(lambda: self.client.delete_tweet(post_id, user_auth=False))
+
+    def recent_posts(self, user_id: str, since: datetime | None = None,
+                     max_results: int = 100) -> list[dict[str, str]]:
+        """The user's posts, newest first (since `since`, when given)."""
+        start = None if since is None else since.astimezone(timezone.utc).replace(microsecond=0)
+        response = _api_call(lambda: self.client.get_users_tweets(
+            user_id, max_results=max_results, start_time=start, user_auth=False))
+        return [{"id": str(post.id), "text": post.text} for post in response.data or []]
+
+
+# -- translation at the edge ---------------------------------------------------------
+
+def _call(call: Any) -> Any:
+    try:
+        return call()
+    except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
+        raise XUnavailable(f"X did not answer: {type(exc).__name__}") from exc
+
+
+def _raise_for_server_error(response: requests.Response) -> requests.Response:
+    if response.status_code >= 500:
+        raise XUnavailable(f"X answered {response.status_code}", response.status_code)
+    if response.status_code == 429:
+        raise _rate_limited(response)
+    return response
+
+
+def _api_call(call: Any) -> Any:
+    try:
+        return _call(call)
+    except tweepy.TooManyRequests as exc:
+        raise _rate_limited(exc.response) from exc
+    except tweepy.Unauthorized as exc:
+        raise XUnauthorized(_detail(exc), 401) from exc
+    except tweepy.Forbidden as exc:
+        raise XForbidden(_detail(exc), 403) from exc
+    except tweepy.BadRequest as exc:
+        raise XBadRequest(_detail(exc), 400) from exc
+    except tweepy.NotFound as exc:
+        raise XNotFound(_detail(exc), 404) from exc
+    except tweepy.TwitterServerError as exc:
+        raise XUnavailable(_detail(exc), exc.response.status_code) from exc
+    except tweepy.HTTPException as exc:
+        status = exc.response.status_code
+        if status == 402:
+            raise XUsageCapped(_detail(exc), 402) from exc
+        raise XError(_detail(exc), status) from exc
+
+
+def _rate_limited(response: requests.Response) -> XError:
+    body = _json(response)
+    if body.get("title") == "UsageCapExceeded" or "usage-capped" in str(body.get("type", "")):
+        return XUsageCapped(body.get("detail") or "usage cap exceeded", 429)
+    reset = response.headers.get("x-user-limit-24hour-reset") if _daily_exhausted(response) else None
+    reset = reset or response.headers.get("x-rate-limit-reset")
+    reset_at = (datetime.fromtimestamp(int(reset), timezone.utc) if reset and reset.isdigit()
+                else utcnow() + timedelta(minutes=15))
+    return XRateLimited(body.get("detail") or "Too Many Requests", reset_at)
+
+
+def _daily_exhausted(response: requests.Response) -> bool:
+    return response.headers.get("x-user-limit-24hour-remaining") == "0"
+
+
+def _json(response: requests.Response | None) -> dict[str, Any]:
+    try:
+        body = response.json() if response is not None else {}
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _detail(exc: tweepy.HTTPException) -> str:
+    """X's own words: the problem's detail, else its errors' messages, else the status."""
+    body = _json(exc.response)
+    if body.get("detail"):
+        return str(body["detail"])
+    messages = [str(e.get("message") or e.get("detail")) for e in body.get("errors", []) if isinstance(e, dict)]
+    return "; ".join(messages) or f"X answered {exc.response.status_code}"
