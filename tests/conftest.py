@@ -1,10 +1,26 @@
-"""Shared fixtures. The reference material lives in ../shared/reference/ beside the clone."""
+"""Shared fixtures. The reference material lives in ../shared/reference/ beside the clone.
+
+Sandbox fixtures: `sandbox_server` (session: one real `tweetbot sandbox` process),
+`sandbox` (a `SandboxControl` on a freshly reset sandbox), `xcheck` (validates X's
+answers against the OpenAPI spec), and `tweetbot_env()` to launch other real processes
+(web, worker) against the sandbox.
+"""
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
+from cryptography.fernet import Fernet
+
+from sandbox_helpers import SandboxControl, SpecRecorder, x_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,3 +36,126 @@ def reference_dir() -> Path:
 @pytest.fixture(scope="session")
 def reference() -> Path:
     return reference_dir()
+
+
+# --- the sandbox: a real `tweetbot sandbox` process, shared by the whole session ----------
+
+TWEETBOT = str(Path(sys.executable).with_name("tweetbot"))
+SANDBOX_CLIENT_ID = "sandbox-client"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"
+SANDBOX_PUBLIC_URL = "http://127.0.0.1:5000"
+# Variables a developer's shell may hold that would change what a child process does.
+_FOREIGN = ("SECRET_KEY", "TOKEN_KEY", "ADMIN_PASSWORD", "X_CLIENT_ID", "X_CLIENT_SECRET", "X_API_BASE",
+            "X_AUTHORIZE_URL", "X_SCOPES", "X_TIER", "PUBLIC_URL", "PORT", "SANDBOX_PORT", "STORE_PATH", "DYNO",
+            "TIMEZONE", "REFRESH_MARGIN", "REFRESH_EVERY", "POST_CONCURRENCY", "MAX_ATTEMPTS", "RETRY_BACKOFF", "GENERATORS_FILE", "HTTP_TIMEOUT", "ALERT_WEBHOOK_URL")
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def tweetbot_env(tmp_path: Path, sandbox_url: str, **overrides: str) -> dict[str, str]:
+    """The environment for a real tweetbot process (web, worker, sandbox) against the sandbox.
+
+    Fresh secrets, the store in `tmp_path`, no X credentials (so the sandbox client
+    `sandbox-client`/`sandbox-secret` is used), the API and consent page at `sandbox_url`,
+    and OAUTHLIB_INSECURE_TRANSPORT=1 because the sandbox speaks plain http. Keyword
+    arguments override or add variables (e.g. `PUBLIC_URL=…`, `X_CLIENT_SECRET=""`).
+    """
+    port = sandbox_url.rstrip("/").rsplit(":", 1)[1]
+    env = {k: v for k, v in os.environ.items() if k not in _FOREIGN}
+    env.update(
+        SECRET_KEY=Fernet.generate_key().decode(),
+        TOKEN_KEY=Fernet.generate_key().decode(),
+        ADMIN_PASSWORD="sandbox-admin-password",
+        STORE_PATH=str(tmp_path / "tweetbot.json"),
+        SANDBOX_PORT=port,
+        X_API_BASE=sandbox_url.rstrip("/"),
+        X_AUTHORIZE_URL=sandbox_url.rstrip("/") + "/i/oauth2/authorize",
+        PUBLIC_URL=SANDBOX_PUBLIC_URL,
+        OAUTHLIB_INSECURE_TRANSPORT="1",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class SandboxServer:
+    """The running sandbox process."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    client_id: str = SANDBOX_CLIENT_ID
+    client_secret: str = SANDBOX_CLIENT_SECRET
+    redirect_uri: str = SANDBOX_PUBLIC_URL + "/oauth/callback"
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def start_sandbox(workdir: Path, port: int | None = None, timeout: float = 20.0, **env: str) -> SandboxServer:
+    """Start `tweetbot sandbox --port N` in `workdir` and wait until it answers.
+
+    `env` overrides variables of `tweetbot_env` (e.g. `X_CLIENT_ID`, `X_TIER`).
+    """
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "sandbox.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([TWEETBOT, "sandbox", "--port", str(port)], cwd=workdir,
+                                   env=tweetbot_env(workdir, url, **env), stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the sandbox exited with {process.returncode}:\n{log_path.read_text()}")
+        try:
+            if requests.get(url + "/_sandbox/clock", timeout=1).ok:
+                return SandboxServer(url, port, process, log_path)
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"the sandbox did not answer within {timeout} s:\n{log_path.read_text()}")
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it lingers."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxServer]:
+    """One `tweetbot sandbox` process for the whole test session."""
+    server = start_sandbox(tmp_path_factory.mktemp("sandbox"))
+    yield server
+    stop_process(server.process)
+
+
+@pytest.fixture
+def sandbox(sandbox_server: SandboxServer) -> Iterator[SandboxControl]:
+    """The control client of a freshly reset sandbox (`.url` is the sandbox's base URL)."""
+    control = SandboxControl(sandbox_server.url, server=sandbox_server)
+    control.reset()
+    yield control
+    control.http.close()
+
+
+@pytest.fixture
+def xcheck(reference: Path) -> Iterator[SpecRecorder]:
+    """Attach to any session (`xcheck.attach(session)`); at teardown every X answer it saw
+    is validated against X's OpenAPI spec (success: 2.167; errors: 2.159's Problem)."""
+    recorder = SpecRecorder(x_spec(reference))
+    yield recorder
+    recorder.verify()

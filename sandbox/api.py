@@ -1,0 +1,334 @@
+"""X's v2 post and user endpoints (x-api-facts §2 and §3).
+
+`POST /2/tweets` refuses what X refuses, in X's words: unknown fields, over-long text
+(weighted length by `bot.text`, the twitter-text v3 rules), the same text as a recent
+post of the same user, replies the reply policy forbids, quotes (Enterprise only),
+media that is not the caller's or not ready. The duplicate check and the store happen
+under one lock, so two identical posts sent at once give one 201 and one 403, as at X.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import Blueprint, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from bot.text import MAX_WEIGHTED_LENGTH, fits, weighted_length
+from sandbox.errors import (DUPLICATE_DETAIL, NOT_PERMITTED_DETAIL, REPLY_NOT_ALLOWED_DETAIL,
+                            TOO_LONG_MESSAGE, forbidden, invalid_request, not_found)
+from sandbox.resource import (READ, TWEET_FIELDS, USER_FIELDS, WRITE, add_rate_headers, requested_fields,
+                              resource, user_json)
+from sandbox.state import Post, World, current_world, iso, parse_iso
+
+bp = Blueprint("api", __name__)
+bp.after_request(add_rate_headers)
+
+# CreatePostsRequest's properties in X's spec (2.167); anything else is refused, as X does.
+POST_FIELDS = {
+    "card_uri": str, "community_id": str, "direct_message_deep_link": str, "edit_options": dict,
+    "for_super_followers_only": bool, "geo": dict, "made_with_ai": bool, "media": dict, "nullcast": bool,
+    "paid_partnership": bool, "poll": dict, "quote_tweet_id": str, "reply": dict, "reply_settings": str,
+    "share_with_followers": bool, "text": str,
+}
+NESTED_FIELDS = {
+    "reply": {"in_reply_to_tweet_id": str, "auto_populate_reply_metadata": bool, "exclude_reply_user_ids": list},
+    "media": {"media_ids": list, "tagged_user_ids": list, "call_to_actions": dict, "description": str,
+              "embeddable": bool, "preview_media_id": str, "title": str},
+    "poll": {"options": list, "duration_minutes": int, "reply_settings": str},
+    "edit_options": {"previous_post_id": str},
+    "geo": {"place_id": str},
+}
+REPLY_SETTINGS = ("following", "mentionedUsers", "subscribers", "verified")
+MEDIA_LIFETIME = 24 * 60 * 60  # an upload can be attached for a day
+_TYPE_NAMES = {str: "string", bool: "boolean", dict: "object", list: "array", int: "integer"}
+
+
+@bp.get("/2/users/me")
+@resource("GET /2/users/me", READ)
+def users_me() -> ResponseReturnValue:
+    """The user behind the token."""
+    fields = requested_fields(("user.fields",), USER_FIELDS)
+    return jsonify({"data": user_json(g.user, fields)})
+
+
+@bp.post("/2/tweets")
+@resource("POST /2/tweets", WRITE)
+def create_post() -> ResponseReturnValue:
+    """Store a post for the caller: 201, `location`, `{"data": {"id", "text", …}}`."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise invalid_request("Request body must be a JSON object.")
+    check_shape(body)
+    world = current_world()
+    text = body.get("text", "")
+    media_ids = tuple(body.get("media", {}).get("media_ids", ()))
+    if not text.strip() and not media_ids:
+        raise invalid_request("$.text: is missing but it is required (text is required unless media is given)",
+                              {"text": [text]})
+    if sum(key in body for key in ("media", "poll", "quote_tweet_id")) > 1:
+        raise invalid_request("$: only one of media, poll and quote_tweet_id may be given")
+    if text.strip() and not fits(text):
+        if weighted_length(text) <= MAX_WEIGHTED_LENGTH:  # short enough, but U+FFFE and the like
+            raise invalid_request("Your Tweet text contains invalid characters.", {"text": [text]})
+        if world.options.too_long_status == 403:
+            raise forbidden(NOT_PERMITTED_DETAIL)
+        raise invalid_request(TOO_LONG_MESSAGE, {"text": [text]})
+    if "quote_tweet_id" in body:
+        raise forbidden(NOT_PERMITTED_DETAIL)  # quote posts need the Enterprise tier
+    check_poll(body.get("poll"))
+    with world.lock:  # the duplicate check and the store are one step, as at X
+        reply_to, reply_user = check_reply(world, body.get("reply"))
+        check_media(world, media_ids)
+        if text and world.duplicate_of(g.user.id, text) is not None:
+            raise forbidden(DUPLICATE_DETAIL)
+        post_id = world.snowflake()
+        root = world.posts[reply_to].conversation_id if reply_to else post_id
+        post = Post(id=post_id, author_id=g.user.id, raw_text=text, text=world.rewrite(text),
+                    created_at=world.now(), client_id=g.chain.client_id, conversation_id=root,
+                    reply_to=reply_to, in_reply_to_user_id=reply_user, media_ids=media_ids,
+                    poll=body.get("poll"), reply_settings=body.get("reply_settings"))
+        world.store_post(post)
+    answer = jsonify({"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}})
+    answer.status_code = 201
+    answer.headers["location"] = f"{request.scheme}://{request.host}/2/tweets/{post.id}"
+    return answer
+
+
+def check_shape(body: dict[str, Any]) -> None:
+    """Unknown fields and wrong types refused with X's schema-validator messages."""
+    _check_object("$", body, POST_FIELDS)
+    for name, allowed in NESTED_FIELDS.items():
+        if name in body:
+            _check_object(f"$.{name}", body[name], allowed)
+    if "reply" in body and not _is_id(body["reply"].get("in_reply_to_tweet_id")):
+        raise invalid_request("$.reply.in_reply_to_tweet_id: is missing or does not match the pattern ^[0-9]{1,19}$")
+    if "media" in body:
+        ids = body["media"].get("media_ids")
+        if not isinstance(ids, list) or not 1 <= len(ids) <= 4 or not all(_is_id(i) for i in ids):
+            raise invalid_request("$.media.media_ids: must hold 1 to 4 media ids (strings of digits)",
+                                  {"media.media_ids": [str(ids)]})
+    if "quote_tweet_id" in body and not _is_id(body["quote_tweet_id"]):
+        raise invalid_request("$.quote_tweet_id: does not match the regex pattern ^[0-9]{1,19}$")
+    if "reply_settings" in body and body["reply_settings"] not in REPLY_SETTINGS:
+        raise invalid_request(f"$.reply_settings: does not have a value in the enumeration {list(REPLY_SETTINGS)}")
+
+
+def _check_object(path: str, value: Any, allowed: dict[str, type]) -> None:
+    """Refuse keys outside `allowed` and values of the wrong JSON type."""
+    if not isinstance(value, dict):
+        raise invalid_request(f"{path}: {_type_name(value)} found, object expected")
+    for key, item in value.items():
+        if key not in allowed:
+            raise invalid_request(f"{path}.{key}: is not defined in the schema and the schema does not allow "
+                                  "additional properties")
+        expected = allowed[key]
+        if not isinstance(item, expected) or (expected is int and isinstance(item, bool)):
+            raise invalid_request(f"{path}.{key}: {_type_name(item)} found, {_TYPE_NAMES[expected]} expected")
+
+
+def _type_name(value: Any) -> str:
+    """A value's JSON type name, as the schema validator's messages say it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "integer" if isinstance(value, int) else "number"
+    return _TYPE_NAMES.get(type(value), type(value).__name__)
+
+
+def _is_id(value: Any) -> bool:
+    """An X id: 1 to 19 digits, as a string."""
+    return isinstance(value, str) and value.isdigit() and 1 <= len(value) <= 19
+
+
+def check_poll(poll: dict[str, Any] | None) -> None:
+    """2–4 options of 1–25 characters, 5–10080 minutes."""
+    if poll is None:
+        return
+    options, minutes = poll.get("options"), poll.get("duration_minutes")
+    if (not isinstance(options, list) or not 2 <= len(options) <= 4
+            or not all(isinstance(o, str) and 1 <= len(o) <= 25 for o in options)):
+        raise invalid_request("$.poll.options: must hold 2 to 4 options of 1 to 25 characters")
+    if not isinstance(minutes, int) or not 5 <= minutes <= 10080:
+        raise invalid_request("$.poll.duration_minutes: must be between 5 and 10080")
+
+
+def check_reply(world: World, reply: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    """The replied-to post and its author, if the reply policy lets the caller reply to it."""
+    if reply is None:
+        return None, None
+    target = world.posts.get(reply["in_reply_to_tweet_id"])
+    if target is None or target.deleted_at is not None:
+        raise invalid_request("The post you are replying to has been deleted or is not visible to you.",
+                              {"reply.in_reply_to_tweet_id": [reply["in_reply_to_tweet_id"]]})
+    policy = world.options.reply_policy
+    summoned = target.author_id == g.user.id or g.user.username.lower() in world.mentions(target.raw_text)
+    if policy == "no_replies" or (policy == "summoned" and not summoned):
+        raise forbidden(REPLY_NOT_ALLOWED_DETAIL)
+    return target.id, target.author_id
+
+
+def check_media(world: World, media_ids: tuple[str, ...]) -> None:
+    """Each id: uploaded by the caller, processed, not expired."""
+    for media_id in media_ids:
+        media = world.media.get(media_id)
+        if (media is None or media.owner_id != g.user.id or media.state != "succeeded"
+                or world.now() > media.created_at + MEDIA_LIFETIME):
+            raise invalid_request("Your media IDs are invalid.", {"media.media_ids": list(media_ids)})
+
+
+@bp.delete("/2/tweets/<post_id>")
+@resource("DELETE /2/tweets/:id", WRITE)
+def delete_post(post_id: str) -> ResponseReturnValue:
+    """Delete one of the caller's own posts."""
+    world = current_world()
+    check_id_parameter(post_id)
+    with world.lock:
+        post = world.posts.get(post_id)
+        if post is None or post.deleted_at is not None:
+            raise not_found("tweet", post_id)
+        if post.author_id != g.user.id:
+            raise forbidden("You are not allowed to delete a Tweet you did not author.")
+        post.deleted_at = world.now()
+    return jsonify({"data": {"deleted": True}})
+
+
+@bp.get("/2/tweets/<post_id>")
+@resource("GET /2/tweets/:id", READ)
+def get_post(post_id: str) -> ResponseReturnValue:
+    """One post by id."""
+    world = current_world()
+    check_id_parameter(post_id)
+    fields = requested_fields(("tweet.fields", "post.fields"), TWEET_FIELDS)
+    with world.lock:
+        post = world.posts.get(post_id)
+        if post is None or post.deleted_at is not None:
+            raise not_found("tweet", post_id)
+        return jsonify({"data": post_json(world, post, fields)})
+
+
+@bp.get("/2/users/<user_id>/tweets")
+@resource("GET /2/users/:id/tweets", READ)
+def user_posts(user_id: str) -> ResponseReturnValue:
+    """A user's posts, newest first, paged; how the bot settles an uncertain post."""
+    world = current_world()
+    check_id_parameter(user_id)
+    query = timeline_query()
+    fields = requested_fields(("tweet.fields", "post.fields"), TWEET_FIELDS)
+    with world.lock:
+        if user_id not in world.users:
+            raise not_found("user", user_id)
+        page, more = select_posts(world.posts_by_user[user_id], query)
+        data = [post_json(world, p, fields) for p in page]
+    meta: dict[str, Any] = {"result_count": len(data)}
+    if data:
+        meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
+        if more:
+            meta["next_token"] = encode_page_token(data[-1]["id"])
+    return jsonify({"data": data, "meta": meta} if data else {"meta": meta})
+
+
+def check_id_parameter(value: str) -> None:
+    """A path id that is not an X id is a parameter error, as at X."""
+    if not _is_id(value):
+        raise invalid_request(f"The `id` query parameter value [{value}] is not valid", {"id": [value]})
+
+
+def timeline_query() -> dict[str, Any]:
+    """`max_results`, `pagination_token`, `since_id`, `until_id`, `start_time`, `end_time`, `exclude`."""
+    args = request.args
+    raw_max = args.get("max_results", "10")
+    if not raw_max.isdigit() or not 5 <= int(raw_max) <= 100:
+        raise invalid_request(f"The `max_results` query parameter value [{raw_max}] is not between 5 and 100",
+                              {"max_results": [raw_max]})
+    query: dict[str, Any] = {"max_results": int(raw_max), "before": None, "since_id": None, "until_id": None,
+                             "start_time": None, "end_time": None, "exclude": set()}
+    if "pagination_token" in args:
+        query["before"] = decode_page_token(args["pagination_token"])
+    for name in ("since_id", "until_id"):
+        if name in args:
+            if not _is_id(args[name]):
+                raise invalid_request(f"The `{name}` query parameter value [{args[name]}] is not valid",
+                                      {name: [args[name]]})
+            query[name] = int(args[name])
+    for name in ("start_time", "end_time"):
+        if name in args:
+            try:
+                query[name] = parse_iso(args[name])
+            except ValueError:
+                raise invalid_request(f"Invalid '{name}':'{args[name]}'. '{name}' must be a valid RFC 3339 "
+                                      "date-time", {name: [args[name]]}) from None
+    if "exclude" in args:
+        query["exclude"] = {v for v in args["exclude"].split(",") if v}
+        if not query["exclude"] <= {"replies", "retweets"}:
+            raise invalid_request(f"The `exclude` query parameter value [{args['exclude']}] is not one of "
+                                  "[replies,retweets]", {"exclude": [args["exclude"]]})
+    return query
+
+
+def select_posts(posts: list[Post], query: dict[str, Any]) -> tuple[list[Post], bool]:
+    """Newest first, filtered; the page and whether more follow."""
+    page: list[Post] = []
+    for post in reversed(posts):
+        number = int(post.id)
+        if post.deleted_at is not None:
+            continue
+        if query["before"] is not None and number >= query["before"]:
+            continue
+        if query["until_id"] is not None and number >= query["until_id"]:
+            continue
+        if query["end_time"] is not None and post.created_at >= query["end_time"]:
+            continue
+        if query["since_id"] is not None and number <= query["since_id"]:
+            break
+        if query["start_time"] is not None and post.created_at < query["start_time"]:
+            break
+        if "replies" in query["exclude"] and post.reply_to is not None:
+            continue
+        if len(page) == query["max_results"]:
+            return page, True
+        page.append(post)
+    return page, False
+
+
+def encode_page_token(oldest_id: str) -> str:
+    """An opaque base32hex token, like X's, naming where the next page starts."""
+    return base64.b32hexencode(oldest_id.encode()).decode().rstrip("=").lower()
+
+
+def decode_page_token(token: str) -> int:
+    """The post id a `pagination_token` names; a parameter error if it names none."""
+    try:
+        padded = token.upper() + "=" * (-len(token) % 8)
+        value = base64.b32hexdecode(padded).decode()
+        if not value.isdigit():
+            raise ValueError(value)
+        return int(value)
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise invalid_request(f"The `pagination_token` query parameter value [{token}] is not valid",
+                              {"pagination_token": [token]}) from None
+
+
+def post_json(world: World, post: Post, fields: set[str]) -> dict[str, Any]:
+    """A post object: id, text, edit_history_tweet_ids, plus the requested fields the sandbox knows."""
+    data: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
+    if "created_at" in fields:
+        data["created_at"] = iso(post.created_at)
+    if "author_id" in fields:
+        data["author_id"] = post.author_id
+    if "conversation_id" in fields:
+        data["conversation_id"] = post.conversation_id
+    if "in_reply_to_user_id" in fields and post.in_reply_to_user_id:
+        data["in_reply_to_user_id"] = post.in_reply_to_user_id
+    if "referenced_tweets" in fields and post.reply_to:
+        data["referenced_tweets"] = [{"type": "replied_to", "id": post.reply_to}]
+    if "attachments" in fields and post.media_ids:
+        data["attachments"] = {"media_keys": [world.media[m].media_key for m in post.media_ids]}
+    if "reply_settings" in fields:
+        data["reply_settings"] = post.reply_settings or "everyone"
+    if "lang" in fields:
+        data["lang"] = "en"
+    return data

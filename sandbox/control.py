@@ -1,0 +1,234 @@
+"""Test and demo hooks under `/_sandbox/` (JSON in, JSON out; not part of X).
+
+Every endpoint and shape is listed in this module's views; `tests/conftest.py`'s
+`SandboxControl` wraps them. Bad input answers 400 `{"error": "<what is wrong>"}`.
+There is no authentication: the sandbox listens on 127.0.0.1 by default.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from sandbox.errors import SandboxError
+from sandbox.limits import tier_table
+from sandbox.state import DEFAULT_GRANT_SCOPES, current_world
+
+bp = Blueprint("control", __name__, url_prefix="/_sandbox")
+
+
+class ControlError(SandboxError):
+    """A malformed control request."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(status, {"error": message})
+
+
+def body() -> dict[str, Any]:
+    """The JSON object sent (empty when none); 400 when it is not an object."""
+    data = request.get_json(silent=True) if request.data else {}
+    if not isinstance(data, dict):
+        raise ControlError("send a JSON object")
+    return data
+
+
+def _checked(call: Any, *args: Any) -> Any:
+    """Run a world operation, turning its ValueError into a 400."""
+    try:
+        return call(*args)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ControlError(str(exc)) from None
+
+
+@bp.get("/state")
+def state() -> ResponseReturnValue:
+    """Everything: users, clients, posts, token_events, reuse_count, chains, media, faults, config…
+
+    `?only=posts,token_events` limits the answer to those sections (plus `now`).
+    """
+    only = request.args.get("only")
+    sections = {s.strip() for s in only.split(",") if s.strip()} if only else None
+    return jsonify(current_world().snapshot(sections))
+
+
+@bp.post("/reset")
+def reset() -> ResponseReturnValue:
+    """Back to the start (users, the settings' client, default config, clock, no faults)."""
+    current_world().reset()
+    return jsonify({"reset": True})
+
+
+@bp.get("/clock")
+def clock() -> ResponseReturnValue:
+    """The sandbox time: `{"now", "offset"}`."""
+    world = current_world()
+    return jsonify({"now": world.now(), "offset": world.clock_offset})
+
+
+@bp.post("/clock")
+def move_clock() -> ResponseReturnValue:
+    """`{"advance": seconds}`: move the sandbox clock forward."""
+    world = current_world()
+    seconds = body().get("advance")
+    if not isinstance(seconds, (int, float)) or isinstance(seconds, bool):
+        raise ControlError("advance must be a number of seconds")
+    now = _checked(world.advance, float(seconds))
+    return jsonify({"now": now, "offset": world.clock_offset})
+
+
+@bp.get("/config")
+def config() -> ResponseReturnValue:
+    """The current switches (see `Options`)."""
+    return jsonify(current_world().options.as_json())
+
+
+@bp.post("/config")
+def update_config() -> ResponseReturnValue:
+    """Change switches, e.g. `{"access_token_lifetime": 5, "tier": "free", "reuse_revokes_chain": false}`."""
+    return jsonify(_checked(current_world().update_options, body()))
+
+
+@bp.get("/limits")
+def limits() -> ResponseReturnValue:
+    """The effective windows per endpoint and the live counters."""
+    world = current_world()
+    with world.lock:
+        keys = set(tier_table(world.options.tier)) | set(world.options.limit_overrides)
+        table = {key: [w.as_json() for w in world.windows(key)] for key in sorted(keys)}
+        return jsonify({"tier": world.options.tier, "enabled": world.options.rate_limits, "windows": table,
+                        "counters": world.limiter.snapshot(world.now())})
+
+
+@bp.get("/faults")
+def faults() -> ResponseReturnValue:
+    """The active faults: `{"faults": [...]}`."""
+    with current_world().lock:
+        return jsonify({"faults": [f.as_json() for f in current_world().faults]})
+
+
+@bp.post("/faults")
+def add_fault() -> ResponseReturnValue:
+    """`{"endpoint", "mode", "status", "probability", "latency", "times", "after"}` → the fault (201)."""
+    fault = _checked(current_world().add_fault, body())
+    return jsonify(fault.as_json()), 201
+
+
+@bp.delete("/faults")
+def clear_faults() -> ResponseReturnValue:
+    """Remove every fault: `{"removed": n}`."""
+    world = current_world()
+    with world.lock:
+        removed = len(world.faults)
+        world.faults.clear()
+    return jsonify({"removed": removed})
+
+
+@bp.delete("/faults/<fault_id>")
+def remove_fault(fault_id: str) -> ResponseReturnValue:
+    """Remove one fault by id: `{"removed": 1}` or 404."""
+    world = current_world()
+    with world.lock:
+        kept = [f for f in world.faults if f.id != fault_id]
+        removed = len(world.faults) - len(kept)
+        world.faults[:] = kept
+    if not removed:
+        raise ControlError(f"no fault {fault_id}", 404)
+    return jsonify({"removed": removed})
+
+
+@bp.get("/users")
+def users() -> ResponseReturnValue:
+    """Every sandbox user: `{"users": [{"id", "username", "name", "created_at"}]}`."""
+    with current_world().lock:
+        return jsonify({"users": [u.as_json() for u in current_world().users.values()]})
+
+
+@bp.post("/users")
+def create_users() -> ResponseReturnValue:
+    """`{"username", "name"?}` for one, or `{"count": N, "prefix": "bulk"?}` for many → `{"users": [...]}`."""
+    world = current_world()
+    data = body()
+    if "count" in data:
+        count, prefix = data["count"], data.get("prefix", "user")
+        if not isinstance(count, int) or not 1 <= count <= 10000:
+            raise ControlError("count must be 1 to 10000")
+        made = _bulk_users(count, str(prefix))
+    else:
+        made = [_checked(world.add_user, data.get("username", ""), data.get("name"))]
+    return jsonify({"users": [u.as_json() for u in made]}), 201
+
+
+def _bulk_users(count: int, prefix: str) -> list[Any]:
+    """Create `count` users named `<prefix>_<n>`, skipping names that are taken."""
+    world = current_world()
+    made, number = [], 1
+    with world.lock:
+        while len(made) < count:
+            username = f"{prefix}_{number}"
+            if len(username) > 15:
+                raise ControlError("prefix too long for 15-character usernames")
+            if world.find_user(username) is None:
+                made.append(_checked(world.add_user, username, None))
+            number += 1
+    return made
+
+
+@bp.post("/clients")
+def register_client() -> ResponseReturnValue:
+    """`{"client_id", "client_secret"?: str|null, "redirect_uris": [...]}`: create, or add URIs.
+
+    Leaving `client_secret` out keeps an existing client's; `null` makes a public client.
+    """
+    data = body()
+    secret = data["client_secret"] if "client_secret" in data else ...
+    uris = data.get("redirect_uris", [])
+    if not isinstance(uris, list):
+        raise ControlError("redirect_uris must be a list")
+    client = _checked(current_world().register_client, data.get("client_id", ""), secret, uris)
+    return jsonify(client.as_json()), 201
+
+
+@bp.post("/grant")
+def grant() -> ResponseReturnValue:
+    """`{"user": id|username, "client_id"?, "scopes"?: list|str}` → X's token answer plus `user`.
+
+    Skips the browser; the chain is recorded with an `issued` event (`via: "grant"`).
+    """
+    world = current_world()
+    data = body()
+    user = world.find_user(str(data.get("user", "")))
+    if user is None:
+        raise ControlError(f"unknown user {data.get('user')!r}")
+    client_id = data.get("client_id") or world.config.clients[0].client_id
+    scopes = data.get("scopes", DEFAULT_GRANT_SCOPES)
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    answer = _checked(world.direct_grant, client_id, user.id, tuple(scopes))
+    return jsonify({**answer, "user": user.as_json(), "client_id": client_id})
+
+
+@bp.post("/revoke_user")
+def revoke_user() -> ResponseReturnValue:
+    """`{"user": id|username, "client_id"?}`: the user disconnects the app at X (every chain revoked)."""
+    world = current_world()
+    data = body()
+    user = world.find_user(str(data.get("user", "")))
+    if user is None:
+        raise ControlError(f"unknown user {data.get('user')!r}")
+    return jsonify({"revoked_chains": world.revoke_user(user.id, data.get("client_id"))})
+
+
+@bp.get("/posts")
+def posts() -> ResponseReturnValue:
+    """`?username=` (optional), `?include_deleted=1`: posts oldest first, as in `state`."""
+    world = current_world()
+    wanted = request.args.get("username")
+    with world.lock:
+        user = world.find_user(wanted) if wanted else None
+        if wanted and user is None:
+            raise ControlError(f"unknown user {wanted!r}", 404)
+        rows = [world.post_row(p) for p in world.posts.values()
+                if (user is None or p.author_id == user.id)
+                and (request.args.get("include_deleted") or p.deleted_at is None)]
+    return jsonify({"posts": rows})

@@ -1,0 +1,38 @@
+"""Pages for people: `/` lists the sandbox users, `/<username>` shows a timeline.
+
+So a demo can show the posts "on X". Text is the text as posted, escaped by Jinja's
+autoescape (never marked safe): a post is untrusted input.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, abort, render_template
+from flask.typing import ResponseReturnValue
+
+from sandbox.state import current_world, iso
+
+bp = Blueprint("pages", __name__)
+
+
+@bp.get("/")
+def index() -> ResponseReturnValue:
+    """Every sandbox user with their number of live posts."""
+    world = current_world()
+    with world.lock:
+        rows = [(user, sum(1 for p in world.posts_by_user[user.id] if p.deleted_at is None))
+                for user in world.users.values()]
+        clients = list(world.clients.values())
+    return render_template("index.html", rows=rows, clients=clients)
+
+
+@bp.get("/<username>")
+def timeline(username: str) -> ResponseReturnValue:
+    """One user's live posts, newest first."""
+    world = current_world()
+    with world.lock:
+        user = world.find_user(username)
+        if user is None or user.id == username:
+            abort(404)
+        posts = [{"id": p.id, "text": p.raw_text, "created_at": iso(p.created_at), "reply_to": p.reply_to,
+                  "media": len(p.media_ids), "poll": (p.poll or {}).get("options")}
+                 for p in reversed(world.posts_by_user[user.id]) if p.deleted_at is None]
+    return render_template("timeline.html", user=user, posts=posts)
