@@ -2,6 +2,8 @@
 
 `create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
 settings then, never at import time. The store is opened lazily, once per process.
+Each concern is one blueprint (`auth`, `connect`, `dashboard`, `health`), registered
+here; `web.security` adds what every response needs (CSRF, cookies, headers, proxy).
 """
 from __future__ import annotations
 
@@ -11,11 +13,12 @@ from typing import Any
 
 from flask import Flask, current_app
 
+from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import Repository, open_store
+from bot.xclient import XClient
 
 log = logging.getLogger("tweetbot.web")
-
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; `test_config` may carry `SETTINGS` (a `Settings`) and Flask config."""
@@ -24,9 +27,14 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings: Settings = config.pop("SETTINGS", None) or _settings_or_exit()
     app.config.update(SECRET_KEY=settings.secret_key, TWEETBOT_SETTINGS=settings)
     app.config.update(config)
+    configure_logging(sys.stderr)  # gunicorn's error log
 
-    from web import health
+    from web import auth, connect, dashboard, health, security
 
+    app.register_blueprint(auth.bp)  # first: its sign-in gate runs before any other check
+    security.init_app(app, settings)
+    app.register_blueprint(connect.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(health.bp)
     return app
 
@@ -50,3 +58,8 @@ def store() -> Repository:
     if opened is None:
         opened = current_app.extensions["tweetbot.store"] = open_store(settings())
     return opened
+
+
+def x_client() -> XClient:
+    """The X (or sandbox) client for the running app's settings."""
+    return XClient(settings())

@@ -1,0 +1,159 @@
+"""The dashboard under gunicorn: memory of a worker and response time, with a full store.
+
+    .venv/bin/python bench/web.py [--requests 100] [--accounts 50] [--queued 1000]
+
+Fills a scratch store with 50 connected accounts (tokens encrypted, as connected ones
+are), 1,000 queued posts and 200 finished ones, starts the web app as the Procfile does
+(gunicorn, 2 workers) on a free port in sandbox mode (the dashboard makes no call to X),
+signs in and asks for the dashboard 100 times. Prints the median and p95 response time
+seen by the client and the resident memory (VmRSS) of each gunicorn worker afterwards.
+Targets: ≤ 100 MB per worker, ≤ 50 ms median.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.crypto import TokenCipher  # noqa: E402
+from bot.models import ACTIVE, POSTED, Account, Post, utcnow  # noqa: E402
+from bot.processes import gunicorn_command  # noqa: E402
+from bot.store import TinyStore  # noqa: E402
+
+PASSWORD = "bench-admin-password"
+MEMORY_TARGET_MB = 100
+TIME_TARGET_MS = 50
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fill(store: TinyStore, accounts: int, queued: int, finished: int = 200) -> None:
+    """Connected accounts with tokens, a queue spread over them, and some history."""
+    now = utcnow()
+    for n in range(accounts):
+        store.save_account(Account(
+            user_id=str(1_720_000_000_000_000_100 + n), username=f"bench_{n:02d}", name=f"Bench {n}",
+            scopes=("tweet.read", "tweet.write", "users.read", "offline.access"),
+            access_token=f"access-{n}-" + "a" * 60, refresh_token=f"refresh-{n}-" + "r" * 60,
+            expires_at=now + timedelta(minutes=30 + n), refreshed_at=now - timedelta(minutes=90 - n),
+            connected_at=now - timedelta(days=n), status=ACTIVE))
+    ids = [str(1_720_000_000_000_000_100 + n) for n in range(accounts)]
+    store.add_posts([Post(id=0, account_id=ids[n % accounts], due_at=now + timedelta(minutes=10 * n + 5),
+                          parts=(f"queued post {n} " + "lorem ipsum dolor sit amet " * 5,), source="bench")
+                     for n in range(queued)])
+    store.add_posts([Post(id=0, account_id=ids[n % accounts], due_at=now - timedelta(hours=n), status=POSTED,
+                          parts=(f"posted {n} " + "x" * 100,), tweet_ids=(str(1_860_000_000_000_000_000 + n),),
+                          posted_at=now - timedelta(hours=n)) for n in range(finished)])
+
+
+def environment(folder: Path, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("X_")}
+    env.update(SECRET_KEY=Fernet.generate_key().decode(), TOKEN_KEY=Fernet.generate_key().decode(),
+               ADMIN_PASSWORD=PASSWORD, STORE_PATH=str(folder / "tweetbot.json"), PORT=str(port),
+               PUBLIC_URL=f"http://127.0.0.1:{port}", SANDBOX_PORT=str(free_port()), TIMEZONE="Europe/Berlin")
+    return env
+
+
+def workers_of(master: int) -> list[int]:
+    """The pids of gunicorn's workers (the master's children)."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    return [int(pid) for pid in children]
+
+
+def rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
+
+
+def wait_until_up(url: str, process: subprocess.Popen[bytes], workers: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {process.returncode}")
+        try:
+            requests.get(url + "/healthz", timeout=5)
+            if len(workers_of(process.pid)) >= workers:
+                return
+        except requests.RequestException:  # not listening yet, or busy booting
+            pass
+        time.sleep(0.1)
+    raise SystemExit("gunicorn did not come up within 30 s")
+
+
+def sign_in(url: str) -> requests.Session:
+    http = requests.Session()
+    page = http.get(url + "/signin", timeout=10).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    answer = http.post(url + "/signin", data={"password": PASSWORD, "csrf_token": token},
+                       allow_redirects=False, timeout=10)
+    if answer.status_code != 302:
+        raise SystemExit(f"sign-in failed: {answer.status_code}")
+    return http
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=100)
+    parser.add_argument("--accounts", type=int, default=50)
+    parser.add_argument("--queued", type=int, default=1000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        port = free_port()
+        env = environment(folder, port)
+        fill(TinyStore(folder / "tweetbot.json", TokenCipher([env["TOKEN_KEY"]])), args.accounts, args.queued)
+        url = f"http://127.0.0.1:{port}"
+        with (folder / "gunicorn.log").open("wb") as log:
+            process = subprocess.Popen(gunicorn_command("127.0.0.1", port, 2), cwd=ROOT, env=env,
+                                       stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until_up(url, process, 2)
+            http = sign_in(url)
+            timings = []
+            for _ in range(args.requests):
+                start = time.perf_counter()
+                answer = http.get(url + "/", timeout=30)
+                timings.append((time.perf_counter() - start) * 1000)
+                if answer.status_code != 200 or "@bench_00" not in answer.text:
+                    raise SystemExit(f"the dashboard answered {answer.status_code}")
+            memory = {pid: rss_mb(pid) for pid in workers_of(process.pid)}
+            size = len(answer.content)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+    timings.sort()
+    median = statistics.median(timings)
+    p95 = timings[int(len(timings) * 0.95) - 1]
+    worst = max(memory.values())
+    print(f"dashboard with {args.accounts} accounts, {args.queued:,} queued posts; {args.requests} requests, "
+          f"gunicorn 2 workers; page {size / 1024:.0f} KiB")
+    print(f"response time: median {median:.1f} ms, p95 {p95:.1f} ms, fastest {timings[0]:.1f} ms "
+          f"(target median <= {TIME_TARGET_MS} ms): {'ok' if median <= TIME_TARGET_MS else 'OVER'}")
+    for pid, mb in sorted(memory.items()):
+        print(f"worker {pid}: resident memory {mb:.1f} MB")
+    print(f"largest worker: {worst:.1f} MB (target <= {MEMORY_TARGET_MB} MB): "
+          f"{'ok' if worst <= MEMORY_TARGET_MB else 'OVER'}")
+
+
+if __name__ == "__main__":
+    main()

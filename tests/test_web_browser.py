@@ -1,0 +1,153 @@
+"""A person's visit, in headless Chromium, against gunicorn with 2 workers and the sandbox.
+
+Sign in → Connect → the sandbox's consent page → pick a user → Authorize → the dashboard
+shows the account active with its expiry → compose a thread for later (the live counter
+agrees with the server) → the queue shows it → Disconnect → the sandbox shows the token
+revoked. Also: the page's counter (static/counter.js) against `bot.text` on every text of
+twitter-text's conformance suite.
+
+Needs Debian's `chromium` (/usr/bin/chromium); Playwright drives it.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from bot.models import utcnow
+from bot.text import parse_post, weighted_length
+from sandbox_helpers import SandboxControl
+from web_support import PASSWORD, gunicorn, open_store
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def sign_in(page: Page, base: str) -> None:
+    page.goto(base + "/")
+    expect(page).to_have_url(re.compile(r"/signin\?next="))
+    page.fill("#password", PASSWORD)
+    page.click("main form button[type=submit]")
+    expect(page).to_have_url(base + "/")
+
+
+def test_connect_compose_and_disconnect_in_a_real_browser(tmp_path: Path, sandbox: SandboxControl) -> None:
+    with gunicorn(tmp_path, sandbox, workers=2) as server, chromium() as browser:
+        page = browser.new_page()
+        console: list[str] = []  # what our pages (not the sandbox's) said on the console
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}")
+                if message.location.get("url", "").startswith(server.url) else None)
+        pages: list[str] = []
+
+        sign_in(page, server.url)
+        pages.append(page.content())
+
+        page.click("#connect")
+        page.wait_for_url(sandbox.url + "/i/oauth2/authorize?*")
+        expect(page.locator("#scopes")).to_contain_text("offline.access")
+        page.select_option("#user_id", sandbox.user("sandbox_bob")["id"])
+        page.click("#authorize")
+
+        page.wait_for_url(server.url + "/")
+        expect(page.locator(".flash.ok")).to_have_text("Connected @sandbox_bob")
+        row = page.locator('tr[data-account="@sandbox_bob"]')
+        expect(row.locator(".status")).to_contain_text("active")
+        expect(row.locator(".expiry")).to_have_text(re.compile(r"expires in (1 h 5\d|2 h 0) min"))
+        pages.append(page.content())
+        bob = open_store(server.settings).find_account("sandbox_bob")
+        assert bob is not None and bob.access_token and bob.refresh_token
+
+        first = "Hello from a real browser 👋🏽 see https://example.com/a/long/path/counted/as/23 日本語"
+        page.fill("#part-1", first)
+        expect(page.locator("#count-1")).to_have_text(f"{weighted_length(first)} / 280")
+        page.click("#add-part")
+        page.fill("#part-2", "x" * 281)
+        expect(page.locator("#count-2")).to_have_text("281 / 280")
+        expect(page.locator("#count-2")).to_have_class(re.compile(r"\bover\b"))
+        page.fill("#part-2", "and a second part")
+        due = (utcnow() + timedelta(days=2)).replace(hour=9, minute=30)
+        page.fill("#due_at", due.strftime("%Y-%m-%dT%H:%M"))
+        page.click("#queue-post")
+
+        expect(page.locator(".flash.ok")).to_have_text(f"Queued a thread of 2 parts for {due:%Y-%m-%d} 09:30 UTC.")
+        queued = page.locator("#queue tr.post")
+        expect(queued).to_have_count(1)
+        expect(queued).to_contain_text("Hello from a real browser")
+        expect(queued).to_contain_text("and a second part")
+        expect(queued).to_contain_text(f"{due:%Y-%m-%d} 09:30 UTC")
+        pages.append(page.content())
+        page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+
+        row.locator("button", has_text="Disconnect").click()
+
+        expect(page.locator(".flash.ok")).to_contain_text("Disconnected @sandbox_bob")
+        expect(row.locator(".status")).to_contain_text("disconnected")
+        expect(page.locator("#queue tr.post")).to_contain_text("is disconnected: its posts are held")
+        pages.append(page.content())
+
+    chains = sandbox.state("chains")["chains"]
+    assert [(c["username"], c["status"], c["revoked_reason"]) for c in chains] == [
+        ("sandbox_bob", "revoked", "revoke_endpoint")]
+    assert "revoked" in [e["kind"] for e in sandbox.token_events() if e["username"] == "sandbox_bob"]
+    assert (tmp_path / "dashboard.png").stat().st_size > 10_000
+    assert not [line for line in console if "Content Security Policy" in line or line.startswith("error")], console
+    log = server.log()
+    assert "GET /oauth/callback" in log and "POST /accounts/" in log
+    for token in (bob.access_token, bob.refresh_token):
+        assert token not in log
+        assert not [html for html in pages if token in html]
+
+
+def conformance_texts(reference: Path) -> list[str]:
+    """Every text in twitter-text's validate.yml (length cases and extraction cases)."""
+    suite: dict[str, Any] = yaml.safe_load((reference / "twitter-text" / "validate.yml").read_text())
+    return [case["text"] for cases in suite["tests"].values() for case in cases if isinstance(case.get("text"), str)]
+
+
+EXTRA_TEXTS = [
+    "", "plain ascii", "café", "cafe\u0301", "日本語のテキスト", "👨‍👩‍👧‍👦 family", "🏳️‍🌈", "🇩🇪🇫🇷", "#️⃣ keycap",
+    "👍🏿", "🏴󠁧󠁢󠁳󠁣󠁴󠁿", "a\U0001d400b", "example.com", "see example.com/path?q=1.", "http://t.co/abc123",
+    "https://t.co/" + "a" * 41, "www.example.co.uk", "test.xn--p1ai", "пример.рф", "foo.com.bar.baz", "a.b",
+    "https://example.com/" + "x" * 300, "-example.com", "_example.com", "user@example.com", "$example.com",
+    "http://münchen.de/path", "xn--mnchen-3ya.de", "a" * 280, "a" * 281, "\ufeffinvalid", "\u200b zero width",
+    "two urls https://a.com and b.org", "(https://example.com/path_(with)_parens)",
+    "https://" + "a" * 64 + ".com", "https://" + "a" * 63 + ".com", "http://xn--" + "a" * 60 + ".com",
+]
+
+
+def test_the_live_counter_agrees_with_the_server(tmp_path: Path, sandbox: SandboxControl, reference: Path) -> None:
+    base = conformance_texts(reference) + EXTRA_TEXTS
+    texts = base + [f"({text}) 日本 👍🏽." for text in base]  # the same in other company
+    assert len(texts) > 250
+    with gunicorn(tmp_path, sandbox, workers=2) as server, chromium() as browser:
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+        sign_in(page, server.url)
+        assert page.evaluate("window.tweetbotText.ready") is True
+        counted = page.evaluate("texts => texts.map(t => window.tweetbotText.measure(t).weightedLength)", texts)
+
+    expected = [parse_post(text).weighted_length for text in texts]
+    differ = [(text, js, py) for text, js, py in zip(texts, counted, expected) if js != py]
+    assert differ == [], differ[:10]
+    assert errors == []

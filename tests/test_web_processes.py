@@ -1,0 +1,48 @@
+"""The web app as gunicorn runs it, in real processes: nothing lives in one process's memory.
+
+Two gunicorn servers share the secrets and the store, as two workers (or two dynos
+behind one router) do: a consent flow started on one finishes on the other, and a
+lockout earned on one holds on the other. The sandbox is the real process too.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from bot.models import ACTIVE
+from sandbox_helpers import SandboxControl, drive_consent
+from web_support import HttpBrowser, account, gunicorn, web_env
+
+
+def test_a_flow_started_on_one_process_finishes_on_another(tmp_path: Path, sandbox: SandboxControl) -> None:
+    env = web_env(tmp_path, sandbox)
+    with gunicorn(tmp_path, sandbox, workers=1, env=env, name="first") as first:
+        # The second server answers at its own port but is the same site: same PUBLIC_URL, secrets, store.
+        with gunicorn(tmp_path, sandbox, workers=1, env=env, name="second", public_url=first.url) as second:
+            on_first, on_second = HttpBrowser(first.url), HttpBrowser(second.url)
+            on_first.http = on_second.http  # one browser: cookies for 127.0.0.1 go to both ports
+            assert on_first.sign_in().status_code == 302
+
+            start = on_first.post("/connect")
+            assert start.status_code == 302
+            callback = drive_consent(start.headers["Location"], "sandbox_carol")
+            assert callback.startswith(first.url + "/oauth/callback?")
+            landed = on_second.get(callback[len(first.url):])
+
+            assert landed.status_code == 302 and landed.headers["Location"] == "/"
+            assert "Connected @sandbox_carol" in on_second.get("/").text
+            assert account(first.settings, "sandbox_carol").status == ACTIVE
+            assert "POST /connect" in first.log() and "GET /oauth/callback" not in first.log()
+            assert "GET /oauth/callback" in second.log()
+
+
+def test_a_lockout_on_one_process_holds_on_another(tmp_path: Path, sandbox: SandboxControl) -> None:
+    env = web_env(tmp_path, sandbox)
+    with gunicorn(tmp_path, sandbox, workers=1, env=env, name="first") as first:
+        with gunicorn(tmp_path, sandbox, workers=1, env=env, name="second") as second:
+            statuses = [HttpBrowser(first.url).sign_in("wrong password").status_code for _ in range(5)]
+            sixth = HttpBrowser(second.url).sign_in()
+
+            assert statuses == [401, 401, 401, 401, 429]
+            assert sixth.status_code == 429
+            assert re.search(r"closed to it for 1[45] more min", sixth.text)
