@@ -1,0 +1,330 @@
+"""The queue's commands: `post`, `import`, `slots`, `queue`, `cancel`, `history`, `generators`.
+
+Every post goes in through `bot.queue`, so what the command line refuses (a
+past time, an unknown account, a text too long, a bad CSV row) is what every
+other way in refuses. A refusal prints its reason on stderr, exits 1 and
+queues nothing. Times are typed and shown on the operator's clock (TIMEZONE).
+
+`bot.cli` imports this module at its end and calls `register(main)`; this module
+imports `bot.cli` only inside functions, so either can be imported first.
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from bot.importer import ImportRefused, import_csv
+from bot.limits import queue_warnings
+from bot.models import POSTED, Account, Post, utcnow
+from bot.pricing import cost_next_days, dollars, post_cost
+from bot.queue import PAST_GRACE, QueueError, cancel, queue_post
+from bot.schedules import (SlotSchedule, SlotSpecError, clear_slots, free_slots, load_slots, parse_slots,
+                           queue_in_next_slot, save_slots)
+from bot.settings import Settings
+from bot.store import Repository, open_store
+from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
+from bot.when import WhenError, format_local, parse_when
+
+THREAD_SEPARATOR = "---"
+HISTORY_LIMIT = 50
+COST_DAYS = 30
+SLOTS_SHOWN = 5
+RELATIVE_WITHIN = timedelta(hours=48)
+
+
+def register(main: click.Group) -> None:
+    """Add the queue's commands to the `tweetbot` group."""
+    for command in (post_command, import_command, slots_group, queue_command, cancel_command,
+                    history_command, generators_command):
+        main.add_command(command)
+
+
+# -- shared helpers ------------------------------------------------------------------------
+
+
+def fail(reason: str) -> NoReturn:
+    """Refuse: the reason on stderr, exit 1."""
+    click.secho(f"tweetbot: {reason}", fg="red", err=True)
+    sys.exit(1)
+
+
+def open_queue() -> tuple[Settings, Repository]:
+    from bot.cli import settings_or_exit
+
+    settings = settings_or_exit()
+    return settings, open_store(settings)
+
+
+def handles_by_id(store: Repository) -> dict[str, str]:
+    return {account.user_id: account.handle for account in store.list_accounts()}
+
+
+def pick_account(store: Repository, handle: str | None) -> Account:
+    """The account `--account` names, or the only one there is; refuses otherwise."""
+    accounts = store.list_accounts()
+    known = ", ".join(a.handle for a in accounts) or "none yet"
+    if handle:
+        found = store.find_account(handle)
+        if found is None:
+            fail(f"no account {handle} (connected: {known})")
+        return found
+    if len(accounts) == 1:
+        return accounts[0]
+    if not accounts:
+        fail("no accounts yet: sign in to the web app and press Connect first")
+    fail(f"there are several accounts: say which with --account ({known})")
+
+
+def read_thread_file(path: Path) -> list[str]:
+    """The parts of a thread file: texts separated by lines holding only `---` (blank parts dropped)."""
+    parts: list[list[str]] = [[]]
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() == THREAD_SEPARATOR:
+            parts.append([])
+        else:
+            parts[-1].append(line)
+    return [text for text in ("\n".join(lines).strip() for lines in parts) if text]
+
+
+def post_link(settings: Settings, username: str, tweet_id: str | None) -> str:
+    """Where a person sees the post: on X, or on the sandbox's timeline page."""
+    if settings.sandbox:
+        return f"{settings.api_base.rstrip('/')}/{username}"
+    return f"https://x.com/{username}/status/{tweet_id}" if tweet_id else "-"
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def length_text(post: Post) -> str:
+    longest = max(weighted_length(part) for part in post.parts)
+    return f"{longest}/{MAX_WEIGHTED_LENGTH}"
+
+
+def describe_due(due: datetime, settings: Settings) -> str:
+    """The due time on the operator's clock, with "in 3 h 5 min" when that is near enough to help."""
+    from bot.cli import relative
+
+    shown = format_local(due, settings.zone)
+    return f"{shown} ({relative(due)})" if abs(due - utcnow()) < RELATIVE_WITHIN else shown
+
+
+# -- post ------------------------------------------------------------------------------------
+
+
+@click.command("post")
+@click.argument("text", required=False)
+@click.option("--at", "when", metavar="WHEN",
+              help='"2026-12-01 09:00", "tomorrow 09:00", "mon 09:00", "now", "in 2 hours"; '
+                   "TIMEZONE unless a zone follows. Default: the account's next free slot, else now.")
+@click.option("--account", "handle", metavar="@USER", help="Default: the only connected account.")
+@click.option("--thread-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A thread: parts separated by lines holding only ---.")
+def post_command(text: str | None, when: str | None, handle: str | None, thread_file: Path | None) -> None:
+    """Queue TEXT (or the thread in --thread-file) for one account."""
+    if (text is None) == (thread_file is None):
+        fail("give either TEXT or --thread-file (one of them)")
+    parts = [text] if text is not None else read_thread_file(thread_file)  # type: ignore[arg-type]
+    settings, store = open_queue()
+    account = pick_account(store, handle)
+    now = utcnow()
+    try:
+        post = _queue(store, settings, account, parts, when, now)
+    except (QueueError, WhenError) as exc:
+        fail(str(exc))
+    kind = f"thread {post.id} ({len(post.parts)} parts)" if len(post.parts) > 1 else f"post {post.id}"
+    click.echo(f"Queued {kind} for {account.handle}, due {describe_due(post.due_at, settings)}, "
+               f"{length_text(post)}, {dollars(post_cost(post))} under pay-per-use.")
+
+
+def _queue(store: Repository, settings: Settings, account: Account, parts: Sequence[str],
+           when: str | None, now: datetime) -> Post:
+    """At the time asked for; without one, at the next free slot, or now when the account has no slots."""
+    if when is not None:
+        due = parse_when(when, settings.zone, now)
+        if due < now - PAST_GRACE:
+            raise QueueError(f"{format_local(due, settings.zone)} is in the past "
+                             f"(it is {format_local(now, settings.zone)} now)")
+        return queue_post(store, account.user_id, parts, due, now)
+    if load_slots(store, account.user_id) is not None:
+        return queue_in_next_slot(store, account.user_id, parts, now)
+    return queue_post(store, account.user_id, parts, now, now)
+
+
+# -- import ---------------------------------------------------------------------------------
+
+
+@click.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_command(file: Path) -> None:
+    """Queue every row of FILE (CSV: account,due_at,text[,thread_id]); all rows or none."""
+    settings, store = open_queue()
+    try:
+        posts = import_csv(store, file, settings.zone, utcnow(), show_progress=True)
+    except ImportRefused as exc:
+        for problem in exc.problems:
+            click.echo(f"{file.name}: {problem}", err=True)
+        fail(str(exc))
+    names = handles_by_id(store)
+    threads = sum(1 for post in posts if len(post.parts) > 1)
+    accounts = sorted({names.get(post.account_id, post.account_id) for post in posts})
+    first, last = min(p.due_at for p in posts), max(p.due_at for p in posts)
+    thread_note = f" ({plural(threads, 'thread')})" if threads else ""
+    click.echo(f"Queued {plural(len(posts), 'post')}{thread_note} for {', '.join(accounts)}: "
+               f"first due {format_local(first, settings.zone)}, last {format_local(last, settings.zone)}.")
+
+
+# -- slots ----------------------------------------------------------------------------------
+
+
+@click.group("slots")
+def slots_group() -> None:
+    """An account's weekly posting times: a post queued without --at takes the next free one."""
+
+
+@slots_group.command("set")
+@click.argument("handle", metavar="@USER")
+@click.argument("spec", metavar='"mon-fri 09:00,13:00; sat 11:00"')
+@click.option("--tz", default=None, help="The slots' time zone. Default: one the text ends with, else TIMEZONE.")
+def slots_set(handle: str, spec: str, tz: str | None) -> None:
+    """Set @USER's slots (replacing any it had)."""
+    settings, store = open_queue()
+    account = pick_account(store, handle)
+    try:
+        schedule = parse_slots(spec, tz, default_tz=settings.timezone)
+    except SlotSpecError as exc:
+        fail(str(exc))
+    save_slots(store, account.user_id, schedule)
+    click.echo(f"{account.handle}: {schedule.spec} ({schedule.zone})")
+    _print_next_slots(store, settings, account, schedule)
+
+
+@slots_group.command("show")
+@click.argument("handle", metavar="[@USER]", required=False)
+def slots_show(handle: str | None) -> None:
+    """Show the slots of @USER (default: every account) and the next free ones."""
+    settings, store = open_queue()
+    accounts = [pick_account(store, handle)] if handle else store.list_accounts()
+    if not accounts:
+        click.echo("No accounts yet.")
+    for account in accounts:
+        schedule = load_slots(store, account.user_id)
+        if schedule is None:
+            click.echo(f"{account.handle}: no slots (posts without --at go out at once)")
+            continue
+        click.echo(f"{account.handle}: {schedule.spec} ({schedule.zone})")
+        _print_next_slots(store, settings, account, schedule)
+
+
+@slots_group.command("clear")
+@click.argument("handle", metavar="@USER")
+def slots_clear(handle: str) -> None:
+    """Remove @USER's slots (queued posts keep their times)."""
+    _, store = open_queue()
+    account = pick_account(store, handle)
+    clear_slots(store, account.user_id)
+    click.echo(f"{account.handle}: no slots")
+
+
+def _print_next_slots(store: Repository, settings: Settings, account: Account, schedule: SlotSchedule) -> None:
+    frees = free_slots(store, account.user_id, utcnow())
+    for moment in (next(frees) for _ in range(SLOTS_SHOWN)):
+        shown = format_local(moment, schedule.zone)
+        if schedule.zone != settings.timezone:
+            shown += f"  ({format_local(moment, settings.zone)})"
+        click.echo(f"  next free: {shown}")
+
+
+# -- queue, cancel, history -------------------------------------------------------------------
+
+
+@click.command("queue")
+def queue_command() -> None:
+    """The queued posts: due time, status, length, pay-per-use cost; the next 30 days' total; tier warnings."""
+    settings, store = open_queue()
+    posts = store.queued_posts()
+    names = handles_by_id(store)
+    if not posts:
+        click.echo("The queue is empty.")
+        return
+    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'DUE':22} {'STATUS':10} {'PARTS':>5} {'LENGTH':>7} {'COST':>7}  NOTE")
+    for post in posts:
+        click.echo(f"{post.id:>6}  {names.get(post.account_id, post.account_id):16} "
+                   f"{format_local(post.due_at, settings.zone):22} {post.status:10} {len(post.parts):>5} "
+                   f"{length_text(post):>7} {dollars(post_cost(post)):>7}  {post.last_error or ''}".rstrip())
+    now = utcnow()
+    upcoming = [p for p in posts if p.due_at < now + timedelta(days=COST_DAYS)]
+    billing = ("" if settings.x_tier == "payg"
+               else f" if billed per use (X_TIER={settings.x_tier} is a subscription)")
+    click.echo(f"Next {COST_DAYS} days: {plural(len(upcoming), 'post')}, "
+               f"{dollars(cost_next_days(posts, now, COST_DAYS))}{billing}.")
+    for warning in queue_warnings(posts, settings.x_tier, names, settings.zone):
+        click.secho(f"warning: {warning}", fg="yellow")
+
+
+@click.command("cancel")
+@click.argument("post_id", metavar="ID", type=int)
+def cancel_command(post_id: int) -> None:
+    """Cancel queued post ID (one not yet going out)."""
+    settings, store = open_queue()
+    try:
+        post = cancel(store, post_id)
+    except QueueError as exc:
+        fail(str(exc))
+    handle = handles_by_id(store).get(post.account_id, post.account_id)
+    click.echo(f"Canceled post {post.id} ({handle}, was due {format_local(post.due_at, settings.zone)}).")
+
+
+@click.command("history")
+def history_command() -> None:
+    """The last 50 finished posts: when, status, link, error."""
+    settings, store = open_queue()
+    posts = store.history(HISTORY_LIMIT)
+    if not posts:
+        click.echo("Nothing has been posted yet.")
+        return
+    accounts = {a.user_id: a for a in store.list_accounts()}
+    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'POSTED':22} {'STATUS':9} {'LINK':45} ERROR")
+    for post in posts:
+        account = accounts.get(post.account_id)
+        first_id = next((tweet_id for tweet_id in post.tweet_ids if tweet_id), None)
+        link = post_link(settings, account.username, first_id) if account and first_id else "-"
+        posted = format_local(post.posted_at, settings.zone) if post.status == POSTED else "-"
+        click.echo(f"{post.id:>6}  {account.handle if account else post.account_id:16} {posted:22} "
+                   f"{post.status:9} {link:45} {post.last_error or ''}".rstrip())
+
+
+# -- generators ---------------------------------------------------------------------------------
+
+
+@click.command("generators")
+def generators_command() -> None:
+    """Check the generators file (tweetbot.toml) and show when each generator runs next."""
+    import schedule
+
+    from bot.generators import generators_path, job_for, load_generators, resolve_call
+
+    settings, _ = open_queue()
+    path = generators_path(settings)
+    specs, problems = load_generators(path, settings.timezone)
+    if not specs and not problems:
+        click.echo(f"No generators ({path} has none).")
+    for spec in specs:
+        job = job_for(schedule.Scheduler(), spec).do(lambda: None)
+        next_run = job.next_run.astimezone() if job.next_run else None  # the library's naive local time
+        try:
+            resolve_call(spec.call, spec.folder)
+            note = ""
+        except Exception as exc:
+            note = f"  (cannot load {spec.call}: {type(exc).__name__}: {exc})"
+            problems.append(f"{spec.name}: cannot load {spec.call}")
+        click.echo(f"{spec.describe()}: next run {format_local(next_run, settings.zone)}{note}")
+    for problem in problems:
+        click.secho(f"tweetbot: {problem}", fg="red", err=True)
+    sys.exit(1 if problems else 0)

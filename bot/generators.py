@@ -1,0 +1,264 @@
+"""Generators: recurring jobs that call the operator's Python function and queue what it returns.
+
+They live in `tweetbot.toml` (or the file GENERATORS_FILE names), beside the
+module they call:
+
+    [[generator]]
+    name = "quote"                 # optional; default: the call
+    account = "@alice"
+    every = "day at 09:00"         # the schedule library's words: "monday at 08:30", "3 hours", "hour at :15"
+    tz = "Europe/Berlin"           # optional; default: TIMEZONE
+    call = "myposts:daily_quote"   # module:function, the module found beside the file
+
+The function takes no argument and returns a string (one post), a list of
+strings (a thread), or None (nothing this time; an empty list means the same).
+What it returns goes through `bot.queue` like any other post, due at once.
+
+A generator must never take the worker down: its exception, a refused post
+(too long, unknown account) or a return value of the wrong type is logged with
+its traceback and recorded as a `generator_failed` event. A broken entry in the
+file is reported the same way at start-up and skipped; the other generators and
+the rest of the worker go on.
+
+The jobs run on the worker's `schedule.Scheduler`, in the worker's thread, so a
+slow function delays the jobs after it.
+"""
+from __future__ import annotations
+
+import importlib
+import logging
+import re
+import sys
+import tomllib
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import schedule
+
+from bot.models import Post, utcnow
+from bot.queue import QueueError, queue_post
+from bot.settings import Settings
+from bot.store import Repository
+
+log = logging.getLogger("tweetbot.generators")
+
+FAILED_EVENT = "generator_failed"
+SOURCE = "generator"
+TAG = "generator"
+_KEYS = {"name", "account", "every", "tz", "call"}
+_CALL = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_EVERY = re.compile(r"^(?:every\s+)?(?:(?P<count>\d+)\s+)?(?P<unit>[a-z]+)(?:\s+at\s+(?P<at>\S+))?$")
+_UNITS = {"second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks",
+          "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+
+
+class GeneratorConfigError(ValueError):
+    """An entry of the generators file cannot be used; the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """One `[[generator]]` entry, checked."""
+
+    name: str
+    account: str
+    every: str
+    tz: str
+    call: str
+    folder: Path  # where the file is: the called module is looked for there
+
+    def describe(self) -> str:
+        return f"generator {self.name!r} ({self.call}, every {self.every} {self.tz}, for {self.account})"
+
+
+class _WallClockZone(ZoneInfo):
+    """A zoneinfo zone the schedule library can use without pytz.
+
+    `Job.at(time, tz)` imports pytz, which tweetbot does not depend on, and then
+    calls the zone's `normalize` after each date step to repair pytz's fixed
+    offsets. A zoneinfo zone recomputes the offset from the wall time by
+    itself, so normalizing is a no-op: 09:00 stays 09:00 across DST changes.
+    """
+
+    def normalize(self, moment: datetime) -> datetime:
+        return moment
+
+
+# -- the file ----------------------------------------------------------------------------
+
+
+def generators_path(settings: Settings) -> Path:
+    """The generators file: GENERATORS_FILE, else `tweetbot.toml` in the working folder."""
+    return settings.generators_file
+
+
+def load_generators(path: Path, default_tz: str = "UTC") -> tuple[list[GeneratorSpec], list[str]]:
+    """The usable entries of the file and a message for each unusable one (no file: none of either)."""
+    if not path.is_file():
+        return [], []
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
+        return [], [f"{path}: cannot be read: {exc}"]
+    entries = data.get("generator", [])
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        return [], [f"{path}: generators are written as [[generator]] tables"]
+    specs: list[GeneratorSpec] = []
+    problems: list[str] = []
+    for number, entry in enumerate(entries, start=1):
+        try:
+            specs.append(_spec(entry, default_tz, path.resolve().parent))
+        except GeneratorConfigError as exc:
+            label = entry.get("name") or entry.get("call") or "unnamed"
+            problems.append(f"{path}: generator {number} ({label}): {exc}")
+    return specs, problems
+
+
+def _spec(entry: dict[str, Any], default_tz: str, folder: Path) -> GeneratorSpec:
+    unknown = sorted(set(entry) - _KEYS)
+    if unknown:
+        raise GeneratorConfigError(f"unknown key(s) {', '.join(unknown)} (expected {', '.join(sorted(_KEYS))})")
+    for key in ("account", "every", "call"):
+        if not isinstance(entry.get(key), str) or not entry[key].strip():
+            raise GeneratorConfigError(f"{key!r} is missing (a string)")
+    call = entry["call"].strip()
+    if not _CALL.match(call):
+        raise GeneratorConfigError(f"call = {call!r} is not \"module:function\"")
+    tz = entry.get("tz") or default_tz
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        raise GeneratorConfigError(f"tz = {tz!r} is not a time zone (expected e.g. Europe/Berlin)") from None
+    spec = GeneratorSpec(name=str(entry.get("name") or call), account=entry["account"].strip(),
+                         every=" ".join(entry["every"].lower().split()), tz=tz, call=call, folder=folder)
+    job_for(schedule.Scheduler(), spec)  # a trial on a throwaway scheduler: the library judges `every`
+    return spec
+
+
+def job_for(scheduler: schedule.Scheduler, spec: GeneratorSpec) -> schedule.Job:
+    """An unstarted job on `scheduler` for `spec.every` in `spec.tz` (no function attached yet)."""
+    match = _EVERY.match(spec.every)
+    if not match or match["unit"] not in _UNITS:
+        raise GeneratorConfigError(f"every = {spec.every!r} is not the schedule library's words "
+                                   "(e.g. \"day at 09:00\", \"monday at 08:30\", \"3 hours\", \"hour at :15\")")
+    try:
+        job: schedule.Job = getattr(scheduler.every(int(match["count"] or 1)), match["unit"])
+        if match["at"]:
+            job = job.at(match["at"])
+    except schedule.ScheduleError as exc:
+        raise GeneratorConfigError(f"every = {spec.every!r}: {exc}") from None
+    job.at_time_zone = _WallClockZone(spec.tz)  # type: ignore[assignment]  # typed there as pytz-only
+    return job
+
+
+# -- running ---------------------------------------------------------------------------------
+
+
+def schedule_generators(scheduler: schedule.Scheduler, settings: Settings, store: Repository,
+                        clock: Callable[[], datetime] = utcnow) -> list[schedule.Job]:
+    """Register every usable generator of the file on the worker's scheduler; the jobs.
+
+    Never raises: an unusable entry is logged and recorded as `generator_failed`
+    and left out; a call that cannot be imported yet is reported the same way
+    but keeps its job (the module may appear before the job is due).
+    """
+    path = generators_path(settings)
+    specs, problems = load_generators(path, settings.timezone)
+    for problem in problems:
+        log.error("%s; this generator is skipped", problem)
+        _record_failure(store, None, problem, clock)
+    jobs: list[schedule.Job] = []
+    for spec in specs:
+        job = job_for(scheduler, spec).do(run_generator, spec, store, clock).tag(TAG, spec.name)
+        jobs.append(job)
+        try:
+            resolve_call(spec.call, spec.folder)
+        except Exception as exc:
+            report_failure(store, spec, exc, clock, when="at start-up")
+        log.info("%s registered; next run %s", spec.describe(), job.next_run)
+    return jobs
+
+
+def run_generator(spec: GeneratorSpec, store: Repository,
+                  clock: Callable[[], datetime] = utcnow) -> Post | None:
+    """Call the function and queue what it returns, due now; the post, or None. Never raises an Exception."""
+    try:
+        produced = resolve_call(spec.call, spec.folder)()
+        parts = returned_parts(produced)
+        if parts is None:
+            log.info("%s returned nothing to post", spec.describe())
+            return None
+        now = clock()
+        post = queue_post(store, spec.account, parts, due_at=now, now=now, source=SOURCE)
+    except Exception as exc:
+        report_failure(store, spec, exc, clock)
+        return None
+    log.info("%s queued post %s (%d part%s)", spec.describe(), post.id, len(post.parts),
+             "s" if len(post.parts) != 1 else "")
+    return post
+
+
+def returned_parts(produced: object) -> Sequence[str] | None:
+    """A function's result as the parts of a post: a string, a list or tuple of strings, or None for nothing."""
+    if produced is None:
+        return None
+    if isinstance(produced, str):
+        return [produced]
+    if isinstance(produced, (list, tuple)) and all(isinstance(part, str) for part in produced):
+        return list(produced) or None
+    raise TypeError(f"returned {type(produced).__name__}; expected a string, a list of strings, or None")
+
+
+def resolve_call(call: str, folder: Path | None = None) -> Callable[[], object]:
+    """The function `module:function` names, importing the module (looked for in `folder` first)."""
+    module_name, _, attribute_path = call.partition(":")
+    if folder is not None and str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+    target: Any = importlib.import_module(module_name)
+    for attribute in attribute_path.split("."):
+        target = getattr(target, attribute)
+    if not callable(target):
+        raise TypeError(f"{call} is not a function")
+    return target  # type: ignore[no-any-return]
+
+
+def report_failure(store: Repository, spec: GeneratorSpec, exc: BaseException,
+                   clock: Callable[[], datetime] = utcnow, when: str = "") -> None:
+    """Log the failure with its traceback and record a `generator_failed` event naming the generator."""
+    log.error("%s failed%s", spec.describe(), f" {when}" if when else "", exc_info=exc)
+    account = _account_id(store, spec.account)
+    where = "" if isinstance(exc, QueueError) else _innermost_frame(exc)  # a refused post's reason says it all
+    detail = (f"{spec.name} ({spec.call}){' ' + when if when else ''}: {type(exc).__name__}: {exc}"
+              f"{' at ' + where if where else ''}")
+    _record_failure(store, account, detail, clock)
+
+
+def _record_failure(store: Repository, account_id: str | None, detail: str,
+                    clock: Callable[[], datetime]) -> None:
+    try:
+        store.record_event(FAILED_EVENT, account_id, detail=detail, at=clock())
+    except Exception:
+        log.exception("could not record the generator failure: %s", detail)
+
+
+def _account_id(store: Repository, handle: str) -> str | None:
+    try:
+        found = store.find_account(handle)
+    except Exception:
+        return None
+    return found.user_id if found else None
+
+
+def _innermost_frame(exc: BaseException) -> str:
+    """`file:line in function` where the exception was raised, for the event (the log has the whole traceback)."""
+    frames = [frame for frame in traceback.extract_tb(exc.__traceback__)
+              if not frame.filename.startswith("<")]  # importlib's frozen frames say nothing to an operator
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"{Path(last.filename).name}:{last.lineno} in {last.name}"

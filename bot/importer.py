@@ -1,0 +1,268 @@
+"""Importing a CSV of posts: `account,due_at,text`, and optionally `thread_id`.
+
+All rows or none: a file is checked whole, and one bad row among a thousand
+queues nothing, because half a campaign is worse than none and re-importing the
+fixed file must not double the good half. Every bad row is named by its line in
+the file (as an editor numbers it, the header being line 1) with its reason, all
+of them at once, so one round of fixes is enough.
+
+Rows sharing a `thread_id` become one thread, parts in row order, posted at the
+first of those rows' times. An empty `due_at` takes the account's next free slot
+(the slots this file fills count as taken). Times are read like `--at`: the
+operator's zone unless the cell names one.
+"""
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, tzinfo
+from pathlib import Path
+
+import click
+
+from bot.models import Account, Post, utcnow
+from bot.queue import PAST_GRACE, QueueError, draft
+from bot.schedules import free_slots
+from bot.store import Repository
+from bot.text import length_error
+from bot.when import WhenError, parse_when
+
+REQUIRED_COLUMNS = ("account", "due_at", "text")
+OPTIONAL_COLUMNS = ("thread_id",)
+PROGRESS_ABOVE = 1000  # rows; smaller files are checked before a bar would be worth drawing
+SOURCE = "csv"
+
+
+@dataclass(frozen=True, order=True)
+class RowProblem:
+    """Why one line of the file cannot be queued."""
+
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+class ImportRefused(QueueError):
+    """The file was not imported; `problems` holds every bad line, in file order."""
+
+    def __init__(self, problems: Iterable[RowProblem]) -> None:
+        self.problems = sorted(set(problems))
+        count = len({problem.line for problem in self.problems})
+        super().__init__(f"{count} bad row{'s' if count != 1 else ''}; nothing was queued")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One data row of the file, with the line it starts on."""
+
+    line: int
+    account: str
+    due_at: str
+    text: str
+    thread_id: str = ""
+
+
+@dataclass
+class _Group:
+    """The rows that become one post: one row, or the parts of one thread."""
+
+    rows: list[Row] = field(default_factory=list)
+    account: Account | None = None
+    due_at: datetime | None = None
+
+    @property
+    def line(self) -> int:
+        return self.rows[0].line
+
+
+def read_rows(path: Path) -> list[Row]:
+    """The file's data rows, or `ImportRefused` when its shape (header, columns, encoding) is wrong."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
+            reader = csv.reader(handle)
+            try:
+                return list(_rows(reader, lambda: reader.line_num))
+            except csv.Error as exc:
+                raise ImportRefused([RowProblem(reader.line_num, f"not valid CSV: {exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise ImportRefused([RowProblem(1, f"the file is not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+
+
+def _rows(reader: Iterator[list[str]], lines_read: Callable[[], int]) -> Iterator[Row]:
+    """Data rows with the line each starts on (a quoted text may span lines); blank lines skipped."""
+    header: list[str] | None = None
+    bad: list[RowProblem] = []
+    previous_end = 0
+    for cells in reader:
+        line, previous_end = previous_end + 1, lines_read()
+        if not any(cell.strip() for cell in cells):
+            continue
+        if header is None:
+            header = _header(cells, line)
+            continue
+        if len(cells) > len(header) and any(cell.strip() for cell in cells[len(header):]):
+            bad.append(RowProblem(line, f"expected {len(header)} columns ({','.join(header)}), found {len(cells)}: "
+                                        "put a text that holds commas in double quotes"))
+            continue
+        # Spreadsheets drop trailing empty cells or add empty ones: both mean "empty".
+        values = dict(zip(header, cells + [""] * (len(header) - len(cells))))
+        yield Row(line, values["account"].strip(), values["due_at"].strip(), values["text"],
+                  values.get("thread_id", "").strip())
+    if header is None:
+        raise ImportRefused([RowProblem(1, "the file is empty (expected a header: account,due_at,text)")])
+    if bad:
+        raise ImportRefused(bad)
+
+
+def _header(cells: list[str], line: int) -> list[str]:
+    names = [cell.strip().lower() for cell in cells]
+    missing = [name for name in REQUIRED_COLUMNS if name not in names]
+    unknown = [name for name in names if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
+    if missing or unknown or len(set(names)) != len(names):
+        found = ",".join(names)
+        raise ImportRefused([RowProblem(line, f"the header must be account,due_at,text with an optional thread_id "
+                                              f"column, in any order; found {found!r}")])
+    return names
+
+
+def import_csv(store: Repository, path: Path, zone: tzinfo | str, now: datetime | None = None,
+               show_progress: bool = False) -> list[Post]:
+    """Check the whole file, then queue every post in one transaction; the queued posts.
+
+    Raises `ImportRefused` (nothing queued) listing every bad line. Checking and
+    queueing share the store's lock, so the free slots found are still free when
+    the posts land.
+    """
+    now = now or utcnow()
+    rows = read_rows(path)
+    if not rows:
+        raise ImportRefused([RowProblem(1, "the file has a header but no rows")])
+    groups = _group(rows)
+    problems: list[RowProblem] = []
+    with store.transaction():
+        accounts = _AccountCache(store)
+        for group in groups:
+            problems.extend(_check_group(group, accounts, zone, now))
+        problems.extend(_assign_slots(store, groups, now))
+        bad_lines = {problem.line for problem in problems}
+        sound = [group for group in groups if not any(row.line in bad_lines for row in group.rows)]
+        drafts = _draft_all(store, sound, now, show_progress and len(rows) > PROGRESS_ABOVE)
+        problems.extend(problem for problem in drafts if isinstance(problem, RowProblem))
+        if problems:
+            raise ImportRefused(problems)
+        return store.add_posts([post for post in drafts if isinstance(post, Post)])
+
+
+def _group(rows: list[Row]) -> list[_Group]:
+    """One group per row, except rows sharing a thread_id, which share a group (in row order)."""
+    groups: list[_Group] = []
+    threads: dict[str, _Group] = {}
+    for row in rows:
+        if row.thread_id and row.thread_id in threads:
+            threads[row.thread_id].rows.append(row)
+            continue
+        group = _Group([row])
+        groups.append(group)
+        if row.thread_id:
+            threads[row.thread_id] = group
+    return groups
+
+
+class _AccountCache:
+    """Accounts by the name a row gives, looked up once per file rather than once per row."""
+
+    def __init__(self, store: Repository) -> None:
+        self.store = store
+        self.found: dict[str, Account | None] = {}
+
+    def get(self, name: str) -> Account | None:
+        key = name.lstrip("@").lower()
+        if key not in self.found:
+            self.found[key] = self.store.find_account(name) if key else None
+        return self.found[key]
+
+
+def _check_group(group: _Group, accounts: _AccountCache, zone: tzinfo | str, now: datetime) -> list[RowProblem]:
+    """Each row's own faults (account, time, text), and a thread's rows agreeing on account and time."""
+    problems: list[RowProblem] = []
+    due_line = 0
+    for row in group.rows:
+        account = accounts.get(row.account)
+        if account is None:
+            problems.append(RowProblem(row.line, f"no account {row.account}" if row.account else "no account"))
+        elif group.account is None:
+            group.account = account
+        elif account.user_id != group.account.user_id:
+            problems.append(RowProblem(row.line, f"thread {row.thread_id!r} belongs to {group.account.handle} "
+                                                 f"(line {group.line}), not {account.handle}"))
+        if row.due_at:
+            try:
+                due = parse_when(row.due_at, zone, now)
+            except WhenError as exc:
+                problems.append(RowProblem(row.line, f"due_at {exc}"))
+            else:
+                if due < now - PAST_GRACE:
+                    problems.append(RowProblem(row.line, f"due_at {row.due_at!r} is in the past"))
+                if group.due_at is None:
+                    group.due_at, due_line = due, row.line
+                elif due != group.due_at:
+                    problems.append(RowProblem(row.line, f"thread {row.thread_id!r} is due at the time on line "
+                                                         f"{due_line}; a part cannot have another ({row.due_at})"))
+        reason = length_error(row.text.strip())
+        if reason:
+            problems.append(RowProblem(row.line, f"text is too long or invalid: {reason}"))
+    return problems
+
+
+def _assign_slots(store: Repository, groups: list[_Group], now: datetime) -> list[RowProblem]:
+    """Give each group without a time its account's next free slot, skipping times this file already fills."""
+    problems: list[RowProblem] = []
+    slots: dict[str, Iterator[datetime] | QueueError] = {}
+    for group in groups:
+        account = group.account
+        if account is None or any(row.due_at for row in group.rows):
+            continue
+        if account.user_id not in slots:
+            fixed = {g.due_at for g in groups
+                     if g.due_at is not None and g.account is not None and g.account.user_id == account.user_id}
+            try:
+                slots[account.user_id] = free_slots(store, account.user_id, now, also_taken=fixed)
+            except QueueError as exc:
+                slots[account.user_id] = exc
+        source = slots[account.user_id]
+        if isinstance(source, QueueError):
+            problems.append(RowProblem(group.line, f"no due_at, and {source}"))
+        else:
+            group.due_at = next(source)  # endless: a schedule has at least one slot a week
+    return problems
+
+
+def _draft_all(store: Repository, groups: list[_Group], now: datetime,
+               show_progress: bool) -> list[Post | RowProblem]:
+    """Each group through the queue's own checks (`bot.queue.draft`): a post, or the reason it cannot be one."""
+    results: list[Post | RowProblem] = []
+    with _progress(show_progress, sum(len(group.rows) for group in groups)) as advance:
+        for group in groups:
+            assert group.account is not None and group.due_at is not None
+            try:
+                results.append(draft(store, group.account.user_id, [row.text for row in group.rows],
+                                     group.due_at, now, source=SOURCE))
+            except QueueError as exc:
+                results.append(RowProblem(group.line, str(exc)))
+            advance(len(group.rows))
+    return results
+
+
+@contextmanager
+def _progress(shown: bool, length: int) -> Iterator[Callable[[int], None]]:
+    """A click progress bar on stderr (stdout stays for the summary), or a no-op."""
+    if not shown:
+        yield lambda steps: None
+        return
+    with click.progressbar(length=length, label="Checking rows", file=sys.stderr) as bar:
+        yield bar.update

@@ -1,0 +1,142 @@
+"""X's posting limits per tier, so the worker spaces posts before X answers 429.
+
+The numbers are those of `x-api-facts.md` §4 for `POST /2/tweets` (X_TIER picks
+the row). Every tweet counts, so a thread of five parts spends five. Windows
+are treated as sliding (any span of that length holds at most `limit` posts):
+X counts in fixed windows, and a sliding window never allows a post that a fixed
+window of the same length would refuse, so this is the safe reading.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+
+from bot.models import POSTED, Post
+from bot.store import Repository
+from bot.when import format_local
+
+USER = "user"  # counted per account (per X user)
+APP = "app"    # counted across every account of the app
+
+
+@dataclass(frozen=True)
+class Window:
+    """At most `limit` posts in any `span`, per user or per app."""
+
+    limit: int
+    span: timedelta
+    scope: str
+
+    def describe(self) -> str:
+        return f"{self.limit:,} per {_span_text(self.span)} per {self.scope}"
+
+
+TIER_LIMITS: dict[str, tuple[Window, ...]] = {
+    "payg": (Window(100, timedelta(minutes=15), USER), Window(10_000, timedelta(hours=24), APP)),
+    "free": (Window(17, timedelta(hours=24), USER), Window(17, timedelta(hours=24), APP)),
+    "basic": (Window(100, timedelta(hours=24), USER), Window(1_667, timedelta(hours=24), APP)),
+    "pro": (Window(100, timedelta(minutes=15), USER),),
+}
+LONGEST_SPAN = max(w.span for windows in TIER_LIMITS.values() for w in windows)
+
+
+def windows(tier: str, scope: str | None = None) -> tuple[Window, ...]:
+    """The tier's windows (optionally only one scope's); an unknown tier is a programming error."""
+    try:
+        found = TIER_LIMITS[tier]
+    except KeyError:
+        raise ValueError(f"unknown X tier {tier!r} (expected one of {', '.join(TIER_LIMITS)})") from None
+    return tuple(w for w in found if scope is None or w.scope == scope)
+
+
+def next_allowed_at(recent_post_times: list[datetime], tier: str, now: datetime,
+                    parts: int = 1, scope: str = USER) -> datetime | None:
+    """When `parts` more posts may go out without breaking a window; None = now.
+
+    `recent_post_times` are the times of the tweets already sent (one entry per
+    tweet, so a thread's parts each count), of one account for `scope=USER`, of
+    every account for `scope=APP`. Only times within the longest window matter.
+    A batch larger than a window's limit can never fit at once: it is allowed
+    when the window is empty, and X's own 429 handling covers the rest.
+    """
+    latest = now
+    for window in windows(tier, scope):
+        inside = sorted(t for t in recent_post_times if now - window.span < t <= now)
+        excess = len(inside) + min(parts, window.limit) - window.limit
+        if excess > 0:
+            # The window frees up when its `excess` oldest posts leave it.
+            latest = max(latest, inside[excess - 1] + window.span)
+    return None if latest <= now else latest
+
+
+def recent_post_times(store: Repository, account_id: str | None, now: datetime,
+                      span: timedelta = LONGEST_SPAN, scan: int = 2_000) -> list[datetime]:
+    """The times this account's (None: every account's) tweets went out within `span` before `now`.
+
+    Read from the history: each posted part counts once at the post's
+    `posted_at` (the dispatcher records one time per post). `scan` bounds how
+    many finished posts are read, newest first.
+    """
+    since = now - span
+    times: list[datetime] = []
+    for post in store.history(limit=scan, account_id=account_id):
+        if post.posted_at is None or post.posted_at <= since:
+            continue
+        sent = sum(1 for tweet_id in post.tweet_ids if tweet_id) or (1 if post.status == POSTED else 0)
+        times.extend([post.posted_at] * sent)
+    return times
+
+
+def queue_warnings(posts: Iterable[Post], tier: str, names: Mapping[str, str] | None = None,
+                   zone: tzinfo | str = timezone.utc) -> list[str]:
+    """Where the queue asks for more than the tier allows in a window, one line each.
+
+    Each unfinished post counts its parts at its due time. `names` maps account
+    ids to handles for the message; `zone` is the operator's, for the times shown.
+    """
+    names = names or {}
+    due: dict[str, list[datetime]] = defaultdict(list)
+    for post in posts:
+        if post.finished:
+            continue
+        remaining = len(post.parts) - sum(1 for tweet_id in post.tweet_ids if tweet_id)
+        due[post.account_id].extend([post.due_at] * remaining)
+    warnings: list[str] = []
+    for window in windows(tier, USER):
+        for account_id in sorted(due, key=lambda a: names.get(a, a).lower()):
+            crowded = _first_crowded_window(due[account_id], window)
+            if crowded:
+                who = names.get(account_id, account_id)
+                warnings.append(_warning(who, crowded, window, tier, zone))
+    for window in windows(tier, APP):
+        crowded = _first_crowded_window([t for times in due.values() for t in times], window)
+        if crowded:
+            warnings.append(_warning("all accounts together", crowded, window, tier, zone))
+    return warnings
+
+
+def _first_crowded_window(times: list[datetime], window: Window) -> tuple[datetime, int] | None:
+    """The start and the count of the first `window.span` that holds more than `window.limit` posts."""
+    ordered = sorted(times)
+    start = 0
+    for end, moment in enumerate(ordered):
+        while moment - ordered[start] >= window.span:
+            start += 1
+        if end - start + 1 > window.limit:
+            opens = ordered[start]
+            count = sum(1 for t in ordered[start:] if t - opens < window.span)
+            return opens, count
+    return None
+
+
+def _warning(who: str, crowded: tuple[datetime, int], window: Window, tier: str, zone: tzinfo | str) -> str:
+    opens, count = crowded
+    return (f"{who}: {count:,} posts due in the {_span_text(window.span)} from {format_local(opens, zone)}; "
+            f"X_TIER={tier} allows {window.describe()}, so some will go out late")
+
+
+def _span_text(span: timedelta) -> str:
+    minutes = int(span.total_seconds() // 60)
+    return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
