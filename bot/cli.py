@@ -6,18 +6,20 @@ with one line naming it instead of a traceback.
 """
 from __future__ import annotations
 
-import logging
 import secrets
 import sys
+from datetime import timedelta
 from datetime import datetime
 from pathlib import Path
 
 import click
 from cryptography.fernet import Fernet
 
-from bot.models import NEEDS_RECONNECT, Account, utcnow
+from bot.logs import configure_logging
+from bot.models import NEEDS_RECONNECT, Account
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import Repository, open_store
+from bot.when import relative
 from bot.xclient import XClient
 
 
@@ -28,12 +30,6 @@ def settings_or_exit() -> Settings:
     except SettingsError as exc:
         click.secho(f"tweetbot: configuration error: {exc}", fg="red", err=True)
         sys.exit(2)
-
-
-def configure_logging() -> None:
-    """One line per event on stdout, each with a stable `tweetbot.<part>` prefix."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stdout,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -133,7 +129,7 @@ def worker() -> None:
     """Run the worker: keep tokens fresh, post what is due (Procfile: worker)."""
     from bot.worker import Worker
 
-    configure_logging()
+    configure_logging(sys.stdout)
     settings, store, x = open_everything()
     sys.exit(Worker(settings, store, x).run())
 
@@ -159,25 +155,13 @@ def needs_owner(account: Account) -> bool:
     return attention(account) != "ok"
 
 
-def relative(moment: datetime | None) -> str:
-    """"in 1 h 42 min", "3 min ago", or "never"."""
-    if moment is None:
-        return "never"
-    seconds = int((moment - utcnow()).total_seconds())
-    hours, minutes = divmod(abs(seconds) // 60, 60)
-    span = f"{hours} h {minutes} min" if hours else f"{minutes} min" if minutes else f"{abs(seconds)} s"
-    return f"in {span}" if seconds >= 0 else f"{span} ago"
-
-
 @main.command()
 @click.argument("handle", required=False)
 def refresh(handle: str | None) -> None:
     """Refresh now the tokens of @HANDLE (default: every active account)."""
-    from datetime import timedelta
-
     from bot.tokens import TokenKeeper
 
-    configure_logging()
+    configure_logging(sys.stdout)
     settings, store, x = open_everything()
     keeper = TokenKeeper(store, x, timedelta(seconds=settings.refresh_margin))
     targets = store.list_accounts()
@@ -209,5 +193,7 @@ def run() -> None:
     sys.exit(run_all(settings))
 
 
+from bot.cli_queue import register
+register(main)
 if __name__ == "__main__":
     main()

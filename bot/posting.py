@@ -16,11 +16,13 @@ from __future__ import annotations
 import html
 import logging
 import re
+import threading
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
+from bot.limits import APP, LONGEST_SPAN, USER, next_allowed_at, recent_post_times
 from bot.models import ACTIVE, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
 from bot.settings import Settings
 from bot.store import Repository
@@ -45,15 +47,16 @@ def comparable(text: str) -> str:
     return " ".join(_URL.sub("<url>", text).split())
 
 
-def is_due(post: Post, account: Account | None, now: datetime) -> bool:
-    """Whether the worker should send this post now."""
-    if post.status != SCHEDULED or post.due_at > now:
-        return False
-    if post.next_attempt_at is not None and post.next_attempt_at > now:
-        return False
-    if account is None or account.status != ACTIVE:
-        return False
-    return account.hold_until is None or account.hold_until <= now
+def is_time(post: Post, now: datetime) -> bool:
+    """Whether the post's time (or its retry time) has come."""
+    return post.status == SCHEDULED and post.due_at <= now and (
+        post.next_attempt_at is None or post.next_attempt_at <= now)
+
+
+def account_can_post(account: Account | None, now: datetime) -> bool:
+    """Active, and not held by a rate limit or usage cap."""
+    return account is not None and account.status == ACTIVE and (
+        account.hold_until is None or account.hold_until <= now)
 
 
 class Dispatcher:
@@ -69,6 +72,7 @@ class Dispatcher:
         self.should_stop = should_stop
         self.pool = ThreadPoolExecutor(max_workers=settings.post_concurrency, thread_name_prefix="post")
         self.in_flight: dict[str, Future[None]] = {}
+        self.sent = SentLog(store, settings.x_tier, clock)
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -76,13 +80,13 @@ class Dispatcher:
         """Start a sending task for each account with due posts and none in flight; how many started."""
         self._reap()
         now = self.clock()
-        accounts = {a.user_id: a for a in self.store.list_accounts()}
+        waiting = {p.account_id for p in self.store.queued_posts()
+                   if p.account_id not in self.in_flight and is_time(p, now)}
         started = 0
-        for post in self.store.queued_posts():
-            if post.account_id in self.in_flight or not is_due(post, accounts.get(post.account_id), now):
-                continue
-            self.in_flight[post.account_id] = self.pool.submit(self._send_account, post.account_id)
-            started += 1
+        for account_id in sorted(waiting):  # accounts (and their tokens) are read only when a post is due
+            if self._may_send(self.store.get_account(account_id), now):
+                self.in_flight[account_id] = self.pool.submit(self._send_account, account_id)
+                started += 1
         return started
 
     def settle_stale(self, older_than: timedelta | None = None) -> int:
@@ -105,6 +109,12 @@ class Dispatcher:
         """Wait for the posts in flight to be settled one way or the other."""
         self.pool.shutdown(wait=True)
 
+    def _may_send(self, account: Account | None, now: datetime) -> bool:
+        """The account can post and the tier's windows have room for one more post."""
+        if not account_can_post(account, now):
+            return False
+        return self.sent.room_for(account.user_id, now)  # type: ignore[union-attr]
+
     def _reap(self) -> None:
         for account_id, future in list(self.in_flight.items()):
             if future.done():
@@ -118,9 +128,8 @@ class Dispatcher:
     def _send_account(self, account_id: str) -> None:
         while not self.should_stop():
             now = self.clock()
-            account = self.store.get_account(account_id)
-            due = [p for p in self.store.queued_posts(account_id) if is_due(p, account, now)]
-            if not due:
+            due = [p for p in self.store.queued_posts(account_id) if is_time(p, now)]
+            if not due or not self._may_send(self.store.get_account(account_id), now):
                 return
             self.send(due[0])
 
@@ -179,6 +188,7 @@ class Dispatcher:
     # -- outcomes (each one durable) ------------------------------------------------------
 
     def _record_part(self, post: Post, index: int, tweet_id: str) -> Post:
+        self.sent.add(post.account_id, self.clock())
         ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
         ids[index] = tweet_id
         return self.store.update_post(post.id, tweet_ids=tuple(ids))
@@ -246,7 +256,7 @@ class Dispatcher:
             ids[index] = match
             known.add(match)
             log.info("post %s part %d was stored by X after all: %s", post.id, index + 1, match)
-        if tuple(ids) != post.tweet_ids:
+        if len(known) > len({tid for tid in post.tweet_ids if tid}):
             post = self.store.update_post(post.id, tweet_ids=tuple(ids))
         return post
 
@@ -264,7 +274,7 @@ class Dispatcher:
                 failed = self.store.update_post(post.id, status=FAILED, last_error=reason)
                 self.store.record_event("failed", post.account_id, post.id, detail=reason, at=self.clock())
             return failed
-        retry_at = self.clock() + backoff(post.attempts)
+        retry_at = self.clock() + backoff(post.attempts, first=timedelta(seconds=self.settings.retry_backoff))
         with self.store.transaction():
             again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=retry_at,
                                            last_error=why)
@@ -272,3 +282,45 @@ class Dispatcher:
                                     detail=f"not found at X; retrying at {retry_at.isoformat()}", at=self.clock())
         log.info("post %s was not stored by X; retrying at %s", post.id, retry_at.isoformat())
         return again
+
+
+class SentLog:
+    """When each account's posts went out, to space posts within X_TIER's windows before X says 429.
+
+    Seeded from the history once per account, then kept in memory as parts go out.
+    """
+
+    def __init__(self, store: Repository, tier: str, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.tier = tier
+        self.clock = clock
+        self._times: dict[str | None, list[datetime]] = {}
+        self._lock = threading.Lock()
+        self._waiting_until: dict[str, datetime] = {}
+
+    def _of(self, account_id: str | None, now: datetime) -> list[datetime]:
+        if account_id not in self._times:
+            self._times[account_id] = recent_post_times(self.store, account_id, now)
+        times = self._times[account_id]
+        times[:] = [t for t in times if now - t < LONGEST_SPAN]
+        return times
+
+    def add(self, account_id: str, when: datetime) -> None:
+        with self._lock:
+            for key in (account_id, None):
+                self._of(key, when).append(when)
+
+    def room_for(self, account_id: str, now: datetime) -> bool:
+        """Whether one more post fits the per-user and per-app windows now."""
+        with self._lock:
+            if self._waiting_until.get(account_id, now) > now:
+                return False
+            allowed = max((at for at in (next_allowed_at(self._of(account_id, now), self.tier, now, scope=USER),
+                                         next_allowed_at(self._of(None, now), self.tier, now, scope=APP))
+                           if at is not None), default=None)
+            if allowed is None:
+                return True
+            self._waiting_until[account_id] = allowed
+        log.info("account %s: %s tier's window is full; next post at %s", account_id, self.tier,
+                 allowed.isoformat())
+        return False

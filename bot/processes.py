@@ -8,10 +8,14 @@ import sys
 from bot.settings import Settings
 
 
+# The path without the query string: the OAuth callback's query holds the one-time code.
+ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
+
+
 def gunicorn_command(host: str, port: int, workers: int = 2) -> list[str]:
     """gunicorn serving `web:create_app()`; the Procfile's web line says the same."""
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
-            "--access-logfile", "-", "web:create_app()"]
+            "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT, "web:create_app()"]
 
 
 def exec_gunicorn(host: str, port: int) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -52,10 +52,11 @@ class Settings:
     x_tier: str
     post_concurrency: int
     max_attempts: int
+    retry_backoff: float
     http_timeout: float
     alert_webhook_url: str | None
+    generators_file: Path
     on_ephemeral_disk: bool = False
-    extra: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def redirect_uri(self) -> str:
@@ -81,8 +82,6 @@ class Settings:
         """Every setting as text for `tweetbot check`, secrets masked."""
         shown: dict[str, str] = {}
         for name in self.__dataclass_fields__:
-            if name == "extra":
-                continue
             value = getattr(self, name)
             if name in _SECRET_FIELDS and value:
                 value = _mask(value)
@@ -147,10 +146,11 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         x_tier=env.choice("X_TIER", "payg", TIERS),
         post_concurrency=env.integer("POST_CONCURRENCY", 4, low=1, high=64),
         max_attempts=env.integer("MAX_ATTEMPTS", 5, low=1, high=100),
+        retry_backoff=env.number("RETRY_BACKOFF", 15.0, low=0.1, high=3600.0),
         http_timeout=env.number("HTTP_TIMEOUT", 15.0, low=0.1, high=300.0),
         alert_webhook_url=env.url("ALERT_WEBHOOK_URL", "") or None,
+        generators_file=Path(env.text("GENERATORS_FILE", "tweetbot.toml")),
         on_ephemeral_disk=bool(env.text("DYNO", "")),
-        extra=env.values,
     )
 
 

@@ -27,9 +27,14 @@ BACKOFF_FIRST = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(minutes=15)
 
 
-def backoff(failures: int) -> timedelta:
-    """The wait after the n-th consecutive failure: 15 s, 30 s, 1 min … up to 15 min."""
-    return min(BACKOFF_FIRST * 2 ** max(failures - 1, 0), BACKOFF_MAX)
+def backoff(failures: int, first: timedelta = BACKOFF_FIRST, most: timedelta = BACKOFF_MAX) -> timedelta:
+    """The wait after the n-th consecutive failure: first, 2×first, 4×first … up to `most`."""
+    return min(first * 2 ** max(failures - 1, 0), most)
+
+
+def refresh_backoff(failures: int, margin: timedelta) -> timedelta:
+    """Backoff for a failed refresh, scaled to the margin so several retries fit before expiry."""
+    return backoff(failures, first=min(BACKOFF_FIRST, margin / 8), most=min(BACKOFF_MAX, margin / 2))
 
 
 def expires_within(account: Account, margin: timedelta, now: datetime) -> bool:
@@ -137,7 +142,7 @@ class TokenKeeper:
     def _failed(self, account: Account, exc: XError) -> Account:
         """A passing failure (network, 5xx, rate limit): back off, never declare the account dead."""
         failures = account.refresh_failures + 1
-        retry_at = self.clock() + backoff(failures)
+        retry_at = self.clock() + refresh_backoff(failures, self.margin)
         reason = f"{type(exc).__name__}: {exc}"
         with self.store.transaction():
             updated = self.store.update_account(account.user_id, refresh_failures=failures,

@@ -18,6 +18,7 @@ from typing import Any
 import schedule
 
 from bot import alerts
+from bot.generators import schedule_generators
 from bot.models import to_iso, utcnow
 from bot.posting import Dispatcher
 from bot.settings import Settings
@@ -68,6 +69,7 @@ class Worker:
         self.scheduler.every(every).seconds.do(self._guarded, self.refresh_due_tokens).tag("refresh")
         self.scheduler.every(SETTLE_EVERY).seconds.do(self._guarded, self.settle_stale_posts).tag("settle")
         self.scheduler.every(HEARTBEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
+        schedule_generators(self.scheduler, self.settings, self.store, self.clock)
 
     def settle_left_sending(self) -> None:
         """At start-up every post still `sending` was left by a crash: settle it before anything."""
@@ -113,6 +115,8 @@ class Worker:
         self._stop.set()
 
     def _install_signal_handlers(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return  # embedded (tests, a host program): the owner calls stop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, self._on_signal)
 

@@ -8,13 +8,16 @@ small error tree below, so the rest of the bot handles X's failures by kind.
 from __future__ import annotations
 
 import hmac
+import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import tweepy
 from oauthlib.oauth2 import OAuth2Error
+from requests_oauthlib import OAuth2Session
 
 from bot.models import utcnow
 from bot.settings import Settings
@@ -112,11 +115,22 @@ def states_match(expected: str | None, received: str | None) -> bool:
     return bool(expected) and bool(received) and hmac.compare_digest(str(expected), str(received))
 
 
+def allow_local_http(settings: Settings) -> None:
+    """oauthlib refuses http URLs; the local sandbox speaks http on loopback, so allow that case only."""
+    urls = (settings.authorize_url, settings.api_base)
+    if any(urlsplit(url).scheme == "http" and urlsplit(url).hostname in _LOOPBACK for url in urls):
+        os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+
+
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
 class XClient:
     """Builds tweepy objects for the configured X (or sandbox) and translates their errors."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        allow_local_http(settings)
 
     # -- OAuth ----------------------------------------------------------------------
 
@@ -144,12 +158,13 @@ class XClient:
 
         The caller has checked `state` already. The code goes in directly rather
         than as the callback URL, so oauthlib's https check does not apply to a
-        local http callback.
+        local http callback. tweepy's own `fetch_token` takes only the callback URL,
+        so requests-oauthlib's is called (Basic auth still comes from the handler).
         """
         handler = self.oauth_handler()
         received_at = utcnow()
-        token = self._token_call(lambda: handler.fetch_token(
-            TOKEN_URL, code=code, code_verifier=code_verifier, include_client_id=True,
+        token = self._token_call(lambda: OAuth2Session.fetch_token(
+            handler, TOKEN_URL, code=code, code_verifier=code_verifier, include_client_id=True,
             timeout=self.settings.http_timeout))
         return TokenSet.from_response(token, received_at)
 
@@ -285,9 +300,7 @@ def _json(response: requests.Response | None) -> dict[str, Any]:
 
 
 def _detail(exc: tweepy.HTTPException) -> str:
-    """X's own words: the problem's detail, else its errors' messages, else the status."""
+    """X's own words: its errors' messages (the specific ones), else the problem's detail, else the status."""
     body = _json(exc.response)
-    if body.get("detail"):
-        return str(body["detail"])
     messages = [str(e.get("message") or e.get("detail")) for e in body.get("errors", []) if isinstance(e, dict)]
-    return "; ".join(messages) or f"X answered {exc.response.status_code}"
+    return "; ".join(messages) or str(body.get("detail") or f"X answered {exc.response.status_code}")
