@@ -5,7 +5,7 @@ Tokens are plain text here and encrypted only by the store.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -28,7 +28,8 @@ def utcnow() -> datetime:
 
 
 def to_iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(timezone.utc).isoformat()
+    """UTC, always with microseconds: one fixed width, so stored times compare as strings."""
+    return None if moment is None else moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def from_iso(text: str | None) -> datetime | None:
@@ -42,7 +43,7 @@ class Record:
     _tuples: tuple[str, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
-        doc = asdict(self)  # type: ignore[call-overload]
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
         for name in self._times:
             doc[name] = to_iso(doc[name])
         for name in self._tuples:

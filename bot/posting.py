@@ -20,6 +20,7 @@ import threading
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.limits import APP, LONGEST_SPAN, USER, next_allowed_at, recent_post_times
@@ -27,11 +28,12 @@ from bot.models import ACTIVE, FAILED, POSTED, SCHEDULED, SENDING, Account, Post
 from bot.settings import Settings
 from bot.store import Repository
 from bot.tokens import TokenKeeper, backoff
-from bot.xclient import (XBadRequest, XClient, XError, XForbidden, XRateLimited, XUnauthorized,
+from bot.xclient import (XApi, XBadRequest, XClient, XError, XForbidden, XRateLimited, XUnauthorized,
                          XUnavailable, XUsageCapped)
 
 log = logging.getLogger("tweetbot.posting")
 
+CLAIM_BATCH = 20
 SETTLE_LOOKBACK = timedelta(minutes=5)  # X's clock and ours may disagree a little
 USAGE_CAP_HOLD = timedelta(hours=1)
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
@@ -45,12 +47,6 @@ def comparable(text: str) -> str:
     """Text as X may echo it back: NFC, HTML entities undone, URLs (t.co-wrapped) blanked, spaces folded."""
     text = unicodedata.normalize("NFC", html.unescape(text))
     return " ".join(_URL.sub("<url>", text).split())
-
-
-def is_time(post: Post, now: datetime) -> bool:
-    """Whether the post's time (or its retry time) has come."""
-    return post.status == SCHEDULED and post.due_at <= now and (
-        post.next_attempt_at is None or post.next_attempt_at <= now)
 
 
 def account_can_post(account: Account | None, now: datetime) -> bool:
@@ -72,6 +68,8 @@ class Dispatcher:
         self.should_stop = should_stop
         self.pool = ThreadPoolExecutor(max_workers=settings.post_concurrency, thread_name_prefix="post")
         self.in_flight: dict[str, Future[None]] = {}
+        self._apis: dict[str, tuple[str, XApi]] = {}
+        self._batch = threading.local()  # the posted outcomes a sending task writes at its batch's end
         self.sent = SentLog(store, settings.x_tier, clock)
 
     # -- jobs ---------------------------------------------------------------------------
@@ -80,8 +78,7 @@ class Dispatcher:
         """Start a sending task for each account with due posts and none in flight; how many started."""
         self._reap()
         now = self.clock()
-        waiting = {p.account_id for p in self.store.queued_posts()
-                   if p.account_id not in self.in_flight and is_time(p, now)}
+        waiting = {p.account_id for p in self.store.queued_posts(due_by=now) if p.account_id not in self.in_flight}
         started = 0
         for account_id in sorted(waiting):  # accounts (and their tokens) are read only when a post is due
             if self._may_send(self.store.get_account(account_id), now):
@@ -126,12 +123,46 @@ class Dispatcher:
     # -- one account's posts, in order -----------------------------------------------
 
     def _send_account(self, account_id: str) -> None:
+        """Send the account's due posts in order, one at a time, until none is due or it must wait.
+
+        Posts are claimed in batches (one durable write marks them all `sending`),
+        and the `posted` outcomes of a batch are written together at its end. Both
+        are safe: a crash leaves the batch `sending`, and settling at start-up finds
+        which of them X has. A store write per post would cost more than the call
+        to X does on a fast link.
+        """
         while not self.should_stop():
-            now = self.clock()
-            due = [p for p in self.store.queued_posts(account_id) if is_time(p, now)]
-            if not due or not self._may_send(self.store.get_account(account_id), now):
+            due = self.store.queued_posts(account_id, due_by=self.clock())[:CLAIM_BATCH]
+            if not due or not self._may_send(self.store.get_account(account_id), self.clock()):
                 return
-            self.send(due[0])
+            self._send_batch(self._claim_all([post.id for post in due]))
+
+    def _send_batch(self, claimed: list[Post]) -> None:
+        self._batch.posted = []
+        unsent = list(claimed)
+        try:
+            while unsent and not self.should_stop() and \
+                    self._may_send(self.store.get_account(unsent[0].account_id), self.clock()):
+                self._send_parts(unsent.pop(0))
+        finally:
+            posted, self._batch.posted = self._batch.posted, None
+            self._finish_batch(posted, unsent)
+
+    def _claim_all(self, post_ids: list[int]) -> list[Post]:
+        """Mark the posts `sending` in one durable write, before X is called."""
+        with self.store.transaction():
+            return [post for post in map(self._claim, post_ids) if post is not None]
+
+    def _finish_batch(self, posted: list[tuple[Post, tuple[str | None, ...], datetime]], unsent: list[Post]) -> None:
+        """Write the batch's posted outcomes, and hand back the posts it never tried, uncounted."""
+        if not posted and not unsent:
+            return
+        with self.store.transaction():
+            for post, tweet_ids, at in posted:
+                self._posted(post, tweet_ids, at)
+            for post in unsent:
+                self.store.update_post(post.id, status=SCHEDULED, sending_since=None,
+                                       attempts=max(post.attempts - 1, 0))
 
     def send(self, post: Post) -> Post:
         """Claim the post, send its missing parts, record the outcome."""
@@ -170,7 +201,7 @@ class Dispatcher:
             except (XForbidden, XBadRequest, XUnauthorized, XError) as exc:
                 return self._fail(post, index, exc)
             post = self._record_part(post, index, tweet_id)
-        return self._posted(post)
+        return post if post.status == POSTED else self._posted(post)
 
     def _create(self, account_id: str, text: str, reply_to: str | None) -> str:
         """POST /2/tweets with a fresh token; on a 401, refresh once and retry once."""
@@ -178,26 +209,42 @@ class Dispatcher:
         if token is None:
             raise AccountUnusable("the account cannot post until it is reconnected")
         try:
-            return self.x.api(token).create_post(text, reply_to)
+            return self._api(account_id, token).create_post(text, reply_to)
         except XUnauthorized:
             token = self.tokens.after_unauthorized(account_id, token)
             if token is None:
                 raise AccountUnusable("X refused the account's token and it could not be refreshed") from None
-            return self.x.api(token).create_post(text, reply_to)
+            return self._api(account_id, token).create_post(text, reply_to)
+
+    def _api(self, account_id: str, token: str) -> XApi:
+        """The account's API client, kept while its token lasts (one keep-alive connection per account)."""
+        cached = self._apis.get(account_id)
+        if cached is None or cached[0] != token:
+            cached = self._apis[account_id] = (token, self.x.api(token))
+        return cached[1]
 
     # -- outcomes (each one durable) ------------------------------------------------------
 
     def _record_part(self, post: Post, index: int, tweet_id: str) -> Post:
+        """Store the part's id at once; with the last part the post is posted, in the same write."""
         self.sent.add(post.account_id, self.clock())
         ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
         ids[index] = tweet_id
+        if all(ids) and getattr(self._batch, "posted", None) is not None:
+            self._batch.posted.append((post, tuple(ids), self.clock()))  # written with the batch
+            return replace(post, status=POSTED, tweet_ids=tuple(ids))
+        if all(ids):
+            return self._posted(post, tuple(ids))
         return self.store.update_post(post.id, tweet_ids=tuple(ids))
 
-    def _posted(self, post: Post) -> Post:
+    def _posted(self, post: Post, tweet_ids: tuple[str | None, ...] | None = None,
+                at: datetime | None = None) -> Post:
+        at = at or self.clock()
         with self.store.transaction():
-            done = self.store.update_post(post.id, status=POSTED, posted_at=self.clock(), last_error=None)
+            done = self.store.update_post(post.id, status=POSTED, posted_at=at, last_error=None,
+                                          tweet_ids=tweet_ids or post.tweet_ids)
             self.store.record_event("posted", post.account_id, post.id, detail=",".join(map(str, done.tweet_ids)),
-                                    at=self.clock())
+                                    at=at)
         log.info("post %s is out: %s", post.id, ", ".join(map(str, done.tweet_ids)))
         return done
 
@@ -243,7 +290,7 @@ class Dispatcher:
         if token is None:
             raise AccountUnusable("the account cannot read its posts until it is reconnected")
         since = (post.sending_since or self.clock()) - SETTLE_LOOKBACK
-        recent = self.x.api(token).recent_posts(post.account_id, since=since)
+        recent = self._api(post.account_id, token).recent_posts(post.account_id, since=since)
         known = {tid for tid in post.tweet_ids if tid}
         ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
         for index, text in enumerate(post.parts):

@@ -14,7 +14,6 @@ the history.
 """
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,12 +28,17 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher
-from bot.models import Account, Post, to_iso, utcnow
-from bot.store.files import AppendLog, atomic_write, encode
+from bot.models import SCHEDULED, Account, Post, to_iso, utcnow
+from bot.store.files import AppendLog, atomic_write, decode, encode
 
 SCHEMA_VERSION = 1
 TABLES = ("accounts", "posts", "schedules", "meta")
 _META_ID = 1
+
+
+def _due(doc: dict[str, Any], by: str) -> bool:
+    retry = doc.get("next_attempt_at")
+    return doc["status"] == SCHEDULED and doc["due_at"] <= by and (retry is None or retry <= by)
 
 
 class StoreError(Exception):
@@ -131,7 +135,7 @@ class TinyStore:
             self._tables = {"meta": {str(_META_ID): {"schema_version": SCHEMA_VERSION}}}
         else:
             try:
-                self._tables = json.loads(self.path.read_bytes())
+                self._tables = decode(self.path.read_bytes())
             except (ValueError, OSError) as exc:
                 raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
         self._stamp = stamp
@@ -263,14 +267,19 @@ class TinyStore:
                 return Post.from_doc(record)
         return None
 
-    def queued_posts(self, account_id: str | None = None) -> list[Post]:
-        """Unfinished posts (scheduled or sending), earliest due first."""
+    def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]:
+        """Unfinished posts (scheduled or sending), earliest due first.
+
+        With `due_by`, only scheduled posts whose time (and retry time) has come by
+        then. The filter runs on the stored documents, before any is parsed: the
+        worker asks every second, with thousands of posts queued.
+        """
+        limit = to_iso(due_by)
         with self._reading():
-            docs = [dict(doc) for doc in self._table("posts").all()]
-        posts = [Post.from_doc(doc) for doc in docs]
-        if account_id is not None:
-            posts = [p for p in posts if p.account_id == account_id]
-        return sorted(posts, key=lambda p: (p.due_at, p.id))
+            docs = [dict(doc) for doc in self._table("posts").all()
+                    if (account_id is None or doc["account_id"] == account_id)
+                    and (limit is None or _due(doc, limit))]
+        return sorted((Post.from_doc(doc) for doc in docs), key=lambda p: (p.due_at, p.id))
 
     def update_post(self, post_id: int, **changes: Any) -> Post:
         """Change a queued post; one that becomes finished moves to the history log."""
@@ -280,11 +289,18 @@ class TinyStore:
                 raise KeyError(f"no queued post {post_id}")
             post = replace(Post.from_doc(dict(doc)), **changes)
             if post.finished:
-                self._table("posts").remove(doc_ids=[post.id])
+                del self._tables["posts"][str(post.id)]
+                self._dirty = True
                 self._pending["history"].append(post.to_doc())
             else:
-                self._table("posts").update(post.to_doc(), doc_ids=[post.id])
+                self._replace_doc("posts", post.id, post.to_doc())
             return post
+
+    def _replace_doc(self, table: str, doc_id: int, doc: dict[str, Any]) -> None:
+        """Replace one document in place: TinyDB's `update` rebuilds the whole table for each
+        change, which the worker cannot afford per post with thousands queued."""
+        self._tables[table][str(doc_id)] = doc
+        self._dirty = True
 
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
         """Finished posts, most recently finished first."""
