@@ -7,12 +7,14 @@ in test_worker_posting.py.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from bot.models import FAILED, POSTED, SCHEDULED, Post
+from bot.schedules import parse_slots, queue_in_next_slot, save_slots
 from bot.settings import load_settings
 from bot.store import TinyStore
 from bot.worker import Worker
@@ -42,12 +44,13 @@ class SandboxClock:
 class Rig:
     """A store with connected sandbox accounts and the worker's dispatcher, in this process."""
 
-    def __init__(self, tmp_path: Path, sandbox: SandboxControl, accounts: int = 1, **env: str) -> None:
+    def __init__(self, tmp_path: Path, sandbox: SandboxControl, accounts: int = 1,
+                 clock: Callable[[], datetime] | None = None, **env: str) -> None:
         self.env = tweetbot_env(tmp_path, sandbox.url, RETRY_BACKOFF="0.2", **env)
         self.sandbox = sandbox
         self.store: TinyStore = open_test_store(self.env)
         self.accounts = connect_accounts(self.store, sandbox, accounts, prefix="poster")
-        self.clock = SandboxClock(sandbox)
+        self.clock = clock or SandboxClock(sandbox)
         settings = load_settings(dotenv_path=None, environ=self.env)
         self.worker = Worker(settings, self.store, XClient(settings), clock=self.clock)
         self.dispatcher = self.worker.dispatcher
@@ -230,4 +233,36 @@ def test_the_tier_spaces_an_accounts_posts_before_x_says_429(tmp_path: Path, san
     rig.clock.advance(24 * 3600 + 1)
     assert rig.dispatch() == 1
     assert rig.store.get_post(posts[-1].id).status == POSTED
+    rig.dispatcher.shutdown()
+
+
+class ManualClock:
+    """The worker's clock, set by the test (the sandbox's only moves forward, and not into March)."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+
+@pytest.mark.parametrize("queued_on, due_utc", [
+    (datetime(2026, 3, 27, 12, 0, tzinfo=timezone.utc), datetime(2026, 3, 28, 8, 0, tzinfo=timezone.utc)),
+    (datetime(2026, 3, 30, 12, 0, tzinfo=timezone.utc), datetime(2026, 3, 31, 7, 0, tzinfo=timezone.utc)),
+])
+def test_a_0900_berlin_slot_posts_at_0800_utc_before_the_dst_change_and_0700_after(
+        tmp_path: Path, sandbox: SandboxControl, queued_on: datetime, due_utc: datetime) -> None:
+    clock = ManualClock(queued_on)
+    rig = Rig(tmp_path, sandbox, clock=clock)
+    account = rig.accounts[0]
+    save_slots(rig.store, account.user_id, parse_slots("daily 09:00", tz="Europe/Berlin"))
+    post = queue_in_next_slot(rig.store, account.handle, [f"slot post queued {queued_on:%m-%d}"], now=clock())
+    assert post.due_at == due_utc
+    clock.moment = due_utc - timedelta(seconds=1)
+    assert rig.dispatch() == 0 and rig.at_x() == []
+    clock.moment = due_utc
+    assert rig.dispatch() == 1
+    sent = rig.store.get_post(post.id)
+    assert sent.status == POSTED and sent.posted_at == due_utc
+    assert [p["text"] for p in rig.at_x()] == [post.text]
     rig.dispatcher.shutdown()

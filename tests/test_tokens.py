@@ -11,9 +11,10 @@ import pytest
 
 from bot.models import ACTIVE, NEEDS_RECONNECT
 from bot.settings import load_settings
-from bot.xclient import XClient
+from web import create_app
+from web_support import Browser
 from conftest import tweetbot_env
-from sandbox_helpers import SandboxControl, drive_consent
+from sandbox_helpers import SandboxControl
 from worker_support import (TOKEN_ENDPOINT, TWEETBOT, WorkerProcess, chain_of, connect_accounts,
                             connect_user, open_test_store, stored_refreshes, wait_until, webhook_receiver)
 
@@ -143,7 +144,8 @@ def test_a_revoked_token_flags_the_account_once_and_a_reconnect_heals_it(
             flagged = store.get_account(victim.user_id)
             assert "refresh token" in (flagged.last_error or "")
 
-            reconnect_through_consent(env, victim.username)
+            page = reconnect_through_the_web(env, victim.username)
+            assert "Connected @revoke_1" in page
             healed = store.get_account(victim.user_id)
             assert (healed.status, healed.refresh_failures, healed.last_error) == (ACTIVE, 0, None)
             wait_until(lambda: stored_refreshes(store, victim.user_id) >= 2, 20, "refreshes after the reconnect")
@@ -154,18 +156,12 @@ def test_a_revoked_token_flags_the_account_once_and_a_reconnect_heals_it(
     assert [e["kind"] for e in store.events(account_id=victim.user_id)].count("needs_reconnect") == 1
 
 
-def reconnect_through_consent(env: dict[str, str], username: str) -> None:
-    """The consent flow as the web callback runs it: authorize, exchange, /2/users/me, store."""
-    from bot import accounts
-
-    settings = load_settings(dotenv_path=None, environ=env)
-    x = XClient(settings)
-    start = x.start_consent()
-    callback = drive_consent(start.url, username)
-    assert f"state={start.state}" in callback
-    code = callback.split("code=")[1].split("&")[0]
-    tokens = x.exchange_code(code, start.code_verifier)
-    accounts.connect(open_test_store(env), tokens, x.api(tokens.access_token).me())
+def reconnect_through_the_web(env: dict[str, str], username: str) -> str:
+    """The owner signs in to the dashboard, presses Reconnect and authorizes at the consent page."""
+    app = create_app({"SETTINGS": load_settings(dotenv_path=None, environ=env), "TESTING": True})
+    browser = Browser(app)
+    browser.sign_in()
+    return browser.connect(username).get_data(as_text=True)
 
 
 @pytest.mark.parametrize("fault", [
