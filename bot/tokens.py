@@ -128,9 +128,11 @@ class TokenKeeper:
     def _rejected(self, account: Account, exc: TokenRejected) -> Account:
         """X called the refresh token invalid: dead, unless another process had refreshed it."""
         current = self.store.get_account(account.user_id)
-        if current is None or current.refresh_token != account.refresh_token:
+        if current is None:
+            return account  # deleted meanwhile: nothing left to flag
+        if current.refresh_token != account.refresh_token:
             log.info("%s was refreshed elsewhere meanwhile; using the new token", account.handle)
-            return current  # type: ignore[return-value]
+            return current
         reason = f"X refused the refresh token ({exc}); the owner must reconnect"
         with self.store.transaction():
             updated = self.store.update_account(account.user_id, status=NEEDS_RECONNECT, last_error=reason,
