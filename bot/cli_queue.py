@@ -1,4 +1,4 @@
-"""The queue's commands: `post`, `import`, `slots`, `queue`, `cancel`, `history`, `generators`.
+"""The queue's commands: `post`, `import`, `slots`, `queue`, `cancel`, `post-now`, `retry`, `history`, `generators`.
 
 Every post goes in through `bot.queue`, so what the command line refuses (a
 past time, an unknown account, a text too long, a bad CSV row) is what every
@@ -20,9 +20,9 @@ import click
 
 from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
-from bot.models import POSTED, Account, Post, utcnow
-from bot.pricing import cost_next_days, dollars, post_cost
-from bot.queue import PAST_GRACE, QueueError, cancel, queue_post
+from bot.models import ACTIVE, POSTED, Account, Post, utcnow
+from bot.pricing import cost_next_days, dollars, post_cost, unsent_cost
+from bot.queue import PAST_GRACE, QueueError, cancel, post_now, queue_post, retry
 from bot.schedules import (SlotSchedule, SlotSpecError, clear_slots, free_slots, load_slots, parse_slots,
                            queue_in_next_slot, save_slots)
 from bot.settings import Settings
@@ -40,7 +40,7 @@ RELATIVE_WITHIN = timedelta(hours=48)
 def register(main: click.Group) -> None:
     """Add the queue's commands to the `tweetbot` group."""
     for command in (post_command, import_command, slots_group, queue_command, cancel_command,
-                    history_command, generators_command):
+                    post_now_command, retry_command, history_command, generators_command):
         main.add_command(command)
 
 
@@ -279,6 +279,54 @@ def cancel_command(post_id: int) -> None:
         fail(str(exc))
     handle = handles_by_id(store).get(post.account_id, post.account_id)
     click.echo(f"Canceled post {post.id} ({handle}, was due {format_local(post.due_at, settings.zone)}).")
+
+
+@click.command("post-now")
+@click.argument("post_id", metavar="ID", type=int)
+def post_now_command(post_id: int) -> None:
+    """Make queued post ID due now: the worker sends it on its next round (a held account still waits)."""
+    settings, store = open_queue()
+    was = store.get_post(post_id)
+    try:
+        post = post_now(store, post_id)
+    except QueueError as exc:
+        fail(str(exc))
+    account = store.get_account(post.account_id)
+    handle = account.handle if account else post.account_id
+    was_due = format_local(was.due_at if was else None, settings.zone)
+    click.echo(f"Post {post.id} ({handle}) is due now (was due {was_due}); a running worker sends it within seconds.")
+    hold = _hold_note(account, utcnow(), settings)
+    if hold:
+        click.secho(f"note: {hold}", fg="yellow")
+
+
+@click.command("retry")
+@click.argument("post_id", metavar="ID", type=int)
+def retry_command(post_id: int) -> None:
+    """Queue failed post ID again, due now, as a new post (not for X's duplicate-content refusal)."""
+    settings, store = open_queue()
+    try:
+        post = retry(store, post_id)
+    except QueueError as exc:
+        fail(str(exc))
+    handle = handles_by_id(store).get(post.account_id, post.account_id)
+    kind = f"thread {post.id} ({len(post.parts)} parts)" if len(post.parts) > 1 else f"post {post.id}"
+    sent = sum(1 for tweet_id in post.tweet_ids if tweet_id)
+    resume = f", resuming after the {plural(sent, 'part')} X already has" if sent else ""
+    click.echo(f"Queued failed post {post_id} again as {kind} for {handle}, due now{resume}, "
+               f"{dollars(unsent_cost(post))} under pay-per-use.")
+
+
+def _hold_note(account: Account | None, now: datetime, settings: Settings) -> str | None:
+    """Why the worker will not send the account's posts yet, if it will not."""
+    if account is None:
+        return "the post's account is gone: it will not go out"
+    if account.status != ACTIVE:
+        return f"{account.handle} is {account.status.replace('_', ' ')}: its posts are held until it is reconnected"
+    if account.hold_until is not None and account.hold_until > now:
+        reason = f" ({account.hold_reason})" if account.hold_reason else ""
+        return f"{account.handle} is held until {format_local(account.hold_until, settings.zone)}{reason}"
+    return None
 
 
 @click.command("history")

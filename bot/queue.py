@@ -1,11 +1,17 @@
 """Filling the queue: every way in (CLI, CSV, web form, slots, generators) comes through here,
-so a bad post is refused when it is queued, with the reason, and not at 3 a.m. by X."""
+so a bad post is refused when it is queued, with the reason, and not at 3 a.m. by X.
+
+What a person does to one post (cancel it, send it now, queue a failed one again) is
+here too, so the command line and the web page change the store the same way."""
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.models import CANCELED, DISCONNECTED, SCHEDULED, SENDING, Post, utcnow
+from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Post, to_iso, utcnow
 from bot.store import Repository
 from bot.text import length_error
 
@@ -61,3 +67,84 @@ def cancel(store: Repository, post_id: int) -> Post:
         if post.status != SCHEDULED:
             raise QueueError(f"post {post_id} is already {post.status}")
         return store.update_post(post_id, status=CANCELED)
+
+
+# -- acting on one post: send it now, or queue a failed one again ---------------------------
+
+DUE_NOW_EVENT = "due_now"
+REQUEUED_EVENT = "requeued"
+_REQUEUED_DETAIL = re.compile(r"queued again as post (\d+)")
+_DUPLICATE_WORDS = "duplicate content"  # in X's 403 detail, as `bot.xclient.XForbidden.duplicate` reads it
+
+
+def refused_as_duplicate(post: Post) -> bool:
+    """Whether X refused the post as a duplicate: sending the same text again would be refused again."""
+    return post.status == FAILED and _DUPLICATE_WORDS in (post.last_error or "").lower()
+
+
+def post_now(store: Repository, post_id: int, now: datetime | None = None) -> Post:
+    """Make a scheduled post due at `now` (any retry wait dropped), so the worker sends it on its next round.
+
+    Only the due time changes: the worker stays the only sender, so a post is still
+    claimed, sent and settled in one place. A post being sent or already finished
+    is refused with the reason.
+    """
+    now = now or utcnow()
+    with store.transaction():
+        post = store.get_post(post_id)
+        if post is None:
+            raise QueueError(f"no post {post_id}")
+        if post.status == SENDING:
+            raise QueueError(f"post {post_id} is being sent right now")
+        if post.status == FAILED:
+            raise QueueError(f"post {post_id} has failed: retry it instead")
+        if post.status != SCHEDULED:
+            raise QueueError(f"post {post_id} is already {post.status}")
+        moved = store.update_post(post_id, due_at=now, next_attempt_at=None)
+        store.record_event(DUE_NOW_EVENT, post.account_id, post_id, detail=f"was due {to_iso(post.due_at)}", at=now)
+    return moved
+
+
+def retry(store: Repository, post_id: int, now: datetime | None = None, source: str = "cli") -> Post:
+    """Queue a failed post again as a new post due at `now`, with the same parts; the failed one stays as it was.
+
+    The new post goes through the queue's checks (the account must still exist and be
+    connected). A thread cut short keeps the ids of the parts X already has, so the
+    worker resumes it at the first part X lacks, replying to the last one posted,
+    instead of posting the first parts twice. Refused: a post that has not failed,
+    one X refused as duplicate content (X would refuse it again), and one already
+    queued again (a second click would queue the same text twice).
+    """
+    now = now or utcnow()
+    with store.transaction():
+        post = store.get_post(post_id)
+        if post is None:
+            raise QueueError(f"no post {post_id}")
+        if post.status != FAILED:
+            raise QueueError(f"post {post_id} is {post.status}, not failed: only a failed post can be retried")
+        if refused_as_duplicate(post):
+            raise QueueError(f"post {post_id} was refused by X as duplicate content, "
+                             "and X refuses the same text again, so it is not retried")
+        earlier = requeued_as(store, post_id)
+        if earlier is not None:
+            raise QueueError(f"post {post_id} was already queued again as post {earlier}")
+        fresh = replace(draft(store, post.account_id, post.parts, now, now, source), tweet_ids=post.tweet_ids)
+        queued = store.add_posts([fresh])[0]
+        store.record_event(REQUEUED_EVENT, post.account_id, post_id, detail=f"queued again as post {queued.id}",
+                           at=now)
+    return queued
+
+
+def requeued_as(store: Repository, post_id: int) -> int | None:
+    """The id of the post a failed post was queued again as, if it was (read from the audit trail)."""
+    return requeued_posts(store).get(post_id)
+
+
+def requeued_posts(store: Repository) -> dict[int, int]:
+    """Every failed post queued again, and the new post's id: {failed id: new id}."""
+    found: dict[int, int] = {}
+    for event in store.events(limit=sys.maxsize, kind=REQUEUED_EVENT):
+        new_id = _REQUEUED_DETAIL.fullmatch(event["detail"] or "")
+        if new_id and event["post_id"] is not None:
+            found.setdefault(int(event["post_id"]), int(new_id.group(1)))
+    return found

@@ -2,8 +2,9 @@
 
 Sign in → Connect → the sandbox's consent page → pick a user → Authorize → the dashboard
 shows the account active with its expiry → compose a thread for later (the live counter
-agrees with the server) → the queue shows it → Disconnect → the sandbox shows the token
-revoked. Also: the page's counter (static/counter.js) against `bot.text` on every text of
+agrees with the server) → the queue shows it and its cost → give the account slots →
+compose into the next free slot → Post now → Cancel → Disconnect → the sandbox shows the
+token revoked. Also: the page's counter (static/counter.js) against `bot.text` on every text of
 twitter-text's conformance suite.
 
 Needs Debian's `chromium` (/usr/bin/chromium); Playwright drives it.
@@ -95,8 +96,33 @@ def test_connect_compose_and_disconnect_in_a_real_browser(tmp_path: Path, sandbo
         expect(queued).to_contain_text("Hello from a real browser")
         expect(queued).to_contain_text("and a second part")
         expect(queued).to_contain_text(f"{due:%Y-%m-%d} 09:30 UTC")
+        expect(queued.locator(".cost")).to_have_text("$0.215")  # $0.20 for the part with a link, $0.015
+        expect(page.locator("#queue-cost")).to_have_text("Next 30 days: 1 post, $0.215.")
+
+        # Slots for bob, a post in the next free one (the time field steps aside), Post now, Cancel.
+        editor = page.locator(f"#slots-{bob.user_id}")
+        editor.locator("input[name=spec]").fill("daily 09:00")
+        editor.locator("input[name=tz]").fill("Europe/Berlin")
+        editor.locator("button", has_text="Save slots").click()
+        expect(page.locator(".flash.ok")).to_have_text("@sandbox_bob posts at daily 09:00 (Europe/Berlin).")
+        expect(editor.locator("ul.next-free li")).to_have_count(5)
+        first_slot = editor.locator("ul.next-free li").first.inner_text()
+        expect(page.locator("#due_at")).to_be_enabled()
+        page.check("#when-slot")
+        expect(page.locator("#due_at")).to_be_disabled()
+        page.fill("#part-1", "in the next free slot")
+        page.click("#queue-post")
+        expect(page.locator(".flash.ok")).to_have_text(
+            f"Queued a post for {first_slot.split(' (')[0]} (the account's next free slot).")
+        slotted = page.locator("#queue tr.post", has_text="in the next free slot")
+        slotted.locator("button", has_text="Post now").click()
+        expect(page.locator(".flash.ok")).to_contain_text("is due now: the worker sends it on its next round.")
+        expect(slotted).not_to_contain_text(first_slot.split(" (")[0])
         pages.append(page.content())
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
+        slotted.locator("button", has_text="Cancel").click()
+        expect(page.locator(".flash.ok")).to_contain_text("Canceled post")
+        expect(queued).to_have_count(1)
 
         row.locator("button", has_text="Disconnect").click()
 

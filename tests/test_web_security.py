@@ -61,6 +61,11 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
     bob = account(settings, "sandbox_bob")
     secrets.update({"bob's access token": bob.access_token, "bob's refresh token": bob.refresh_token})
     browser.post("/connect", csrf=False)  # CSRF refused
+    browser.post(f"/accounts/{alice.user_id}/slots", {"spec": "daily 09:00", "tz": ""})
+    browser.post(f"/accounts/{alice.user_id}/slots", {"spec": "nonsense", "tz": ""})  # refused
+    browser.post(f"/accounts/{alice.user_id}/slots/clear")
+    browser.post(f"/posts/{post_id}/now")
+    browser.post(f"/posts/{post_id}/retry")  # refused: not failed
     browser.post(f"/posts/{post_id}/cancel")
     browser.get("/")
     browser.post(f"/accounts/{alice.user_id}/disconnect")

@@ -2,7 +2,7 @@
 
 `create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
 settings then, never at import time. The store is opened lazily, once per process.
-Each concern is one blueprint (`auth`, `connect`, `dashboard`, `health`), registered
+Each concern is one blueprint (`auth`, `connect`, `dashboard`, `slots`, `health`), registered
 here; `web.security` adds what every response needs (CSRF, cookies, headers, proxy).
 """
 from __future__ import annotations
@@ -29,12 +29,13 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config)
     configure_logging(sys.stderr)  # gunicorn's error log
 
-    from web import auth, connect, dashboard, health, security
+    from web import auth, connect, dashboard, health, security, slots
 
     app.register_blueprint(auth.bp)  # first: its sign-in gate runs before any other check
     security.init_app(app, settings)
     app.register_blueprint(connect.bp)
     app.register_blueprint(dashboard.bp)
+    app.register_blueprint(slots.bp)
     app.register_blueprint(health.bp)
     return app
 

@@ -1,32 +1,49 @@
-"""The dashboard (`/`): accounts and their token health, the queue, the history, the compose form.
+"""The dashboard (`/`): accounts and their token health, the slot editor, the queue with its cost
+and the tier's warnings, the history, generators' failures, and the compose form.
 
 Queuing goes through `bot.queue.queue_post`, the same door the CLI uses, and the time
 is read by `bot.when.parse_when` as the CLI's `--at` is (the operator's zone; a time
 the clocks skip is refused), so the web form refuses what the CLI refuses with the
-same reason. The live counter on the page is a port of `bot.text` (`static/counter.js`)
-fed by `/text-rules.json`; the server's check is the one that counts.
+same reason; "next free slot" goes through `bot.schedules.queue_in_next_slot` as
+`tweetbot post` without `--at` does. The live counter on the page is a port of
+`bot.text` (`static/counter.js`) fed by `/text-rules.json`; the server's check is the
+one that counts.
+
+"Post now" and "Retry" change the store through `bot.queue.post_now` and
+`bot.queue.retry` (as `tweetbot post-now` and `tweetbot retry` do) and never call X:
+the worker is the only sender, which keeps exactly-once in one place.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bot import queue
-from bot.models import DISCONNECTED, Account, utcnow
+from bot.generators import FAILED_EVENT
+from bot.limits import queue_warnings
+from bot.models import DISCONNECTED, FAILED, Account, Post, utcnow
+from bot.pricing import POST_PRICE, URL_POST_PRICE, dollars
+from bot.schedules import NoSlots, free_slots, load_slots, queue_in_next_slot
 from bot.text import MAX_WEIGHTED_LENGTH, V3_JSON
 from bot.tlds import ALL_TLDS
 from bot.when import WhenError, parse_when
 from web import settings, store
-from web.display import account_view, default_due, history_view, local_time, queued_view
+from web.display import (SlotsView, account_hold, account_view, cost_line, default_due, failure_view,
+                         held_accounts, history_view, local_time, queued_view, slots_view, zone_names)
 
 log = logging.getLogger("tweetbot.web.dashboard")
 bp = Blueprint("dashboard", __name__)
 
 QUEUE_SHOWN = 50
 HISTORY_SHOWN = 50
+SLOTS_SHOWN = 5        # next free slot times shown per account, as `tweetbot slots show` lists them
+FAILURES_SHOWN = 5     # the last generator failures shown
+AT, SLOT = "at", "slot"  # the compose form's two ways to say when
 
 
 @dataclass
@@ -36,6 +53,17 @@ class Compose:
     account: str = ""
     parts: list[str] = field(default_factory=lambda: [""])
     due_at: str = ""
+    when: str = AT
+
+
+@dataclass(frozen=True)
+class SlotForm:
+    """What one account's slot form held when it was refused, and why."""
+
+    account_id: str
+    spec: str
+    tz: str
+    error: str
 
 
 @bp.get("/")
@@ -43,26 +71,47 @@ def index() -> ResponseReturnValue:
     return render_dashboard(Compose())
 
 
-def render_dashboard(compose: Compose, error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    """The whole dashboard; `compose` and `error` refill the form after a refusal."""
+def render_dashboard(compose: Compose, error: str | None = None, status: int = 200,
+                     slot_form: SlotForm | None = None) -> ResponseReturnValue:
+    """The whole dashboard; `compose` and `error` (or `slot_form`) refill a form after a refusal."""
     now, zone = utcnow(), settings().zone
     accounts = store().list_accounts()
     by_id: dict[str, Account] = {a.user_id: a for a in accounts}
+    handles = {a.user_id: a.handle for a in accounts}
     queued = store().queued_posts()
     history = store().history(HISTORY_SHOWN)
     postable = [a for a in accounts if a.status != DISCONNECTED]
+    can_post = {a.user_id for a in postable}
+    slots = [account_slots(a, now, slot_form) for a in accounts]
     compose.due_at = compose.due_at or default_due(now, zone)
     compose.account = compose.account or (postable[0].user_id if postable else "")
+    requeued = queue.requeued_posts(store()) if any(p.status == FAILED for p in history) else {}
     page = render_template(
         "dashboard.html",
         accounts=[account_view(a, now, zone) for a in accounts],
         queue=[queued_view(p, by_id.get(p.account_id), now, zone) for p in queued[:QUEUE_SHOWN]],
         queue_more=max(0, len(queued) - QUEUE_SHOWN),
-        history=[history_view(p, by_id.get(p.account_id), settings(), zone) for p in history],
+        queue_cost=cost_line(queued, now, settings().x_tier) if queued else None,
+        prices={"post": dollars(POST_PRICE), "url": dollars(URL_POST_PRICE)},
+        warnings=queue_warnings(queued, settings().x_tier, handles, zone),
+        held=held_accounts(accounts, now, zone),
+        history=[history_view(p, by_id.get(p.account_id), settings(), zone, requeued) for p in history],
+        slots=slots, slot_choices=[s for s in slots if s.next_free and s.user_id in can_post],
+        zones=zone_names(),
+        failures=[failure_view(e, handles, zone) for e in store().events(FAILURES_SHOWN, kind=FAILED_EVENT)],
         postable=postable, compose=compose, error=error, zone=settings().timezone,
         max_length=MAX_WEIGHTED_LENGTH, sandbox=settings().sandbox,
         now=local_time(now, zone))
     return page, status
+
+
+def account_slots(account: Account, now: datetime, refused: SlotForm | None) -> SlotsView:
+    """The slot editor of one account: its slots, its next free slot times, the refused form if it was this one's."""
+    schedule = load_slots(store(), account.user_id)
+    free = islice(free_slots(store(), account.user_id, now), SLOTS_SHOWN) if schedule is not None else ()
+    mine = refused if refused is not None and refused.account_id == account.user_id else None
+    return slots_view(account, schedule, free, settings().zone,
+                      form=(mine.spec, mine.tz) if mine else None, error=mine.error if mine else None)
 
 
 @bp.post("/posts")
@@ -70,17 +119,32 @@ def compose() -> ResponseReturnValue:
     """Queue one post or thread from the compose form, or show the form again with the reason."""
     form = Compose(account=request.form.get("account", ""),
                    parts=[p.replace("\r\n", "\n") for p in request.form.getlist("part")] or [""],
-                   due_at=request.form.get("due_at", "").strip())
+                   due_at=request.form.get("due_at", "").strip(),
+                   when=SLOT if request.form.get("when") == SLOT else AT)
     parts = [p for p in form.parts if p.strip()]
     try:
-        due_at = parse_when(form.due_at, settings().zone, utcnow())
-        post = queue.queue_post(store(), form.account, parts, due_at, source="web")
+        post = _queue(form, parts)
+    except NoSlots:
+        found = store().find_account(form.account)
+        handle = found.handle if found else "this account"
+        return render_dashboard(form, error=f"Not queued: {handle} has no slots: set them under Slots, "
+                                            f"or give a time.", status=400)
     except (WhenError, queue.QueueError) as exc:
         return render_dashboard(form, error=f"Not queued: {exc}.", status=400)
     kind = f"a thread of {len(post.parts)} parts" if len(post.parts) > 1 else "a post"
+    slot = " (the account's next free slot)" if form.when == SLOT else ""
     log.info("queued post %s for %s", post.id, post.due_at.isoformat())
-    flash(f"Queued {kind} for {local_time(post.due_at, settings().zone)}.", "ok")
+    flash(f"Queued {kind} for {local_time(post.due_at, settings().zone)}{slot}.", "ok")
     return redirect(url_for("dashboard.index"), 303)
+
+
+def _queue(form: Compose, parts: list[str]) -> Post:
+    """At the time typed, or at the account's next free slot (finding it and queuing are one transaction)."""
+    now = utcnow()
+    if form.when == SLOT:
+        return queue_in_next_slot(store(), form.account, parts, now, source="web")
+    due_at = parse_when(form.due_at, settings().zone, now)
+    return queue.queue_post(store(), form.account, parts, due_at, source="web")
 
 
 @bp.post("/posts/<int:post_id>/cancel")
@@ -92,6 +156,41 @@ def cancel(post_id: int) -> ResponseReturnValue:
     else:
         flash(f"Canceled post {post_id}.", "ok")
     return redirect(url_for("dashboard.index"), 303)
+
+
+@bp.post("/posts/<int:post_id>/now")
+def post_now(post_id: int) -> ResponseReturnValue:
+    """Make a scheduled post due now; the worker sends it on its next round (this page never calls X)."""
+    now = utcnow()
+    try:
+        post = queue.post_now(store(), post_id, now)
+    except queue.QueueError as exc:
+        flash(f"Not moved: {exc}.", "error")
+        return redirect(url_for("dashboard.index"), 303)
+    log.info("post %s made due now", post_id)
+    flash(f"Post {post_id} is due now: the worker sends it on its next round.{_waiting(post, now)}", "ok")
+    return redirect(url_for("dashboard.index"), 303)
+
+
+@bp.post("/posts/<int:post_id>/retry")
+def retry(post_id: int) -> ResponseReturnValue:
+    """Queue a failed post again, due now, as a new post (refused for X's duplicate-content refusal)."""
+    now = utcnow()
+    try:
+        post = queue.retry(store(), post_id, now, source="web")
+    except queue.QueueError as exc:
+        flash(f"Not retried: {exc}.", "error")
+        return redirect(url_for("dashboard.index"), 303)
+    log.info("failed post %s queued again as post %s", post_id, post.id)
+    flash(f"Queued failed post {post_id} again as post {post.id}, due now.{_waiting(post, now)}", "ok")
+    return redirect(url_for("dashboard.index"), 303)
+
+
+def _waiting(post: Post, now: datetime) -> str:
+    """" It waits: …" when the worker will not send the account's posts yet (a hold, a disconnect)."""
+    account = store().get_account(post.account_id)
+    hold = "its account is gone" if account is None else account_hold(account, now, settings().zone)
+    return f" It waits: {hold}." if hold else ""
 
 
 @bp.get("/text-rules.json")

@@ -1,20 +1,29 @@
 """What the dashboard shows, worked out from the store's records: plain values for the templates.
 
 Times are shown in the operator's time zone (TIMEZONE); spans as "in 1 h 42 min" (the
-CLI's wording, `bot.when.relative`). Tokens never reach this module's output: the views
-below copy only what a page may show.
+CLI's wording, `bot.when.relative`). Costs and the next 30 days' total are worked out
+and worded as `tweetbot queue` does (`bot.pricing`), so the page and the command line
+show the same figures. Tokens never reach this module's output: the views below copy
+only what a page may show.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, available_timezones
 
 from bot.alerts import attention
-from bot.when import relative
-from bot.models import ACTIVE, DISCONNECTED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post
+from bot.models import ACTIVE, DISCONNECTED, FAILED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post, from_iso
+from bot.pricing import cost_next_days, dollars, post_cost
+from bot.queue import refused_as_duplicate
+from bot.schedules import SlotSchedule
 from bot.settings import Settings
-from bot.when import format_local
+from bot.when import format_local, relative
+
+COST_DAYS = 30  # the horizon of the queue's total, as `tweetbot queue` sums it
 
 STATUS_WORDS = {ACTIVE: "active", NEEDS_RECONNECT: "needs reconnecting", DISCONNECTED: "disconnected"}
 
@@ -46,6 +55,32 @@ class PostView:
     note: str | None
     link: str | None
     cancellable: bool
+    cost: str = ""
+    can_post_now: bool = False
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class SlotsView:
+    """One account's slot editor: its slots, the next free times, and what its form holds."""
+
+    user_id: str
+    handle: str
+    spec: str | None
+    zone: str | None
+    next_free: tuple[str, ...]
+    form_spec: str
+    form_tz: str
+    error: str | None
+
+
+@dataclass(frozen=True)
+class FailureView:
+    """One `generator_failed` event."""
+
+    when: str
+    handle: str
+    detail: str
 
 
 def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -102,20 +137,78 @@ def post_link(settings: Settings, account: Account | None, post: Post) -> str | 
 
 
 def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneInfo) -> PostView:
-    """A queued post with why it is waiting, when it is held or being retried."""
+    """A queued post with its pay-per-use price and why it is waiting, when it is held or being retried."""
     note = ("the account is gone: this post will not go out" if account is None
             else account_hold(account, now, zone))
     if note is None and post.next_attempt_at is not None and post.next_attempt_at > now:
         note = f"retrying {relative(post.next_attempt_at)}" + (f" ({post.last_error})" if post.last_error else "")
+    scheduled = post.status == SCHEDULED
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=local_time(post.due_at, zone),
-                    status=post.status, note=note, link=None, cancellable=post.status == SCHEDULED)
+                    status=post.status, note=note, link=None, cancellable=scheduled,
+                    cost=dollars(post_cost(post)), can_post_now=scheduled)
 
 
-def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo) -> PostView:
+def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo,
+                 requeued: Mapping[int, int] | None = None) -> PostView:
+    """A finished post; a failed one offers Retry unless X refused it as a duplicate or it was queued again."""
     when = post.posted_at if post.status == POSTED and post.posted_at else post.due_at
     note = post.last_error if post.status != POSTED else None
+    again = (requeued or {}).get(post.id)
+    if again is not None:
+        note = f"{note + '; ' if note else ''}queued again as post {again}"
+    elif refused_as_duplicate(post):
+        note = f"{note}; X refuses the same text again, so it cannot be retried"
+    retryable = post.status == FAILED and again is None and not refused_as_duplicate(post)
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=local_time(when, zone),
-                    status=post.status, note=note, link=post_link(settings, account, post), cancellable=False)
+                    status=post.status, note=note, link=post_link(settings, account, post), cancellable=False,
+                    retryable=retryable)
+
+
+def cost_line(posts: list[Post], now: datetime, tier: str) -> str:
+    """The queue's total for the next 30 days, worded as `tweetbot queue` words it.
+
+    "Next 30 days: 3 posts, $0.23." (prices are pay-per-use; under a subscription tier
+    the line says the figure is what the posts would cost if billed per use).
+    """
+    upcoming = [p for p in posts if p.due_at < now + timedelta(days=COST_DAYS)]
+    billing = "" if tier == "payg" else f" if billed per use (X_TIER={tier} is a subscription)"
+    return (f"Next {COST_DAYS} days: {plural(len(upcoming), 'post')}, "
+            f"{dollars(cost_next_days(posts, now, COST_DAYS))}{billing}.")
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def held_accounts(accounts: Iterable[Account], now: datetime, zone: ZoneInfo) -> list[str]:
+    """The accounts X has stopped for now (a rate limit, a usage cap), each with X's reason."""
+    return [f"{account.handle}: {account_hold(account, now, zone)}" for account in accounts
+            if account.status == ACTIVE and account.hold_until is not None and account.hold_until > now]
+
+
+def slots_view(account: Account, schedule: SlotSchedule | None, free: Iterable[datetime], zone: ZoneInfo,
+               form: tuple[str, str] | None = None, error: str | None = None) -> SlotsView:
+    """The slot editor of `account`: `free` are its next free slot times, shown on the operator's clock
+    (and on the slots' own clock too when that is another zone); `form` is what was typed, after a refusal."""
+    shown = []
+    for moment in free:
+        text = local_time(moment, zone)
+        if schedule is not None and schedule.zone != zone.key:
+            text += f" ({local_time(moment, schedule.zone)})"
+        shown.append(text)
+    spec, tz = form if form is not None else (
+        (schedule.spec, schedule.zone) if schedule is not None else ("", ""))
+    return SlotsView(user_id=account.user_id, handle=account.handle,
+                     spec=schedule.spec if schedule else None, zone=schedule.zone if schedule else None,
+                     next_free=tuple(shown), form_spec=spec, form_tz=tz, error=error)
+
+
+def failure_view(event: Mapping[str, Any], handles: Mapping[str, str], zone: ZoneInfo) -> FailureView:
+    """A `generator_failed` event: when (operator's clock), which account, what went wrong."""
+    account_id = event.get("account_id")
+    handle = handles.get(account_id, f"account {account_id}") if account_id else "no account"
+    return FailureView(when=local_time(from_iso(event.get("at")), zone), handle=handle,
+                       detail=event.get("detail") or "")
 
 
 def _handle(post: Post, account: Account | None) -> str:
@@ -125,3 +218,9 @@ def _handle(post: Post, account: Account | None) -> str:
 def default_due(now: datetime, zone: ZoneInfo) -> str:
     """The compose form's suggested time: an hour from now, to the minute, as `datetime-local` wants it."""
     return (now + timedelta(hours=1)).astimezone(zone).strftime("%Y-%m-%dT%H:%M")
+
+
+@lru_cache(maxsize=1)
+def zone_names() -> tuple[str, ...]:
+    """Every named time zone this system knows, for the slot editor's suggestions (read once)."""
+    return tuple(sorted(available_timezones() - {"localtime", "Factory"}))

@@ -1,5 +1,7 @@
-/* The compose form: "Add a thread part" adds one more text box (with its own counter).
- * Without script the form still works for a single post; the server ignores empty parts.
+/* The compose form: "Add a thread part" adds one more text box (with its own counter);
+ * choosing "the account's next free slot" sets the time field aside (disabled, so it is
+ * neither required nor sent). Without script the form still works for a single post;
+ * the server ignores empty parts, and the time field when a slot is chosen.
  */
 (function () {
   "use strict";
@@ -29,7 +31,19 @@
     area.focus();
   }
 
+  function followWhen() {
+    var slot = document.getElementById("when-slot");
+    var due = document.getElementById("due_at");
+    if (!slot || !due) { return; }
+    function update() { due.disabled = slot.checked; }
+    document.querySelectorAll("input[name=when]").forEach(function (choice) {
+      choice.addEventListener("change", update);
+    });
+    update();
+  }
+
   function init() {
+    followWhen();
     var button = document.getElementById("add-part");
     var list = document.getElementById("parts");
     if (!button || !list) { return; }
