@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Post, to_iso, utcnow
 from bot.store import Repository
 from bot.text import length_error
+from bot.xclient import says_duplicate
 
 PAST_GRACE = timedelta(seconds=60)  # "now" typed a moment ago is still now
 
@@ -56,14 +57,26 @@ def queue_post(store: Repository, account: str, parts: Sequence[str], due_at: da
     return store.add_posts([draft(store, account, parts, due_at, now, source)])[0]
 
 
+def existing_post(store: Repository, post_id: int) -> Post:
+    """The post, or `QueueError` naming the id."""
+    post = store.get_post(post_id)
+    if post is None:
+        raise QueueError(f"no post {post_id}")
+    return post
+
+
+def waiting_post(store: Repository, post_id: int) -> Post:
+    """A post that exists and is not being sent right now, or `QueueError`."""
+    post = existing_post(store, post_id)
+    if post.status == SENDING:
+        raise QueueError(f"post {post_id} is being sent right now")
+    return post
+
+
 def cancel(store: Repository, post_id: int) -> Post:
     """Cancel a post that has not started going out."""
     with store.transaction():
-        post = store.get_post(post_id)
-        if post is None:
-            raise QueueError(f"no post {post_id}")
-        if post.status == SENDING:
-            raise QueueError(f"post {post_id} is being sent right now")
+        post = waiting_post(store, post_id)
         if post.status != SCHEDULED:
             raise QueueError(f"post {post_id} is already {post.status}")
         return store.update_post(post_id, status=CANCELED)
@@ -74,12 +87,11 @@ def cancel(store: Repository, post_id: int) -> Post:
 DUE_NOW_EVENT = "due_now"
 REQUEUED_EVENT = "requeued"
 _REQUEUED_DETAIL = re.compile(r"queued again as post (\d+)")
-_DUPLICATE_WORDS = "duplicate content"  # in X's 403 detail, as `bot.xclient.XForbidden.duplicate` reads it
 
 
 def refused_as_duplicate(post: Post) -> bool:
     """Whether X refused the post as a duplicate: sending the same text again would be refused again."""
-    return post.status == FAILED and _DUPLICATE_WORDS in (post.last_error or "").lower()
+    return post.status == FAILED and says_duplicate(post.last_error or "")
 
 
 def post_now(store: Repository, post_id: int, now: datetime | None = None) -> Post:
@@ -91,11 +103,7 @@ def post_now(store: Repository, post_id: int, now: datetime | None = None) -> Po
     """
     now = now or utcnow()
     with store.transaction():
-        post = store.get_post(post_id)
-        if post is None:
-            raise QueueError(f"no post {post_id}")
-        if post.status == SENDING:
-            raise QueueError(f"post {post_id} is being sent right now")
+        post = waiting_post(store, post_id)
         if post.status == FAILED:
             raise QueueError(f"post {post_id} has failed: retry it instead")
         if post.status != SCHEDULED:
@@ -117,9 +125,7 @@ def retry(store: Repository, post_id: int, now: datetime | None = None, source: 
     """
     now = now or utcnow()
     with store.transaction():
-        post = store.get_post(post_id)
-        if post is None:
-            raise QueueError(f"no post {post_id}")
+        post = existing_post(store, post_id)
         if post.status != FAILED:
             raise QueueError(f"post {post_id} is {post.status}, not failed: only a failed post can be retried")
         if refused_as_duplicate(post):

@@ -48,9 +48,10 @@ class XUnauthorized(XError):
 class XForbidden(XError):
     """403: X refuses this request for good (duplicate content, missing scope, policy)."""
 
-    @property
-    def duplicate(self) -> bool:
-        return "duplicate content" in str(self).lower()
+
+def says_duplicate(detail: str) -> bool:
+    """Whether X's words refuse a post as duplicate content (X refuses the same text again)."""
+    return "duplicate content" in detail.lower()
 
 
 class XBadRequest(XError):
