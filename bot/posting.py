@@ -16,14 +16,16 @@ from __future__ import annotations
 import html
 import logging
 import re
+import sys
 import threading
 import unicodedata
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.limits import APP, LONGEST_SPAN, USER, next_allowed_at, recent_post_times
+from bot.limits import APP, LONGEST_SPAN, USER, next_allowed_at, recent_post_times, windows
 from bot.models import ACTIVE, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
 from bot.settings import Settings
 from bot.store import Repository
@@ -69,7 +71,7 @@ class Dispatcher:
         self.pool = ThreadPoolExecutor(max_workers=settings.post_concurrency, thread_name_prefix="post")
         self.in_flight: dict[str, Future[None]] = {}
         self._apis: dict[str, tuple[str, XApi]] = {}
-        self._batch = threading.local()  # the posted outcomes a sending task writes at its batch's end
+        self._batch = threading.local()  # a sending task's account and the outcomes it writes at its batch's end
         self.sent = SentLog(store, settings.x_tier, clock)
 
     # -- jobs ---------------------------------------------------------------------------
@@ -140,11 +142,14 @@ class Dispatcher:
     def _send_batch(self, claimed: list[Post]) -> None:
         self._batch.posted = []
         unsent = list(claimed)
+        account = self.store.get_account(claimed[0].account_id) if claimed else None
         try:
-            while unsent and not self.should_stop() and \
-                    self._may_send(self.store.get_account(unsent[0].account_id), self.clock()):
-                self._send_parts(unsent.pop(0))
+            while unsent and not self.should_stop() and self._may_send(account, self.clock()):
+                self._batch.account = account
+                if self._send_parts(unsent.pop(0)).status != POSTED:
+                    account = self.store.get_account(account.user_id)  # a hold or a flag may have changed it
         finally:
+            self._batch.account = None
             posted, self._batch.posted = self._batch.posted, None
             self._finish_batch(posted, unsent)
 
@@ -205,7 +210,8 @@ class Dispatcher:
 
     def _create(self, account_id: str, text: str, reply_to: str | None) -> str:
         """POST /2/tweets with a fresh token; on a 401, refresh once and retry once."""
-        token = self.tokens.fresh_access_token(account_id)
+        known = getattr(self._batch, "account", None)
+        token = self.tokens.fresh_access_token(account_id, known if known and known.user_id == account_id else None)
         if token is None:
             raise AccountUnusable("the account cannot post until it is reconnected")
         try:
@@ -334,22 +340,27 @@ class Dispatcher:
 class SentLog:
     """When each account's posts went out, to space posts within X_TIER's windows before X says 429.
 
-    Seeded from the history once per account, then kept in memory as parts go out.
+    Seeded from the history once per account, then kept in memory, oldest first, as
+    parts go out. The windows are only worked out when a list is long enough to fill
+    one: this runs before every post.
     """
 
     def __init__(self, store: Repository, tier: str, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.tier = tier
         self.clock = clock
-        self._times: dict[str | None, list[datetime]] = {}
+        self._times: dict[str | None, deque[datetime]] = {}
         self._lock = threading.Lock()
         self._waiting_until: dict[str, datetime] = {}
+        self._smallest_limit = {scope: min((w.limit for w in windows(tier, scope)), default=sys.maxsize)
+                                for scope in (USER, APP)}
 
-    def _of(self, account_id: str | None, now: datetime) -> list[datetime]:
+    def _of(self, account_id: str | None, now: datetime) -> deque[datetime]:
         if account_id not in self._times:
-            self._times[account_id] = recent_post_times(self.store, account_id, now)
+            self._times[account_id] = deque(sorted(recent_post_times(self.store, account_id, now)))
         times = self._times[account_id]
-        times[:] = [t for t in times if now - t < LONGEST_SPAN]
+        while times and now - times[0] >= LONGEST_SPAN:
+            times.popleft()
         return times
 
     def add(self, account_id: str, when: datetime) -> None:
@@ -362,8 +373,11 @@ class SentLog:
         with self._lock:
             if self._waiting_until.get(account_id, now) > now:
                 return False
-            allowed = max((at for at in (next_allowed_at(self._of(account_id, now), self.tier, now, scope=USER),
-                                         next_allowed_at(self._of(None, now), self.tier, now, scope=APP))
+            mine, everyone = self._of(account_id, now), self._of(None, now)
+            if len(mine) < self._smallest_limit[USER] and len(everyone) < self._smallest_limit[APP]:
+                return True
+            allowed = max((at for at in (next_allowed_at(list(mine), self.tier, now, scope=USER),
+                                         next_allowed_at(list(everyone), self.tier, now, scope=APP))
                            if at is not None), default=None)
             if allowed is None:
                 return True

@@ -80,9 +80,15 @@ class TokenKeeper:
                 return account
             return self._refresh_locked(account)
 
-    def fresh_access_token(self, user_id: str) -> str | None:
-        """The access token to call X with, refreshed first if it expires within a minute."""
-        account = self.store.get_account(user_id)
+    def fresh_access_token(self, user_id: str, known: Account | None = None) -> str | None:
+        """The access token to call X with, refreshed first if it expires within a minute.
+
+        `known` is the account as the caller read it moments ago: while its token has
+        more than a minute left, it is used without reading the store again.
+        """
+        usable = known is not None and known.status == ACTIVE and \
+            not expires_within(known, LAZY_MARGIN, self.clock())
+        account = known if usable else self.store.get_account(user_id)
         if account is not None and expires_within(account, LAZY_MARGIN, self.clock()):
             with self.store.account_lock(user_id):
                 account = self.store.get_account(user_id)
