@@ -105,12 +105,14 @@ def check() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=None, help="Default: SANDBOX_PORT (8100).")
-def sandbox(host: str, port: int | None) -> None:
+@click.option("--token-lifetime", type=click.IntRange(1, 7200), default=None,
+              help="Access-token lifetime in seconds (default: X's 7200).")
+def sandbox(host: str, port: int | None, token_lifetime: int | None) -> None:
     """Run the local stand-in for X (consent page, tokens, posts, timelines)."""
     from sandbox.server import serve
 
     settings = settings_or_exit()
-    serve(settings, host=host, port=port or settings.sandbox_port)
+    serve(settings, host=host, port=port or settings.sandbox_port, token_lifetime=token_lifetime)
 
 
 @main.command()

@@ -8,6 +8,8 @@ import sys
 from bot.settings import Settings
 
 
+DEMO_TOKEN_HEADROOM = 60  # seconds
+
 # The path without the query string: the OAuth callback's query holds the one-time code.
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
@@ -29,7 +31,10 @@ def process_table(settings: Settings) -> dict[str, str]:
     tweetbot = shlex.quote(os.path.join(os.path.dirname(sys.executable), "tweetbot"))
     table = {"web": shlex.join(gunicorn_command("127.0.0.1", settings.port)), "worker": f"{tweetbot} worker"}
     if settings.sandbox:
-        table["sandbox"] = f"{tweetbot} sandbox --port {settings.sandbox_port}"
+        # Tokens that expire a minute past the refresh margin: the log shows a refresh
+        # about a minute after Connect, not two hours later.
+        lifetime = settings.refresh_margin + DEMO_TOKEN_HEADROOM
+        table["sandbox"] = f"{tweetbot} sandbox --port {settings.sandbox_port} --token-lifetime {lifetime}"
     return table
 
 

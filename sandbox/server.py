@@ -14,6 +14,7 @@ banner on start says where everything is.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 
@@ -106,9 +107,15 @@ def _reason(code: int) -> str:
         return ""
 
 
-def serve(settings: Any, host: str, port: int) -> None:
-    """Run the sandbox for `settings`' client and tier on host:port; blocks until interrupted."""
-    app = create_app(SandboxConfig.from_settings(settings))
+def serve(settings: Any, host: str, port: int, token_lifetime: int | None = None) -> None:
+    """Run the sandbox for `settings`' client and tier on host:port; blocks until interrupted.
+
+    `token_lifetime` (seconds) shortens access tokens, so a demo shows refreshes soon.
+    """
+    config = SandboxConfig.from_settings(settings)
+    if token_lifetime is not None:
+        config = replace(config, access_token_lifetime=token_lifetime)
+    app = create_app(config)
     server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
     server.daemon_threads = True  # idle kept-alive connections must not keep the process alive
     base = f"http://{host}:{server.port}"
@@ -118,7 +125,8 @@ def serve(settings: Any, host: str, port: int) -> None:
         client = world.config.clients[0]
     kind = "confidential" if client.client_secret else "public"
     print(f"X sandbox on {base}  (users: {users}; client {client.client_id} ({kind}), "
-          f"callback {', '.join(client.redirect_uris)}; tier {world.options.tier})", file=sys.stderr, flush=True)
+          f"callback {', '.join(client.redirect_uris)}; tier {world.options.tier}; "
+          f"access tokens live {world.options.access_token_lifetime} s)", file=sys.stderr, flush=True)
     print(f"  consent: {base}/i/oauth2/authorize   API: {base}/2/…   control: {base}/_sandbox/state",
           file=sys.stderr, flush=True)
     try:

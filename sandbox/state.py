@@ -68,6 +68,7 @@ class SandboxConfig:
     users: tuple[tuple[str, str], ...] = DEFAULT_USERS
     tier: str = "payg"
     seed: int = 0
+    access_token_lifetime: int = 7200  # X's two hours; demos use less, to show refreshes soon
 
     @classmethod
     def from_settings(cls, settings: Any) -> SandboxConfig:
@@ -312,7 +313,7 @@ class World:
     def reset(self) -> None:
         """Back to the start: default users, the configured clients, default options, clock 0."""
         with self.lock:
-            self.options = Options(tier=self.config.tier)
+            self.options = Options(tier=self.config.tier, access_token_lifetime=self.config.access_token_lifetime)
             self.clock_offset = 0.0
             self.rng = random.Random(self.config.seed)
             self.users: dict[str, User] = {}

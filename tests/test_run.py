@@ -58,6 +58,8 @@ def test_run_starts_web_worker_and_sandbox_and_healthz_answers(tmp_path: Path) -
         assert 0 <= body["worker_heartbeat_age_seconds"] < 120
         sandbox_status, users = get(f"http://127.0.0.1:{sandbox_port}/_sandbox/users")
         assert sandbox_status == 200 and users["users"]
+        # The demo sandbox's tokens expire a minute past the refresh margin: a refresh shows up soon.
+        assert get(f"http://127.0.0.1:{sandbox_port}/_sandbox/config")[1]["access_token_lifetime"] == 600 + 60
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         output, _ = process.communicate(timeout=30)
