@@ -17,18 +17,9 @@ from bot.models import ACTIVE, DISCONNECTED, NEEDS_RECONNECT, POSTED, SCHEDULED,
 from bot.text import weighted_length
 from sandbox_helpers import SandboxControl
 from web_support import Browser, account, make_app, open_store, store_files
+from web_support import app, browser  # noqa: F401 (shared fixtures, used by name)
 
 
-@pytest.fixture
-def app(tmp_path: Path, sandbox: SandboxControl) -> Flask:
-    return make_app(tmp_path, sandbox)
-
-
-@pytest.fixture
-def browser(app: Flask) -> Browser:
-    browser = Browser(app)
-    browser.sign_in()
-    return browser
 
 
 def text(answer) -> str:  # noqa: ANN001 - a test client response

@@ -19,18 +19,9 @@ from bot.models import ACTIVE, utcnow
 from sandbox_helpers import SandboxControl, drive_consent, query_of
 from web import auth
 from web_support import PASSWORD, Browser, account, make_app, open_store, path_of, store_files
+from web_support import app, browser  # noqa: F401 (shared fixtures, used by name)
 
 
-@pytest.fixture
-def app(tmp_path: Path, sandbox: SandboxControl) -> Flask:
-    return make_app(tmp_path, sandbox)
-
-
-@pytest.fixture
-def browser(app: Flask) -> Browser:
-    browser = Browser(app)
-    assert browser.sign_in().status_code == 302
-    return browser
 
 
 def text(answer) -> str:  # noqa: ANN001 - a test client response

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import requests
 from flask import Flask
 from flask.testing import FlaskClient
@@ -208,3 +209,20 @@ class HttpBrowser:
 
     def sign_in(self, password: str = PASSWORD) -> requests.Response:
         return self.post("/signin", {"password": password}, token_from="/signin")
+
+
+# -- fixtures the web test modules share (import them by name to use them) ---------------------
+
+
+@pytest.fixture
+def app(tmp_path: Path, sandbox: SandboxControl) -> Flask:
+    """The real app on a store in `tmp_path`, against the session's sandbox."""
+    return make_app(tmp_path, sandbox)
+
+
+@pytest.fixture
+def browser(app: Flask) -> Browser:
+    """A browser signed in to `app`."""
+    browser = Browser(app)
+    assert browser.sign_in().status_code == 302
+    return browser
