@@ -24,6 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime, timedelta
+from filelock import FileLock, Timeout
 
 from bot.limits import APP, LONGEST_SPAN, USER, next_allowed_at, recent_post_times, windows
 from bot.models import ACTIVE, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
@@ -36,13 +37,20 @@ from bot.xclient import (XApi, XBadRequest, XClient, XError, XForbidden, XRateLi
 log = logging.getLogger("tweetbot.posting")
 
 CLAIM_BATCH = 20
-SETTLE_LOOKBACK = timedelta(minutes=5)  # X's clock and ours may disagree a little
+SETTLE_LOOKBACK = timedelta(minutes=5)
+SETTLE_HISTORY = 200  # finished posts whose tweet ids an uncertain one must not adopt  # X's clock and ours may disagree a little
 USAGE_CAP_HOLD = timedelta(hours=1)
+MIN_HOLD = timedelta(seconds=15)
 _URL = re.compile(r"https?://\S+", re.IGNORECASE)
 
 
 class AccountUnusable(Exception):
-    """The account cannot call X now (needs reconnecting, or its token is gone)."""
+    """The account cannot call X now: it needs reconnecting (`retry_at` None), or its token
+    could not be refreshed yet (X's token endpoint failing: try again at `retry_at`)."""
+
+    def __init__(self, message: str, retry_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
 
 
 def comparable(text: str) -> str:
@@ -73,11 +81,30 @@ class Dispatcher:
         self._apis: dict[str, tuple[str, XApi]] = {}
         self._batch = threading.local()  # a sending task's account and the outcomes it writes at its batch's end
         self.sent = SentLog(store, settings.x_tier, clock)
+        self._lease: FileLock | None = None
+        self._told_no_lease = False
 
     # -- jobs ---------------------------------------------------------------------------
 
+    def holds_lease(self) -> bool:
+        """Whether this process is the one that posts (only one may: see `Repository.lease`)."""
+        if self._lease is None:
+            lease = self.store.lease("posting")
+            try:
+                lease.acquire(timeout=0)
+            except Timeout:
+                if not self._told_no_lease:
+                    log.info("another worker is posting; this one keeps tokens fresh and waits its turn")
+                    self._told_no_lease = True
+                return False
+            self._lease = lease
+            log.info("this worker is the one that posts")
+        return True
+
     def dispatch_due(self) -> int:
         """Start a sending task for each account with due posts and none in flight; how many started."""
+        if not self.holds_lease():
+            return 0
         self._reap()
         now = self.clock()
         waiting = {p.account_id for p in self.store.queued_posts(due_by=now) if p.account_id not in self.in_flight}
@@ -92,7 +119,11 @@ class Dispatcher:
         """Settle posts left `sending` (by a crash, or a call that never answered); how many.
 
         `older_than=None` settles every one (start-up: nothing of ours is in flight yet).
+        Only the worker that holds the posting lease settles: another one's batch is
+        `sending` for as long as it takes.
         """
+        if not self.holds_lease():
+            return 0
         now = self.clock()
         settled = 0
         for post in self.store.queued_posts():
@@ -105,8 +136,11 @@ class Dispatcher:
         return settled
 
     def shutdown(self) -> None:
-        """Wait for the posts in flight to be settled one way or the other."""
+        """Wait for the posts in flight to be settled one way or the other, then let another worker post."""
         self.pool.shutdown(wait=True)
+        if self._lease is not None:
+            self._lease.release()
+            self._lease = None
 
     def _may_send(self, account: Account | None, now: datetime) -> bool:
         """The account can post and the tier's windows have room for one more post."""
@@ -164,10 +198,20 @@ class Dispatcher:
             return
         with self.store.transaction():
             for post, tweet_ids, at in posted:
-                self._posted(post, tweet_ids, at)
+                if self._still_ours(post):
+                    self._posted(post, tweet_ids, at)
             for post in unsent:
-                self.store.update_post(post.id, status=SCHEDULED, sending_since=None,
-                                       attempts=max(post.attempts - 1, 0))
+                if self._still_ours(post):
+                    self.store.update_post(post.id, status=SCHEDULED, sending_since=None,
+                                           attempts=max(post.attempts - 1, 0))
+
+    def _still_ours(self, post: Post) -> bool:
+        """The post is still `sending` from our claim (nothing else settled it meanwhile)."""
+        current = self.store.get_post(post.id)
+        if current is not None and current.status == SENDING and current.sending_since == post.sending_since:
+            return True
+        log.error("post %s changed under this worker's claim; leaving it as it is now", post.id)
+        return False
 
     def send(self, post: Post) -> Post:
         """Claim the post, send its missing parts, record the outcome."""
@@ -198,11 +242,12 @@ class Dispatcher:
                 log.warning("post %s part %d: no clear answer from X (%s); settling", post.id, index + 1, exc)
                 return self.settle(post, str(exc))
             except XRateLimited as exc:
-                return self._hold(post, exc.reset_at, f"rate limited by X until {exc.reset_at.isoformat()}")
+                until = max(exc.reset_at, self.clock() + MIN_HOLD)  # X's clock may be behind ours
+                return self._hold(post, until, f"rate limited by X until {until.isoformat()}")
             except XUsageCapped as exc:
                 return self._hold(post, self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
             except AccountUnusable as exc:
-                return self._hold(post, None, str(exc))
+                return self._hold(post, exc.retry_at, str(exc))
             except (XForbidden, XBadRequest, XUnauthorized, XError) as exc:
                 return self._fail(post, index, exc)
             post = self._record_part(post, index, tweet_id)
@@ -213,14 +258,23 @@ class Dispatcher:
         known = getattr(self._batch, "account", None)
         token = self.tokens.fresh_access_token(account_id, known if known and known.user_id == account_id else None)
         if token is None:
-            raise AccountUnusable("the account cannot post until it is reconnected")
+            raise self._unusable(account_id)
         try:
             return self._api(account_id, token).create_post(text, reply_to)
         except XUnauthorized:
-            token = self.tokens.after_unauthorized(account_id, token)
-            if token is None:
-                raise AccountUnusable("X refused the account's token and it could not be refreshed") from None
-            return self._api(account_id, token).create_post(text, reply_to)
+            fresh = self.tokens.after_unauthorized(account_id, token)
+            if fresh is None or fresh == token:
+                raise self._unusable(account_id) from None
+            return self._api(account_id, fresh).create_post(text, reply_to)
+
+    def _unusable(self, account_id: str) -> AccountUnusable:
+        """Why the account cannot call X now, and when to try again (None: when it is reconnected)."""
+        account = self.store.get_account(account_id)
+        if account is not None and account.status == ACTIVE:
+            retry_at = max(account.next_refresh_at or self.clock(), self.clock() + MIN_HOLD)
+            return AccountUnusable(f"the access token expired and refreshing it failed ({account.last_error}); "
+                                   f"trying again at {retry_at.isoformat()}", retry_at)
+        return AccountUnusable("the account cannot post until it is reconnected")
 
     def _api(self, account_id: str, token: str) -> XApi:
         """The account's API client, kept while its token lasts (one keep-alive connection per account)."""
@@ -297,13 +351,14 @@ class Dispatcher:
             raise AccountUnusable("the account cannot read its posts until it is reconnected")
         since = (post.sending_since or self.clock()) - SETTLE_LOOKBACK
         recent = self._api(post.account_id, token).recent_posts(post.account_id, since=since)
+        taken = self._ids_of_other_posts(post)
         known = {tid for tid in post.tweet_ids if tid}
         ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
         for index, text in enumerate(post.parts):
             if ids[index]:
                 continue
-            match = next((r["id"] for r in reversed(recent)
-                          if r["id"] not in known and comparable(r["text"]) == comparable(text)), None)
+            match = next((r["id"] for r in reversed(recent) if r["id"] not in known and r["id"] not in taken
+                          and comparable(r["text"]) == comparable(text)), None)
             if match is None:
                 break
             ids[index] = match
@@ -312,6 +367,16 @@ class Dispatcher:
         if len(known) > len({tid for tid in post.tweet_ids if tid}):
             post = self.store.update_post(post.id, tweet_ids=tuple(ids))
         return post
+
+    def _ids_of_other_posts(self, post: Post) -> set[str]:
+        """Tweet ids other posts of the account already own: two posts alike but for their links
+        compare equal, and one must never adopt the other's tweet."""
+        others = self.store.history(limit=SETTLE_HISTORY, account_id=post.account_id)
+        others += self.store.queued_posts(post.account_id)
+        taken = {tid for other in others if other.id != post.id for tid in other.tweet_ids if tid}
+        for _, tweet_ids, _ in getattr(self._batch, "posted", None) or []:  # outcomes not yet written
+            taken.update(tid for tid in tweet_ids if tid)
+        return taken
 
     def _resume(self, post: Post) -> Post:
         """The uncertain part was stored after all: the rest of the thread goes out at once."""

@@ -215,8 +215,10 @@ class _Env:
     def scopes(self, name: str) -> tuple[str, ...]:
         raw = self.text(name, " ".join(DEFAULT_SCOPES))
         scopes = tuple(raw.replace(",", " ").split())
-        if "tweet.write" not in scopes or "offline.access" not in scopes:
-            raise SettingsError(f"{name}={raw!r} must include tweet.write and offline.access")
+        missing = [scope for scope in DEFAULT_SCOPES if scope not in scopes]
+        if missing:
+            # Posting needs all four: the reads let the worker check whether an uncertain post went out.
+            raise SettingsError(f"{name}={raw!r} must include {', '.join(DEFAULT_SCOPES)} (missing {', '.join(missing)})")
         return scopes
 
     def fernet_keys(self, name: str) -> tuple[str, ...]:

@@ -13,7 +13,9 @@ Network errors and 5xx never mark an account dead; they back off and retry.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from bot.models import ACTIVE, NEEDS_RECONNECT, Account, utcnow
@@ -57,6 +59,8 @@ class TokenKeeper:
         self.x = x
         self.margin = margin
         self.clock = clock
+        self._refreshing = 0
+        self._quiet = threading.Condition()
 
     def refresh_all_due(self, should_stop: Callable[[], bool] = lambda: False) -> int:
         """Refresh every account whose token expires within the margin; how many were refreshed."""
@@ -84,18 +88,27 @@ class TokenKeeper:
         """The access token to call X with, refreshed first if it expires within a minute.
 
         `known` is the account as the caller read it moments ago: while its token has
-        more than a minute left, it is used without reading the store again.
+        more than a minute left, it is used without reading the store again. None when
+        there is no usable token: the account needs reconnecting, or its token expired
+        and refreshing it failed (the refresh backoff is respected, not hammered).
         """
         usable = known is not None and known.status == ACTIVE and \
             not expires_within(known, LAZY_MARGIN, self.clock())
         account = known if usable else self.store.get_account(user_id)
-        if account is not None and expires_within(account, LAZY_MARGIN, self.clock()):
+        if account is not None and self._lazy_refresh_due(account):
             with self.store.account_lock(user_id):
                 account = self.store.get_account(user_id)
-                if account is not None and account.status == ACTIVE and \
-                        expires_within(account, LAZY_MARGIN, self.clock()):
+                if account is not None and self._lazy_refresh_due(account):
                     account = self._refresh_locked(account)
-        return None if account is None or account.status != ACTIVE else account.access_token
+        if account is None or account.status != ACTIVE:
+            return None
+        expired = account.expires_at is not None and account.expires_at <= self.clock()
+        return None if expired else account.access_token
+
+    def _lazy_refresh_due(self, account: Account) -> bool:
+        now = self.clock()
+        backing_off = account.next_refresh_at is not None and account.next_refresh_at > now
+        return account.status == ACTIVE and not backing_off and expires_within(account, LAZY_MARGIN, now)
 
     def after_unauthorized(self, user_id: str, rejected_access_token: str) -> str | None:
         """X said 401 to this access token: refresh once, unless someone already did."""
@@ -110,13 +123,34 @@ class TokenKeeper:
     # -- under the account's lock ---------------------------------------------------
 
     def _refresh_locked(self, account: Account) -> Account:
+        with self._refresh_in_progress():
+            try:
+                tokens = self.x.refresh(account.refresh_token or "", now=self.clock())
+            except TokenRejected as exc:
+                return self._rejected(account, exc)
+            except XError as exc:
+                return self._failed(account, exc)
+            return self._store_new_pair(account, tokens)
+
+    @contextmanager
+    def _refresh_in_progress(self) -> Iterator[None]:
+        with self._quiet:
+            self._refreshing += 1
         try:
-            tokens = self.x.refresh(account.refresh_token or "")
-        except TokenRejected as exc:
-            return self._rejected(account, exc)
-        except XError as exc:
-            return self._failed(account, exc)
-        return self._store_new_pair(account, tokens)
+            yield
+        finally:
+            with self._quiet:
+                self._refreshing -= 1
+                self._quiet.notify_all()
+
+    def wait_for_refreshes(self, timeout: float) -> bool:
+        """Block until no refresh is between X's answer and our write (or `timeout`); whether it got quiet.
+
+        A process that must exit now waits for this first: X has spent the old refresh
+        token, and the new pair exists nowhere but in this process until it is stored.
+        """
+        with self._quiet:
+            return self._quiet.wait_for(lambda: self._refreshing == 0, timeout)
 
     def _store_new_pair(self, account: Account, tokens: TokenSet) -> Account:
         """The first thing after X's answer: the new pair, durably."""

@@ -8,6 +8,7 @@ a second signal exits at once. A PaaS sends SIGTERM and kills 30 s later.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 from collections.abc import Callable
@@ -104,7 +105,7 @@ class Worker:
             self.dispatcher.shutdown()
             self.scheduler.clear()
             log.info("stopped")
-        return 0
+        return 0 if self._signals < 2 else 1  # a second signal is an interrupted stop, however it ends
 
     def _idle_seconds(self) -> float:
         idle = self.scheduler.idle_seconds
@@ -113,6 +114,10 @@ class Worker:
     def stop(self) -> None:
         """Finish the job in hand, then leave the loop."""
         self._stop.set()
+
+    def _exit_now(self) -> None:
+        self.tokens.wait_for_refreshes(timeout=self.settings.http_timeout + 5)
+        os._exit(1)
 
     def _install_signal_handlers(self) -> None:
         if threading.current_thread() is not threading.main_thread():
@@ -124,7 +129,9 @@ class Worker:
         self._signals += 1
         name = signal.Signals(signum).name
         if self._signals > 1:
-            log.warning("second %s: exiting now", name)
-            raise SystemExit(1)
+            log.warning("second %s: exiting now (after storing any refresh X has answered)", name)
+            # Not from this handler: the main thread may be the one holding that refresh.
+            threading.Thread(target=self._exit_now, daemon=True).start()
+            return
         log.info("%s received: finishing the job in hand, then exiting", name)
         self._stop.set()

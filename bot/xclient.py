@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hmac
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlsplit
@@ -88,8 +88,8 @@ class ClientRejected(XError):
 class TokenSet:
     """What the token endpoint grants."""
 
-    access_token: str
-    refresh_token: str | None
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
     expires_at: datetime
     scopes: tuple[str, ...]
 
@@ -116,6 +116,17 @@ def states_match(expected: str | None, received: str | None) -> bool:
     return bool(expected) and bool(received) and hmac.compare_digest(str(expected), str(received))
 
 
+def relax_oauthlib(settings: Settings) -> None:
+    """oauthlib's process-wide switches, set for what X and the sandbox really do.
+
+    X may answer a refresh with scopes other than X_SCOPES (the account granted them
+    under an older X_SCOPES): oauthlib would raise "Scope has changed" *after* X
+    spent the refresh token, losing the new pair. The scopes X reports are stored.
+    """
+    os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
+    allow_local_http(settings)
+
+
 def allow_local_http(settings: Settings) -> None:
     """oauthlib refuses http URLs; the local sandbox speaks http on loopback, so allow that case only."""
     urls = (settings.authorize_url, settings.api_base)
@@ -131,15 +142,20 @@ class XClient:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        allow_local_http(settings)
+        relax_oauthlib(settings)
 
     # -- OAuth ----------------------------------------------------------------------
 
-    def oauth_handler(self) -> tweepy.OAuth2UserHandler:
-        """tweepy's handler for our client, reaching X through the transport seam."""
+    def oauth_handler(self, scoped: bool = True) -> tweepy.OAuth2UserHandler:
+        """tweepy's handler for our client, reaching X through the transport seam.
+
+        `scoped=False` leaves the scopes out of the requests: a refresh then keeps what
+        the account granted, even if X_SCOPES changed since.
+        """
         settings = self.settings
         handler = tweepy.OAuth2UserHandler(client_id=settings.x_client_id, redirect_uri=settings.redirect_uri,
-                                           scope=list(settings.scopes), client_secret=settings.x_client_secret)
+                                           scope=list(settings.scopes) if scoped else None,
+                                           client_secret=settings.x_client_secret)
         mount_api_base(handler, settings.api_base, settings.http_timeout)
         for hook in ("access_token_response", "refresh_token_response"):
             handler.register_compliance_hook(hook, _raise_for_server_error)
@@ -169,11 +185,14 @@ class XClient:
             timeout=self.settings.http_timeout))
         return TokenSet.from_response(token, received_at)
 
-    def refresh(self, refresh_token: str) -> TokenSet:
-        """Spend `refresh_token` for a new pair. The caller must store the result at once."""
-        handler = self.oauth_handler()
+    def refresh(self, refresh_token: str, now: datetime | None = None) -> TokenSet:
+        """Spend `refresh_token` for a new pair. The caller must store the result at once.
+
+        `now` is the caller's clock: the new token's expiry is counted from it.
+        """
+        handler = self.oauth_handler(scoped=False)
         extra = {} if self.settings.confidential_client else {"client_id": self.settings.x_client_id}
-        received_at = utcnow()
+        received_at = now or utcnow()
         token = self._token_call(lambda: handler.refresh_token(
             TOKEN_URL, refresh_token=refresh_token, timeout=self.settings.http_timeout, **extra))
         return TokenSet.from_response(token, received_at)
@@ -199,7 +218,10 @@ class XClient:
             if exc.error in ("unauthorized_client", "invalid_client"):
                 raise ClientRejected(f"X refused the client credentials: {description}",
                                      exc.status_code) from exc
-            raise TokenRejected(f"X refused the token: {description}", exc.status_code) from exc
+            if exc.error in ("invalid_request", "invalid_grant"):
+                raise TokenRejected(f"X refused the token: {description}", exc.status_code) from exc
+            # Anything else (a proxy's HTML page, a garbled answer) says nothing about the token.
+            raise XUnavailable(f"X's token answer made no sense: {description}", exc.status_code) from exc
 
     # -- API ----------------------------------------------------------------------------
 

@@ -266,3 +266,29 @@ def test_a_0900_berlin_slot_posts_at_0800_utc_before_the_dst_change_and_0700_aft
     assert sent.status == POSTED and sent.posted_at == due_utc
     assert [p["text"] for p in rig.at_x()] == [post.text]
     rig.dispatcher.shutdown()
+
+
+def test_settling_never_adopts_a_tweet_another_post_owns(rig: Rig) -> None:
+    first = rig.send(rig.queue("New article: https://a.example/one"))
+    rig.sandbox.fault(TWEETS, "status", status=503, times=1)  # X stores nothing, answers 503
+    second = rig.send(rig.queue("New article: https://b.example/two"))  # alike but for its link
+    assert second.status == SCHEDULED and second.tweet_ids in ((), (None,))
+    rig.clock.advance(1)
+    second = rig.send(second)
+    assert second.status == POSTED and second.tweet_ids != first.tweet_ids
+    assert len(rig.at_x()) == 2
+
+
+def test_a_401_while_x_cannot_refresh_holds_the_post_instead_of_failing_it(rig: Rig) -> None:
+    rig.clock.offset -= timedelta(hours=3)  # we believe the token is fresh; at X it expired
+    rig.sandbox.advance(7300)
+    rig.clock.offset += timedelta(seconds=7300)
+    rig.sandbox.fault("POST /2/oauth2/token", "status", status=503)
+    held = rig.send(rig.queue("waits for the token endpoint"))
+    account = rig.store.get_account(rig.accounts[0].user_id)
+    assert held.status == SCHEDULED and held.attempts == 0
+    assert account.status == "active" and account.hold_until > rig.clock() and account.refresh_failures == 1
+    rig.sandbox.clear_faults()
+    rig.clock.advance((account.hold_until - rig.clock()).total_seconds() + 1)
+    assert rig.send(held).status == POSTED
+    assert rig.sandbox.reuse_count() == 0

@@ -210,3 +210,45 @@ def test_sigterm_during_a_refresh_stores_it_and_exits_promptly(tmp_path: Path, s
     assert chain_of(sandbox, account.user_id)["refreshes"] == 1
     assert stored_refreshes(store, account.user_id) == 1
     assert "SIGTERM received" in worker.log()
+
+
+def test_a_refresh_after_x_scopes_changed_keeps_the_chain(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """X_SCOPES gains media.write after the account connected: the refresh must not lose the new pair."""
+    from datetime import timedelta
+
+    from bot.tokens import TokenKeeper
+    from bot.xclient import XClient
+
+    env = env_for(tmp_path, sandbox)
+    store = open_test_store(env)
+    (account,) = connect_accounts(store, sandbox, 1, prefix="scoped")
+    wider = load_settings(dotenv_path=None, environ={
+        **env, "X_SCOPES": "tweet.read tweet.write users.read offline.access media.write"})
+    keeper = TokenKeeper(store, XClient(wider), timedelta(seconds=600))
+    refreshed = keeper.refresh_if_due(account.user_id, force=True)
+    assert refreshed.status == ACTIVE and refreshed.refresh_token != account.refresh_token
+    assert refreshed.scopes == ("tweet.read", "tweet.write", "users.read", "offline.access")  # as granted
+    assert chain_of(sandbox, account.user_id)["refreshes"] == 1 == stored_refreshes(store, account.user_id)
+
+
+def test_a_second_signal_exits_at_once_but_not_between_x_answer_and_our_write(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    import signal
+
+    sandbox.configure(access_token_lifetime=60)
+    sandbox.fault(TOKEN_ENDPOINT, "latency", latency=2.0)
+    env = env_for(tmp_path, sandbox, REFRESH_MARGIN="7000")
+    store = open_test_store(env)
+    (account,) = connect_accounts(store, sandbox, 1, prefix="twice")
+    worker = WorkerProcess(env, tmp_path)
+    try:
+        wait_until(lambda: sandbox.state("request_counts")["request_counts"].get(TOKEN_ENDPOINT), 30,
+                   "a refresh in flight")
+        worker.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "SIGTERM received" in worker.log(), 10, "the first signal handled")  # (not merged)
+        worker.process.send_signal(signal.SIGTERM)
+        assert worker.process.wait(timeout=10) == 1
+    finally:
+        worker.stop_quietly()
+    assert chain_of(sandbox, account.user_id)["refreshes"] == 1 == stored_refreshes(store, account.user_id)
+    assert "second SIGTERM: exiting now" in worker.log()

@@ -122,3 +122,28 @@ def test_a_thread_cut_by_sigkill_after_part_3_resumes_with_part_4_replying_to_pa
     assert [at_x[i]["reply_to"] for i in done.tweet_ids] == [None, *done.tweet_ids[:4]]
     assert len(at_x) == 5
     assert "settled 1 post(s) left sending" in again.log()
+
+
+def test_two_workers_at_once_post_each_post_once(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """A deploy overlap: only the worker holding the posting lease posts; the other keeps tokens fresh."""
+    sandbox.configure(rate_limits=False)
+    sandbox.fault(TWEETS, "latency", latency=0.05)
+    env = env_for(tmp_path, sandbox)
+    store = open_test_store(env)
+    accounts = connect_accounts(store, sandbox, 3, prefix="overlap")
+    start = utcnow()
+    store.add_posts([Post(id=0, account_id=accounts[n % 3].user_id, parts=(f"overlap post {n}",),
+                          due_at=start + timedelta(seconds=n * 0.1)) for n in range(60)])
+    first = WorkerProcess(env, tmp_path, name="first")
+    second = WorkerProcess(env, tmp_path, name="second")
+    try:
+        wait_until(lambda: not store.queued_posts(), 60, "every post out", every=0.2)
+        assert first.terminate() == 0 and second.terminate() == 0
+    finally:
+        first.stop_quietly()
+        second.stop_quietly()
+    texts = posted_texts(sandbox)
+    assert sum(texts.values()) == 60 and set(texts.values()) == {1}
+    logs = [first.log(), second.log()]
+    assert sum("this worker is the one that posts" in log for log in logs) == 1
+    assert sum("another worker is posting" in log for log in logs) == 1

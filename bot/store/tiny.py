@@ -158,6 +158,10 @@ class TinyStore:
 
     # -- locks ----------------------------------------------------------------
 
+    def lease(self, name: str) -> FileLock:
+        """A lock one process holds for as long as it does a job only one may do (posting)."""
+        return FileLock(str(self.path) + f".{name}.lock", thread_local=False)
+
     def account_lock(self, user_id: str, timeout: float = -1) -> FileLock:
         """A lock for one account across processes (held around a token refresh)."""
         folder = self.path.parent / "locks"
