@@ -31,8 +31,8 @@ from bot.models import ACTIVE, FAILED, POSTED, SCHEDULED, SENDING, Account, Post
 from bot.settings import Settings
 from bot.store import Repository
 from bot.tokens import TokenKeeper, backoff
-from bot.xclient import (XApi, XBadRequest, XClient, XError, XForbidden, XRateLimited, XUnauthorized,
-                         XUnavailable, XUsageCapped)
+from bot.xclient import (XApi, XBadRequest, XClient, XError, XForbidden, XNotFound, XRateLimited,
+                         XUnauthorized, XUnavailable, XUsageCapped)
 
 log = logging.getLogger("tweetbot.posting")
 
@@ -336,6 +336,8 @@ class Dispatcher:
         """Find out which parts X has, by reading the account's recent posts; resume or retry later."""
         try:
             settled = self._adopt_found_parts(post)
+        except (XForbidden, XNotFound, XBadRequest) as exc:
+            return self._unverifiable(post, exc)
         except (XError, AccountUnusable) as exc:
             log.warning("post %s: cannot settle yet (%s); it stays sending", post.id, exc)
             return post
@@ -377,6 +379,17 @@ class Dispatcher:
         for _, tweet_ids, _ in getattr(self._batch, "posted", None) or []:  # outcomes not yet written
             taken.update(tid for tid in tweet_ids if tid)
         return taken
+
+    def _unverifiable(self, post: Post, exc: XError) -> Post:
+        """X refuses for good to show the account's posts: the outcome can never be known, so
+        the post fails with the reason (sending it again might make a duplicate)."""
+        reason = (f"X may or may not have stored it, and refuses to show the account's posts "
+                  f"({exc.status}: {exc}); check the account on X before retrying")
+        with self.store.transaction():
+            failed = self.store.update_post(post.id, status=FAILED, last_error=reason)
+            self.store.record_event("failed", post.account_id, post.id, detail=reason, at=self.clock())
+        log.warning("post %s failed: %s", post.id, reason)
+        return failed
 
     def _resume(self, post: Post) -> Post:
         """The uncertain part was stored after all: the rest of the thread goes out at once."""

@@ -292,3 +292,10 @@ def test_a_401_while_x_cannot_refresh_holds_the_post_instead_of_failing_it(rig: 
     rig.clock.advance((account.hold_until - rig.clock()).total_seconds() + 1)
     assert rig.send(held).status == POSTED
     assert rig.sandbox.reuse_count() == 0
+
+
+def test_an_uncertain_post_x_will_not_let_us_check_fails_with_the_reason(rig: Rig) -> None:
+    rig.sandbox.fault(TWEETS, "status", status=503, times=1)
+    rig.sandbox.fault("GET /2/users/:id/tweets", "status", status=403)
+    post = rig.send(rig.queue("cannot be checked"))
+    assert post.status == FAILED and "refuses to show the account's posts (403" in post.last_error
