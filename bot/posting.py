@@ -214,11 +214,9 @@ class Dispatcher:
         return False
 
     def send(self, post: Post) -> Post:
-        """Claim the post, send its missing parts, record the outcome."""
-        claimed = self._claim(post.id)
-        if claimed is None:
-            return post
-        return self._send_parts(claimed)
+        """Send one post now, exactly as the worker sends every post (a batch of one); it as stored after."""
+        self._send_batch(self._claim_all([post.id]))
+        return self.store.get_post(post.id) or post
 
     def _claim(self, post_id: int) -> Post | None:
         """Mark the post `sending` durably before X is called (None: someone else has it)."""
