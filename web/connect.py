@@ -84,37 +84,36 @@ def callback() -> ResponseReturnValue:
 
 
 def _finish(code: str, verifier: str) -> ResponseReturnValue:
-    """Exchange the code, look the user up, store the account; every failure gets its own page."""
+    """Exchange the code, look the user up, store the account; every failure gets its own page.
+
+    The flow ends here whatever happens: the exchange spends the code, so a new flow is the way on.
+    """
+    session.pop(FLOW_KEY, None)
     x = x_client()
     try:
         tokens = x.exchange_code(code, verifier)
     except TokenRejected as exc:
-        session.pop(FLOW_KEY, None)
         log.warning("callback refused: %s", exc)
         return message("This authorization code cannot be used",
                        "X refused the code: it was already used, or it expired (a code lives 30 seconds and "
                        "works once). Nothing was stored. Press Connect to start again.", 400)
     except ClientRejected as exc:
-        session.pop(FLOW_KEY, None)
         log.error("X refused our client credentials: %s", exc)
         return message("X refused this app's credentials",
                        "X did not accept the app's client id and secret (X_CLIENT_ID, X_CLIENT_SECRET): check "
                        "them against the developer portal. Nothing was stored.", 502)
     except XError as exc:
-        session.pop(FLOW_KEY, None)  # the code may be spent already: a new flow is the way on
         log.warning("code exchange failed: %s", exc)
         return message("X did not answer", "X could not be reached to finish connecting. Nothing was stored; "
                        "press Connect to try again.", 502)
     try:
         me = x.api(tokens.access_token).me()
     except XError as exc:
-        session.pop(FLOW_KEY, None)
         log.warning("looking up the consenting user failed: %s", exc)
         _revoke_quietly(tokens)
         return message("X did not say who you are", "The tokens were granted but looking up the account "
                        "failed, so they were revoked and nothing was stored. Press Connect to try again.", 502)
     account = accounts.connect(store(), tokens, me)
-    session.pop(FLOW_KEY, None)
     flash(f"Connected {account.handle}", "ok")
     return redirect(url_for("dashboard.index"))
 
