@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import FAILED, POSTED, SCHEDULED, Post
+from bot import accounts
+from bot.models import FAILED, POSTED, SCHEDULED, Post, utcnow
 from bot.schedules import parse_slots, queue_in_next_slot, save_slots
 from bot.settings import load_settings
 from bot.store import TinyStore
 from bot.worker import Worker
-from bot.xclient import XClient
+from bot.xclient import TokenSet, XClient
 from conftest import tweetbot_env
 from sandbox_helpers import SandboxControl
 from worker_support import connect_accounts, open_test_store
@@ -125,12 +126,9 @@ def test_too_long_at_x_fails_with_x_detail(rig: Rig) -> None:
     assert post.status == FAILED and "Your Tweet text is too long" in post.last_error
 
 
-def test_a_missing_scope_403_fails_with_the_detail(rig: Rig, sandbox: SandboxControl, tmp_path: Path) -> None:
+def test_a_missing_scope_403_fails_with_the_detail(rig: Rig, sandbox: SandboxControl) -> None:
     reader = sandbox.create_user("reader_only")
-    from worker_support import connect_user  # a grant without tweet.write
-    from bot.xclient import TokenSet
-    from bot import accounts
-    from bot.models import utcnow
+    # A grant without tweet.write (one made under an older X_SCOPES).
     answer = sandbox.grant(reader["id"], scopes=["tweet.read", "users.read", "offline.access"])
     accounts.connect(rig.store, TokenSet.from_response(answer, utcnow()),
                      {"id": reader["id"], "username": reader["username"]})

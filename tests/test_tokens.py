@@ -3,18 +3,23 @@ from __future__ import annotations
 
 import json
 import random
+import signal
 import subprocess
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.models import ACTIVE, NEEDS_RECONNECT
+from bot.models import ACTIVE, NEEDS_RECONNECT, Account
 from bot.settings import load_settings
-from web import create_app
-from web_support import Browser
+from bot.store import TinyStore
+from bot.tokens import TokenKeeper
+from bot.xclient import XClient
 from conftest import tweetbot_env
 from sandbox_helpers import SandboxControl
+from web import create_app
+from web_support import Browser
 from worker_support import (TOKEN_ENDPOINT, TWEETBOT, WorkerProcess, chain_of, connect_accounts,
                             connect_user, open_test_store, stored_refreshes, wait_until, webhook_receiver)
 
@@ -194,16 +199,27 @@ def test_server_errors_and_timeouts_never_kill_an_account(
     assert sandbox.reuse_count() == 0
 
 
-def test_sigterm_during_a_refresh_stores_it_and_exits_promptly(tmp_path: Path, sandbox: SandboxControl) -> None:
+def worker_mid_refresh(tmp_path: Path, sandbox: SandboxControl, latency: float,
+                       prefix: str) -> tuple[TinyStore, Account, WorkerProcess]:
+    """A real worker whose first refresh is in flight at X, which answers after `latency` s."""
     sandbox.configure(access_token_lifetime=60)
-    sandbox.fault(TOKEN_ENDPOINT, "latency", latency=3.0)
+    sandbox.fault(TOKEN_ENDPOINT, "latency", latency=latency)
     env = env_for(tmp_path, sandbox, REFRESH_MARGIN="7000")
     store = open_test_store(env)
-    (account,) = connect_accounts(store, sandbox, 1, prefix="term")
+    (account,) = connect_accounts(store, sandbox, 1, prefix=prefix)
     worker = WorkerProcess(env, tmp_path)
     try:
         wait_until(lambda: sandbox.state("request_counts")["request_counts"].get(TOKEN_ENDPOINT), 30,
                    "a refresh in flight")
+    except BaseException:
+        worker.stop_quietly()
+        raise
+    return store, account, worker
+
+
+def test_sigterm_during_a_refresh_stores_it_and_exits_promptly(tmp_path: Path, sandbox: SandboxControl) -> None:
+    store, account, worker = worker_mid_refresh(tmp_path, sandbox, latency=3.0, prefix="term")
+    try:
         assert worker.terminate(timeout=10) == 0
     finally:
         worker.stop_quietly()
@@ -214,11 +230,6 @@ def test_sigterm_during_a_refresh_stores_it_and_exits_promptly(tmp_path: Path, s
 
 def test_a_refresh_after_x_scopes_changed_keeps_the_chain(tmp_path: Path, sandbox: SandboxControl) -> None:
     """X_SCOPES gains media.write after the account connected: the refresh must not lose the new pair."""
-    from datetime import timedelta
-
-    from bot.tokens import TokenKeeper
-    from bot.xclient import XClient
-
     env = env_for(tmp_path, sandbox)
     store = open_test_store(env)
     (account,) = connect_accounts(store, sandbox, 1, prefix="scoped")
@@ -233,17 +244,8 @@ def test_a_refresh_after_x_scopes_changed_keeps_the_chain(tmp_path: Path, sandbo
 
 def test_a_second_signal_exits_at_once_but_not_between_x_answer_and_our_write(
         tmp_path: Path, sandbox: SandboxControl) -> None:
-    import signal
-
-    sandbox.configure(access_token_lifetime=60)
-    sandbox.fault(TOKEN_ENDPOINT, "latency", latency=2.0)
-    env = env_for(tmp_path, sandbox, REFRESH_MARGIN="7000")
-    store = open_test_store(env)
-    (account,) = connect_accounts(store, sandbox, 1, prefix="twice")
-    worker = WorkerProcess(env, tmp_path)
+    store, account, worker = worker_mid_refresh(tmp_path, sandbox, latency=2.0, prefix="twice")
     try:
-        wait_until(lambda: sandbox.state("request_counts")["request_counts"].get(TOKEN_ENDPOINT), 30,
-                   "a refresh in flight")
         worker.process.send_signal(signal.SIGTERM)
         wait_until(lambda: "SIGTERM received" in worker.log(), 10, "the first signal handled")  # (not merged)
         worker.process.send_signal(signal.SIGTERM)

@@ -5,7 +5,6 @@ process over HTTP.
 """
 from __future__ import annotations
 
-import html
 import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,14 +15,17 @@ from flask import Flask
 from bot.models import ACTIVE, DISCONNECTED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post, utcnow
 from bot.text import weighted_length
 from sandbox_helpers import SandboxControl
-from web_support import Browser, account, make_app, open_store, store_files
+from web_support import Browser, account, make_app, open_store, store_files, text
 from web_support import app, browser  # noqa: F401 (shared fixtures, used by name)
 
 
-
-
-def text(answer) -> str:  # noqa: ANN001 - a test client response
-    return html.unescape(answer.get_data(as_text=True))
+def berlin_operator_with_alice(tmp_path: Path, sandbox: SandboxControl) -> tuple[Flask, Browser, Account]:
+    """An operator in Europe/Berlin, signed in, with @sandbox_alice connected."""
+    app = make_app(tmp_path, sandbox, TIMEZONE="Europe/Berlin")
+    browser = Browser(app)
+    browser.sign_in()
+    browser.connect("sandbox_alice")
+    return app, browser, account(app.config["TWEETBOT_SETTINGS"], "sandbox_alice")
 
 
 def row(page: str, handle: str) -> str:
@@ -101,11 +103,7 @@ def test_disconnect_revokes_at_x_and_keeps_the_queue_held(sandbox: SandboxContro
 
 
 def test_compose_queues_a_post_in_the_operators_time_zone(tmp_path: Path, sandbox: SandboxControl) -> None:
-    app = make_app(tmp_path, sandbox, TIMEZONE="Europe/Berlin")
-    browser = Browser(app)
-    browser.sign_in()
-    browser.connect("sandbox_alice")
-    alice = account(app.config["TWEETBOT_SETTINGS"], "sandbox_alice")
+    app, browser, alice = berlin_operator_with_alice(tmp_path, sandbox)
 
     answer = browser.post("/posts", {"account": alice.user_id, "part": "Guten Morgen", "due_at": "2031-01-15T09:00"})
     assert answer.status_code == 303
@@ -160,11 +158,7 @@ def test_compose_refuses_with_the_reason_and_keeps_the_text(tmp_path: Path, app:
 
 
 def test_a_time_the_clocks_skip_is_refused(tmp_path: Path, sandbox: SandboxControl) -> None:
-    app = make_app(tmp_path, sandbox, TIMEZONE="Europe/Berlin")
-    browser = Browser(app)
-    browser.sign_in()
-    browser.connect("sandbox_alice")
-    alice = account(app.config["TWEETBOT_SETTINGS"], "sandbox_alice")
+    app, browser, alice = berlin_operator_with_alice(tmp_path, sandbox)
 
     answer = browser.post("/posts", {"account": alice.user_id, "part": "spring", "due_at": "2031-03-30T02:30"})
 

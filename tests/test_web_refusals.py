@@ -7,7 +7,6 @@ process, over HTTP.
 """
 from __future__ import annotations
 
-import html
 import re
 from datetime import timedelta
 from pathlib import Path
@@ -18,15 +17,8 @@ from flask import Flask, url_for
 from bot.models import ACTIVE, utcnow
 from sandbox_helpers import SandboxControl, drive_consent, query_of
 from web import auth
-from web_support import PASSWORD, Browser, account, make_app, open_store, path_of, store_files
+from web_support import PASSWORD, Browser, account, make_app, open_store, path_of, store_files, text
 from web_support import app, browser  # noqa: F401 (shared fixtures, used by name)
-
-
-
-
-def text(answer) -> str:  # noqa: ANN001 - a test client response
-    """The page as a person reads it (entities decoded)."""
-    return html.unescape(answer.get_data(as_text=True))
 
 
 def code_events(sandbox: SandboxControl, username: str) -> list[dict]:

@@ -34,7 +34,7 @@ from bot.worker import Worker
 from bot.xclient import XClient
 from sandbox_helpers import SandboxControl
 from web import create_app
-from web_support import Browser, account, open_store, store_files, web_env
+from web_support import Browser, account, open_store, store_files, text, web_env
 from worker_support import TWEETBOT
 
 TWEETS = "POST /2/tweets"
@@ -60,11 +60,6 @@ def signed_in(app: Flask, *usernames: str) -> Browser:
 
 def settings_of(app: Flask) -> Settings:
     return app.config["TWEETBOT_SETTINGS"]
-
-
-def text(answer) -> str:  # noqa: ANN001 - a test client response
-    """The page as a person reads it (entities decoded)."""
-    return html.unescape(answer.get_data(as_text=True))
 
 
 def section(page: str, name: str) -> str:

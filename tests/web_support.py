@@ -6,6 +6,7 @@ the app, the store and the X client are the real ones.
 """
 from __future__ import annotations
 
+import html
 import re
 import subprocess
 import time
@@ -59,8 +60,13 @@ def store_files(folder: Path) -> dict[str, bytes]:
             if p.is_file() and not p.name.endswith(".lock") and p.suffix in (".json", ".jsonl")}
 
 
-def csrf_of(html: str) -> str:
-    found = _CSRF.search(html)
+def text(answer: Any) -> str:
+    """A test client response's page as a person reads it (entities decoded)."""
+    return html.unescape(answer.get_data(as_text=True))
+
+
+def csrf_of(page: str) -> str:
+    found = _CSRF.search(page)
     assert found, "no CSRF token on the page"
     return found.group(1)
 
