@@ -50,6 +50,7 @@ def sign_in(page: Page, base: str) -> None:
     page.fill("#password", PASSWORD)
     page.click("main form button[type=submit]")
     expect(page).to_have_url(base + "/")
+    page.wait_for_load_state("load")  # the URL changes before the dashboard's scripts have run
 
 
 def test_connect_compose_and_disconnect_in_a_real_browser(tmp_path: Path, sandbox: SandboxControl) -> None:
