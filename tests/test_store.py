@@ -8,13 +8,14 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
 from bot.crypto import TokenCipher, TokenKeyError
-from bot.models import FAILED, POSTED, SCHEDULED, Account, Post, utcnow
+from bot.models import FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
 from bot.store import SCHEMA_VERSION, TinyStore
 
 WRITER = Path(__file__).with_name("store_writer.py")
@@ -175,3 +176,26 @@ def assert_consistent(store: TinyStore, counter: int) -> None:
     assert len(store.history(limit=10**6)) == max(counter - 1, 0)
     assert [int(e["detail"]) for e in store.events(limit=10**6)] == list(range(counter, 0, -1))
     assert [p.parts for p in store.queued_posts()] == ([(f"post {counter}",)] if counter else [])
+
+
+def test_due_and_sending_posts_come_from_the_queue_index(store_path: Path, key: str) -> None:
+    store = open_store(store_path, key)
+    now = utcnow()
+    later, soon, retried, sending = store.add_posts([
+        Post(id=0, account_id="42", parts=("later",), due_at=now + timedelta(hours=1)),
+        Post(id=0, account_id="42", parts=("soon",), due_at=now - timedelta(seconds=1)),
+        Post(id=0, account_id="7", parts=("retried",), due_at=now - timedelta(minutes=1),
+             next_attempt_at=now + timedelta(minutes=5)),
+        Post(id=0, account_id="7", parts=("sending",), due_at=now - timedelta(minutes=2))])
+    store.update_post(sending.id, status=SENDING, sending_since=now)
+    assert [p.id for p in store.queued_posts(due_by=now)] == [soon.id]
+    assert [p.id for p in store.queued_posts(due_by=now + timedelta(minutes=6))] == [retried.id, soon.id]
+    assert [p.id for p in store.sending_posts()] == [sending.id]
+    assert store.sending_posts("42") == [] and [p.id for p in store.sending_posts("7")] == [sending.id]
+    store.update_post(soon.id, status=SENDING)
+    assert store.queued_posts(due_by=now) == []
+    assert [p.id for p in store.sending_posts()] == [sending.id, soon.id]
+    assert [p.id for p in open_store(store_path, key).sending_posts()] == [sending.id, soon.id]
+    store.update_post(soon.id, status=POSTED)
+    assert [p.id for p in store.sending_posts()] == [sending.id]
+    assert [p.id for p in store.queued_posts(due_by=now + timedelta(hours=2))] == [retried.id, later.id]

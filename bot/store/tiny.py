@@ -15,6 +15,7 @@ the history.
 from __future__ import annotations
 
 import threading
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -28,7 +29,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher
-from bot.models import SCHEDULED, Account, Post, to_iso, utcnow
+from bot.models import SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store.files import AppendLog, atomic_write, decode, encode
 
 SCHEMA_VERSION = 1
@@ -36,9 +37,34 @@ TABLES = ("accounts", "posts", "schedules", "meta")
 _META_ID = 1
 
 
-def _due(doc: dict[str, Any], by: str) -> bool:
+def _ready_at(doc: dict[str, Any]) -> str:
+    """When a scheduled post may go: its due time, or its retry time if that is later (ISO, UTC)."""
     retry = doc.get("next_attempt_at")
-    return doc["status"] == SCHEDULED and doc["due_at"] <= by and (retry is None or retry <= by)
+    return doc["due_at"] if retry is None or retry <= doc["due_at"] else retry
+
+
+class _QueueIndex:
+    """What the once-a-second questions need from one state of the posts table.
+
+    Built once per state (a reload, or a change in a transaction), so asking
+    "what is due?" or "what is sending?" of an unchanged queue costs a bisect,
+    not a scan of thousands of documents.
+    """
+
+    def __init__(self, posts: dict[str, Any] | None, version: int) -> None:
+        self.posts, self.version = posts, version
+        items = (posts or {}).items()
+        ready = sorted((_ready_at(doc), int(key)) for key, doc in items if doc["status"] == SCHEDULED)
+        self.ready_at = [at for at, _ in ready]
+        self.ready_ids = [doc_id for _, doc_id in ready]
+        self.sending = [int(key) for key, doc in items if doc["status"] == SENDING]
+
+    def fits(self, posts: dict[str, Any] | None, version: int) -> bool:
+        return posts is self.posts and version == self.version
+
+    def due_ids(self, by: str) -> list[int]:
+        """Ids of scheduled posts whose due and retry times have come by `by`."""
+        return self.ready_ids[:bisect_right(self.ready_at, by)]
 
 
 class StoreError(Exception):
@@ -57,6 +83,7 @@ class _Snapshot(Storage):
     def write(self, data: dict[str, Any]) -> None:
         self.owner._tables = data
         self.owner._dirty = True
+        self.owner._posts_version += 1
 
 
 class TinyStore:
@@ -73,6 +100,8 @@ class TinyStore:
         self._tables: dict[str, Any] = {}
         self._dirty = False
         self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._posts_version = 0  # bumped on every in-place change of the tables
+        self._index: _QueueIndex | None = None
         self._logs = {"history": AppendLog(self.path.with_suffix(".history.jsonl")),
                       "events": AppendLog(self.path.with_suffix(".events.jsonl"))}
         self._db = TinyDB(self, storage=_Snapshot)
@@ -275,15 +304,36 @@ class TinyStore:
         """Unfinished posts (scheduled or sending), earliest due first.
 
         With `due_by`, only scheduled posts whose time (and retry time) has come by
-        then. The filter runs on the stored documents, before any is parsed: the
-        worker asks every second, with thousands of posts queued.
+        then. The worker asks that every second with thousands of posts queued, so
+        it is answered from the queue index: nothing is scanned or parsed while
+        the queue is unchanged and nothing is due.
         """
-        limit = to_iso(due_by)
         with self._reading():
-            docs = [dict(doc) for doc in self._table("posts").all()
-                    if (account_id is None or doc["account_id"] == account_id)
-                    and (limit is None or _due(doc, limit))]
-        return sorted((Post.from_doc(doc) for doc in docs), key=lambda p: (p.due_at, p.id))
+            if due_by is None:
+                docs = list(self._tables.get("posts", {}).values())
+            else:
+                docs = self._docs(self._queue_index().due_ids(str(to_iso(due_by))))
+            return self._posts(docs, account_id)
+
+    def sending_posts(self, account_id: str | None = None) -> list[Post]:
+        """Posts being sent (status `sending`), earliest due first; as cheap as `queued_posts(due_by=…)`."""
+        with self._reading():
+            return self._posts(self._docs(self._queue_index().sending), account_id)
+
+    def _queue_index(self) -> _QueueIndex:
+        posts = self._tables.get("posts")
+        if self._index is None or not self._index.fits(posts, self._posts_version):
+            self._index = _QueueIndex(posts, self._posts_version)
+        return self._index
+
+    def _docs(self, doc_ids: list[int]) -> list[dict[str, Any]]:
+        posts = self._tables.get("posts", {})
+        return [posts[str(doc_id)] for doc_id in doc_ids]
+
+    @staticmethod
+    def _posts(docs: list[dict[str, Any]], account_id: str | None) -> list[Post]:
+        chosen = (Post.from_doc(dict(doc)) for doc in docs if account_id is None or doc["account_id"] == account_id)
+        return sorted(chosen, key=lambda p: (p.due_at, p.id))
 
     def update_post(self, post_id: int, **changes: Any) -> Post:
         """Change a queued post; one that becomes finished moves to the history log."""
@@ -295,6 +345,7 @@ class TinyStore:
             if post.finished:
                 del self._tables["posts"][str(post.id)]
                 self._dirty = True
+                self._posts_version += 1
                 self._pending["history"].append(post.to_doc())
             else:
                 self._replace_doc("posts", post.id, post.to_doc())
@@ -305,6 +356,7 @@ class TinyStore:
         change, which the worker cannot afford per post with thousands queued."""
         self._tables[table][str(doc_id)] = doc
         self._dirty = True
+        self._posts_version += 1
 
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
         """Finished posts, most recently finished first."""
