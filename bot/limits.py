@@ -8,14 +8,19 @@ window of the same length would refuse, so this is the safe reading.
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+import logging
+import sys
+import threading
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from bot.models import POSTED, Post
 from bot.store import Repository
 from bot.when import format_local
+
+log = logging.getLogger("tweetbot.limits")
 
 USER = "user"  # counted per account (per X user)
 APP = "app"    # counted across every account of the app
@@ -140,3 +145,53 @@ def _warning(who: str, crowded: tuple[datetime, int], window: Window, tier: str,
 def _span_text(span: timedelta) -> str:
     minutes = int(span.total_seconds() // 60)
     return f"{minutes // 60} h" if minutes % 60 == 0 else f"{minutes} min"
+
+
+class SentLog:
+    """When each account's posts went out, to space posts within X_TIER's windows before X says 429.
+
+    Seeded from the history once per account, then kept in memory, oldest first, as
+    parts go out. The windows are only worked out when a list is long enough to fill
+    one: this runs before every post.
+    """
+
+    def __init__(self, store: Repository, tier: str, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.tier = tier
+        self.clock = clock
+        self._times: dict[str | None, deque[datetime]] = {}
+        self._lock = threading.Lock()
+        self._waiting_until: dict[str, datetime] = {}
+        self._smallest_limit = {scope: min((w.limit for w in windows(tier, scope)), default=sys.maxsize)
+                                for scope in (USER, APP)}
+
+    def _of(self, account_id: str | None, now: datetime) -> deque[datetime]:
+        if account_id not in self._times:
+            self._times[account_id] = deque(sorted(recent_post_times(self.store, account_id, now)))
+        times = self._times[account_id]
+        while times and now - times[0] >= LONGEST_SPAN:
+            times.popleft()
+        return times
+
+    def add(self, account_id: str, when: datetime) -> None:
+        with self._lock:
+            for key in (account_id, None):
+                self._of(key, when).append(when)
+
+    def room_for(self, account_id: str, now: datetime) -> bool:
+        """Whether one more post fits the per-user and per-app windows now."""
+        with self._lock:
+            if self._waiting_until.get(account_id, now) > now:
+                return False
+            mine, everyone = self._of(account_id, now), self._of(None, now)
+            if len(mine) < self._smallest_limit[USER] and len(everyone) < self._smallest_limit[APP]:
+                return True
+            allowed = max((at for at in (next_allowed_at(list(mine), self.tier, now, scope=USER),
+                                         next_allowed_at(list(everyone), self.tier, now, scope=APP))
+                           if at is not None), default=None)
+            if allowed is None:
+                return True
+            self._waiting_until[account_id] = allowed
+        log.info("account %s: %s tier's window is full; next post at %s", account_id, self.tier,
+                 allowed.isoformat())
+        return False

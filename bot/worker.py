@@ -23,15 +23,20 @@ from bot.generators import schedule_generators
 from bot.models import to_iso, utcnow
 from bot.posting import Dispatcher
 from bot.settings import Settings
-from bot.store import Repository
+from bot.crypto import TokenKeyError
+from bot.store import Repository, StoreError
 from bot.tokens import TokenKeeper
 from bot.xclient import XClient
 
 log = logging.getLogger("tweetbot.worker")
 
+
+def one_line(exc: BaseException) -> str:
+    """An error's message on one line, for a log or a terminal."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
 HEARTBEAT_EVERY = 30  # seconds; the web's /healthz alarms after 120
 DISPATCH_EVERY = 1
-SETTLE_EVERY = 60
 
 
 class Worker:
@@ -47,6 +52,7 @@ class Worker:
         self.dispatcher = Dispatcher(settings, store, x, self.tokens, clock, should_stop=self._stop.is_set)
         self.scheduler = schedule.Scheduler()
         self._signals = 0
+        self.exit_code = 0
 
     # -- jobs ------------------------------------------------------------------------
 
@@ -60,30 +66,27 @@ class Worker:
     def dispatch(self) -> None:
         self.dispatcher.dispatch_due()
 
-    def settle_stale_posts(self) -> None:
-        """Posts left `sending` longer than any call can take: settle them."""
-        self.dispatcher.settle_stale(older_than=timedelta(seconds=2 * self.settings.http_timeout + 30))
-
     def schedule_jobs(self) -> None:
         every = self.settings.refresh_every
         self.scheduler.every(DISPATCH_EVERY).seconds.do(self._guarded, self.dispatch).tag("dispatch")
         self.scheduler.every(every).seconds.do(self._guarded, self.refresh_due_tokens).tag("refresh")
-        self.scheduler.every(SETTLE_EVERY).seconds.do(self._guarded, self.settle_stale_posts).tag("settle")
         self.scheduler.every(HEARTBEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
         schedule_generators(self.scheduler, self.settings, self.store, self.clock)
 
-    def settle_left_sending(self) -> None:
-        """At start-up every post still `sending` was left by a crash: settle it before anything."""
-        settled = self.dispatcher.settle_stale(older_than=None)
-        if settled:
-            log.info("settled %d post(s) left sending by the previous run", settled)
-
     def _guarded(self, job: Callable[[], Any]) -> None:
-        """Run a job; its exception is logged, and the loop goes on."""
+        """Run a job; its exception is logged, and the loop goes on.
+
+        A damaged store or a wrong TOKEN_KEY is different: carrying on would fail the
+        same way every second, so the worker says so in one line and exits 2.
+        """
         if self._stop.is_set():
             return
         try:
             job()
+        except (StoreError, TokenKeyError) as exc:
+            log.error("tweetbot: %s", one_line(exc))
+            self.exit_code = 2
+            self._stop.set()
         except Exception:
             log.exception("job %s failed; the worker carries on", job.__name__)
 
@@ -96,7 +99,6 @@ class Worker:
         log.info("started (refresh every %ss, margin %ss)", self.settings.refresh_every,
                  self.settings.refresh_margin)
         try:
-            self._guarded(self.settle_left_sending)
             self.scheduler.run_all()  # a fresh start checks everything at once
             while not self._stop.is_set():
                 self.scheduler.run_pending()
@@ -105,6 +107,8 @@ class Worker:
             self.dispatcher.shutdown()
             self.scheduler.clear()
             log.info("stopped")
+        if self.exit_code:
+            return self.exit_code
         return 0 if self._signals < 2 else 1  # a second signal is an interrupted stop, however it ends
 
     def _idle_seconds(self) -> float:

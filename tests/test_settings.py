@@ -44,7 +44,7 @@ def test_defaults() -> None:
     settings = settings_from()
     assert settings.scopes == ("tweet.read", "tweet.write", "users.read", "offline.access")
     assert settings.redirect_uri == "http://127.0.0.1:5000/oauth/callback"
-    assert (settings.refresh_margin, settings.post_concurrency, settings.max_attempts) == (600, 4, 5)
+    assert (settings.refresh_margin, settings.post_concurrency, settings.max_attempts) == (600, 16, 5)
     assert (settings.x_tier, settings.timezone, str(settings.store_path)) == ("payg", "UTC", "data/tweetbot.json")
 
 

@@ -93,7 +93,7 @@ def test_a_thread_cut_by_sigkill_after_part_3_resumes_with_part_4_replying_to_pa
         tmp_path: Path, sandbox: SandboxControl) -> None:
     # Part 4's call hangs, then fails without storing anything: the kill lands while it hangs.
     sandbox.fault(TWEETS, "status", status=503, latency=5.0, after=3, times=1)
-    env = env_for(tmp_path, sandbox)
+    env = env_for(tmp_path, sandbox, HTTP_TIMEOUT="3")
     store = open_test_store(env)
     (account,) = connect_accounts(store, sandbox, 1, prefix="thread")
     parts = tuple(f"part {n} of 5" for n in range(1, 6))
@@ -121,7 +121,7 @@ def test_a_thread_cut_by_sigkill_after_part_3_resumes_with_part_4_replying_to_pa
     assert [at_x[i]["text"] for i in done.tweet_ids] == list(parts)
     assert [at_x[i]["reply_to"] for i in done.tweet_ids] == [None, *done.tweet_ids[:4]]
     assert len(at_x) == 5
-    assert "settled 1 post(s) left sending" in again.log()
+    assert f"settled post {post.id}, left sending by a run that ended" in again.log()
 
 
 def test_two_workers_at_once_post_each_post_once(tmp_path: Path, sandbox: SandboxControl) -> None:

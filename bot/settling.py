@@ -1,0 +1,180 @@
+"""Settling uncertain posts: did X store it or not? Read the account's recent posts and see.
+
+X has no idempotency key, so a post whose request ended without a clear answer
+(timeout, 5xx, dropped connection, a worker killed mid-call) is never simply sent
+again: the account's recent posts are read first. A part found there is adopted;
+a post found whole is posted; one not found is scheduled again with backoff, and
+given up after MAX_ATTEMPTS requests.
+
+A request may still be on its way to X after the process that sent it died, so a
+post left `sending` by another process is settled only once its last request can
+no longer land (`settle_after`): until then it, and its account's later posts, wait.
+"""
+from __future__ import annotations
+
+import html
+import logging
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from bot.models import SCHEDULED, Post
+from bot.outcomes import mark_failed, mark_posted
+from bot.settings import Settings
+from bot.store import Repository
+from bot.tokens import TokenKeeper, backoff
+from bot.xclient import XApi, XBadRequest, XError, XForbidden, XNotFound
+
+log = logging.getLogger("tweetbot.settling")
+
+SETTLE_LOOKBACK = timedelta(minutes=5)  # X's clock and ours may disagree a little
+SETTLE_HISTORY = 200  # finished posts whose tweet ids an uncertain one must not adopt
+LANDING_MARGIN = timedelta(seconds=5)
+_URL = re.compile(r"https?://\S+", re.IGNORECASE)
+
+
+def settle_after(settings: Settings) -> timedelta:
+    """How long after a request left it may still land at X.
+
+    requests applies HTTP_TIMEOUT to connecting and again to reading the answer, so
+    a request that left can be in play for twice HTTP_TIMEOUT before its sender gives
+    up; the margin covers X finishing work after the connection ended and the clocks
+    of two hosts disagreeing by a few seconds.
+    """
+    return 2 * timedelta(seconds=settings.http_timeout) + LANDING_MARGIN
+
+
+def comparable(text: str) -> str:
+    """Text as X may echo it back: NFC, HTML entities undone, URLs (t.co-wrapped) blanked, spaces folded."""
+    text = unicodedata.normalize("NFC", html.unescape(text))
+    return " ".join(_URL.sub("<url>", text).split())
+
+
+class AccountUnusable(Exception):
+    """The account cannot call X now: it needs reconnecting (`retry_at` None), or its token
+    could not be refreshed yet (X's token endpoint failing: try again at `retry_at`)."""
+
+    def __init__(self, message: str, retry_at: datetime | None = None) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+
+
+class CannotSettleYet(Exception):
+    """The account's posts could not be read now (X failing, token unusable): the post stays `sending`."""
+
+
+ApiFor = Callable[[str, str], XApi]
+
+
+class Settler:
+    """Finds out at X what happened to uncertain posts and records the outcome, durably."""
+
+    def __init__(self, settings: Settings, store: Repository, tokens: TokenKeeper, api_for: ApiFor,
+                 clock: Callable[[], datetime]) -> None:
+        self.settings = settings
+        self.store = store
+        self.tokens = tokens
+        self.api_for = api_for
+        self.clock = clock
+
+    def settle(self, post: Post, why: str | None = None, duplicate: bool = False) -> Post:
+        """Adopt the parts X has; then post, resume, retry later or give up. The post as stored.
+
+        `post` may hold part ids the store does not have yet: the outcome writes them.
+        `duplicate`: X refused a resend as duplicate content, which is evidence that an
+        earlier attempt went out; if the timeline does not show it, the post fails with
+        X's words. Raises `CannotSettleYet` when the timeline cannot be read now.
+        """
+        try:
+            settled = self._adopt_found_parts(post)
+        except (XForbidden, XNotFound, XBadRequest) as exc:
+            return self._fail(post, self._unverifiable_reason(exc))
+        except (XError, AccountUnusable) as exc:
+            log.warning("post %s: cannot settle yet (%s); it stays sending", post.id, exc)
+            raise CannotSettleYet(str(exc)) from exc
+        if all(settled.tweet_ids) and len(settled.tweet_ids) == len(settled.parts):
+            return mark_posted(self.store, settled, self.clock())
+        if duplicate:
+            return self._fail(settled, f"X refused it as duplicate content ({why}) and it is not among "
+                                       "the account's recent posts")
+        if _known(settled) != _known(post):
+            return self._resume(settled)
+        return self._retry_later(settled, why)
+
+    # -- what X has ----------------------------------------------------------------------
+
+    def _adopt_found_parts(self, post: Post) -> Post:
+        """The post with the ids of the parts found among the account's recent posts (not yet stored)."""
+        token = self.tokens.fresh_access_token(post.account_id)
+        if token is None:
+            raise AccountUnusable("the account cannot read its posts until it is reconnected")
+        recent = self.api_for(post.account_id, token).recent_posts(post.account_id, since=self._since(post))
+        taken = self._ids_of_other_posts(post)
+        known = _known(post)
+        ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
+        for index, text in enumerate(post.parts):
+            if ids[index]:
+                continue
+            match = next((r["id"] for r in reversed(recent) if r["id"] not in known and r["id"] not in taken
+                          and comparable(r["text"]) == comparable(text)), None)
+            if match is None:
+                break
+            ids[index] = match
+            known.add(match)
+            log.info("post %s part %d was stored by X after all: %s", post.id, index + 1, match)
+        return replace(post, tweet_ids=tuple(ids))
+
+    @staticmethod
+    def _since(post: Post) -> datetime:
+        """Where in the timeline to look: from the last request, or from the due time when
+        earlier requests (made at least a retry's wait before) may be the one X kept."""
+        sent = post.sending_since or post.due_at
+        start = post.due_at if post.attempts > 1 else sent
+        return min(start, sent) - SETTLE_LOOKBACK
+
+    def _ids_of_other_posts(self, post: Post) -> set[str]:
+        """Tweet ids other posts of the account already own: two posts alike but for their links
+        compare equal, and one must never adopt the other's tweet."""
+        others = self.store.history(limit=SETTLE_HISTORY, account_id=post.account_id)
+        others += self.store.queued_posts(post.account_id)
+        return {tid for other in others if other.id != post.id for tid in other.tweet_ids if tid}
+
+    # -- outcomes (each one durable) -------------------------------------------------------
+
+    def _resume(self, post: Post) -> Post:
+        """The uncertain part was stored after all: the rest of the thread goes out at once."""
+        with self.store.transaction():
+            again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=None,
+                                           tweet_ids=post.tweet_ids)
+            self.store.record_event("resumed", post.account_id, post.id, at=self.clock())
+        return again
+
+    def _retry_later(self, post: Post, why: str | None) -> Post:
+        if post.attempts >= self.settings.max_attempts:
+            return self._fail(post, f"gave up after {post.attempts} attempts without a clear answer from X "
+                                    f"(last: {why or 'the worker stopped before X answered'})")
+        retry_at = self.clock() + backoff(post.attempts, first=timedelta(seconds=self.settings.retry_backoff))
+        with self.store.transaction():
+            again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=retry_at, last_error=why,
+                                           tweet_ids=post.tweet_ids)
+            self.store.record_event("retry", post.account_id, post.id,
+                                    detail=f"not found at X; retrying at {retry_at.isoformat()}", at=self.clock())
+        log.info("post %s was not stored by X; retrying at %s", post.id, retry_at.isoformat())
+        return again
+
+    @staticmethod
+    def _unverifiable_reason(exc: XError) -> str:
+        """X refuses for good to show the account's posts: the outcome can never be known, so
+        the post fails (sending it again might make a duplicate)."""
+        return (f"X may or may not have stored it, and refuses to show the account's posts "
+                f"({exc.status}: {exc}); check the account on X before retrying")
+
+    def _fail(self, post: Post, reason: str) -> Post:
+        return mark_failed(self.store, post, reason, self.clock())
+
+
+def _known(post: Post) -> set[str]:
+    """The ids of the parts X is known to have."""
+    return {tid for tid in post.tweet_ids if tid}
