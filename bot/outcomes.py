@@ -16,7 +16,7 @@ def mark_posted(store: Repository, post: Post, at: datetime,
     """The post is out: every part has its tweet id."""
     with store.transaction():
         done = store.update_post(post.id, status=POSTED, posted_at=at, last_error=None,
-                                 tweet_ids=tweet_ids or post.tweet_ids)
+                                 tweet_ids=tweet_ids or post.tweet_ids, attempts=post.attempts)
         store.record_event("posted", post.account_id, post.id, detail=",".join(map(str, done.tweet_ids)), at=at)
     log.info("post %s is out: %s", post.id, ", ".join(map(str, done.tweet_ids)))
     return done
@@ -25,7 +25,8 @@ def mark_posted(store: Repository, post: Post, at: datetime,
 def mark_failed(store: Repository, post: Post, reason: str, at: datetime) -> Post:
     """The post failed for good; the reason is for a person (and the log says the attempts)."""
     with store.transaction():
-        failed = store.update_post(post.id, status=FAILED, last_error=reason, tweet_ids=post.tweet_ids)
+        failed = store.update_post(post.id, status=FAILED, last_error=reason, tweet_ids=post.tweet_ids,
+                                   attempts=post.attempts)
         store.record_event("failed", post.account_id, post.id, detail=reason, at=at)
     log.warning("post %s failed after %d attempt(s): %s", post.id, post.attempts, reason)
     return failed

@@ -1,23 +1,29 @@
 """Posting: every queued post goes out once, on time, or fails with a reason a person can act on.
 
 X has no idempotency key. A timeout after X stored a post looks like a failure,
-and retrying it makes a duplicate. So every request to X for a post is preceded by
-one durable write that marks the post `sending` at that moment and counts the
-attempt; the outcome is stored durably after. A post whose call ended without a
-clear answer is *uncertain* and is settled (`bot.settling`) by reading the
-account's recent posts before anything is retried, and a post another process
-left `sending` waits until its last request can no longer land.
+and retrying it makes a duplicate. So posts are marked `sending` durably before X
+is called (a batch of an account's due posts in one write) and their outcomes are
+stored durably after; a post whose call ended without a clear answer is
+*uncertain* and is settled (`bot.settling`) by reading the account's recent posts
+before anything is retried.
+
+A batch's requests all leave within `CLAIM_WINDOW` of its claim: the sender hands
+back what it has not sent by then. So a post another process left `sending` is
+settled once its claim is older than that window plus the time a request may take
+to land (`settle_after`), never while a request for it may still be on its way.
+An attempt is counted when a request leaves, and stored with the post's outcome.
 
 Posts of different accounts go out in parallel (POST_CONCURRENCY threads); one
-account's posts go out in order, one at a time. A thread posts part by part; each
-part's tweet id is stored before the next part's request leaves.
+account's posts go out in order, one at a time. A thread posts part by part,
+storing each part's id as soon as it exists, and resumes at the first part
+without one.
 """
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from filelock import FileLock, Timeout
@@ -35,7 +41,8 @@ from bot.xclient import (XApi, XBadRequest, XClient, XError, XForbidden, XRateLi
 
 log = logging.getLogger("tweetbot.posting")
 
-DUE_BATCH = 20  # due posts read per look at an account's queue
+CLAIM_BATCH = 20  # due posts of an account claimed in one write
+CLAIM_WINDOW = timedelta(seconds=5)  # a batch's requests leave within this of its claim (20 posts at X's usual pace)
 USAGE_CAP_HOLD = timedelta(hours=1)
 MIN_HOLD = timedelta(seconds=15)
 SETTLE_RETRY_FIRST = timedelta(seconds=15)
@@ -48,19 +55,26 @@ def account_can_post(account: Account | None, now: datetime) -> bool:
 
 
 @dataclass
-class Turn:
-    """One account's turn at posting: its due posts, in order, one at a time.
+class Batch:
+    """Posts of one account claimed in one durable write, sent in order while the claim is fresh.
 
-    It carries the account as read at the start of the turn (re-read after anything
-    that may change it) and the `posted` outcome not yet written: that one is written
-    with the next request's claim, or at the end of the turn, so a post costs one
-    store write, not two. A crash loses at most that outcome, and settling finds it at X.
+    `posted` holds outcomes not yet written: they are written together when the batch
+    ends, with the posts it never sent handed back. A crash leaves them `sending`,
+    and settling finds at X which went out.
     """
 
-    account_id: str
     account: Account | None
-    unwritten: tuple[Post, datetime] | None = None
-    post: Post | None = None  # the post being sent, as last claimed
+    claimed_at: datetime
+    unsent: list[Post]
+    posted: list[tuple[Post, datetime]] = field(default_factory=list)
+
+    def open(self, now: datetime) -> bool:
+        """Whether a request for this batch may still leave (see `CLAIM_WINDOW`)."""
+        return now < self.claimed_at + CLAIM_WINDOW
+
+    def owned_ids(self) -> set[str]:
+        """Tweet ids of the outcomes not written yet: no other post may adopt them."""
+        return {tid for post, _ in self.posted for tid in post.tweet_ids if tid}
 
 
 class Dispatcher:
@@ -131,7 +145,7 @@ class Dispatcher:
 
     def _settleable(self, post: Post, now: datetime) -> bool:
         """Its last request can no longer land at X, and no failed look at X asks us to wait."""
-        landed_by = (post.sending_since or now) + self.settle_after
+        landed_by = (post.sending_since or now) + CLAIM_WINDOW + self.settle_after
         failures = self._settle_failures.get(post.id)
         return now >= landed_by and (failures is None or now >= failures[1])
 
@@ -141,15 +155,6 @@ class Dispatcher:
         if self._lease is not None:
             self._lease.release()
             self._lease = None
-
-    def send(self, post: Post) -> Post:
-        """Send one post now, exactly as a turn sends every post; it as stored after."""
-        turn = Turn(post.account_id, self.store.get_account(post.account_id))
-        try:
-            self._send_post(turn, post)
-        finally:
-            self._write_unwritten(turn)
-        return self.store.get_post(post.id) or post
 
     def _may_send(self, account: Account | None, now: datetime) -> bool:
         """The account can post and the tier's windows have room for one more post."""
@@ -173,26 +178,20 @@ class Dispatcher:
     def _take_turn(self, account_id: str, account: Account | None) -> None:
         """Settle what the account has left `sending`, then send its due posts in order,
         until none is due, it must wait, or the worker stops."""
-        turn = Turn(account_id, account)
-        try:
-            if self._settle_left(turn):
-                self._send_due(turn)
-        finally:
-            self._write_unwritten(turn)
+        if self._settle_left(account_id):
+            self._send_due(account_id, account)
 
-    def _settle_left(self, turn: Turn) -> bool:
+    def _settle_left(self, account_id: str) -> bool:
         """Settle the account's posts left `sending` (oldest first); whether none is left."""
-        for post in self.store.sending_posts(turn.account_id):
+        for post in self.store.sending_posts(account_id):
             if self.should_stop():
                 return False
             try:
-                settled = self.settler.settle(post, "the request's sender stopped before X answered")
+                settled = self.settler.settle(post, "the worker that sent it stopped before X answered")
             except CannotSettleYet:
                 self._settle_failed(post)
                 return False
             self._settle_failures.pop(post.id, None)
-            if settled.status == SENDING:
-                return False
             log.info("settled post %s, left sending by a run that ended: %s", post.id, settled.status)
         return True
 
@@ -200,73 +199,91 @@ class Dispatcher:
         failures = self._settle_failures.get(post.id, (0, self.clock()))[0] + 1
         self._settle_failures[post.id] = (failures, self.clock() + backoff(failures, first=SETTLE_RETRY_FIRST))
 
-    def _send_due(self, turn: Turn) -> None:
-        while not self.should_stop():
-            due = self.store.queued_posts(turn.account_id, due_by=self.clock())[:DUE_BATCH]
+    def _send_due(self, account_id: str, account: Account | None) -> None:
+        """Claim and send the account's due posts, a batch at a time."""
+        while not self.should_stop() and self._may_send(account, self.clock()):
+            due = self.store.queued_posts(account_id, due_by=self.clock())[:CLAIM_BATCH]
             if not due:
                 return
-            for post in due:
-                if self.should_stop() or not self._may_send(turn.account, self.clock()):
+            batch = self._claim(account, [post.id for post in due])
+            try:
+                if not self._send_batch(batch):
                     return
-                outcome = self._send_post(turn, post)
-                if outcome is not None and outcome.status != POSTED:
-                    turn.account = self.store.get_account(turn.account_id)  # a hold or a flag may have changed it
-                    if outcome.status == SENDING:
-                        return  # uncertain and not settled: the account's later posts wait behind it
+            finally:
+                self._finish(batch)
+            account = batch.account
 
-    def _send_post(self, turn: Turn, post: Post) -> Post | None:
-        """Send the post's parts X lacks, each request claimed durably first; the outcome
-        (None: the post changed under us, say canceled, and was left alone)."""
+    def _send_batch(self, batch: Batch) -> bool:
+        """Send the batch's posts in order while it is open; whether the account may go on."""
+        while batch.unsent:
+            if self.should_stop() or not batch.open(self.clock()) or not self._may_send(batch.account, self.clock()):
+                return True
+            outcome = self._send_post(batch, batch.unsent[0])
+            if outcome is None:
+                return True  # the claim closed before the post's next request: handed back
+            batch.unsent.pop(0)
+            if outcome.status != POSTED:
+                batch.account = self.store.get_account(outcome.account_id)  # a hold or a flag may have changed it
+                if outcome.status == SENDING:
+                    return False  # uncertain and not settled: the account's later posts wait behind it
+        return True
+
+    def send(self, post: Post) -> Post:
+        """Send one post now, exactly as the worker sends every post (a batch of one); it as stored after."""
+        batch = self._claim(self.store.get_account(post.account_id), [post.id])
+        try:
+            self._send_batch(batch)
+        finally:
+            self._finish(batch)
+        return self.store.get_post(post.id) or post
+
+    def _send_post(self, batch: Batch, post: Post) -> Post | None:
+        """Send the parts X lacks; the outcome (None: the claim closed first, and the post,
+        with the parts already sent, goes back to the batch's unsent)."""
         for index, text in enumerate(post.parts):
             if index < len(post.tweet_ids) and post.tweet_ids[index]:
                 continue
-            turn.post = post
             try:
-                tweet_id = self._create(turn, index, text)
-            except _Changed:
+                tweet_id = self._create(batch, post, index, text)
+            except _ClaimClosed as closed:
+                batch.unsent[0] = closed.post
                 return None
             except (XError, AccountUnusable) as exc:
-                return self._outcome_of(turn, turn.post, index, exc)
-            post = self._record_part(turn, turn.post, index, tweet_id)
+                return self._outcome_of(batch, getattr(exc, "post", post), index, exc)
+            post = self._record_part(batch, replace(post, attempts=post.attempts + 1), index, tweet_id)
         return post
 
-    def _outcome_of(self, turn: Turn, post: Post, index: int, exc: XError | AccountUnusable) -> Post:
-        """What a request that brought no tweet id means for the post: the failure table."""
-        if isinstance(exc, XUnavailable):
-            log.warning("post %s part %d: no clear answer from X (%s); settling", post.id, index + 1, exc)
-            return self._settle_now(turn, post, str(exc))
-        if isinstance(exc, XRateLimited):
-            until = max(exc.reset_at, self.clock() + MIN_HOLD)  # X's clock may be behind ours
-            return self._hold(post, until, f"rate limited by X until {until.isoformat()}")
-        if isinstance(exc, XUsageCapped):
-            return self._hold(post, self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
-        if isinstance(exc, AccountUnusable):
-            return self._hold(post, exc.retry_at, str(exc))
-        if isinstance(exc, XForbidden) and says_duplicate(str(exc)) and post.attempts > 1:
-            # A resend of an uncertain post: the earlier request went out after all.
-            return self._settle_now(turn, post, str(exc), duplicate=True)
-        return self._fail(post, index, exc)  # 400, 403, a second 401: X said no clearly
+    def _create(self, batch: Batch, post: Post, index: int, text: str) -> str:
+        """POST /2/tweets with a fresh token; on a 401, refresh once and retry once.
 
-    def _create(self, turn: Turn, index: int, text: str) -> str:
-        """POST /2/tweets for `turn.post` with a fresh token, claimed first; on a 401, refresh
-        once and retry once (claimed again: it is another request)."""
-        token = self._token(turn)
-        post = self._claim(turn)
+        Each request is counted as an attempt as it leaves; an error carries the post
+        with its count (`exc.post`).
+        """
+        token = self._token(batch, post.account_id)
         reply_to = post.tweet_ids[index - 1] if index else None
         try:
-            return self._api(post.account_id, token).create_post(text, reply_to)
-        except XUnauthorized:
+            return self._request(batch, post, token, text, reply_to)
+        except XUnauthorized as exc:
+            post = exc.post  # type: ignore[attr-defined]
             fresh = self.tokens.after_unauthorized(post.account_id, token)
             if fresh is None or fresh == token:
-                raise self._unusable(post.account_id) from None
-            post = self._claim(turn)
-            return self._api(post.account_id, fresh).create_post(text, reply_to)
+                raise _with_post(self._unusable(post.account_id), _uncounted(post)) from None  # X did nothing
+            return self._request(batch, post, fresh, text, reply_to)
 
-    def _token(self, turn: Turn) -> str:
-        known = turn.account if turn.account and turn.account.user_id == turn.account_id else None
-        token = self.tokens.fresh_access_token(turn.account_id, known)
+    def _request(self, batch: Batch, post: Post, token: str, text: str, reply_to: str | None) -> str:
+        """One request, if the batch's claim is still open (else `_ClaimClosed`)."""
+        if not batch.open(self.clock()):
+            raise _ClaimClosed(post)
+        try:
+            return self._api(post.account_id, token).create_post(text, reply_to)
+        except XError as exc:
+            raise _with_post(exc, replace(post, attempts=post.attempts + 1))
+
+    def _token(self, batch: Batch, account_id: str) -> str:
+        known = batch.account if batch.account and batch.account.user_id == account_id else None
+        token = self.tokens.fresh_access_token(account_id, known)
         if token is None:
-            raise self._unusable(turn.account_id)
+            raise self._unusable(account_id)
         return token
 
     def _unusable(self, account_id: str) -> AccountUnusable:
@@ -285,65 +302,77 @@ class Dispatcher:
             cached = self._apis[account_id] = (token, self.x.api(token))
         return cached[1]
 
+    def _outcome_of(self, batch: Batch, post: Post, index: int, exc: XError | AccountUnusable) -> Post:
+        """What a request that brought no tweet id means for the post: the failure table."""
+        if isinstance(exc, XUnavailable):
+            log.warning("post %s part %d: no clear answer from X (%s); settling", post.id, index + 1, exc)
+            return self._settle_now(batch, post, str(exc))
+        if isinstance(exc, XRateLimited):
+            until = max(exc.reset_at, self.clock() + MIN_HOLD)  # X's clock may be behind ours
+            return self._hold(_uncounted(post), until, f"rate limited by X until {until.isoformat()}")
+        if isinstance(exc, XUsageCapped):
+            return self._hold(_uncounted(post), self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
+        if isinstance(exc, AccountUnusable):
+            return self._hold(post, exc.retry_at, str(exc))
+        if isinstance(exc, XForbidden) and says_duplicate(str(exc)):
+            # Evidence, not only a refusal: an earlier request for this post may be the one X kept.
+            return self._settle_now(batch, post, str(exc), duplicate=True)
+        return self._fail(post, index, exc)  # 400, 403, a second 401: X said no clearly
+
     # -- writes (each one durable) ----------------------------------------------------------
 
-    def _claim(self, turn: Turn) -> Post:
-        """Right before a request leaves: mark the post `sending` now and count the attempt,
-        with the parts X already has and the turn's unwritten outcome, in one durable write.
-
-        `sending_since` is then the time the request left, which is what a process
-        settling the post after a crash needs. Raises `_Changed` if the post is no
-        longer ours to send (canceled, or settled by someone else).
-        """
-        post = turn.post
-        assert post is not None, "a claim is for the turn's post"
+    def _claim(self, account: Account | None, post_ids: list[int]) -> Batch:
+        """Mark the posts `sending` in one durable write, before X is called (no attempt yet)."""
+        now = self.clock()
+        claimed = []
         with self.store.transaction():
-            self._write_unwritten(turn)
-            current = self.store.get_post(post.id)
-            ours = current is not None and current.status == post.status and (
-                post.status == SCHEDULED or current.sending_since == post.sending_since)
-            if ours and current is not None:
-                claimed = self.store.update_post(post.id, status=SENDING, sending_since=self.clock(),
-                                                 attempts=current.attempts + 1, tweet_ids=post.tweet_ids)
-                self.store.record_event("sending", post.account_id, post.id, at=self.clock(),
-                                        detail=f"attempt {claimed.attempts}")
-        if not ours:
-            raise _Changed(post.id)
-        turn.post = claimed
-        return claimed
+            for post_id in post_ids:
+                post = self.store.get_post(post_id)
+                if post is not None and post.status == SCHEDULED:
+                    claimed.append(self.store.update_post(post_id, status=SENDING, sending_since=now))
+                    self.store.record_event("sending", post.account_id, post_id, at=now)
+        return Batch(account, now, claimed)
 
-    def _record_part(self, turn: Turn, post: Post, index: int, tweet_id: str) -> Post:
-        """Keep the part's id; it is written with the next request's claim, or as the outcome."""
+    def _record_part(self, batch: Batch, post: Post, index: int, tweet_id: str) -> Post:
+        """Store the part's id at once; the last part's outcome is written with the batch."""
         self.sent.add(post.account_id, self.clock())
         ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
         ids[index] = tweet_id
         post = replace(post, tweet_ids=tuple(ids))
         if all(ids):
-            turn.unwritten = (post, self.clock())
+            batch.posted.append((post, self.clock()))
             return replace(post, status=POSTED)
-        return post
+        return self.store.update_post(post.id, tweet_ids=post.tweet_ids, attempts=post.attempts)
 
-    def _write_unwritten(self, turn: Turn) -> None:
-        """Write the turn's `posted` outcome, if the post is still ours (nothing settled it meanwhile)."""
-        if turn.unwritten is None:
+    def _finish(self, batch: Batch) -> None:
+        """Write the batch's posted outcomes, and hand back the posts it never sent, in one write."""
+        if not batch.posted and not batch.unsent:
             return
-        post, at = turn.unwritten
         with self.store.transaction():
-            current = self.store.get_post(post.id)
-            if current is not None and current.status == SENDING and current.sending_since == post.sending_since:
-                mark_posted(self.store, post, at)
-            else:
-                log.error("post %s changed under this worker's claim; leaving it as it is now", post.id)
-        turn.unwritten = None
+            for post, at in batch.posted:
+                if self._still_ours(post):
+                    mark_posted(self.store, post, at)
+            for post in batch.unsent:
+                if self._still_ours(post):
+                    self.store.update_post(post.id, status=SCHEDULED, sending_since=None,
+                                           tweet_ids=post.tweet_ids, attempts=post.attempts)
+        batch.posted, batch.unsent = [], []
 
-    def _settle_now(self, turn: Turn, post: Post, why: str, duplicate: bool = False) -> Post:
+    def _still_ours(self, post: Post) -> bool:
+        """The post is still `sending` from our claim (nothing else settled it meanwhile)."""
+        current = self.store.get_post(post.id)
+        if current is not None and current.status == SENDING and current.sending_since == post.sending_since:
+            return True
+        log.error("post %s changed under this worker's claim; leaving it as it is now", post.id)
+        return False
+
+    def _settle_now(self, batch: Batch, post: Post, why: str, duplicate: bool = False) -> Post:
         """Our own request ended without a clear answer: settle it by X's timeline at once."""
-        self._write_unwritten(turn)
         try:
-            return self.settler.settle(post, why, duplicate=duplicate)
+            return self.settler.settle(post, why, taken=batch.owned_ids(), duplicate=duplicate)
         except CannotSettleYet:
             self._settle_failed(post)
-            return post
+            return self.store.update_post(post.id, attempts=post.attempts, tweet_ids=post.tweet_ids)
 
     def _fail(self, post: Post, index: int, exc: XError) -> Post:
         where = f"part {index + 1}: " if len(post.parts) > 1 else ""
@@ -355,11 +384,10 @@ class Dispatcher:
         return failed
 
     def _hold(self, post: Post, until: datetime | None, reason: str) -> Post:
-        """Put the post back, the attempt uncounted (X did nothing), and hold the account's queue until `until`."""
+        """Put the post back and hold the account's queue until `until`."""
         with self.store.transaction():
-            attempts = max(post.attempts - 1, 0) if post.status == SENDING else post.attempts
-            held = self.store.update_post(post.id, status=SCHEDULED, attempts=attempts, last_error=reason,
-                                          tweet_ids=post.tweet_ids)
+            held = self.store.update_post(post.id, status=SCHEDULED, attempts=post.attempts, last_error=reason,
+                                          tweet_ids=post.tweet_ids, sending_since=None)
             if until is not None:
                 self.store.update_account(post.account_id, hold_until=until, hold_reason=reason)
             self.store.record_event("held", post.account_id, post.id, detail=reason, at=self.clock())
@@ -367,5 +395,20 @@ class Dispatcher:
         return held
 
 
-class _Changed(Exception):
-    """The post is no longer ours to send."""
+class _ClaimClosed(Exception):
+    """The batch's claim window closed before the post's next request: it goes back, unsent."""
+
+    def __init__(self, post: Post) -> None:
+        super().__init__(f"post {post.id}: the claim closed")
+        self.post = post
+
+
+def _uncounted(post: Post) -> Post:
+    """The post without the attempt of a request X refused before doing anything (429, usage cap)."""
+    return replace(post, attempts=max(post.attempts - 1, 0))
+
+
+def _with_post(exc: Exception, post: Post) -> Exception:
+    """`exc`, carrying the post as it is after the request (its attempt counted)."""
+    exc.post = post  # type: ignore[attr-defined]
+    return exc

@@ -16,7 +16,7 @@ import html
 import logging
 import re
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -79,16 +79,18 @@ class Settler:
         self.api_for = api_for
         self.clock = clock
 
-    def settle(self, post: Post, why: str | None = None, duplicate: bool = False) -> Post:
+    def settle(self, post: Post, why: str | None = None, taken: Iterable[str] = (),
+               duplicate: bool = False) -> Post:
         """Adopt the parts X has; then post, resume, retry later or give up. The post as stored.
 
-        `post` may hold part ids the store does not have yet: the outcome writes them.
+        `post` may hold part ids and attempts the store does not have yet: the outcome
+        writes them. `taken` holds tweet ids other posts own that the store does not know yet.
         `duplicate`: X refused a resend as duplicate content, which is evidence that an
         earlier attempt went out; if the timeline does not show it, the post fails with
         X's words. Raises `CannotSettleYet` when the timeline cannot be read now.
         """
         try:
-            settled = self._adopt_found_parts(post)
+            settled = self._adopt_found_parts(post, set(taken))
         except (XForbidden, XNotFound, XBadRequest) as exc:
             return self._fail(post, self._unverifiable_reason(exc))
         except (XError, AccountUnusable) as exc:
@@ -105,13 +107,13 @@ class Settler:
 
     # -- what X has ----------------------------------------------------------------------
 
-    def _adopt_found_parts(self, post: Post) -> Post:
+    def _adopt_found_parts(self, post: Post, taken: set[str]) -> Post:
         """The post with the ids of the parts found among the account's recent posts (not yet stored)."""
         token = self.tokens.fresh_access_token(post.account_id)
         if token is None:
             raise AccountUnusable("the account cannot read its posts until it is reconnected")
         recent = self.api_for(post.account_id, token).recent_posts(post.account_id, since=self._since(post))
-        taken = self._ids_of_other_posts(post)
+        taken |= self._ids_of_other_posts(post)
         known = _known(post)
         ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
         for index, text in enumerate(post.parts):
@@ -147,7 +149,7 @@ class Settler:
         """The uncertain part was stored after all: the rest of the thread goes out at once."""
         with self.store.transaction():
             again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=None,
-                                           tweet_ids=post.tweet_ids)
+                                           tweet_ids=post.tweet_ids, attempts=post.attempts)
             self.store.record_event("resumed", post.account_id, post.id, at=self.clock())
         return again
 
@@ -158,7 +160,7 @@ class Settler:
         retry_at = self.clock() + backoff(post.attempts, first=timedelta(seconds=self.settings.retry_backoff))
         with self.store.transaction():
             again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=retry_at, last_error=why,
-                                           tweet_ids=post.tweet_ids)
+                                           tweet_ids=post.tweet_ids, attempts=post.attempts)
             self.store.record_event("retry", post.account_id, post.id,
                                     detail=f"not found at X; retrying at {retry_at.isoformat()}", at=self.clock())
         log.info("post %s was not stored by X; retrying at %s", post.id, retry_at.isoformat())
