@@ -2,15 +2,19 @@
 
 Each command loads the settings itself (never at import time), so `init` and
 `count` work before there is any `.env`, and a bad variable ends the command
-with one line naming it instead of a traceback.
+with one line naming it instead of a traceback. So does a store that cannot be
+used (damaged files, a TOKEN_KEY that does not open it): every command that
+opens the store verifies it first, and the group turns the same errors raised
+later into that one line, exit 2.
 """
 from __future__ import annotations
 
+import os
 import secrets
 import sys
 from datetime import timedelta
-from datetime import datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 import click
 from cryptography.fernet import Fernet
@@ -18,7 +22,8 @@ from cryptography.fernet import Fernet
 from bot.logs import configure_logging
 from bot.models import NEEDS_RECONNECT, Account
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store import Repository, open_store
+from bot.store import UNUSABLE, BackupError, Repository, open_store, restore_store
+from bot.store.files import PRIVATE, atomic_write
 from bot.when import relative
 from bot.xclient import XClient
 
@@ -32,15 +37,41 @@ def settings_or_exit() -> Settings:
         sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def stop_unusable(exc: BaseException) -> NoReturn:
+    """The store cannot be used: its one-line reason in red on stderr, exit 2 (never a traceback)."""
+    click.secho(f"tweetbot: {' '.join(str(exc).split())}", fg="red", err=True)
+    sys.exit(2)
+
+
+class TweetbotGroup(click.Group):
+    """The command group; a store found unusable in the middle of any command ends it with one line, exit 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UNUSABLE as exc:
+            stop_unusable(exc)
+
+
+@click.group(cls=TweetbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """tweetbot: posts to X on your behalf, on a schedule."""
 
 
+def store_or_exit(settings: Settings) -> Repository:
+    """The store, verified (files whole, TOKEN_KEY opens it), or exit 2 with the one-line reason."""
+    store = open_store(settings)
+    try:
+        store.verify()
+    except UNUSABLE as exc:
+        stop_unusable(exc)
+    return store
+
+
 def open_everything() -> tuple[Settings, Repository, XClient]:
-    """Settings, store and X client for a command that works on accounts."""
+    """Settings, verified store and X client for a command that works on accounts."""
     settings = settings_or_exit()
-    return settings, open_store(settings), XClient(settings)
+    return settings, store_or_exit(settings), XClient(settings)
 
 
 @main.command()
@@ -49,15 +80,29 @@ def open_everything() -> tuple[Settings, Repository, XClient]:
 def init(force: bool, env_path: str) -> None:
     """Write a .env with fresh SECRET_KEY, TOKEN_KEY and ADMIN_PASSWORD."""
     path = Path(env_path)
-    if path.exists() and not force:
+    password = secrets.token_urlsafe(12)
+    try:
+        write_private(path, env_file_text(password), replace=force)
+    except FileExistsError:
         click.secho(f"tweetbot: {path} exists; not overwriting it (use --force)", fg="red", err=True)
         sys.exit(1)
-    password = secrets.token_urlsafe(12)
-    path.write_text(env_file_text(password), encoding="utf-8")
-    path.chmod(0o600)
     click.echo(f"Wrote {path} with fresh secrets.")
     click.echo(f"Admin password (shown once): {password}")
     click.echo("Without X_CLIENT_ID the bot uses the local sandbox; set X_CLIENT_ID and X_CLIENT_SECRET to talk to X.")
+
+
+def write_private(path: Path, text: str, replace: bool) -> None:
+    """Write a file that holds secrets, 0600 from its first byte (created with the mode, never chmod-ed).
+
+    New: `O_CREAT | O_EXCL` (`FileExistsError` if it exists). Replacing: a private
+    temp file renamed over it, so the old file stands until the new one is whole.
+    """
+    if replace:
+        atomic_write(path, text.encode("utf-8"))
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
 
 
 def env_file_text(admin_password: str) -> str:
@@ -132,8 +177,31 @@ def worker() -> None:
     from bot.worker import Worker
 
     configure_logging(sys.stdout)
-    settings, store, x = open_everything()
+    settings, store, x = open_everything()  # verifies the store: a damaged one stops here, exit 2
     sys.exit(Worker(settings, store, x).run())
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def backup(file: Path) -> None:
+    """Write the whole store as of now to the archive FILE (tar.gz, 0600); safe while the worker runs."""
+    settings = settings_or_exit()
+    summary = store_or_exit(settings).backup(file)
+    click.echo(f"Backed up {summary.describe()} to {file} ({summary.size:,} bytes).")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a store that holds anything (its files are kept beside it).")
+def restore(file: Path, force: bool) -> None:
+    """Check the backup FILE, then make it the store (STORE_PATH); refuses while a worker runs."""
+    settings = settings_or_exit()
+    try:
+        summary = restore_store(settings, file, force=force)
+    except BackupError as exc:
+        click.secho(f"tweetbot: {exc}", fg="red", err=True)
+        sys.exit(2)
+    click.echo(f"Restored {summary.describe()} from {file} into {settings.store_path}.")
 
 
 @main.command()

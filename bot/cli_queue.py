@@ -26,7 +26,7 @@ from bot.queue import PAST_GRACE, QueueError, cancel, post_now, queue_post, retr
 from bot.schedules import (SlotSchedule, SlotSpecError, clear_slots, free_slots, load_slots, parse_slots,
                            queue_in_next_slot, save_slots)
 from bot.settings import Settings
-from bot.store import Repository, open_store
+from bot.store import Repository
 from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
 from bot.when import WhenError, format_local, parse_when
 
@@ -54,10 +54,11 @@ def fail(reason: str) -> NoReturn:
 
 
 def open_queue() -> tuple[Settings, Repository]:
-    from bot.cli import settings_or_exit
+    """Settings and the verified store (exit 2 with one line if it cannot be used)."""
+    from bot.cli import settings_or_exit, store_or_exit
 
     settings = settings_or_exit()
-    return settings, open_store(settings)
+    return settings, store_or_exit(settings)
 
 
 def handles_by_id(store: Repository) -> dict[str, str]:

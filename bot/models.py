@@ -1,13 +1,16 @@
 """The records the bot keeps: accounts (who consented) and posts (what to say, when).
 
 Times are timezone-aware UTC datetimes in Python and ISO 8601 strings on disk.
-Tokens are plain text here and encrypted only by the store.
+Tokens are plain text here and encrypted only by the store. An account read from
+the store holds its tokens sealed and decrypts one only when it is read, so a
+lookup (by handle, for a list, for a status) costs no decryption.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, overload
 
 # Account states
 ACTIVE = "active"
@@ -63,6 +66,49 @@ class Record:
         return cls(**values)
 
 
+class Sealed:
+    """A token as the store keeps it (ciphertext), opened on first read and then remembered."""
+
+    __slots__ = ("ciphertext", "_opener", "_opened")
+    _UNOPENED: Any = object()
+
+    def __init__(self, ciphertext: str, opener: Callable[[str], str | None]) -> None:
+        self.ciphertext = ciphertext
+        self._opener = opener
+        self._opened: str | None = self._UNOPENED
+
+    def open(self) -> str | None:
+        if self._opened is self._UNOPENED:
+            self._opened = self._opener(self.ciphertext)
+        return self._opened
+
+
+class _TokenField:
+    """An account's token: a plain `str | None` to every reader, possibly `Sealed` underneath.
+
+    Installed on `Account` after the dataclass is built, so the dataclass keeps its
+    plain `None` default and `repr=False`, and every assignment (its `__init__`,
+    `dataclasses.replace`, a test) goes through `__set__`.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.slot = f"_{name}_value"
+
+    @overload
+    def __get__(self, obj: None, owner: type | None = None) -> None: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> str | None: ...
+
+    def __get__(self, obj: object | None, owner: type | None = None) -> str | None:
+        if obj is None:
+            return None  # the dataclass default
+        value = obj.__dict__.get(self.slot)
+        return value.open() if isinstance(value, Sealed) else value
+
+    def __set__(self, obj: object, value: str | Sealed | None) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class Account(Record):
     """An X user who granted the bot access."""
@@ -71,7 +117,7 @@ class Account(Record):
     username: str
     name: str = ""
     scopes: tuple[str, ...] = ()
-    access_token: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)  # see _TokenField below
     refresh_token: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
     refreshed_at: datetime | None = None
@@ -90,6 +136,15 @@ class Account(Record):
     @property
     def handle(self) -> str:
         return f"@{self.username}"
+
+    def sealed(self, name: str) -> Sealed | None:
+        """The token `name` as the store gave it, if it has not been replaced since (else None)."""
+        value = self.__dict__.get(f"_{name}_value")
+        return value if isinstance(value, Sealed) else None
+
+
+Account.access_token = _TokenField("access_token")  # type: ignore[assignment]
+Account.refresh_token = _TokenField("refresh_token")  # type: ignore[assignment]
 
 
 @dataclass

@@ -78,8 +78,13 @@ def test_no_token_is_stored_in_plain_text(store_path: Path, key: str) -> None:
 def test_a_wrong_token_key_names_token_key(store_path: Path, key: str) -> None:
     open_store(store_path, key).save_account(account("42"))
     wrong = open_store(store_path, Fernet.generate_key().decode())
+    found = wrong.get_account("42")  # a lookup decrypts nothing; reading a token does
+    assert found is not None and found.username == "user42"
     with pytest.raises(TokenKeyError, match="TOKEN_KEY"):
-        wrong.get_account("42")
+        found.access_token
+    with pytest.raises(TokenKeyError, match="TOKEN_KEY"):
+        wrong.verify()
+    open_store(store_path, key).verify()
 
 
 def test_a_rotated_key_still_reads_tokens_written_with_the_old_one(store_path: Path, key: str) -> None:

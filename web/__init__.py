@@ -15,7 +15,7 @@ from flask import Flask, current_app
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store import Repository, open_store
+from bot.store import UNUSABLE, Repository, open_store
 from bot.xclient import XClient
 
 log = logging.getLogger("tweetbot.web")
@@ -31,7 +31,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     from web import auth, connect, dashboard, health, security, slots
 
-    app.register_blueprint(auth.bp)  # first: its sign-in gate runs before any other check
+    app.before_request(health.refuse_while_unusable)  # first: a store that cannot be used answers 503 to all
+    for error in UNUSABLE:
+        app.register_error_handler(error, health.unusable_error)
+    app.register_blueprint(auth.bp)  # next: its sign-in gate runs before any other check
     security.init_app(app, settings)
     app.register_blueprint(connect.bp)
     app.register_blueprint(dashboard.bp)

@@ -9,20 +9,34 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import Account, Post
 from bot.settings import Settings
-from bot.store.tiny import SCHEMA_VERSION, StoreError, TinyStore
+from bot.store.backup import BackupError, BackupSummary, restore_backup
+from bot.store.errors import RESTORE_HINT, StoreDamaged, StoreError
+from bot.store.tiny import SCHEMA_VERSION, TinyStore
 
-__all__ = ["Repository", "TinyStore", "StoreError", "TokenKeyError", "SCHEMA_VERSION", "open_store"]
+__all__ = ["Repository", "TinyStore", "StoreError", "StoreDamaged", "TokenKeyError", "UNUSABLE", "RESTORE_HINT",
+           "SCHEMA_VERSION", "BackupError", "BackupSummary", "open_store", "restore_store"]
+
+#: What a store that cannot be used raises (damaged files, or a TOKEN_KEY that does not decrypt them).
+UNUSABLE: tuple[type[Exception], ...] = (StoreError, TokenKeyError)
 
 
 class Repository(Protocol):
     """What the bot, the web app and the CLI may ask of a store."""
 
     def transaction(self) -> AbstractContextManager[None]: ...
+    def verify(self) -> None:
+        """Raise `StoreDamaged` or `TokenKeyError` unless the store is whole and TOKEN_KEY opens it (cheap when
+        nothing changed since the last call)."""
+    def close(self) -> None:
+        """Release what the store holds open (connections); the store is not used after."""
+    def backup(self, target: Path) -> BackupSummary:
+        """Write the whole store as of one committed moment to the archive `target` (0600); what it holds."""
     def account_lock(self, user_id: str, timeout: float = -1) -> AbstractContextManager[Any]: ...
     def lease(self, name: str) -> Any: ...
 
@@ -56,3 +70,8 @@ class Repository(Protocol):
 def open_store(settings: Settings) -> Repository:
     """The store the settings name (today: the TinyDB file at STORE_PATH)."""
     return TinyStore(settings.store_path, TokenCipher(settings.token_keys))
+
+
+def restore_store(settings: Settings, archive: Path, force: bool = False) -> BackupSummary:
+    """Put the backup `archive` back as the store the settings name, after checking it (`BackupError` if not)."""
+    return restore_backup(archive, settings.store_path, TokenCipher(settings.token_keys), force=force)

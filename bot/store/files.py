@@ -14,7 +14,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import orjson
 
@@ -27,8 +27,16 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+PRIVATE = 0o600  # every store file: it holds tokens (sealed) and post texts
+
+
+def create_private(path: Path, flags: int) -> int:
+    """Open `path` (created 0600 if new: private from its first byte, never chmod-ed after); an fd."""
+    return os.open(path, flags | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE)
+
+
 def atomic_write(path: Path, payload: bytes) -> None:
-    """Replace `path` with `payload` so that a crash leaves the old or the new file."""
+    """Replace `path` with `payload` so that a crash leaves the old or the new file (created 0600)."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -73,11 +81,29 @@ class AppendLog:
     def append(self, records: list[dict[str, Any]]) -> int:
         """Append records durably; returns the new length, to be committed by the caller."""
         payload = b"".join(encode(record) + b"\n" for record in records)
-        with open(self.path, "ab") as handle:
+        with os.fdopen(create_private(self.path, os.O_WRONLY | os.O_APPEND), "ab") as handle:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
             return handle.tell()
+
+    def check_tail(self, committed: int, block: int = 65536) -> None:
+        """`ValueError` unless the committed part ends with a whole record (reads one block)."""
+        if committed <= 0:
+            return
+        start = max(0, committed - block)
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            tail = handle.read(committed - start)
+        if not tail.endswith(b"\n"):
+            raise ValueError(f"its committed part (to byte {committed:,}) does not end with a whole line")
+        body = tail[:-1]
+        if start == 0 or b"\n" in body:  # else the last record is longer than the block: leave it
+            decode(body.rsplit(b"\n", 1)[-1])
+
+    def open_committed(self, committed: int) -> BinaryIO | None:
+        """The log opened for reading (None when nothing is committed); the caller reads `committed` bytes."""
+        return open(self.path, "rb") if committed > 0 else None
 
     def read_all(self, committed: int) -> Iterator[dict[str, Any]]:
         """Every committed record, oldest first."""

@@ -11,30 +11,50 @@ Finished posts and events do not stay in the main file: they are appended to
 JSON-lines logs whose committed length the main file records, so the main file
 holds only the live queue and a write costs the same with 1k or 100k posts in
 the history.
+
+Damage is refused, never repaired: a main file missing beside non-empty logs, a
+main file that does not parse, or a log shorter than its committed length raises
+`StoreDamaged` and nothing is written or truncated. (The first commit writes an
+empty main file before it appends to a log, so logs without a main file can only
+mean the main file was lost.) The only bytes ever cut are those past a log's
+committed length: a transaction that never committed wrote them.
 """
 from __future__ import annotations
 
+import copy
 import threading
 from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from filelock import FileLock
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
-from bot.crypto import TokenCipher
-from bot.models import SCHEDULED, SENDING, Account, Post, to_iso, utcnow
-from bot.store.files import AppendLog, atomic_write, decode, encode
+from bot.crypto import TokenCipher, TokenKeyError
+from bot.models import SCHEDULED, SENDING, Account, Post, Sealed, to_iso, utcnow
+from bot.store.errors import StoreDamaged, StoreError
+from bot.store.files import PRIVATE, AppendLog, atomic_write, decode, encode
+
+if TYPE_CHECKING:
+    from bot.store.backup import BackupSummary
 
 SCHEMA_VERSION = 1
 TABLES = ("accounts", "posts", "schedules", "meta")
 _META_ID = 1
+_TOKENS = ("access_token", "refresh_token")
+_ACCOUNT_FIELDS = frozenset(f.name for f in fields(Account))
+Stamp = tuple[int, int, int]
+
+
+def empty_tables() -> dict[str, Any]:
+    """A new store: only the schema version."""
+    return {"meta": {str(_META_ID): {"schema_version": SCHEMA_VERSION}}}
 
 
 def _ready_at(doc: dict[str, Any]) -> str:
@@ -67,8 +87,13 @@ class _QueueIndex:
         return self.ready_ids[:bisect_right(self.ready_at, by)]
 
 
-class StoreError(Exception):
-    """The store file cannot be read or written."""
+@dataclass
+class StoreMoment:
+    """The store at one committed moment: the main file's bytes, each log open at its start and its length."""
+
+    main: bytes
+    logs: dict[str, BinaryIO | None]
+    lengths: dict[str, int]
 
 
 class _Snapshot(Storage):
@@ -93,10 +118,12 @@ class TinyStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._cipher = cipher
-        self._file_lock = FileLock(str(self.path) + ".lock")
+        self._file_lock = FileLock(str(self.path) + ".lock", mode=PRIVATE)
         self._mutex = threading.RLock()
         self._depth = 0
-        self._stamp: tuple[int, int, int] | None = None
+        self._stamp: Stamp | None = None
+        self._broken: tuple[Stamp, StoreDamaged] | None = None  # a main file that did not parse, by identity
+        self._verified: tuple[Any, BaseException | None] | None = None
         self._tables: dict[str, Any] = {}
         self._dirty = False
         self._pending: dict[str, list[dict[str, Any]]] = {}
@@ -132,12 +159,15 @@ class TinyStore:
 
     def _begin(self) -> None:
         self._refresh()
+        self._check_logs()
         for name, log in self._logs.items():
             log.discard_after(self._committed(name))
         self._depth, self._dirty, self._pending = 1, False, {name: [] for name in self._logs}
 
     def _commit(self) -> None:
         meta = dict(self._meta())
+        if self._stamp is None and any(self._pending.values()):
+            atomic_write(self.path, encode(empty_tables()))  # see the module's docstring
         for name, records in self._pending.items():
             if records:
                 meta[f"{name}_bytes"] = self._logs[name].append(records)
@@ -148,7 +178,7 @@ class TinyStore:
         atomic_write(self.path, encode(self._tables))
         self._stamp = self._stat()
 
-    def _stat(self) -> tuple[int, int, int] | None:
+    def _stat(self) -> Stamp | None:
         try:
             st = self.path.stat()
         except FileNotFoundError:
@@ -156,18 +186,57 @@ class TinyStore:
         return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _refresh(self) -> None:
-        """Reload the snapshot if the file changed since we read it (or we never did)."""
+        """Reload the snapshot if the file changed since we read it (or we never did).
+
+        A damaged store raises `StoreDamaged` and leaves the snapshot as it was; a main
+        file that did not parse is remembered by its identity, so asking again is a stat.
+        """
         stamp = self._stat()
         if stamp is not None and stamp == self._stamp:
             return
         if stamp is None:
-            self._tables = {"meta": {str(_META_ID): {"schema_version": SCHEMA_VERSION}}}
+            self._check_no_orphan_logs()
+            tables = empty_tables()
+        elif self._broken is not None and self._broken[0] == stamp:
+            raise self._broken[1]
         else:
-            try:
-                self._tables = decode(self.path.read_bytes())
-            except (ValueError, OSError) as exc:
-                raise StoreError(f"cannot read the store {self.path}: {exc}") from exc
+            tables = self._load(stamp)
+        previous, self._tables = self._tables, tables
+        try:
+            self._check_logs()
+        except StoreDamaged:
+            self._tables = previous
+            raise
         self._stamp = stamp
+
+    def _load(self, stamp: Stamp) -> dict[str, Any]:
+        """The main file's tables, or `StoreDamaged` naming it."""
+        try:
+            tables = decode(self.path.read_bytes())
+            if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+                raise ValueError("it is not a JSON object of tables")
+        except FileNotFoundError:
+            raise StoreError(f"the store file {self.path} vanished while being read; try again") from None
+        except (ValueError, OSError) as exc:
+            damage = StoreDamaged(f"the store file {self.path} cannot be read ({exc})")
+            self._broken = (stamp, damage)
+            raise damage from None
+        return tables
+
+    def _check_no_orphan_logs(self) -> None:
+        """No main file is a new store only if no log holds anything either."""
+        held = {log.path.name: log.size() for log in self._logs.values() if log.size()}
+        if held:
+            sizes = ", ".join(f"{name} {size:,} bytes" for name, size in held.items())
+            raise StoreDamaged(f"the store file {self.path} is missing but its logs hold data ({sizes})")
+
+    def _check_logs(self) -> None:
+        """Every log holds at least the bytes the main file says were committed."""
+        for name, log in self._logs.items():
+            committed, size = self._committed(name), log.size()
+            if size < committed:
+                raise StoreDamaged(f"the store log {log.path} is shorter ({size:,} bytes) than the "
+                                   f"{committed:,} bytes {self.path.name} says were committed")
 
     @contextmanager
     def _reading(self) -> Iterator[None]:
@@ -185,17 +254,84 @@ class TinyStore:
     def _committed(self, log: str) -> int:
         return int(self._meta().get(f"{log}_bytes", 0))
 
+    # -- health -----------------------------------------------------------------
+
+    def verify(self) -> None:
+        """Raise `StoreDamaged` or `TokenKeyError` unless the store can be used as it is on disk.
+
+        Checks the main file, that each log holds its committed bytes and ends in a whole
+        record, and that TOKEN_KEY decrypts a stored token. The verdict is remembered for
+        the files' identity, so calling this on every request costs three stats.
+        """
+        with self._mutex:
+            key = (self._stat(), tuple(log.size() for log in self._logs.values()))
+            if self._verified is not None and self._verified[0] == key:
+                if self._verified[1] is not None:
+                    raise self._verified[1].with_traceback(None)
+                return
+            try:
+                self._check_whole()
+            except (StoreDamaged, TokenKeyError) as exc:
+                self._verified = (key, exc)
+                raise
+            self._verified = (key, None)
+
+    def _check_whole(self) -> None:
+        with self._reading():
+            self._check_logs()
+            for name, log in self._logs.items():
+                try:
+                    log.check_tail(self._committed(name))
+                except ValueError as exc:
+                    raise StoreDamaged(f"the store log {log.path} is damaged ({exc})") from None
+            sealed = next((doc[name] for doc in self._tables.get("accounts", {}).values()
+                           for name in _TOKENS if doc.get(name)), None)
+        self._cipher.decrypt(sealed)
+
+    @contextmanager
+    def moment(self) -> Iterator[StoreMoment]:
+        """The committed store as of now, for a backup: taken under the transaction lock.
+
+        The main file's bytes are read and each log is opened while the lock is held;
+        the logs' bytes are read after it is released (the caller reads within the
+        `with`): below its committed length a log never changes, so the worker waits
+        for a backup only as long as it takes to read the main file.
+        """
+        with self._mutex, self._file_lock:
+            self._refresh()
+            self._check_logs()
+            main = self.path.read_bytes() if self.path.exists() else encode(empty_tables())
+            logs = {name: (log.open_committed(self._committed(name)), self._committed(name))
+                    for name, log in self._logs.items()}
+        try:
+            yield StoreMoment(main, {name: opened for name, (opened, _) in logs.items()},
+                              {name: committed for name, (_, committed) in logs.items()})
+        finally:
+            for opened, _ in logs.values():
+                if opened is not None:
+                    opened.close()
+
+    def backup(self, target: Path) -> BackupSummary:
+        """Write the store as of now to the archive `target` (see `bot.store.backup`)."""
+        from bot.store.backup import write_backup
+
+        self.verify()
+        return write_backup(self, target)
+
+    def close(self) -> None:
+        """Nothing to release: every file is opened and closed within one call."""
+
     # -- locks ----------------------------------------------------------------
 
     def lease(self, name: str) -> FileLock:
         """A lock one process holds for as long as it does a job only one may do (posting)."""
-        return FileLock(str(self.path) + f".{name}.lock", thread_local=False)
+        return FileLock(str(self.path) + f".{name}.lock", thread_local=False, mode=PRIVATE)
 
     def account_lock(self, user_id: str, timeout: float = -1) -> FileLock:
         """A lock for one account across processes (held around a token refresh)."""
         folder = self.path.parent / "locks"
         folder.mkdir(exist_ok=True)
-        return FileLock(str(folder / f"account-{user_id}.lock"), timeout=timeout)
+        return FileLock(str(folder / f"account-{user_id}.lock"), timeout=timeout, mode=PRIVATE)
 
     # -- meta -------------------------------------------------------------------
 
@@ -216,15 +352,22 @@ class TinyStore:
     # -- accounts ---------------------------------------------------------------
 
     def _seal(self, account: Account) -> dict[str, Any]:
-        doc = account.to_doc()
-        doc["access_token"] = self._cipher.encrypt(account.access_token)
-        doc["refresh_token"] = self._cipher.encrypt(account.refresh_token)
+        """The account's document: tokens encrypted (a token still sealed as read is kept as it was)."""
+        bare = copy.copy(account)
+        bare.access_token = bare.refresh_token = None
+        doc = bare.to_doc()
+        for name in _TOKENS:
+            sealed = account.sealed(name)
+            doc[name] = sealed.ciphertext if sealed is not None else self._cipher.encrypt(getattr(account, name))
         return doc
 
     def _unseal(self, doc: dict[str, Any]) -> Account:
-        account: Account = Account.from_doc(doc)
-        account.access_token = self._cipher.decrypt(doc.get("access_token"))
-        account.refresh_token = self._cipher.decrypt(doc.get("refresh_token"))
+        """The account with its tokens sealed: each is decrypted on first read, if ever."""
+        values = dict(doc)
+        for name in _TOKENS:
+            sealed = values.get(name)
+            values[name] = None if sealed is None else Sealed(sealed, self._cipher.decrypt)
+        account: Account = Account.from_doc(values)
         return account
 
     def get_account(self, user_id: str) -> Account | None:
@@ -233,11 +376,12 @@ class TinyStore:
             return None if doc is None else self._unseal(dict(doc))
 
     def find_account(self, handle: str) -> Account | None:
-        """An account by user id, username or @username (case-insensitive)."""
+        """An account by user id, username or @username (case-insensitive); matched on the documents."""
         name = handle.lstrip("@").lower()
-        for account in self.list_accounts():
-            if name in (account.user_id, account.username.lower()):
-                return account
+        with self._reading():
+            for key, doc in self._tables.get("accounts", {}).items():
+                if name in (key, str(doc.get("username", "")).lower()):
+                    return self._unseal(dict(doc))
         return None
 
     def list_accounts(self) -> list[Account]:
@@ -250,12 +394,19 @@ class TinyStore:
             self._table("accounts").upsert(Document(self._seal(account), doc_id=int(account.user_id)))
 
     def update_account(self, user_id: str, **changes: Any) -> Account:
-        """Change some fields of an account in one transaction; returns it as stored."""
+        """Change some fields of an account in one transaction; returns it as stored.
+
+        Tokens not changed stay sealed: no decryption, no re-encryption.
+        """
         with self.transaction():
             account = self.get_account(user_id)
             if account is None:
                 raise KeyError(f"no account {user_id}")
-            account = replace(account, **changes)
+            account = copy.copy(account)
+            for name, value in changes.items():
+                if name not in _ACCOUNT_FIELDS:
+                    raise TypeError(f"Account has no field {name!r}")
+                setattr(account, name, value)
             self.save_account(account)
             return account
 

@@ -1,0 +1,300 @@
+"""Backups of the file store: one archive of a consistent moment, and putting one back.
+
+`tweetbot backup FILE` writes a tar.gz (created 0600) holding the main file as it
+was committed and each log up to its committed length, all taken at one moment
+under the store's transaction lock (see `TinyStore.moment`), so a backup taken
+while the worker posts is a state the store really was in. A `manifest.json`
+records each file's length and SHA-256 and what the moment held (account ids,
+queued post ids, how many finished posts and events).
+
+`tweetbot restore FILE` checks the archive first (it opens, every file matches the
+manifest, the main file parses and its committed lengths are the logs' lengths,
+every log line parses, TOKEN_KEY decrypts a token), refuses while a worker runs
+(it holds the posting lease, or its heartbeat is fresh), refuses to overwrite a
+store that holds anything unless forced (and then keeps the old files aside), and
+writes the logs before the main file, each atomically.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from filelock import FileLock, Timeout
+
+from bot.crypto import TokenCipher, TokenKeyError
+from bot.models import to_iso, utcnow
+from bot.store.files import PRIVATE, atomic_write, decode, encode, fsync_dir
+from bot.store.tiny import TinyStore
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+MEMBERS = {"main": "store.json", "history": "history.jsonl", "events": "events.jsonl"}
+WORKER_ALIVE_WITHIN = 120.0  # seconds: a heartbeat this fresh means a worker runs (as web/health.py judges it)
+_CHUNK = 1 << 20
+
+
+class BackupError(Exception):
+    """The archive cannot be written, read or restored; one line saying why."""
+
+
+@dataclass
+class BackupSummary:
+    """What an archive holds: the moment's account ids, queued post ids, finished posts and events."""
+
+    path: Path
+    accounts: list[str] = field(default_factory=list)
+    queued: list[int] = field(default_factory=list)
+    history: int = 0
+    events: int = 0
+    size: int = 0
+
+    def describe(self) -> str:
+        return (f"{len(self.accounts)} account(s), {len(self.queued)} queued post(s), {self.history} finished "
+                f"post(s) and {self.events} event(s)")
+
+    def held(self) -> dict[str, Any]:
+        return {"accounts": self.accounts, "queued": self.queued, "history": self.history, "events": self.events}
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+class _Counting(io.RawIOBase):
+    """Reads at most `length` bytes of a file, hashing them and counting lines as tarfile copies them."""
+
+    def __init__(self, source: BinaryIO | None, length: int) -> None:
+        self.source, self.left = source, length
+        self.sha = hashlib.sha256()
+        self.lines = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.source is None or self.left <= 0:
+            return 0
+        chunk = self.source.read(min(len(buffer), self.left, _CHUNK))
+        if not chunk:
+            raise BackupError("a store log shrank below its committed length while it was being backed up")
+        self.left -= len(chunk)
+        self.sha.update(chunk)
+        self.lines += chunk.count(b"\n")
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def write_backup(store: TinyStore, target: Path) -> BackupSummary:
+    """Write `store` as of now to `target` (replaced atomically, 0600); what it holds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as raw:
+            summary = _write_archive(store, raw, target)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    fsync_dir(target.parent)
+    summary.size = target.stat().st_size
+    return summary
+
+
+def _write_archive(store: TinyStore, raw: BinaryIO, target: Path) -> BackupSummary:
+    files: dict[str, dict[str, Any]] = {}
+    with store.moment() as moment, tarfile.open(fileobj=raw, mode="w:gz") as archive:
+        tables = decode(moment.main)
+        _add(archive, MEMBERS["main"], moment.main)
+        files[MEMBERS["main"]] = {"bytes": len(moment.main), "sha256": hashlib.sha256(moment.main).hexdigest()}
+        counts = {}
+        for name in ("history", "events"):
+            reader = _Counting(moment.logs[name], moment.lengths[name])
+            info = _info(MEMBERS[name], moment.lengths[name])
+            archive.addfile(info, io.BufferedReader(reader, _CHUNK))
+            files[MEMBERS[name]] = {"bytes": moment.lengths[name], "sha256": reader.sha.hexdigest()}
+            counts[name] = reader.lines
+        summary = BackupSummary(target, sorted(tables.get("accounts", {})), sorted(int(k) for k in tables.get("posts", {})),
+                                counts["history"], counts["events"])
+        manifest = {"format": FORMAT, "created_at": to_iso(utcnow()), "store": store.path.name,
+                    "files": files, "held": summary.held()}
+        _add(archive, MANIFEST, encode(manifest))
+    return summary
+
+
+def _info(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, PRIVATE, int(time.time())
+    return info
+
+
+def _add(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
+    archive.addfile(_info(name, len(payload)), io.BytesIO(payload))
+
+
+# -- checking --------------------------------------------------------------------------------
+
+
+@dataclass
+class CheckedBackup:
+    """An archive that passed every check: its files' bytes and what it holds."""
+
+    files: dict[str, bytes]
+    summary: BackupSummary
+    created_at: str
+
+
+def check_backup(archive: Path, cipher: TokenCipher) -> CheckedBackup:
+    """Read and check the archive whole; `BackupError` with the first problem found."""
+    files, manifest = _read_members(archive)
+    for name, expected in manifest["files"].items():
+        payload = files.get(name)
+        if payload is None or len(payload) != expected["bytes"] or hashlib.sha256(payload).hexdigest() != expected["sha256"]:
+            raise BackupError(f"{archive}: {name} does not match the manifest (the archive is damaged)")
+    tables = _parse_main(archive, files[MEMBERS["main"]])
+    meta = tables.get("meta", {}).get("1", {})
+    counts = {}
+    for name in ("history", "events"):
+        payload = files[MEMBERS[name]]
+        if int(meta.get(f"{name}_bytes", 0)) != len(payload):
+            raise BackupError(f"{archive}: the {name} log holds {len(payload):,} bytes but the main file "
+                              f"committed {int(meta.get(f'{name}_bytes', 0)):,}")
+        counts[name] = _count_records(archive, name, payload)
+    summary = BackupSummary(archive, sorted(tables.get("accounts", {})), sorted(int(k) for k in tables.get("posts", {})),
+                            counts["history"], counts["events"], archive.stat().st_size)
+    if summary.held() != manifest["held"]:
+        raise BackupError(f"{archive}: what the files hold does not match the manifest")
+    _check_key(archive, tables, cipher)
+    return CheckedBackup(files, summary, str(manifest.get("created_at")))
+
+
+def _read_members(archive: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
+    wanted = set(MEMBERS.values()) | {MANIFEST}
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive, mode="r:gz") as opened:
+            for member in opened:
+                if member.name in wanted and member.isfile():
+                    extracted = opened.extractfile(member)
+                    assert extracted is not None
+                    files[member.name] = extracted.read()
+        manifest = decode(files[MANIFEST])
+    except FileNotFoundError:
+        raise BackupError(f"{archive}: no such file") from None
+    except (OSError, EOFError, tarfile.TarError, KeyError, ValueError) as exc:
+        raise BackupError(f"{archive} is not a tweetbot backup ({exc or type(exc).__name__})") from None
+    if manifest.get("format") != FORMAT or set(manifest.get("files", {})) != set(MEMBERS.values()):
+        raise BackupError(f"{archive}: not a backup this version of tweetbot can restore (format {manifest.get('format')})")
+    return files, manifest
+
+
+def _parse_main(archive: Path, payload: bytes) -> dict[str, Any]:
+    try:
+        tables = decode(payload)
+    except ValueError as exc:
+        raise BackupError(f"{archive}: the main file does not parse ({exc})") from None
+    if not isinstance(tables, dict) or not all(isinstance(t, dict) for t in tables.values()):
+        raise BackupError(f"{archive}: the main file is not a store")
+    return tables
+
+
+def _count_records(archive: Path, name: str, payload: bytes) -> int:
+    if payload and not payload.endswith(b"\n"):
+        raise BackupError(f"{archive}: the {name} log does not end with a whole line")
+    lines = payload.splitlines()
+    for number, line in enumerate(lines, start=1):
+        try:
+            decode(line)
+        except ValueError as exc:
+            raise BackupError(f"{archive}: line {number} of the {name} log does not parse ({exc})") from None
+    return len(lines)
+
+
+def _check_key(archive: Path, tables: dict[str, Any], cipher: TokenCipher) -> None:
+    sealed = next((doc[name] for doc in tables.get("accounts", {}).values()
+                   for name in ("access_token", "refresh_token") if doc.get(name)), None)
+    try:
+        cipher.decrypt(sealed)
+    except TokenKeyError:
+        raise BackupError(f"{archive}: TOKEN_KEY cannot decrypt the backup's tokens: set TOKEN_KEY to the key "
+                          "the backed-up store was written with (or list it after the new one: TOKEN_KEY=new,old)") from None
+
+
+# -- restoring --------------------------------------------------------------------------------
+
+
+def restore_backup(archive: Path, store_path: Path, cipher: TokenCipher, force: bool = False) -> BackupSummary:
+    """Check `archive`, then make it the store at `store_path`; refuses while a worker runs.
+
+    A store that holds anything is replaced only with `force`, and its files are kept
+    beside it (`NAME.replaced-STAMP`), never deleted.
+    """
+    checked = check_backup(Path(archive), cipher)
+    store_path = Path(store_path)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    target = TinyStore(store_path, cipher)
+    with _no_worker(target), FileLock(str(store_path) + ".lock", mode=PRIVATE):
+        present = [path for path in _store_files(store_path) if path.exists() and path.stat().st_size]
+        if present and not force:
+            raise BackupError(f"the store at {store_path} is not empty; `tweetbot restore --force` replaces it "
+                              "(its files are kept beside it as NAME.replaced-…)")
+        _set_aside(present)
+        paths = _store_files(store_path)
+        atomic_write(paths[1], checked.files[MEMBERS["history"]])
+        atomic_write(paths[2], checked.files[MEMBERS["events"]])
+        atomic_write(paths[0], checked.files[MEMBERS["main"]])  # last: until now the old state stood
+    TinyStore(store_path, cipher).verify()
+    return checked.summary
+
+
+def _store_files(store_path: Path) -> list[Path]:
+    return [store_path, store_path.with_suffix(".history.jsonl"), store_path.with_suffix(".events.jsonl")]
+
+
+def _set_aside(paths: list[Path]) -> None:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    for path in paths:
+        os.replace(path, path.with_name(f"{path.name}.replaced-{stamp}"))
+
+
+@contextmanager
+def _no_worker(store: TinyStore) -> Iterator[None]:
+    """Hold the posting lease for the restore, or refuse: no worker may run while the store is replaced.
+
+    A posting worker holds the lease; a second worker (waiting for it) writes heartbeats.
+    """
+    lease = store.lease("posting")
+    try:
+        lease.acquire(timeout=0)
+    except Timeout:
+        raise BackupError("a worker is running (it holds the posting lease): stop it before restoring") from None
+    try:
+        age = _heartbeat_age(store)
+        if age is not None and age < WORKER_ALIVE_WITHIN:
+            raise BackupError(f"a worker is running (its heartbeat is {age:.0f} s old): stop it before restoring, "
+                              f"or wait {WORKER_ALIVE_WITHIN - age:.0f} s after it stopped")
+        yield
+    finally:
+        lease.release()
+
+
+def _heartbeat_age(store: TinyStore) -> float | None:
+    """Seconds since the current store's worker heartbeat; None if there is none (or the store cannot say)."""
+    try:
+        beat = decode(store.path.read_bytes()).get("meta", {}).get("1", {}).get("worker_heartbeat")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if not beat:
+        return None
+    return (utcnow() - datetime.fromisoformat(beat)).total_seconds()

@@ -1,0 +1,21 @@
+"""The store contract's errors, apart from any implementation so callers catch them without importing one.
+
+`StoreError`: the store cannot be read or written. `StoreDamaged`: what is on disk
+is not a whole store (a main file missing beside its logs, a main file that does
+not parse, a log shorter than the main file says); the store refuses to touch it,
+and the message is one line naming the file and what to do.
+"""
+from __future__ import annotations
+
+RESTORE_HINT = "restore from a backup: tweetbot restore FILE"
+
+
+class StoreError(Exception):
+    """The store cannot be read or written."""
+
+
+class StoreDamaged(StoreError):
+    """The store's files are damaged or incomplete; nothing was changed. One line: the file, what to do."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(" ".join(f"{problem}; nothing was changed: {RESTORE_HINT}".split()))
