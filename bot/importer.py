@@ -24,7 +24,7 @@ from pathlib import Path
 import click
 
 from bot.models import Account, Post, utcnow
-from bot.queue import PAST_GRACE, QueueError, draft
+from bot.queue import PAST_GRACE, QueueError, draft_for
 from bot.schedules import free_slots
 from bot.store import Repository
 from bot.text import length_error
@@ -151,7 +151,7 @@ def import_csv(store: Repository, path: Path, zone: tzinfo | str, now: datetime 
         problems.extend(_assign_slots(store, groups, now))
         bad_lines = {problem.line for problem in problems}
         sound = [group for group in groups if not any(row.line in bad_lines for row in group.rows)]
-        drafts = _draft_all(store, sound, now, show_progress and len(rows) > PROGRESS_ABOVE)
+        drafts = _draft_all(sound, now, show_progress and len(rows) > PROGRESS_ABOVE)
         problems.extend(problem for problem in drafts if isinstance(problem, RowProblem))
         if problems:
             raise ImportRefused(problems)
@@ -242,16 +242,15 @@ def _assign_slots(store: Repository, groups: list[_Group], now: datetime) -> lis
     return problems
 
 
-def _draft_all(store: Repository, groups: list[_Group], now: datetime,
-               show_progress: bool) -> list[Post | RowProblem]:
+def _draft_all(groups: list[_Group], now: datetime, show_progress: bool) -> list[Post | RowProblem]:
     """Each group through the queue's own checks (`bot.queue.draft`): a post, or the reason it cannot be one."""
     results: list[Post | RowProblem] = []
     with _progress(show_progress, sum(len(group.rows) for group in groups)) as advance:
         for group in groups:
             assert group.account is not None and group.due_at is not None
             try:
-                results.append(draft(store, group.account.user_id, [row.text for row in group.rows],
-                                     group.due_at, now, source=SOURCE))
+                results.append(draft_for(group.account, [row.text for row in group.rows],
+                                         group.due_at, now, source=SOURCE))
             except QueueError as exc:
                 results.append(RowProblem(group.line, str(exc)))
             advance(len(group.rows))

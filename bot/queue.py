@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Post, to_iso, utcnow
+from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store import Repository
 from bot.text import length_error
 from bot.xclient import says_duplicate
@@ -42,6 +42,12 @@ def draft(store: Repository, account: str, parts: Sequence[str], due_at: datetim
     found = store.find_account(account)
     if found is None:
         raise QueueError(f"no account {account}")
+    return draft_for(found, parts, due_at, now, source)
+
+
+def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
+              now: datetime | None = None, source: str = "cli") -> Post:
+    """`draft` for an account already looked up (an import looks each one up once per file)."""
     if found.status == DISCONNECTED:
         raise QueueError(f"{found.handle} is disconnected: reconnect it first")
     if due_at.tzinfo is None:
