@@ -142,3 +142,24 @@ def test_torture_immediate_restarts_while_requests_are_in_flight(tmp_path: Path,
           f"{statuses[FAILED]} failed, {stuck} stuck")
     assert not missing and not duplicated and at_x == expected
     assert statuses == Counter({POSTED: 200}) and stuck == 0
+
+
+def test_a_store_damaged_under_a_running_worker_stops_it_with_one_line_and_exit_2(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    env = env_for(tmp_path, sandbox)
+    store = open_test_store(env)
+    (account,) = connect_accounts(store, sandbox, 1, prefix="damaged")
+    store.add_posts([Post(id=0, account_id=account.user_id, parts=("later",), due_at=utcnow() + timedelta(hours=1))])
+    worker = WorkerProcess(env, tmp_path)
+    try:
+        worker.wait_started()
+        main = Path(env["STORE_PATH"])
+        half = main.read_bytes()[: main.stat().st_size // 2]
+        main.write_bytes(half)
+        assert worker.process.wait(timeout=10) == 2
+    finally:
+        worker.stop_quietly()
+    errors = [line for line in worker.log().splitlines() if "ERROR" in line]
+    assert len(errors) == 1 and str(main) in errors[0], worker.log()
+    assert "Traceback" not in worker.log()
+    assert main.read_bytes() == half  # never rewritten
