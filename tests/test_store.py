@@ -204,3 +204,19 @@ def test_due_and_sending_posts_come_from_the_queue_index(store_path: Path, key: 
     store.update_post(soon.id, status=POSTED)
     assert [p.id for p in store.sending_posts()] == [sending.id]
     assert [p.id for p in store.queued_posts(due_by=now + timedelta(hours=2))] == [retried.id, later.id]
+
+
+def test_the_queue_index_follows_other_processes_and_rollbacks(store_path: Path, key: str) -> None:
+    store, other = open_store(store_path, key), open_store(store_path, key)
+    now = utcnow()
+    (post,) = store.add_posts([Post(id=0, account_id="1", parts=("p",), due_at=now - timedelta(seconds=1))])
+    assert [p.id for p in other.queued_posts(due_by=now)] == [post.id] and other.sending_posts() == []
+    store.set_meta("worker_heartbeat", "x")  # a change of meta only
+    store.update_post(post.id, status=SENDING)
+    assert other.queued_posts(due_by=now) == [] and [p.id for p in other.sending_posts()] == [post.id]
+    with pytest.raises(RuntimeError):
+        with other.transaction():
+            other.update_post(post.id, status=SCHEDULED)
+            assert [p.id for p in other.queued_posts(due_by=now)] == [post.id]
+            raise RuntimeError("roll back")
+    assert other.queued_posts(due_by=now) == [] and [p.id for p in other.sending_posts()] == [post.id]

@@ -106,9 +106,10 @@ class _Snapshot(Storage):
         return self.owner._tables
 
     def write(self, data: dict[str, Any]) -> None:
+        # TinyDB writes a table it changed as a new dict, so the queue index (which keeps the
+        # posts dict it was built from) notices a change of the posts, and ignores one of meta.
         self.owner._tables = data
         self.owner._dirty = True
-        self.owner._posts_version += 1
 
 
 class TinyStore:
@@ -127,7 +128,7 @@ class TinyStore:
         self._tables: dict[str, Any] = {}
         self._dirty = False
         self._pending: dict[str, list[dict[str, Any]]] = {}
-        self._posts_version = 0  # bumped on every in-place change of the tables
+        self._posts_version = 0  # bumped on every change made in place to the posts table
         self._index: _QueueIndex | None = None
         self._logs = {"history": AppendLog(self.path.with_suffix(".history.jsonl")),
                       "events": AppendLog(self.path.with_suffix(".events.jsonl"))}
