@@ -224,7 +224,7 @@ def resolve_call(call: str, folder: Path | None = None) -> Callable[[], object]:
         target = getattr(target, attribute)
     if not callable(target):
         raise TypeError(f"{call} is not a function")
-    return target  # type: ignore[no-any-return]
+    return target
 
 
 def report_failure(store: Repository, spec: GeneratorSpec, exc: BaseException,

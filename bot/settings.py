@@ -117,6 +117,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
     client_id = env.text("X_CLIENT_ID", "")
     sandbox = not client_id
     sandbox_port = env.integer("SANDBOX_PORT", 8100, low=1, high=65535)
+    client_secret: str | None
     if sandbox:
         local = f"http://127.0.0.1:{sandbox_port}"
         default_api, default_authorize = local, local + "/i/oauth2/authorize"

@@ -32,7 +32,7 @@ POST_FIELDS = {
     "paid_partnership": bool, "poll": dict, "quote_tweet_id": str, "reply": dict, "reply_settings": str,
     "share_with_followers": bool, "text": str,
 }
-NESTED_FIELDS = {
+NESTED_FIELDS: dict[str, dict[str, type]] = {
     "reply": {"in_reply_to_tweet_id": str, "auto_populate_reply_metadata": bool, "exclude_reply_user_ids": list},
     "media": {"media_ids": list, "tagged_user_ids": list, "call_to_actions": dict, "description": str,
               "embeddable": bool, "preview_media_id": str, "title": str},

@@ -7,6 +7,8 @@ answer through one handler, so error shapes are decided in `sandbox/errors.py` o
 from __future__ import annotations
 
 from flask import Flask, Response, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from sandbox import api, control, faults, media, oauth, pages
 from sandbox.errors import SandboxError, generic_problem
@@ -41,11 +43,11 @@ def _sandbox_error(error: SandboxError) -> Response:
     return error.response()
 
 
-def _not_found(error: Exception) -> Response | Exception:
+def _not_found(error: HTTPException) -> ResponseReturnValue:
     """Unknown API paths answer X's problem JSON; unknown pages keep Flask's HTML 404."""
     if request.path.startswith("/2/"):
         return generic_problem(404).response()
-    return error
+    return error.get_response()
 
 
 def _method_not_allowed(error: Exception) -> Response:

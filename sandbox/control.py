@@ -162,7 +162,8 @@ def create_users() -> ResponseReturnValue:
 def _bulk_users(count: int, prefix: str) -> list[Any]:
     """Create `count` users named `<prefix>_<n>`, skipping names that are taken."""
     world = current_world()
-    made, number = [], 1
+    made: list[Any] = []
+    number = 1
     with world.lock:
         while len(made) < count:
             username = f"{prefix}_{number}"

@@ -75,7 +75,7 @@ class KeepAliveHandler(WSGIRequestHandler):
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
-        stream = LimitedStream(self.rfile, length)
+        stream = LimitedStream(self.rfile, length)  # type: ignore[arg-type]  # werkzeug's stub wants IO[bytes]
         environ["wsgi.input"] = stream
         return stream
 
@@ -117,7 +117,7 @@ def serve(settings: Any, host: str, port: int, token_lifetime: int | None = None
         config = replace(config, access_token_lifetime=token_lifetime)
     app = create_app(config)
     server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
-    server.daemon_threads = True  # idle kept-alive connections must not keep the process alive
+    server.daemon_threads = True  # type: ignore[attr-defined]  # idle kept-alive connections must not keep the process alive
     base = f"http://{host}:{server.port}"
     with app.app_context():
         world = current_world()

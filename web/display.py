@@ -83,7 +83,7 @@ class FailureView:
     detail: str
 
 
-def local_time(moment: datetime | None, zone: ZoneInfo) -> str:
+def local_time(moment: datetime | None, zone: ZoneInfo | str) -> str:
     """"2026-12-01 09:00 CET" in the operator's zone (the CLI's wording)."""
     return format_local(moment, zone)
 
