@@ -263,7 +263,8 @@ def run() -> None:
     sys.exit(run_all(settings))
 
 
-from bot.cli_queue import register
+from bot.cli_queue import register  # noqa: E402 (it imports this module: last, once `main` exists)
+
 register(main)
 if __name__ == "__main__":
     main()

@@ -23,8 +23,16 @@ from bot.limits import queue_warnings
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
 from bot.pricing import cost_next_days, dollars, post_cost, unsent_cost
 from bot.queue import PAST_GRACE, QueueError, cancel, post_now, queue_post, retry
-from bot.schedules import (SlotSchedule, SlotSpecError, clear_slots, free_slots, load_slots, parse_slots,
-                           queue_in_next_slot, save_slots)
+from bot.schedules import (
+    SlotSchedule,
+    SlotSpecError,
+    clear_slots,
+    free_slots,
+    load_slots,
+    parse_slots,
+    queue_in_next_slot,
+    save_slots,
+)
 from bot.settings import Settings
 from bot.store import Repository
 from bot.text import MAX_WEIGHTED_LENGTH, weighted_length

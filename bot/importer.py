@@ -110,7 +110,7 @@ def _rows(reader: Iterator[list[str]], lines_read: Callable[[], int]) -> Iterato
                                         "put a text that holds commas in double quotes"))
             continue
         # Spreadsheets drop trailing empty cells or add empty ones: both mean "empty".
-        values = dict(zip(header, cells + [""] * (len(header) - len(cells))))
+        values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
         yield Row(line, values["account"].strip(), values["due_at"].strip(), values["text"],
                   values.get("thread_id", "").strip())
     if header is None:

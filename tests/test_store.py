@@ -81,7 +81,7 @@ def test_a_wrong_token_key_names_token_key(store_path: Path, key: str) -> None:
     found = wrong.get_account("42")  # a lookup decrypts nothing; reading a token does
     assert found is not None and found.username == "user42"
     with pytest.raises(TokenKeyError, match="TOKEN_KEY"):
-        found.access_token
+        _ = found.access_token
     with pytest.raises(TokenKeyError, match="TOKEN_KEY"):
         wrong.verify()
     open_store(store_path, key).verify()

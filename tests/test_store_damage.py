@@ -11,15 +11,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from conftest import TWEETBOT, tweetbot_env
 from cryptography.fernet import Fernet
+from sandbox_helpers import SandboxControl
+from web_support import make_app
+from worker_support import WorkerProcess, connect_accounts, open_test_store
 
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import POSTED, Account, Post, to_iso, utcnow
 from bot.store import RESTORE_HINT, StoreDamaged, TinyStore
-from conftest import TWEETBOT, tweetbot_env
-from sandbox_helpers import SandboxControl
-from web_support import make_app
-from worker_support import WorkerProcess, connect_accounts, open_test_store
 
 EXIT_WITHIN = 20  # seconds: a worker that loops instead of stopping fails here
 
@@ -219,6 +219,7 @@ def test_lookups_and_updates_decrypt_nothing(tmp_path: Path) -> None:
     assert [a.username for a in blind.list_accounts()] == ["Seven"]
     assert blind.update_account("7", status="needs_reconnect", last_error="x").status == "needs_reconnect"
     with pytest.raises(TokenKeyError):
-        blind.get_account("7").access_token  # type: ignore[union-attr]
+        _ = blind.get_account("7").access_token  # type: ignore[union-attr]
     seen = TinyStore(tmp_path / "tweetbot.json", TokenCipher([key])).get_account("7")
-    assert seen is not None and (seen.access_token, seen.refresh_token, seen.status) == ("AT-7", "RT-7", "needs_reconnect")
+    assert seen is not None
+    assert (seen.access_token, seen.refresh_token, seen.status) == ("AT-7", "RT-7", "needs_reconnect")

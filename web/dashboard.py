@@ -33,8 +33,20 @@ from bot.text import MAX_WEIGHTED_LENGTH, V3_JSON
 from bot.tlds import ALL_TLDS
 from bot.when import WhenError, parse_when
 from web import settings, store
-from web.display import (SlotsView, account_hold, account_view, cost_line, default_due, failure_view,
-                         held_accounts, history_view, local_time, queued_view, slots_view, zone_names)
+from web.display import (
+    SlotsView,
+    account_hold,
+    account_view,
+    cost_line,
+    default_due,
+    failure_view,
+    held_accounts,
+    history_view,
+    local_time,
+    queued_view,
+    slots_view,
+    zone_names,
+)
 
 log = logging.getLogger("tweetbot.web.dashboard")
 bp = Blueprint("dashboard", __name__)

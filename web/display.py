@@ -98,7 +98,8 @@ def ago(moment: datetime | None, now: datetime) -> str:
 def expiry_text(account: Account, now: datetime) -> str:
     if account.expires_at is None:
         return "no token"
-    return f"expires {relative(account.expires_at)}" if account.expires_at > now else f"expired {relative(account.expires_at)}"
+    verb = "expires" if account.expires_at > now else "expired"
+    return f"{verb} {relative(account.expires_at)}"
 
 
 def account_hold(account: Account, now: datetime, zone: ZoneInfo) -> str | None:

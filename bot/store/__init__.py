@@ -6,7 +6,6 @@ contract: nothing above the store touches TinyDB.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path

@@ -117,7 +117,7 @@ def _write_archive(store: TinyStore, raw: BinaryIO, target: Path) -> BackupSumma
     with store.moment() as moment, tarfile.open(fileobj=raw, mode="w:gz") as archive:
         tables = decode(moment.main)
         _add(archive, MEMBERS["main"], moment.main)
-        files[MEMBERS["main"]] = {"bytes": len(moment.main), "sha256": hashlib.sha256(moment.main).hexdigest()}
+        files[MEMBERS["main"]] = {"bytes": len(moment.main), "sha256": _sha(moment.main)}
         counts = {}
         for name in ("history", "events"):
             reader = _Counting(moment.logs[name], moment.lengths[name])
@@ -125,18 +125,26 @@ def _write_archive(store: TinyStore, raw: BinaryIO, target: Path) -> BackupSumma
             archive.addfile(info, io.BufferedReader(reader, _CHUNK))
             files[MEMBERS[name]] = {"bytes": moment.lengths[name], "sha256": reader.sha.hexdigest()}
             counts[name] = reader.lines
-        summary = BackupSummary(target, sorted(tables.get("accounts", {})), sorted(int(k) for k in tables.get("posts", {})),
-                                counts["history"], counts["events"])
+        summary = BackupSummary(target, *_live(tables), counts["history"], counts["events"])
         manifest = {"format": FORMAT, "created_at": to_iso(utcnow()), "store": store.path.name,
                     "files": files, "held": summary.held()}
         _add(archive, MANIFEST, encode(manifest))
     return summary
 
 
+def _live(tables: dict[str, Any]) -> tuple[list[str], list[int]]:
+    """The account ids and queued post ids of a main file's tables."""
+    return sorted(tables.get("accounts", {})), sorted(int(key) for key in tables.get("posts", {}))
+
+
 def _info(name: str, size: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = size, PRIVATE, int(time.time())
     return info
+
+
+def _sha(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
 
 
 def _add(archive: tarfile.TarFile, name: str, payload: bytes) -> None:
@@ -160,7 +168,7 @@ def check_backup(archive: Path, cipher: TokenCipher) -> CheckedBackup:
     files, manifest = _read_members(archive)
     for name, expected in manifest["files"].items():
         payload = files.get(name)
-        if payload is None or len(payload) != expected["bytes"] or hashlib.sha256(payload).hexdigest() != expected["sha256"]:
+        if payload is None or len(payload) != expected["bytes"] or _sha(payload) != expected["sha256"]:
             raise BackupError(f"{archive}: {name} does not match the manifest (the archive is damaged)")
     tables = _parse_main(archive, files[MEMBERS["main"]])
     meta = tables.get("meta", {}).get("1", {})
@@ -171,8 +179,7 @@ def check_backup(archive: Path, cipher: TokenCipher) -> CheckedBackup:
             raise BackupError(f"{archive}: the {name} log holds {len(payload):,} bytes but the main file "
                               f"committed {int(meta.get(f'{name}_bytes', 0)):,}")
         counts[name] = _count_records(archive, name, payload)
-    summary = BackupSummary(archive, sorted(tables.get("accounts", {})), sorted(int(k) for k in tables.get("posts", {})),
-                            counts["history"], counts["events"], archive.stat().st_size)
+    summary = BackupSummary(archive, *_live(tables), counts["history"], counts["events"], archive.stat().st_size)
     if summary.held() != manifest["held"]:
         raise BackupError(f"{archive}: what the files hold does not match the manifest")
     _check_key(archive, tables, cipher)
@@ -195,7 +202,8 @@ def _read_members(archive: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
     except (OSError, EOFError, tarfile.TarError, KeyError, ValueError) as exc:
         raise BackupError(f"{archive} is not a tweetbot backup ({exc or type(exc).__name__})") from None
     if manifest.get("format") != FORMAT or set(manifest.get("files", {})) != set(MEMBERS.values()):
-        raise BackupError(f"{archive}: not a backup this version of tweetbot can restore (format {manifest.get('format')})")
+        raise BackupError(f"{archive}: not a backup this version of tweetbot can restore "
+                          f"(format {manifest.get('format')})")
     return files, manifest
 
 
@@ -228,7 +236,7 @@ def _check_key(archive: Path, tables: dict[str, Any], cipher: TokenCipher) -> No
         cipher.decrypt(sealed)
     except TokenKeyError:
         raise BackupError(f"{archive}: TOKEN_KEY cannot decrypt the backup's tokens: set TOKEN_KEY to the key "
-                          "the backed-up store was written with (or list it after the new one: TOKEN_KEY=new,old)") from None
+                          "the backed-up store was written with (or after the new one: TOKEN_KEY=new,old)") from None
 
 
 # -- restoring --------------------------------------------------------------------------------
