@@ -199,7 +199,7 @@ class TinyStore:
             self._check_no_orphan_logs()
             tables = empty_tables()
         elif self._broken is not None and self._broken[0] == stamp:
-            raise self._broken[1]
+            raise self._broken[1].with_traceback(None)
         else:
             tables = self._load(stamp)
         previous, self._tables = self._tables, tables
