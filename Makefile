@@ -11,6 +11,8 @@ run: $(STAMP)
 	$(BIN)/tweetbot run
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 install: $(STAMP)

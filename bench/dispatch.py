@@ -24,6 +24,7 @@ import tweepy  # noqa: E402
 
 from bot.models import Post, utcnow  # noqa: E402
 from bot.transport import mount_api_base  # noqa: E402
+
 from conftest import start_sandbox, stop_process, tweetbot_env  # noqa: E402
 from sandbox_helpers import SandboxControl  # noqa: E402
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until  # noqa: E402

@@ -20,11 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
+from bot.models import Post, utcnow  # noqa: E402
+
 from conftest import start_sandbox, stop_process, tweetbot_env  # noqa: E402
 from sandbox_helpers import SandboxControl  # noqa: E402
 from worker_support import WorkerProcess, connect_accounts, open_test_store  # noqa: E402
-
-from bot.models import Post, utcnow  # noqa: E402
 
 QUEUED = (0, 10_000)
 WINDOW = float(sys.argv[1]) if len(sys.argv) > 1 else 60.0

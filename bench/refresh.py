@@ -19,8 +19,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from conftest import start_sandbox, stop_process, tweetbot_env  # noqa: E402
 from sandbox_helpers import SandboxControl  # noqa: E402
-from worker_support import (TOKEN_ENDPOINT, WorkerProcess, connect_accounts, open_test_store,  # noqa: E402
-                            wait_until)
+from worker_support import TOKEN_ENDPOINT, WorkerProcess, connect_accounts, open_test_store, wait_until  # noqa: E402
 
 ACCOUNTS = 500
 IDLE_SECONDS = 60

@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 
 from bot.logs import configure_logging
 from bot.models import NEEDS_RECONNECT, Account
-from bot.settings import Settings, SettingsError, load_settings
+from bot.settings import PLATFORMS, Settings, SettingsError, load_settings
 from bot.store import UNUSABLE, BackupError, Repository, open_store, restore_store
 from bot.store.files import PRIVATE, atomic_write
 from bot.when import relative
@@ -134,17 +134,36 @@ def count(text: str) -> None:
 def check() -> None:
     """Print the effective settings (secrets masked) and where things live."""
     settings = settings_or_exit()
-    for name, value in settings.masked().items():
+    shown = settings.masked()
+    for name, value in shown.items():
         click.echo(f"{name:20} {value}")
     target = "the local sandbox" if settings.sandbox else "X"
     click.echo(f"Talks to {target} at {settings.api_base} (authorize: {settings.authorize_url})")
-    click.echo(f"Store: {settings.store_path.resolve()}")
-    if settings.on_ephemeral_disk:
-        click.secho(
-            "warning: DYNO is set: this platform wipes the local disk on every restart and its "
-            "processes share no disk, so a local store file loses every token; use a server database",
-            fg="yellow",
+    store = f"PostgreSQL at {shown['database_url']}" if settings.database_url else settings.store_path.resolve()
+    click.echo(f"Store: {store}")
+    for warning in platform_warnings(settings):
+        click.secho(f"warning: {warning}", fg="yellow")
+
+
+def platform_warnings(settings: Settings) -> list[str]:
+    """What cannot work on the PaaS these settings run on (nothing off one)."""
+    if settings.platform is None:
+        return []
+    variable = next(name for name, platform in PLATFORMS.items() if platform == settings.platform)
+    warnings = []
+    if not settings.database_url:
+        wiped = ", and wipes each one's disk on every restart" if settings.platform == "Heroku" else ""
+        warnings.append(
+            f"{variable} is set: {settings.platform} runs web and worker with no disk in common{wiped}, "
+            f"so the store file {settings.store_path} loses every token; "
+            "set DATABASE_URL to a PostgreSQL database (README: Deploying)"
         )
+    if settings.sandbox:
+        warnings.append(
+            f"X_CLIENT_ID is not set: the bot talks to the sandbox at {settings.api_base}, which does not run "
+            f"on {settings.platform}; set X_CLIENT_ID and X_CLIENT_SECRET from your X app"
+        )
+    return warnings
 
 
 @main.command()
@@ -266,5 +285,8 @@ def run() -> None:
 from bot.cli_queue import register  # noqa: E402 (it imports this module: last, once `main` exists)
 
 register(main)
+from bot.cli_store import register as register_store  # noqa: E402 (the same)
+
+register_store(main)
 if __name__ == "__main__":
     main()

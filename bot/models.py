@@ -164,6 +164,7 @@ class Post(Record):
     last_error: str | None = None
     created_at: datetime | None = None
     source: str = "cli"
+    claimed_by: str | None = None  # the worker whose claim marked it `sending` (and, once posted, sent it)
 
     _times = ("due_at", "next_attempt_at", "sending_since", "posted_at", "created_at")
     _tuples = ("parts", "tweet_ids")

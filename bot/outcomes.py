@@ -5,10 +5,20 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from bot.models import FAILED, POSTED, Post
+from bot.models import FAILED, POSTED, SENDING, Post
 from bot.store import Repository
 
 log = logging.getLogger("tweetbot.posting")
+
+
+def still_claimed(store: Repository, post: Post) -> bool:
+    """Whether the post is still `sending` under the claim `post` was read with (nothing else
+    settled it meanwhile: another worker, or a settle of a claim it took for dead)."""
+    current = store.get_post(post.id)
+    if current is not None and current.status == SENDING and current.sending_since == post.sending_since:
+        return True
+    log.info("post %s changed under the claim being settled; leaving it as it is now", post.id)
+    return False
 
 
 def mark_posted(store: Repository, post: Post, at: datetime,

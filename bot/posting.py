@@ -21,23 +21,31 @@ without one.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from filelock import FileLock, Timeout
-
-from bot.crypto import TokenKeyError
 from bot.limits import SentLog
 from bot.models import ACTIVE, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
-from bot.outcomes import mark_failed, mark_posted
+from bot.outcomes import mark_failed, mark_posted, still_claimed
 from bot.settings import Settings
 from bot.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
-from bot.store import Repository, StoreError
+from bot.store import BROKEN, Lock, LockTimeout, Repository
 from bot.tokens import TokenKeeper, backoff
-from bot.xclient import (XApi, XBadRequest, XClient, XError, XForbidden, XRateLimited, XUnauthorized,
-                         XUnavailable, XUsageCapped, says_duplicate)
+from bot.xclient import (
+    XApi,
+    XClient,
+    XError,
+    XForbidden,
+    XRateLimited,
+    XUnauthorized,
+    XUnavailable,
+    XUsageCapped,
+    says_duplicate,
+)
 
 log = logging.getLogger("tweetbot.posting")
 
@@ -46,6 +54,11 @@ CLAIM_WINDOW = timedelta(seconds=5)  # a batch's requests leave within this of i
 USAGE_CAP_HOLD = timedelta(hours=1)
 MIN_HOLD = timedelta(seconds=15)
 SETTLE_RETRY_FIRST = timedelta(seconds=15)
+
+
+def this_worker() -> str:
+    """The name a worker's claims and heartbeat go by: host and process."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def account_can_post(account: Account | None, now: datetime) -> bool:
@@ -81,8 +94,10 @@ class Dispatcher:
     """Sends due posts; one turn per account at a time, on a small thread pool."""
 
     def __init__(self, settings: Settings, store: Repository, x: XClient, tokens: TokenKeeper,
-                 clock: Callable[[], datetime] = utcnow, should_stop: Callable[[], bool] = lambda: False) -> None:
+                 clock: Callable[[], datetime] = utcnow, should_stop: Callable[[], bool] = lambda: False,
+                 worker_id: str = "") -> None:
         self.settings = settings
+        self.worker_id = worker_id or this_worker()
         self.store = store
         self.x = x
         self.tokens = tokens
@@ -95,18 +110,21 @@ class Dispatcher:
         self.settler = Settler(settings, store, tokens, self._api, clock)
         self.settle_after = settle_after(settings)
         self._settle_failures: dict[int, tuple[int, datetime]] = {}  # post id: (failures, next try)
-        self._lease: FileLock | None = None
+        self._lease: Lock | None = None
         self._told_no_lease = False
 
     # -- jobs ---------------------------------------------------------------------------
 
     def holds_lease(self) -> bool:
-        """Whether this process is the one that posts (only one may: see `Repository.lease`)."""
+        """Whether this process may post: always where workers share the posting (PostgreSQL),
+        else only the one holding the posting lease (see `Repository.exclusive_posting`)."""
+        if not self.store.exclusive_posting:
+            return True
         if self._lease is None:
             lease = self.store.lease("posting")
             try:
                 lease.acquire(timeout=0)
-            except Timeout:
+            except LockTimeout:
                 if not self._told_no_lease:
                     log.info("another worker is posting; this one keeps tokens fresh and waits its turn")
                     self._told_no_lease = True
@@ -168,7 +186,7 @@ class Dispatcher:
             if future.done():
                 del self.in_flight[account_id]
                 error = future.exception()
-                if isinstance(error, (StoreError, TokenKeyError)):
+                if isinstance(error, BROKEN):
                     raise error
                 if error is not None:
                     log.error("the turn of account %s failed unexpectedly", account_id, exc_info=error)
@@ -187,7 +205,7 @@ class Dispatcher:
             if self.should_stop():
                 return False
             try:
-                settled = self.settler.settle(post, "the worker that sent it stopped before X answered")
+                settled = self.settler.settle(post, "the worker that sent it stopped before X answered", waited=True)
             except CannotSettleYet:
                 self._settle_failed(post)
                 return False
@@ -202,10 +220,9 @@ class Dispatcher:
     def _send_due(self, account_id: str, account: Account | None) -> None:
         """Claim and send the account's due posts, a batch at a time."""
         while not self.should_stop() and self._may_send(account, self.clock()):
-            due = self.store.queued_posts(account_id, due_by=self.clock())[:CLAIM_BATCH]
-            if not due:
+            batch = self._claim(account_id, account)
+            if not batch.unsent:
                 return
-            batch = self._claim(account, [post.id for post in due])
             try:
                 if not self._send_batch(batch):
                     return
@@ -230,7 +247,7 @@ class Dispatcher:
 
     def send(self, post: Post) -> Post:
         """Send one post now, exactly as the worker sends every post (a batch of one); it as stored after."""
-        batch = self._claim(self.store.get_account(post.account_id), [post.id])
+        batch = self._claim(post.account_id, self.store.get_account(post.account_id), post.id)
         try:
             self._send_batch(batch)
         finally:
@@ -277,7 +294,7 @@ class Dispatcher:
         try:
             return self._api(post.account_id, token).create_post(text, reply_to)
         except XError as exc:
-            raise _with_post(exc, replace(post, attempts=post.attempts + 1))
+            raise _with_post(exc, replace(post, attempts=post.attempts + 1)) from exc
 
     def _token(self, batch: Batch, account_id: str) -> str:
         known = batch.account if batch.account and batch.account.user_id == account_id else None
@@ -321,17 +338,10 @@ class Dispatcher:
 
     # -- writes (each one durable) ----------------------------------------------------------
 
-    def _claim(self, account: Account | None, post_ids: list[int]) -> Batch:
-        """Mark the posts `sending` in one durable write, before X is called (no attempt yet)."""
+    def _claim(self, account_id: str, account: Account | None, post_id: int | None = None) -> Batch:
+        """Mark the account's due posts `sending` in one durable write, before X is called (no attempt yet)."""
         now = self.clock()
-        claimed = []
-        with self.store.transaction():
-            for post_id in post_ids:
-                post = self.store.get_post(post_id)
-                if post is not None and post.status == SCHEDULED:
-                    claimed.append(self.store.update_post(post_id, status=SENDING, sending_since=now))
-                    self.store.record_event("sending", post.account_id, post_id, at=now)
-        return Batch(account, now, claimed)
+        return Batch(account, now, self.store.claim_due(account_id, now, CLAIM_BATCH, self.worker_id, post_id))
 
     def _record_part(self, batch: Batch, post: Post, index: int, tweet_id: str) -> Post:
         """Store the part's id at once; the last part's outcome is written with the batch."""
@@ -350,21 +360,13 @@ class Dispatcher:
             return
         with self.store.transaction():
             for post, at in batch.posted:
-                if self._still_ours(post):
+                if still_claimed(self.store, post):
                     mark_posted(self.store, post, at)
             for post in batch.unsent:
-                if self._still_ours(post):
-                    self.store.update_post(post.id, status=SCHEDULED, sending_since=None,
+                if still_claimed(self.store, post):
+                    self.store.update_post(post.id, status=SCHEDULED, sending_since=None, claimed_by=None,
                                            tweet_ids=post.tweet_ids, attempts=post.attempts)
         batch.posted, batch.unsent = [], []
-
-    def _still_ours(self, post: Post) -> bool:
-        """The post is still `sending` from our claim (nothing else settled it meanwhile)."""
-        current = self.store.get_post(post.id)
-        if current is not None and current.status == SENDING and current.sending_since == post.sending_since:
-            return True
-        log.error("post %s changed under this worker's claim; leaving it as it is now", post.id)
-        return False
 
     def _settle_now(self, batch: Batch, post: Post, why: str, duplicate: bool = False) -> Post:
         """Our own request ended without a clear answer: settle it by X's timeline at once."""
@@ -387,7 +389,7 @@ class Dispatcher:
         """Put the post back and hold the account's queue until `until`."""
         with self.store.transaction():
             held = self.store.update_post(post.id, status=SCHEDULED, attempts=post.attempts, last_error=reason,
-                                          tweet_ids=post.tweet_ids, sending_since=None)
+                                          tweet_ids=post.tweet_ids, sending_since=None, claimed_by=None)
             if until is not None:
                 self.store.update_account(post.account_id, hold_until=until, hold_reason=reason)
             self.store.record_event("held", post.account_id, post.id, detail=reason, at=self.clock())

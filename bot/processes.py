@@ -7,7 +7,6 @@ import sys
 
 from bot.settings import Settings
 
-
 DEMO_TOKEN_HEADROOM = 60  # seconds
 
 # The path without the query string: the OAuth callback's query holds the one-time code.

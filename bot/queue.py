@@ -156,7 +156,7 @@ def requeued_posts(store: Repository) -> dict[int, int]:
     """Every failed post queued again, and the new post's id: {failed id: new id}."""
     found: dict[int, int] = {}
     for event in store.events(limit=sys.maxsize, kind=REQUEUED_EVENT):
-        new_id = _REQUEUED_DETAIL.fullmatch(event["detail"] or "")
-        if new_id and event["post_id"] is not None:
-            found.setdefault(int(event["post_id"]), int(new_id.group(1)))
+        new_id = _REQUEUED_DETAIL.fullmatch(event.detail or "")
+        if new_id and event.post_id is not None:
+            found.setdefault(int(event.post_id), int(new_id.group(1)))
     return found

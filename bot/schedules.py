@@ -141,7 +141,8 @@ def _days(token: str, group: str) -> Sequence[int]:
 
 def _day(word: str, group: str) -> int:
     if word not in _DAY_NAMES:
-        raise SlotSpecError(f"in {group!r}: {word!r} is not a day (expected mon…sun, mon-fri, daily, weekdays, weekends)")
+        raise SlotSpecError(f"in {group!r}: {word!r} is not a day "
+                            "(expected mon…sun, mon-fri, daily, weekdays, weekends)")
     return _DAY_NAMES[word]
 
 

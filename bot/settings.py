@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.fernet import Fernet
@@ -25,6 +26,8 @@ DEFAULT_SCOPES = ("tweet.read", "tweet.write", "users.read", "offline.access")
 SANDBOX_CLIENT_ID = "sandbox-client"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
 TIERS = ("payg", "free", "basic", "pro")
+# Platforms whose processes share no disk, each known by a variable it sets in every process.
+PLATFORMS = {"DYNO": "Heroku", "RENDER": "Render", "RAILWAY_ENVIRONMENT": "Railway", "FLY_APP_NAME": "Fly.io"}
 
 
 class SettingsError(Exception):
@@ -56,7 +59,8 @@ class Settings:
     http_timeout: float
     alert_webhook_url: str | None
     generators_file: Path
-    on_ephemeral_disk: bool = False
+    platform: str | None = None  # the PaaS running this process (PLATFORMS), None elsewhere
+    database_url: str | None = None
 
     @property
     def redirect_uri(self) -> str:
@@ -85,12 +89,23 @@ class Settings:
             value = getattr(self, name)
             if name in _SECRET_FIELDS and value:
                 value = _mask(value)
+            elif name == "database_url" and value:
+                value = _without_password(value)
             shown[name] = str(value)
         shown["redirect_uri"] = self.redirect_uri
         return shown
 
 
 _SECRET_FIELDS = {"secret_key", "token_keys", "admin_password", "x_client_secret"}
+
+
+def _without_password(url: str) -> str:
+    """A database URL with its password replaced, for showing."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _mask(value: object) -> str:
@@ -151,7 +166,8 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         http_timeout=env.number("HTTP_TIMEOUT", 15.0, low=0.1, high=300.0),
         alert_webhook_url=env.url("ALERT_WEBHOOK_URL", "") or None,
         generators_file=Path(env.text("GENERATORS_FILE", "tweetbot.toml")),
-        on_ephemeral_disk=bool(env.text("DYNO", "")),
+        platform=env.platform(),
+        database_url=env.database_url("DATABASE_URL"),
     )
 
 
@@ -164,6 +180,13 @@ class _Env:
     def text(self, name: str, default: str) -> str:
         """The variable's value; unset and empty both mean the default."""
         return (self.values.get(name) or "").strip() or default
+
+    def database_url(self, name: str) -> str | None:
+        """A PostgreSQL URL (postgres:// or postgresql://), or None when unset (the file store)."""
+        value = self.text(name, "")
+        if value and not value.startswith(("postgres://", "postgresql://")):
+            raise SettingsError(f"{name} must be a PostgreSQL URL (postgresql://user:password@host:5432/name)")
+        return value or None
 
     def secret(self, name: str, min_length: int = 16) -> str:
         value = self.text(name, "")
@@ -219,7 +242,8 @@ class _Env:
         missing = [scope for scope in DEFAULT_SCOPES if scope not in scopes]
         if missing:
             # Posting needs all four: the reads let the worker check whether an uncertain post went out.
-            raise SettingsError(f"{name}={raw!r} must include {', '.join(DEFAULT_SCOPES)} (missing {', '.join(missing)})")
+            raise SettingsError(f"{name}={raw!r} must include {', '.join(DEFAULT_SCOPES)} "
+                                f"(missing {', '.join(missing)})")
         return scopes
 
     def fernet_keys(self, name: str) -> tuple[str, ...]:
@@ -232,6 +256,12 @@ class _Env:
                 Fernet(key)
             except (ValueError, TypeError):
                 raise SettingsError(
-                    f"{name} is malformed: expected comma-separated Fernet keys (32 url-safe base64 bytes), newest first"
+                    f"{name} is malformed: expected comma-separated Fernet keys "
+                    "(32 url-safe base64 bytes), newest first"
                 ) from None
         return keys
+
+
+    def platform(self) -> str | None:
+        """The platform (PLATFORMS) whose variable is set, or None."""
+        return next((name for variable, name in PLATFORMS.items() if self.text(variable, "")), None)

@@ -21,7 +21,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from bot.models import SCHEDULED, Post
-from bot.outcomes import mark_failed, mark_posted
+from bot.outcomes import mark_failed, mark_posted, still_claimed
 from bot.settings import Settings
 from bot.store import Repository
 from bot.tokens import TokenKeeper, backoff
@@ -80,22 +80,33 @@ class Settler:
         self.clock = clock
 
     def settle(self, post: Post, why: str | None = None, taken: Iterable[str] = (),
-               duplicate: bool = False) -> Post:
+               duplicate: bool = False, waited: bool = False) -> Post:
         """Adopt the parts X has; then post, resume, retry later or give up. The post as stored.
 
         `post` may hold part ids and attempts the store does not have yet: the outcome
         writes them. `taken` holds tweet ids other posts own that the store does not know yet.
         `duplicate`: X refused a resend as duplicate content, which is evidence that an
         earlier attempt went out; if the timeline does not show it, the post fails with
-        X's words. Raises `CannotSettleYet` when the timeline cannot be read now.
+        X's words. `waited`: the post was left by a run that ended and has waited until its
+        requests could no longer land, so one not found goes again at once, in its due order.
+        Raises `CannotSettleYet` when the timeline cannot be read now.
         """
         try:
-            settled = self._adopt_found_parts(post, set(taken))
+            settled: Post | str = self._adopt_found_parts(post, set(taken))
         except (XForbidden, XNotFound, XBadRequest) as exc:
-            return self._fail(post, self._unverifiable_reason(exc))
+            settled = self._unverifiable_reason(exc)
         except (XError, AccountUnusable) as exc:
             log.warning("post %s: cannot settle yet (%s); it stays sending", post.id, exc)
             raise CannotSettleYet(str(exc)) from exc
+        with self.store.transaction():  # decided on the claim as read: another worker may have settled it
+            if not still_claimed(self.store, post):
+                return self.store.get_post(post.id) or post
+            if isinstance(settled, str):
+                return self._fail(post, settled)
+            return self._outcome(post, settled, why, duplicate, waited)
+
+    def _outcome(self, post: Post, settled: Post, why: str | None, duplicate: bool, waited: bool) -> Post:
+        """What the timeline says: posted, failed (a duplicate X refused), resumed, or tried again later."""
         if all(settled.tweet_ids) and len(settled.tweet_ids) == len(settled.parts):
             return mark_posted(self.store, settled, self.clock())
         if duplicate:
@@ -103,7 +114,7 @@ class Settler:
                                        "the account's recent posts")
         if _known(settled) != _known(post):
             return self._resume(settled)
-        return self._retry_later(settled, why)
+        return self._retry_later(settled, why, at_once=waited)
 
     # -- what X has ----------------------------------------------------------------------
 
@@ -153,11 +164,12 @@ class Settler:
             self.store.record_event("resumed", post.account_id, post.id, at=self.clock())
         return again
 
-    def _retry_later(self, post: Post, why: str | None) -> Post:
+    def _retry_later(self, post: Post, why: str | None, at_once: bool = False) -> Post:
         if post.attempts >= self.settings.max_attempts:
             return self._fail(post, f"gave up after {post.attempts} attempts without a clear answer from X "
                                     f"(last: {why or 'the worker stopped before X answered'})")
-        retry_at = self.clock() + backoff(post.attempts, first=timedelta(seconds=self.settings.retry_backoff))
+        retry_at = self.clock() if at_once else \
+            self.clock() + backoff(post.attempts, first=timedelta(seconds=self.settings.retry_backoff))
         with self.store.transaction():
             again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=retry_at, last_error=why,
                                            tweet_ids=post.tweet_ids, attempts=post.attempts)

@@ -195,7 +195,7 @@ def _clock(text: str) -> time:
 
 def _weekday(word: str) -> int | None:
     """Monday = 0; "mon", "monday" (and "tues", "thurs"…) all name one."""
-    for index, (short, full) in enumerate(zip(WEEKDAYS, _FULL_WEEKDAYS)):
+    for index, (short, full) in enumerate(zip(WEEKDAYS, _FULL_WEEKDAYS, strict=True)):
         if word == short or (len(word) >= 3 and full.startswith(word)):
             return index
     return None

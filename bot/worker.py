@@ -20,11 +20,10 @@ import schedule
 
 from bot import alerts
 from bot.generators import schedule_generators
-from bot.models import to_iso, utcnow
-from bot.posting import Dispatcher
+from bot.models import from_iso, to_iso, utcnow
+from bot.posting import Dispatcher, this_worker
 from bot.settings import Settings
-from bot.crypto import TokenKeyError
-from bot.store import Repository, StoreError
+from bot.store import BROKEN, Repository, StoreError
 from bot.tokens import TokenKeeper
 from bot.xclient import XClient
 
@@ -36,6 +35,8 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 HEARTBEAT_EVERY = 30  # seconds; the web's /healthz alarms after 120
+WORKERS_KEY = "workers"  # meta: {worker name: its last heartbeat}
+FORGET_WORKER_AFTER = timedelta(days=1)
 DISPATCH_EVERY = 1
 
 
@@ -49,7 +50,9 @@ class Worker:
         self.clock = clock
         self.tokens = TokenKeeper(store, x, timedelta(seconds=settings.refresh_margin), clock)
         self._stop = threading.Event()
-        self.dispatcher = Dispatcher(settings, store, x, self.tokens, clock, should_stop=self._stop.is_set)
+        self.worker_id = this_worker()
+        self.dispatcher = Dispatcher(settings, store, x, self.tokens, clock, should_stop=self._stop.is_set,
+                                     worker_id=self.worker_id)
         self.scheduler = schedule.Scheduler()
         self._signals = 0
         self.exit_code = 0
@@ -57,7 +60,15 @@ class Worker:
     # -- jobs ------------------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        self.store.set_meta("worker_heartbeat", to_iso(self.clock()))
+        """Say this worker is alive: its own beat (`tweetbot accounts` lists the workers) and the
+        newest beat of any worker (what `/healthz` reads)."""
+        now = self.clock()
+        with self.store.transaction():
+            workers = {name: beat for name, beat in (self.store.get_meta(WORKERS_KEY) or {}).items()
+                       if _within(beat, now, FORGET_WORKER_AFTER)}
+            workers[self.worker_id] = to_iso(now)
+            self.store.set_meta(WORKERS_KEY, workers)
+            self.store.set_meta("worker_heartbeat", to_iso(now))
 
     def refresh_due_tokens(self) -> None:
         self.tokens.refresh_all_due(should_stop=self._stop.is_set)
@@ -83,10 +94,12 @@ class Worker:
             return
         try:
             job()
-        except (StoreError, TokenKeyError) as exc:
+        except BROKEN as exc:
             log.error("tweetbot: %s", one_line(exc))
             self.exit_code = 2
             self._stop.set()
+        except StoreError as exc:  # the database unreachable for a moment: the next round tries again
+            log.error("job %s failed: %s", job.__name__, one_line(exc))
         except Exception:
             log.exception("job %s failed; the worker carries on", job.__name__)
 
@@ -139,3 +152,8 @@ class Worker:
             return
         log.info("%s received: finishing the job in hand, then exiting", name)
         self._stop.set()
+
+
+def _within(beat: str, now: datetime, span: timedelta) -> bool:
+    moment = from_iso(beat)
+    return moment is not None and now - moment < span

@@ -16,10 +16,25 @@ from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from bot.text import MAX_WEIGHTED_LENGTH, fits, weighted_length
-from sandbox.errors import (DUPLICATE_DETAIL, NOT_PERMITTED_DETAIL, REPLY_NOT_ALLOWED_DETAIL,
-                            TOO_LONG_MESSAGE, forbidden, invalid_request, not_found)
-from sandbox.resource import (READ, TWEET_FIELDS, USER_FIELDS, WRITE, add_rate_headers, requested_fields,
-                              resource, user_json)
+from sandbox.errors import (
+    DUPLICATE_DETAIL,
+    NOT_PERMITTED_DETAIL,
+    REPLY_NOT_ALLOWED_DETAIL,
+    TOO_LONG_MESSAGE,
+    forbidden,
+    invalid_request,
+    not_found,
+)
+from sandbox.resource import (
+    READ,
+    TWEET_FIELDS,
+    USER_FIELDS,
+    WRITE,
+    add_rate_headers,
+    requested_fields,
+    resource,
+    user_json,
+)
 from sandbox.state import Post, World, current_world, iso, parse_iso
 
 bp = Blueprint("api", __name__)

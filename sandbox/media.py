@@ -97,7 +97,8 @@ def initialize() -> ResponseReturnValue:
         raise invalid_request(f"$.media_type: does not have a value in the enumeration {list(MEDIA_TYPES)}",
                               {"media_type": [str(media_type)]})
     if category not in CATEGORIES:
-        raise invalid_request("$.media_category: does not have a value in the enumeration", {"media_category": [str(category)]})
+        raise invalid_request("$.media_category: does not have a value in the enumeration",
+                              {"media_category": [str(category)]})
     kind = CATEGORIES[category]
     if not isinstance(total, int) or isinstance(total, bool) or not 0 < total <= LIMITS[kind]:
         raise invalid_request(f"$.total_bytes: must be between 1 and {LIMITS[kind]} for {category}",

@@ -20,8 +20,7 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
-from sandbox.errors import (OAuthError, SandboxError, callback_not_approved, oauth_missing,
-                            unauthorized_client)
+from sandbox.errors import OAuthError, SandboxError, callback_not_approved, oauth_missing, unauthorized_client
 from sandbox.faults import x_endpoint
 from sandbox.state import KNOWN_SCOPES, Client, current_world
 

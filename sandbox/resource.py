@@ -13,8 +13,7 @@ from typing import Any
 
 from flask import Response, g, request
 
-from sandbox.errors import (credits_depleted, forbidden, invalid_request, too_many_requests,
-                            unauthorized, usage_capped)
+from sandbox.errors import credits_depleted, forbidden, invalid_request, too_many_requests, unauthorized, usage_capped
 from sandbox.faults import x_endpoint
 from sandbox.state import Chain, User, current_world
 

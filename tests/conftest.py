@@ -15,12 +15,18 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 import pytest
 import requests
 from cryptography.fernet import Fernet
+from psycopg import sql
+
+from bot.store.migrate import migrate
 
 from sandbox_helpers import SandboxControl, SpecRecorder, x_spec
+from store_support import FILE, STORES, StoreAt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -47,7 +53,8 @@ SANDBOX_PUBLIC_URL = "http://127.0.0.1:5000"
 # Variables a developer's shell may hold that would change what a child process does.
 _FOREIGN = ("SECRET_KEY", "TOKEN_KEY", "ADMIN_PASSWORD", "X_CLIENT_ID", "X_CLIENT_SECRET", "X_API_BASE",
             "X_AUTHORIZE_URL", "X_SCOPES", "X_TIER", "PUBLIC_URL", "PORT", "SANDBOX_PORT", "STORE_PATH", "DYNO",
-            "TIMEZONE", "REFRESH_MARGIN", "REFRESH_EVERY", "POST_CONCURRENCY", "MAX_ATTEMPTS", "RETRY_BACKOFF", "GENERATORS_FILE", "HTTP_TIMEOUT", "ALERT_WEBHOOK_URL")
+            "TIMEZONE", "REFRESH_MARGIN", "REFRESH_EVERY", "POST_CONCURRENCY", "MAX_ATTEMPTS", "RETRY_BACKOFF", "GENERATORS_FILE", "HTTP_TIMEOUT", "ALERT_WEBHOOK_URL",
+            "DATABASE_URL", "RENDER", "RAILWAY_ENVIRONMENT", "FLY_APP_NAME")
 
 
 def free_port() -> int:
@@ -159,3 +166,70 @@ def xcheck(reference: Path) -> Iterator[SpecRecorder]:
     recorder = SpecRecorder(x_spec(reference))
     yield recorder
     recorder.verify()
+
+
+# --- PostgreSQL: a database of its own for each test, from a migrated template ------------
+
+DEFAULT_TEST_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def test_database_url() -> str:
+    return os.environ.get("TEST_DATABASE_URL") or DEFAULT_TEST_DATABASE_URL
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Without a PostgreSQL server the run stops here with one line: its tests are never skipped."""
+    try:
+        psycopg.connect(test_database_url(), connect_timeout=5).close()
+    except psycopg.OperationalError as exc:
+        reason = " ".join(str(exc).split())
+        pytest.exit(f"tweetbot tests need PostgreSQL: cannot connect to TEST_DATABASE_URL={test_database_url()} "
+                    f"({reason}); start the server or point TEST_DATABASE_URL at one", returncode=2)
+
+
+def _database(name: str) -> str:
+    """The server's URL with another database name."""
+    parts = urlsplit(test_database_url())
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def _admin(statement: sql.Composable) -> None:
+    with psycopg.connect(test_database_url(), autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated database that every test's database is copied from (quicker than migrating each)."""
+    name = f"tweetbot_template_{os.getpid()}"
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    migrate(_database(name))
+    yield name
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+_databases = iter(range(1, 10**9))
+
+
+@pytest.fixture
+def database_url(pg_template: str) -> Iterator[str]:
+    """The URL of an empty, migrated database of this test's own, dropped after it."""
+    name = f"tweetbot_test_{os.getpid()}_{next(_databases)}"
+    _admin(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(pg_template)))
+    yield _database(name)
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture(params=STORES)
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
+    """The test runs once on a file store and once on PostgreSQL."""
+    if request.param == FILE:
+        return StoreAt(FILE, str(tmp_path / "tweetbot.json"))
+    return StoreAt(request.param, request.getfixturevalue("database_url"))
+
+
+@pytest.fixture(params=STORES)
+def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Variables for real processes: the file store in the test's folder, or a PostgreSQL database of its own."""
+    return {} if request.param == FILE else {"DATABASE_URL": request.getfixturevalue("database_url")}

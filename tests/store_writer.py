@@ -1,6 +1,6 @@
 """A child process for the store tests: runs read-increment-write transactions.
 
-    python tests/store_writer.py STORE KEY COUNT
+    python tests/store_writer.py KIND LOCATION KEY COUNT    (KIND: file or postgres)
 
 Each transaction increments the meta counter, queues a post and finishes the
 previous one (which moves it to the history log), and records an event; it
@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import sys
 
-from bot.crypto import TokenCipher
 from bot.models import POSTED, Post, utcnow
-from bot.store import TinyStore
+from bot.store import Repository
+
+from store_support import StoreAt
 
 
-def step(store: TinyStore) -> int:
+def step(store: Repository) -> int:
     with store.transaction():
         value = int(store.get_meta("counter", 0)) + 1
         store.set_meta("counter", value)
@@ -27,12 +28,12 @@ def step(store: TinyStore) -> int:
     return value
 
 
-def main(path: str, key: str, count: int) -> None:
-    store = TinyStore(path, TokenCipher([key]))
+def main(kind: str, location: str, key: str, count: int) -> None:
+    store = StoreAt(kind, location, key).open()
     print("ready", flush=True)
     for _ in range(count):
         print(step(store), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+    main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]))

@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from conftest import TWEETBOT, tweetbot_env
 from cryptography.fernet import Fernet
-from sandbox_helpers import SandboxControl
-from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
 
 from bot.models import POSTED, Account, Post, utcnow
 from bot.store import TinyStore
+
+from conftest import TWEETBOT, tweetbot_env
+from sandbox_helpers import SandboxControl
+from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
 
 POSTS = 80
 
@@ -95,7 +96,7 @@ def test_a_backup_taken_while_the_worker_posts_restores_one_whole_moment(
     assert all(status == POSTED for _, status, _ in history)
     # The two logs and the main file are of one moment: a post moves to the history in the transaction
     # that records its "posted" event.
-    assert {e["post_id"] for e in events if e["kind"] == "posted"} == finished
+    assert {e.post_id for e in events if e.kind == "posted"} == finished
     for post in queued.values():
         assert post.parts == next(w.parts for w in wanted if w.id == post.id)
     # Every account, with tokens the key opens.
@@ -135,7 +136,7 @@ def test_restore_checks_the_archive_and_refuses_to_overwrite_unless_forced(tmp_p
     forced = run_cli(target, tmp_path, "restore", str(archive), "--force")
     assert forced.returncode == 0, forced.stderr
     back = open_test_store(target)
-    assert [e["kind"] for e in back.events()] == ["connected"]
+    assert [e.kind for e in back.events()] == ["connected"]
     assert back.get_account("5").refresh_token == "RT"  # type: ignore[union-attr]
     kept = sorted(p.name for p in (tmp_path / "target").iterdir() if ".replaced-" in p.name)
     assert [name.split(".replaced-")[0] for name in kept] == [

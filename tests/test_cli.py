@@ -92,3 +92,59 @@ def test_count(tmp_path: Path, text: str, code: int, shown: str) -> None:
     result = tweetbot(tmp_path, "count", text)
     assert result.returncode == code
     assert result.stdout.startswith(shown)
+
+
+# --- check on a PaaS: the platform comes from the variable it sets in every process --------
+NOT_ON_A_PLATFORM = {"DYNO": "", "RENDER": "", "RAILWAY_ENVIRONMENT": "", "FLY_APP_NAME": "", "DATABASE_URL": ""}
+
+
+def warnings_of(result: subprocess.CompletedProcess[str]) -> list[str]:
+    return [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+
+
+@pytest.mark.parametrize("variable, value, platform", [
+    ("DYNO", "web.1", "Heroku"),
+    ("RENDER", "true", "Render"),
+    ("RAILWAY_ENVIRONMENT", "production", "Railway"),
+    ("FLY_APP_NAME", "my-tweetbot", "Fly.io"),
+])
+def test_check_warns_of_a_store_file_where_processes_share_no_disk(tmp_path: Path, variable: str, value: str,
+                                                                    platform: str) -> None:
+    tweetbot(tmp_path, "init")
+    result = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "X_CLIENT_ID": "abc", variable: value})
+    assert result.returncode == 0, result.stderr
+    assert re.search(rf"^platform\s+{re.escape(platform)}$", result.stdout, re.M)
+    [warning] = warnings_of(result)
+    assert warning.startswith(f"warning: {variable} is set: {platform} runs web and worker with no disk in common")
+    assert "the store file data/tweetbot.json loses every token" in warning
+    assert warning.endswith("set DATABASE_URL to a PostgreSQL database (README: Deploying)")
+    assert ("wipes each one's disk on every restart" in warning) == (platform == "Heroku")
+
+
+def test_check_says_nothing_with_a_database_on_a_platform_nor_with_a_file_off_one(tmp_path: Path) -> None:
+    tweetbot(tmp_path, "init")
+    url = "postgres://tweetbot:hunter2secret@db.internal:5432/tweetbot"
+    database = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "X_CLIENT_ID": "abc", "RENDER": "true",
+                                                "DATABASE_URL": url})
+    assert database.returncode == 0, database.stderr
+    assert warnings_of(database) == []
+    [store] = [line for line in database.stdout.splitlines() if line.startswith("Store: ")]
+    assert store.startswith("Store: PostgreSQL at postgres://tweetbot:") and store.endswith("@db.internal:5432/tweetbot")
+    assert "hunter2secret" not in database.stdout
+
+    local = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "X_CLIENT_ID": "abc"})
+    assert local.returncode == 0, local.stderr
+    assert warnings_of(local) == []
+    assert re.search(r"^platform\s+None$", local.stdout, re.M)
+    assert f"Store: {tmp_path / 'data' / 'tweetbot.json'}" in local.stdout
+
+
+def test_check_warns_that_the_sandbox_does_not_run_on_a_platform(tmp_path: Path) -> None:
+    tweetbot(tmp_path, "init")
+    result = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "FLY_APP_NAME": "my-tweetbot",
+                                              "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/tweetbot"})
+    assert result.returncode == 0, result.stderr
+    assert warnings_of(result) == [
+        "warning: X_CLIENT_ID is not set: the bot talks to the sandbox at http://127.0.0.1:8100, which does not run "
+        "on Fly.io; set X_CLIENT_ID and X_CLIENT_SECRET from your X app"
+    ]

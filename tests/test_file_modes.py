@@ -15,12 +15,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from conftest import ROOT
 from cryptography.fernet import Fernet
 
 from bot.crypto import TokenCipher
 from bot.models import POSTED, Account, Post, utcnow
 from bot.store import TinyStore
+
+from conftest import ROOT
 
 # Runs `tweetbot init` in a child with umask 0 and an audit hook that, at every audit event
 # after the target folder holds files, records each file's mode; and every open of a file there.

@@ -17,9 +17,10 @@ from bot import accounts
 from bot.models import FAILED, POSTED, SCHEDULED, Post, utcnow
 from bot.schedules import parse_slots, queue_in_next_slot, save_slots
 from bot.settings import load_settings
-from bot.store import TinyStore
+from bot.store import Repository
 from bot.worker import Worker
 from bot.xclient import TokenSet, XClient
+
 from conftest import tweetbot_env
 from sandbox_helpers import SandboxControl
 from worker_support import connect_accounts, open_test_store
@@ -49,7 +50,7 @@ class Rig:
                  clock: Callable[[], datetime] | None = None, **env: str) -> None:
         self.env = tweetbot_env(tmp_path, sandbox.url, RETRY_BACKOFF="0.2", **env)
         self.sandbox = sandbox
-        self.store: TinyStore = open_test_store(self.env)
+        self.store: Repository = open_test_store(self.env)
         self.accounts = connect_accounts(self.store, sandbox, accounts, prefix="poster")
         self.clock = clock or SandboxClock(sandbox)
         settings = load_settings(dotenv_path=None, environ=self.env)
@@ -90,7 +91,7 @@ def test_201_posts_and_keeps_the_tweet_id(rig: Rig) -> None:
     (stored,) = rig.at_x()
     assert post.tweet_ids == (stored["id"],)
     assert rig.store.get_post(post.id).status == POSTED  # durable, in the history
-    assert [e["kind"] for e in rig.store.events(limit=2)] == ["posted", "sending"]
+    assert [e.kind for e in rig.store.events(limit=2)] == ["posted", "sending"]
 
 
 def test_401_refreshes_once_and_retries_once(rig: Rig) -> None:
@@ -182,7 +183,7 @@ def test_a_post_x_stored_before_the_answer_was_lost_is_settled_not_repeated(rig:
     post = rig.send(rig.queue(f"X kept this one & its link https://example.com/{mode}"))
     (stored,) = rig.at_x()
     assert post.status == POSTED and post.tweet_ids == (stored["id"],)
-    assert [e["kind"] for e in rig.store.events(limit=2)] == ["posted", "sending"]
+    assert [e.kind for e in rig.store.events(limit=2)] == ["posted", "sending"]
 
 
 def test_uncertain_posts_fail_after_max_attempts(tmp_path: Path, sandbox: SandboxControl) -> None:

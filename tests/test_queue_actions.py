@@ -13,12 +13,21 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from test_posting import TWEETS, Rig
 
 from bot.models import DISCONNECTED, FAILED, POSTED, SCHEDULED, SENDING, Post
-from bot.queue import (DUE_NOW_EVENT, REQUEUED_EVENT, QueueError, cancel, post_now, queue_post,
-                       refused_as_duplicate, retry)
+from bot.queue import (
+    DUE_NOW_EVENT,
+    REQUEUED_EVENT,
+    QueueError,
+    cancel,
+    post_now,
+    queue_post,
+    refused_as_duplicate,
+    retry,
+)
+
 from sandbox_helpers import SandboxControl
-from test_posting import TWEETS, Rig
 from web_support import store_files
 from worker_support import TWEETBOT
 
@@ -70,7 +79,7 @@ def test_post_now_makes_a_post_due_and_the_worker_sends_it_on_its_next_round(rig
     assert (moved.id, moved.due_at, moved.status, moved.next_attempt_at) == (post.id, now, SCHEDULED, None)
     assert rig.store.get_post(post.id) == moved  # durable
     [event] = rig.store.events(kind=DUE_NOW_EVENT)
-    assert (event["post_id"], event["detail"]) == (post.id, f"was due {post.due_at.isoformat()}")
+    assert (event.post_id, event.detail) == (post.id, f"was due {post.due_at.isoformat()}")
     assert rig.at_x() == []  # moving the time posts nothing by itself
     assert rig.dispatch() == 1
     assert [p["text"] for p in rig.at_x()] == ["not tomorrow: now"]
@@ -135,7 +144,7 @@ def test_retry_queues_a_failed_post_again_and_leaves_the_failed_one_as_it_was(ri
     assert again.last_error is None and again.tweet_ids == ()
     assert rig.store.get_post(failed.id) == failed  # the history keeps the failure as it was
     [event] = rig.store.events(kind=REQUEUED_EVENT)
-    assert (event["post_id"], event["detail"]) == (failed.id, f"queued again as post {again.id}")
+    assert (event.post_id, event.detail) == (failed.id, f"queued again as post {again.id}")
     assert rig.dispatch() == 1
     assert [p["text"] for p in rig.at_x()] == ["refused once, fine later https://example.com"]
     assert rig.store.get_post(again.id).status == POSTED

@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_queue_support import BotFolder, make_folder, utc
 
 from bot.models import CANCELED, FAILED, POSTED, Post, utcnow
 from bot.when import format_local
-from test_queue_support import BotFolder, make_folder, utc
 
 
 @pytest.fixture

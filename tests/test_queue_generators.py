@@ -9,9 +9,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import schedule
+from test_queue_support import BotFolder, make_folder, utc
 
 from bot.generators import FAILED_EVENT, schedule_generators
-from test_queue_support import BotFolder, make_folder, utc
 
 CLOCK_NOW = utc(2026, 12, 1, 8, 0)
 
@@ -127,14 +127,14 @@ def test_what_the_functions_return_is_queued_and_failures_are_recorded(
     assert [p.parts for p in queued] == [("Simplicity is prerequisite for reliability.",), ("one", "two", "three")]
     assert all(p.source == "generator" and p.due_at == CLOCK_NOW and p.account_id == "101" for p in queued)
 
-    failures = {event["detail"].split(" ")[0]: event for event in store.events(kind=FAILED_EVENT)}
+    failures = {event.detail.split(" ")[0]: event for event in store.events(kind=FAILED_EVENT)}
     assert set(failures) == {"broken", "too", "number", "stranger"}
-    assert "RuntimeError: the quote service is down at gen_" in failures["broken"]["detail"]
-    assert failures["broken"]["account_id"] == "101"
-    assert "too long or invalid" in failures["too"]["detail"]
-    assert "returned int; expected a string, a list of strings, or None" in failures["number"]["detail"]
-    assert "no account @carol" in failures["stranger"]["detail"]
-    assert failures["stranger"]["account_id"] is None
+    assert "RuntimeError: the quote service is down at gen_" in failures["broken"].detail
+    assert failures["broken"].account_id == "101"
+    assert "too long or invalid" in failures["too"].detail
+    assert "returned int; expected a string, a list of strings, or None" in failures["number"].detail
+    assert "no account @carol" in failures["stranger"].detail
+    assert failures["stranger"].account_id is None
 
     broken_logs = [r for r in caplog.records if "'broken'" in r.getMessage() and r.levelno == logging.ERROR]
     assert broken_logs and broken_logs[0].exc_info is not None  # logged with its traceback
@@ -177,7 +177,7 @@ def test_unusable_entries_are_reported_and_skipped_not_raised(folder: BotFolder)
     store = folder.store()
     jobs = schedule_generators(schedule.Scheduler(), folder.settings(), store, lambda: CLOCK_NOW)
     assert len(jobs) == 1  # only the last entry is usable; its module may appear later
-    details = [event["detail"] for event in store.events(kind=FAILED_EVENT)]
+    details = [event.detail for event in store.events(kind=FAILED_EVENT)]
     assert any("generator 1" in d and "Use days instead of day" in d for d in details)
     assert any("generator 2" in d and "Invalid time format" in d for d in details)
     assert any("generator 3" in d and "'Mars/Olympus' is not a time zone" in d for d in details)

@@ -5,10 +5,10 @@ import csv
 from pathlib import Path
 
 import pytest
+from test_queue_support import BotFolder, make_folder, utc
 
 from bot.importer import ImportRefused, import_csv
 from bot.schedules import parse_slots, save_slots
-from test_queue_support import BotFolder, make_folder, utc
 
 
 def write_csv(path: Path, rows: list[list[str]], header: tuple[str, ...] = ("account", "due_at", "text")) -> Path:

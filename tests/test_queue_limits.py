@@ -5,10 +5,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from test_queue_support import make_folder, utc
 
 from bot.limits import APP, TIER_LIMITS, next_allowed_at, queue_warnings, recent_post_times
 from bot.models import POSTED, Post
-from test_queue_support import make_folder, utc
 
 NOW = utc(2026, 12, 1, 12, 0)
 

@@ -5,10 +5,10 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from test_queue_support import utc
 
 from bot.models import CANCELED, SENDING, Post
 from bot.pricing import cost_next_days, dollars, parts_cost, post_cost
-from test_queue_support import utc
 
 NOW = utc(2026, 12, 1, 12, 0)
 

@@ -6,13 +6,20 @@ from itertools import islice
 from pathlib import Path
 
 import pytest
+from test_queue_support import make_folder, utc
 
 from bot.models import utcnow
 from bot.queue import queue_post
-from bot.schedules import (NoSlots, SlotSpecError, load_slots, next_free_slot, parse_slots, queue_in_next_slot,
-                           save_slots)
+from bot.schedules import (
+    NoSlots,
+    SlotSpecError,
+    load_slots,
+    next_free_slot,
+    parse_slots,
+    queue_in_next_slot,
+    save_slots,
+)
 from bot.store import Repository
-from test_queue_support import make_folder, utc
 
 
 def labels(text: str, tz: str | None = None) -> list[str]:

@@ -5,9 +5,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from test_queue_support import make_folder, utc
 
 from bot.when import WhenError, format_local, parse_when
-from test_queue_support import make_folder, utc
 
 # Sunday 2026-11-29, 18:05 UTC = 19:05 in Berlin (CET, UTC+1).
 NOW = utc(2026, 11, 29, 18, 5)

@@ -14,6 +14,7 @@ import requests
 import tweepy
 
 from bot.transport import mount_api_base
+
 from sandbox_helpers import SandboxControl, SpecRecorder
 
 UNAUTHORIZED = {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}

@@ -9,6 +9,7 @@ import requests
 import tweepy
 
 from bot.transport import mount_api_base
+
 from sandbox_helpers import SandboxControl, SpecRecorder
 
 SERVICE_UNAVAILABLE = {"title": "Service Unavailable", "type": "about:blank", "status": 503,

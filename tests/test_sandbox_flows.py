@@ -19,6 +19,7 @@ from requests.auth import HTTPBasicAuth
 from requests_oauthlib import OAuth2Session
 
 from bot.transport import mount_api_base
+
 from sandbox_helpers import DEFAULT_SCOPES, SandboxControl, SpecRecorder, drive_consent, query_of, to_sandbox
 
 TOKEN_URL = "https://api.twitter.com/2/oauth2/token"

@@ -6,6 +6,7 @@ import requests
 import tweepy
 
 from bot.transport import mount_api_base
+
 from sandbox_helpers import SandboxControl, SpecRecorder
 
 TOO_MANY = {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank", "status": 429}

@@ -1,4 +1,8 @@
-"""The store: atomic commits, one writer at a time, tokens encrypted at rest."""
+"""The store contract, run on every store: atomic commits, one writer at a time, tokens encrypted at rest.
+
+Every test takes `store_at` (conftest): it runs once on a TinyDB file and once on a
+PostgreSQL database of its own, each opened by `open_store` as the bot opens it.
+"""
 from __future__ import annotations
 
 import json
@@ -14,31 +18,19 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.crypto import TokenCipher, TokenKeyError
+from bot.crypto import TokenKeyError
 from bot.models import FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
-from bot.store import SCHEMA_VERSION, TinyStore
+from bot.store import Repository
+
+from store_support import FILE, StoreAt
 
 WRITER = Path(__file__).with_name("store_writer.py")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def key() -> str:
-    return Fernet.generate_key().decode()
-
-
-@pytest.fixture
-def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "tweetbot.json"
-
-
-def open_store(path: Path, key: str) -> TinyStore:
-    return TinyStore(path, TokenCipher([key]))
-
-
-def start_writer(path: Path, key: str, count: int) -> subprocess.Popen[str]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, str(WRITER), str(path), key, str(count)],
+def start_writer(where: StoreAt, count: int) -> subprocess.Popen[str]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT}{os.pathsep}{ROOT / 'tests'}")
+    return subprocess.Popen([sys.executable, str(WRITER), where.kind, where.location, where.key, str(count)],
                             stdout=subprocess.PIPE, text=True, env=env)
 
 
@@ -49,52 +41,53 @@ def account(user_id: str = "42", **changes: object) -> Account:
     return Account(**values)  # type: ignore[arg-type]
 
 
-def test_a_new_store_has_the_schema_version_and_empty_tables(store_path: Path, key: str) -> None:
-    store = open_store(store_path, key)
-    assert store.schema_version() == SCHEMA_VERSION
+def test_a_new_store_has_the_schema_version_and_empty_tables(store_at: StoreAt) -> None:
+    store = store_at.open()
+    assert store.schema_version() == 1
     assert store.list_accounts() == [] and store.queued_posts() == [] and store.history() == []
 
 
-def test_accounts_round_trip_with_their_tokens(store_path: Path, key: str) -> None:
-    store = open_store(store_path, key)
+def test_accounts_round_trip_with_their_tokens(store_at: StoreAt) -> None:
+    store = store_at.open()
     store.save_account(account("42"))
-    again = open_store(store_path, key).get_account("42")
+    again = store_at.open().get_account("42")
     assert again is not None
     assert (again.access_token, again.refresh_token) == ("AT-42-plaintext-access", "RT-42-plaintext-refresh")
     assert again.scopes == ("tweet.write",)
-    assert open_store(store_path, key).find_account("@USER42") == again
+    assert store_at.open().find_account("@USER42") == again
 
 
-def test_no_token_is_stored_in_plain_text(store_path: Path, key: str) -> None:
-    store = open_store(store_path, key)
+def test_no_token_is_stored_in_plain_text(store_at: StoreAt) -> None:
+    store = store_at.open()
     store.save_account(account("42"))
     store.update_account("42", access_token="AT-second-plaintext")
-    raw = b"".join(p.read_bytes() for p in store_path.parent.iterdir() if p.is_file())
+    raw = store_at.raw()
+    assert b"user42" in raw  # the raw view sees the account
     for secret in (b"AT-42-plaintext-access", b"RT-42-plaintext-refresh", b"AT-second-plaintext", b"plaintext"):
         assert secret not in raw
     assert store.get_account("42").access_token == "AT-second-plaintext"  # type: ignore[union-attr]
 
 
-def test_a_wrong_token_key_names_token_key(store_path: Path, key: str) -> None:
-    open_store(store_path, key).save_account(account("42"))
-    wrong = open_store(store_path, Fernet.generate_key().decode())
+def test_a_wrong_token_key_names_token_key(store_at: StoreAt) -> None:
+    store_at.open().save_account(account("42"))
+    wrong = store_at.open(Fernet.generate_key().decode())
     found = wrong.get_account("42")  # a lookup decrypts nothing; reading a token does
     assert found is not None and found.username == "user42"
     with pytest.raises(TokenKeyError, match="TOKEN_KEY"):
         _ = found.access_token
     with pytest.raises(TokenKeyError, match="TOKEN_KEY"):
         wrong.verify()
-    open_store(store_path, key).verify()
+    store_at.open().verify()
 
 
-def test_a_rotated_key_still_reads_tokens_written_with_the_old_one(store_path: Path, key: str) -> None:
-    open_store(store_path, key).save_account(account("42"))
-    rotated = TinyStore(store_path, TokenCipher([Fernet.generate_key().decode(), key]))
+def test_a_rotated_key_still_reads_tokens_written_with_the_old_one(store_at: StoreAt) -> None:
+    store_at.open().save_account(account("42"))
+    rotated = store_at.open(f"{Fernet.generate_key().decode()},{store_at.key}")
     assert rotated.get_account("42").refresh_token == "RT-42-plaintext-refresh"  # type: ignore[union-attr]
 
 
-def test_finished_posts_leave_the_queue_for_the_history(store_path: Path, key: str) -> None:
-    store = open_store(store_path, key)
+def test_finished_posts_leave_the_queue_for_the_history(store_at: StoreAt) -> None:
+    store = store_at.open()
     first, second, third = store.add_posts([
         Post(id=0, account_id="42", parts=(f"post {n}",), due_at=utcnow()) for n in range(3)])
     assert (first.id, second.id, third.id) == (1, 2, 3)
@@ -106,8 +99,8 @@ def test_finished_posts_leave_the_queue_for_the_history(store_path: Path, key: s
     assert store.get_post(second.id).status == SCHEDULED  # type: ignore[union-attr]
 
 
-def test_history_reads_backwards_across_blocks(store_path: Path, key: str) -> None:
-    store = open_store(store_path, key)
+def test_history_reads_backwards_across_blocks(store_at: StoreAt) -> None:
+    store = store_at.open()
     posts = store.add_posts([Post(id=0, account_id="42", parts=("x" * 300 + str(n),), due_at=utcnow())
                              for n in range(400)])
     with store.transaction():
@@ -116,46 +109,46 @@ def test_history_reads_backwards_across_blocks(store_path: Path, key: str) -> No
     assert [p.id for p in store.history(limit=400)] == [p.id for p in reversed(posts)]
 
 
-def test_a_failed_transaction_changes_nothing(store_path: Path, key: str) -> None:
-    store = open_store(store_path, key)
+def test_a_failed_transaction_changes_nothing(store_at: StoreAt) -> None:
+    store = store_at.open()
     store.save_account(account("42"))
-    before = store_path.read_bytes()
+    before = store_at.raw()
     with pytest.raises(RuntimeError):
         with store.transaction():
             store.update_account("42", status="needs_reconnect")
             store.add_posts([Post(id=0, account_id="42", parts=("never",), due_at=utcnow())])
             store.record_event("never")
             raise RuntimeError("boom")
-    assert store_path.read_bytes() == before
+    assert store_at.raw() == before
     assert store.get_account("42").status == "active"  # type: ignore[union-attr]
     assert store.queued_posts() == [] and store.events() == []
 
 
-def test_a_process_sees_another_process_commits(store_path: Path, key: str) -> None:
-    reader = open_store(store_path, key)
+def test_a_process_sees_another_process_commits(store_at: StoreAt) -> None:
+    reader = store_at.open()
     assert reader.get_meta("counter") is None
-    writer = start_writer(store_path, key, 3)
+    writer = start_writer(store_at, 3)
     assert writer.wait(timeout=60) == 0
     assert reader.get_meta("counter") == 3
-    assert [e["detail"] for e in reader.events()] == ["3", "2", "1"]
+    assert [e.detail for e in reader.events()] == ["3", "2", "1"]
 
 
-def test_two_processes_increment_without_losing_an_update(store_path: Path, key: str) -> None:
-    writers = [start_writer(store_path, key, 500) for _ in range(2)]
+def test_two_processes_increment_without_losing_an_update(store_at: StoreAt) -> None:
+    writers = [start_writer(store_at, 500) for _ in range(2)]
     for writer in writers:
         assert writer.wait(timeout=300) == 0
-    store = open_store(store_path, key)
+    store = store_at.open()
     assert store.get_meta("counter") == 1000
     assert len(store.history(limit=2000)) == 999
     assert len(store.events(limit=2000)) == 1000
 
 
-def test_sigkill_at_random_instants_leaves_the_state_before_or_after(store_path: Path, key: str) -> None:
+def test_sigkill_at_random_instants_leaves_the_state_before_or_after(store_at: StoreAt) -> None:
     rng = random.Random(20261129)
     outcomes = {"before": 0, "after": 0}
     for _ in range(100):
-        acknowledged = int(open_store(store_path, key).get_meta("counter", 0))
-        writer = start_writer(store_path, key, 100_000)
+        acknowledged = int(store_at.open().get_meta("counter", 0))
+        writer = start_writer(store_at, 100_000)
         assert writer.stdout is not None
         assert writer.stdout.readline() == "ready\n"
         printed = [writer.stdout.readline() for _ in range(rng.randint(0, 20))]
@@ -165,9 +158,9 @@ def test_sigkill_at_random_instants_leaves_the_state_before_or_after(store_path:
         writer.wait()
         if printed:
             acknowledged = int(printed[-1])
-        if store_path.exists():  # (a kill before the first commit leaves no file: the state before)
-            json.loads(store_path.read_bytes())
-        store = open_store(store_path, key)
+        if store_at.kind == FILE and Path(store_at.location).exists():  # (no file yet: the state before)
+            json.loads(Path(store_at.location).read_bytes())
+        store = store_at.open()
         counter = int(store.get_meta("counter", 0))
         assert counter in (acknowledged, acknowledged + 1)
         outcomes["after" if counter == acknowledged + 1 else "before"] += 1
@@ -176,15 +169,15 @@ def test_sigkill_at_random_instants_leaves_the_state_before_or_after(store_path:
           f"{outcomes['after']} the state after it")
 
 
-def assert_consistent(store: TinyStore, counter: int) -> None:
+def assert_consistent(store: Repository, counter: int) -> None:
     """Every committed transaction moved one post to the history and logged one event, no more."""
     assert len(store.history(limit=10**6)) == max(counter - 1, 0)
-    assert [int(e["detail"]) for e in store.events(limit=10**6)] == list(range(counter, 0, -1))
+    assert [int(e.detail) for e in store.events(limit=10**6)] == list(range(counter, 0, -1))
     assert [p.parts for p in store.queued_posts()] == ([(f"post {counter}",)] if counter else [])
 
 
-def test_due_and_sending_posts_come_from_the_queue_index(store_path: Path, key: str) -> None:
-    store = open_store(store_path, key)
+def test_due_and_sending_posts_come_from_the_queue_index(store_at: StoreAt) -> None:
+    store = store_at.open()
     now = utcnow()
     later, soon, retried, sending = store.add_posts([
         Post(id=0, account_id="42", parts=("later",), due_at=now + timedelta(hours=1)),
@@ -200,14 +193,14 @@ def test_due_and_sending_posts_come_from_the_queue_index(store_path: Path, key: 
     store.update_post(soon.id, status=SENDING)
     assert store.queued_posts(due_by=now) == []
     assert [p.id for p in store.sending_posts()] == [sending.id, soon.id]
-    assert [p.id for p in open_store(store_path, key).sending_posts()] == [sending.id, soon.id]
+    assert [p.id for p in store_at.open().sending_posts()] == [sending.id, soon.id]
     store.update_post(soon.id, status=POSTED)
     assert [p.id for p in store.sending_posts()] == [sending.id]
     assert [p.id for p in store.queued_posts(due_by=now + timedelta(hours=2))] == [retried.id, later.id]
 
 
-def test_the_queue_index_follows_other_processes_and_rollbacks(store_path: Path, key: str) -> None:
-    store, other = open_store(store_path, key), open_store(store_path, key)
+def test_the_queue_index_follows_other_processes_and_rollbacks(store_at: StoreAt) -> None:
+    store, other = store_at.open(), store_at.open()
     now = utcnow()
     (post,) = store.add_posts([Post(id=0, account_id="1", parts=("p",), due_at=now - timedelta(seconds=1))])
     assert [p.id for p in other.queued_posts(due_by=now)] == [post.id] and other.sending_posts() == []

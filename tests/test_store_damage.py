@@ -11,15 +11,16 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import TWEETBOT, tweetbot_env
 from cryptography.fernet import Fernet
-from sandbox_helpers import SandboxControl
-from web_support import make_app
-from worker_support import WorkerProcess, connect_accounts, open_test_store
 
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import POSTED, Account, Post, to_iso, utcnow
 from bot.store import RESTORE_HINT, StoreDamaged, TinyStore
+
+from conftest import TWEETBOT, tweetbot_env
+from sandbox_helpers import SandboxControl
+from web_support import make_app
+from worker_support import WorkerProcess, connect_accounts, open_test_store
 
 EXIT_WITHIN = 20  # seconds: a worker that loops instead of stopping fails here
 
@@ -162,7 +163,7 @@ def test_bytes_past_the_committed_length_are_still_cut(tmp_path: Path) -> None:
     store.verify()
     store.record_event("next")
     assert log.read_bytes().startswith(committed + b'{"at"')
-    assert [e["kind"] for e in store.events()] == ["next", "kept"]
+    assert [e.kind for e in store.events()] == ["next", "kept"]
 
 
 def test_verify_remembers_its_verdict_until_the_files_change(tmp_path: Path) -> None:

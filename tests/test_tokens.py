@@ -13,15 +13,26 @@ import pytest
 
 from bot.models import ACTIVE, NEEDS_RECONNECT, Account
 from bot.settings import load_settings
-from bot.store import TinyStore
+from bot.store import Repository
 from bot.tokens import TokenKeeper
 from bot.xclient import XClient
+from web import create_app
+
 from conftest import tweetbot_env
 from sandbox_helpers import SandboxControl
-from web import create_app
 from web_support import Browser
-from worker_support import (TOKEN_ENDPOINT, TWEETBOT, WorkerProcess, chain_of, connect_accounts,
-                            connect_user, open_test_store, stored_refreshes, wait_until, webhook_receiver)
+from worker_support import (
+    TOKEN_ENDPOINT,
+    TWEETBOT,
+    WorkerProcess,
+    chain_of,
+    connect_accounts,
+    connect_user,
+    open_test_store,
+    stored_refreshes,
+    wait_until,
+    webhook_receiver,
+)
 
 
 def env_for(tmp_path: Path, sandbox: SandboxControl, **overrides: str) -> dict[str, str]:
@@ -52,7 +63,7 @@ def test_the_worker_refreshes_every_token_before_it_expires(tmp_path: Path, sand
         worker.stop_quietly()
     assert sandbox.reuse_count() == 0
     for chain, moments in refresh_times(sandbox).items():
-        gaps = [later - earlier for earlier, later in zip(moments, moments[1:])]
+        gaps = [later - earlier for earlier, later in zip(moments, moments[1:], strict=False)]
         assert len(gaps) >= 6 and max(gaps) < lifetime, (chain, gaps)
     for account in connected:
         stored = store.get_account(account.user_id)
@@ -61,9 +72,10 @@ def test_the_worker_refreshes_every_token_before_it_expires(tmp_path: Path, sand
     assert "refreshed @acct_1" in worker.log()
 
 
-def test_two_workers_and_the_cli_never_spend_a_token_twice(tmp_path: Path, sandbox: SandboxControl) -> None:
+def test_two_workers_and_the_cli_never_spend_a_token_twice(tmp_path: Path, sandbox: SandboxControl,
+                                                            store_env: dict[str, str]) -> None:
     sandbox.configure(access_token_lifetime=4)
-    env = env_for(tmp_path, sandbox, REFRESH_MARGIN="5")  # always due: both workers refresh every second
+    env = env_for(tmp_path, sandbox, REFRESH_MARGIN="5", **store_env)  # always due: both workers refresh every second
     store = open_test_store(env)
     connected = connect_accounts(store, sandbox, 20, prefix="race")
     workers = [WorkerProcess(env, tmp_path, name=f"worker{n}") for n in (1, 2)]
@@ -158,7 +170,7 @@ def test_a_revoked_token_flags_the_account_once_and_a_reconnect_heals_it(
         finally:
             worker.stop_quietly()
     assert len(hook.messages) == 1
-    assert [e["kind"] for e in store.events(account_id=victim.user_id)].count("needs_reconnect") == 1
+    assert [e.kind for e in store.events(account_id=victim.user_id)].count("needs_reconnect") == 1
 
 
 def reconnect_through_the_web(env: dict[str, str], username: str) -> str:
@@ -200,7 +212,7 @@ def test_server_errors_and_timeouts_never_kill_an_account(
 
 
 def worker_mid_refresh(tmp_path: Path, sandbox: SandboxControl, latency: float,
-                       prefix: str) -> tuple[TinyStore, Account, WorkerProcess]:
+                       prefix: str) -> tuple[Repository, Account, WorkerProcess]:
     """A real worker whose first refresh is in flight at X, which answers after `latency` s."""
     sandbox.configure(access_token_lifetime=60)
     sandbox.fault(TOKEN_ENDPOINT, "latency", latency=latency)

@@ -24,6 +24,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bot.models import utcnow
 from bot.text import parse_post, weighted_length
+
 from sandbox_helpers import SandboxControl
 from web_support import PASSWORD, gunicorn, open_store
 
@@ -175,6 +176,6 @@ def test_the_live_counter_agrees_with_the_server(tmp_path: Path, sandbox: Sandbo
         counted = page.evaluate("texts => texts.map(t => window.tweetbotText.measure(t).weightedLength)", texts)
 
     expected = [parse_post(text).weighted_length for text in texts]
-    differ = [(text, js, py) for text, js, py in zip(texts, counted, expected) if js != py]
+    differ = [(text, js, py) for text, js, py in zip(texts, counted, expected, strict=True) if js != py]
     assert differ == [], differ[:10]
     assert errors == []

@@ -14,9 +14,9 @@ from flask import Flask
 
 from bot.models import ACTIVE, DISCONNECTED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post, utcnow
 from bot.text import weighted_length
+
 from sandbox_helpers import SandboxControl
-from web_support import Browser, account, make_app, open_store, store_files, text
-from web_support import app, browser  # noqa: F401 (shared fixtures, used by name)
+from web_support import Browser, account, app, browser, make_app, open_store, store_files, text  # noqa: F401 (shared fixtures, used by name)
 
 
 def berlin_operator_with_alice(tmp_path: Path, sandbox: SandboxControl) -> tuple[Flask, Browser, Account]:
@@ -53,7 +53,7 @@ def test_connect_lands_on_the_dashboard_with_the_account_active(sandbox: Sandbox
     assert bob.user_id == sandbox.user("sandbox_bob")["id"]
     assert bob.status == ACTIVE and bob.refresh_token and bob.access_token
     assert bob.scopes == ("tweet.read", "tweet.write", "users.read", "offline.access")
-    assert [e["kind"] for e in open_store(settings).events(account_id=bob.user_id)] == ["connected"]
+    assert [e.kind for e in open_store(settings).events(account_id=bob.user_id)] == ["connected"]
     with browser.client.session_transaction() as session:
         assert "oauth_flow" not in session
 
@@ -75,7 +75,7 @@ def test_reconnect_replaces_the_tokens_and_clears_the_failures(app: Flask, brows
     assert (again.status, again.refresh_failures, again.last_error) == (ACTIVE, 0, None)
     assert again.refresh_token != first.refresh_token and again.access_token != first.access_token
     assert "Reconnect" not in row(page, "@sandbox_alice")
-    kinds = [e["kind"] for e in open_store(settings).events(account_id=again.user_id)]
+    kinds = [e.kind for e in open_store(settings).events(account_id=again.user_id)]
     assert kinds == ["reconnected", "connected"]
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+from bot.models import to_iso, utcnow
+
 from sandbox_helpers import SandboxControl
 from web_support import make_app, open_store
-
-from bot.models import to_iso, utcnow
 
 
 def test_healthz_follows_the_worker_heartbeat(tmp_path: Path, sandbox: SandboxControl) -> None:

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from bot.models import ACTIVE
+
 from sandbox_helpers import SandboxControl, drive_consent
 from web_support import HttpBrowser, account, gunicorn, web_env
 

@@ -15,10 +15,10 @@ import pytest
 from flask import Flask, url_for
 
 from bot.models import ACTIVE, utcnow
-from sandbox_helpers import SandboxControl, drive_consent, query_of
 from web import auth
-from web_support import PASSWORD, Browser, account, make_app, open_store, path_of, store_files, text
-from web_support import app, browser  # noqa: F401 (shared fixtures, used by name)
+
+from sandbox_helpers import SandboxControl, drive_consent, query_of
+from web_support import PASSWORD, Browser, account, app, browser, make_app, open_store, path_of, store_files, text  # noqa: F401 (shared fixtures, used by name)
 
 
 def code_events(sandbox: SandboxControl, username: str) -> list[dict]:
@@ -179,7 +179,7 @@ def test_the_sixth_wrong_password_is_refused_even_when_right(tmp_path: Path, san
                                                               app: Flask) -> None:
     guesser = Browser(app)
     guesser.client.environ_base["REMOTE_ADDR"] = "192.0.2.7"
-    statuses = [guesser.sign_in("wrong-password-%d" % n).status_code for n in range(5)]
+    statuses = [guesser.sign_in(f"wrong-password-{n}").status_code for n in range(5)]
     assert statuses == [401, 401, 401, 401, 429]
     before = store_files(tmp_path)
 

@@ -32,8 +32,9 @@ from bot.settings import Settings, load_settings
 from bot.when import format_local
 from bot.worker import Worker
 from bot.xclient import XClient
-from sandbox_helpers import SandboxControl
 from web import create_app
+
+from sandbox_helpers import SandboxControl
 from web_support import Browser, account, open_store, store_files, text, web_env
 from worker_support import TWEETBOT
 

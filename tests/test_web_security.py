@@ -13,8 +13,9 @@ import pytest
 from flask import request
 
 from bot.models import POSTED, Post, utcnow
-from sandbox_helpers import SandboxControl, drive_consent
 from web import auth
+
+from sandbox_helpers import SandboxControl, drive_consent
 from web_support import PASSWORD, Browser, account, make_app, open_store, path_of
 
 HTML_PAGES = re.compile(r"<!doctype html>", re.I)

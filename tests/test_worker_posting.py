@@ -1,7 +1,6 @@
 """Real worker processes posting to the sandbox: SIGKILL torture, SIGTERM mid-post, a thread cut short."""
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections import Counter
@@ -9,6 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.models import POSTED, Post, utcnow
+
 from conftest import tweetbot_env
 from sandbox_helpers import SandboxControl
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
@@ -25,13 +25,14 @@ def posted_texts(sandbox: SandboxControl) -> Counter[tuple[str, str]]:
     return Counter((p["username"], p["text"]) for p in sandbox.posts())
 
 
-def test_torture_sigkill_50_times_every_post_exactly_once(tmp_path: Path, sandbox: SandboxControl) -> None:
+def test_torture_sigkill_50_times_every_post_exactly_once(tmp_path: Path, sandbox: SandboxControl,
+                                                          store_env: dict[str, str]) -> None:
     rng = random.Random(29)
     sandbox.configure(rate_limits=False)
     sandbox.fault(TWEETS, "store_then_drop", probability=0.1)
     sandbox.fault(TWEETS, "status", status=503, probability=0.1)
     sandbox.fault("*", "latency", latency=0.03, probability=0.5)
-    env = env_for(tmp_path, sandbox, MAX_ATTEMPTS="20", HTTP_TIMEOUT="5")
+    env = env_for(tmp_path, sandbox, MAX_ATTEMPTS="20", HTTP_TIMEOUT="5", **store_env)
     store = open_test_store(env)
     accounts = connect_accounts(store, sandbox, 10, prefix="torture")
     start = utcnow()
@@ -45,7 +46,7 @@ def test_torture_sigkill_50_times_every_post_exactly_once(tmp_path: Path, sandbo
         time.sleep(rng.uniform(0.05, 0.8))
         worker.kill()
         kills += 1
-        json.loads(Path(env["STORE_PATH"]).read_bytes())  # the store parses after every kill
+        store.verify()  # the store is whole after every kill (the file parses; the database answers)
     worker = WorkerProcess(env, tmp_path)
     try:
         wait_until(lambda: not store.queued_posts(), 120, "every post to be settled", every=0.5)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.models import FAILED, POSTED, SENDING, Post, utcnow
+
 from sandbox_helpers import SandboxControl
 from test_worker_posting import env_for, posted_texts
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
@@ -76,8 +77,8 @@ def test_posts_never_sent_are_never_given_up(tmp_path: Path, sandbox: SandboxCon
         claims = len(store.events(limit=10**6, kind="sending"))
         worker = WorkerProcess(env, tmp_path, name=f"round-{round_}")
         try:
-            wait_until(lambda: len(store.events(limit=10**6, kind="sending")) > claims, 60, "a batch claim",
-                       every=0.02)
+            wait_until(lambda before=claims: len(store.events(limit=10**6, kind="sending")) > before, 60,
+                       "a batch claim", every=0.02)
             worker.kill()
         finally:
             worker.stop_quietly()
@@ -105,10 +106,12 @@ def test_sigterm_exits_promptly_while_settling_twenty_posts_through_a_slow_timel
         assert worker.terminate(timeout=10) == 0  # raises if it takes longer
     finally:
         worker.stop_quietly()
-    assert sum(p.status == SENDING for p in store.queued_posts()) > 10  # it stopped between posts instead of settling all twenty first
+    # It stopped between posts instead of settling all twenty first.
+    assert sum(p.status == SENDING for p in store.queued_posts()) > 10
 
 
-def test_torture_immediate_restarts_while_requests_are_in_flight(tmp_path: Path, sandbox: SandboxControl) -> None:
+def test_torture_immediate_restarts_while_requests_are_in_flight(tmp_path: Path, sandbox: SandboxControl,
+                                                                 store_env: dict[str, str]) -> None:
     """200 posts, 10 accounts, faults, 50 SIGKILLs each followed within a second by a restart,
     while the dead worker's slow requests are still on their way; X's normal duplicate check."""
     rng = random.Random(31)
@@ -117,7 +120,7 @@ def test_torture_immediate_restarts_while_requests_are_in_flight(tmp_path: Path,
     sandbox.fault(TWEETS, "status", status=503, probability=0.1)
     sandbox.fault(TWEETS, "latency", latency=1.2, probability=0.1)
     sandbox.fault("*", "latency", latency=0.03, probability=0.5)
-    env = env_for(tmp_path, sandbox, MAX_ATTEMPTS="20", HTTP_TIMEOUT="2")
+    env = env_for(tmp_path, sandbox, MAX_ATTEMPTS="20", HTTP_TIMEOUT="2", **store_env)
     store = open_test_store(env)
     accounts = connect_accounts(store, sandbox, 10, prefix="inflight")
     start = utcnow()

@@ -27,9 +27,10 @@ from bot.models import Account
 from bot.processes import gunicorn_command
 from bot.settings import Settings, load_settings
 from bot.store import TinyStore
+from web import create_app
+
 from conftest import ROOT, free_port, stop_process, tweetbot_env
 from sandbox_helpers import SandboxControl, drive_consent
-from web import create_app
 
 PASSWORD = "sandbox-admin-password"  # what conftest's tweetbot_env sets
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

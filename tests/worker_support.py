@@ -15,22 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from bot import accounts
-from bot.crypto import TokenCipher
 from bot.models import Account, utcnow
-from bot.store import TinyStore
+from bot.settings import load_settings
+from bot.store import Repository, open_store
 from bot.xclient import TokenSet
+
 from sandbox_helpers import SandboxControl
 
 TWEETBOT = str(Path(sys.executable).with_name("tweetbot"))
 TOKEN_ENDPOINT = "POST /2/oauth2/token"
 
 
-def open_test_store(env: dict[str, str]) -> TinyStore:
-    """The store a process started with `env` uses, opened in the test process."""
-    return TinyStore(env["STORE_PATH"], TokenCipher(env["TOKEN_KEY"].split(",")))
+def open_test_store(env: dict[str, str]) -> Repository:
+    """The store a process started with `env` uses (its file, or DATABASE_URL), opened in the test process."""
+    return open_store(load_settings(dotenv_path=None, environ=env))
 
 
-def connect_accounts(store: TinyStore, sandbox: SandboxControl, count: int, prefix: str = "acct") -> list[Account]:
+def connect_accounts(store: Repository, sandbox: SandboxControl, count: int, prefix: str = "acct") -> list[Account]:
     """`count` new sandbox users, each granted and connected in the store as the web callback would."""
     connected = []
     for user in sandbox.create_users(count, prefix):
@@ -38,7 +39,7 @@ def connect_accounts(store: TinyStore, sandbox: SandboxControl, count: int, pref
     return connected
 
 
-def connect_user(store: TinyStore, sandbox: SandboxControl, user: dict[str, Any]) -> Account:
+def connect_user(store: Repository, sandbox: SandboxControl, user: dict[str, Any]) -> Account:
     answer = sandbox.grant(user["id"])
     tokens = TokenSet.from_response(answer, utcnow())
     return accounts.connect(store, tokens, {"id": user["id"], "username": user["username"],
@@ -105,13 +106,13 @@ def chain_of(sandbox: SandboxControl, user_id: str) -> dict[str, Any]:
     return chains[-1]
 
 
-def stored_refreshes(store: TinyStore, user_id: str) -> int:
+def stored_refreshes(store: Repository, user_id: str) -> int:
     """How many refreshes the store has recorded for the account since it was last connected."""
     count = 0
     for event in store.events(limit=10**6, account_id=user_id):
-        if event["kind"] in ("connected", "reconnected"):
+        if event.kind in ("connected", "reconnected"):
             return count
-        count += event["kind"] == "refreshed"
+        count += event.kind == "refreshed"
     return count
 
 

@@ -15,7 +15,7 @@ from flask import Flask, current_app
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store import UNUSABLE, Repository, open_store
+from bot.store import UNUSABLE, Repository, SchemaBehind, open_store
 from bot.xclient import XClient
 
 log = logging.getLogger("tweetbot.web")
@@ -25,6 +25,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     config = dict(test_config or {})
     settings: Settings = config.pop("SETTINGS", None) or _settings_or_exit()
+    _refuse_an_old_schema(settings)
     app.config.update(SECRET_KEY=settings.secret_key, TWEETBOT_SETTINGS=settings)
     app.config.update(config)
     configure_logging(sys.stderr)  # gunicorn's error log
@@ -41,6 +42,23 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(slots.bp)
     app.register_blueprint(health.bp)
     return app
+
+
+def _refuse_an_old_schema(settings: Settings) -> None:
+    """A database whose schema is not this code's stops the app with one line (run `tweetbot migrate`);
+    any other trouble with the store keeps it up, answering 503 with the reason."""
+    if not settings.database_url:
+        return
+    opened = open_store(settings)
+    try:
+        opened.verify()
+    except SchemaBehind as exc:
+        print(f"tweetbot: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+    except UNUSABLE:
+        pass
+    finally:
+        opened.close()
 
 
 def _settings_or_exit() -> Settings:

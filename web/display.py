@@ -12,15 +12,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
-from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from bot.alerts import attention
-from bot.models import ACTIVE, DISCONNECTED, FAILED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post, from_iso
+from bot.models import ACTIVE, DISCONNECTED, FAILED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post
 from bot.pricing import cost_next_days, dollars, post_cost
 from bot.queue import refused_as_duplicate
 from bot.schedules import SlotSchedule
 from bot.settings import Settings
+from bot.store import Event
 from bot.when import format_local, relative
 
 COST_DAYS = 30  # the horizon of the queue's total, as `tweetbot queue` sums it
@@ -204,12 +204,11 @@ def slots_view(account: Account, schedule: SlotSchedule | None, free: Iterable[d
                      next_free=tuple(shown), form_spec=spec, form_tz=tz, error=error)
 
 
-def failure_view(event: Mapping[str, Any], handles: Mapping[str, str], zone: ZoneInfo) -> FailureView:
+def failure_view(event: Event, handles: Mapping[str, str], zone: ZoneInfo) -> FailureView:
     """A `generator_failed` event: when (operator's clock), which account, what went wrong."""
-    account_id = event.get("account_id")
+    account_id = event.account_id
     handle = handles.get(account_id, f"account {account_id}") if account_id else "no account"
-    return FailureView(when=local_time(from_iso(event.get("at")), zone), handle=handle,
-                       detail=event.get("detail") or "")
+    return FailureView(when=local_time(event.at, zone), handle=handle, detail=event.detail or "")
 
 
 def _handle(post: Post, account: Account | None) -> str:

@@ -1,8 +1,21 @@
 """The store: what everything above it uses to keep accounts, posts, schedules and events.
 
 `Repository` is the contract; `TinyStore` (one JSON file, TinyDB) is the embedded
-implementation. A server database can stand in later by implementing the same
-contract: nothing above the store touches TinyDB.
+implementation, `PostgresStore` the server one (DATABASE_URL). `open_store` picks
+from the settings. Nothing above the store touches TinyDB or SQL: it sees the
+records of `bot.models`, `Event`, the locks of `bot.store.locks` and these errors:
+- `StoreError`: the store cannot be read or written now (the database unreachable);
+- `StoreUnusable` (`StoreDamaged`, `SchemaBehind`): it cannot be used as it is, a
+  person must act; the worker stops, the CLI says so, the web answers 503;
+- `RecordMissing` (a `KeyError`): no such account or queued post;
+- `LockTimeout`: a lock or lease is held by another process;
+- `TokenKeyError`: TOKEN_KEY does not open the stored tokens.
+
+Transactions: `with store.transaction():` runs its block as one unit, committed
+whole or not at all, and re-entrant on one thread (an inner block joins the outer).
+Each store makes check-then-update safe across processes: the file store holds one
+lock for the whole block, PostgreSQL locks every row the block reads. A transaction
+belongs to its thread; threads each have their own.
 """
 from __future__ import annotations
 
@@ -15,18 +28,28 @@ from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import Account, Post
 from bot.settings import Settings
 from bot.store.backup import BackupError, BackupSummary, restore_backup
-from bot.store.errors import RESTORE_HINT, StoreDamaged, StoreError
+from bot.store.errors import RESTORE_HINT, RecordMissing, StoreDamaged, StoreError, StoreUnusable
+from bot.store.locks import Lock, LockTimeout
+from bot.store.migrate import SchemaBehind
+from bot.store.records import Event, StoreContents
 from bot.store.tiny import SCHEMA_VERSION, TinyStore
 
-__all__ = ["Repository", "TinyStore", "StoreError", "StoreDamaged", "TokenKeyError", "UNUSABLE", "RESTORE_HINT",
-           "SCHEMA_VERSION", "BackupError", "BackupSummary", "open_store", "restore_store"]
+__all__ = ["BROKEN", "RESTORE_HINT", "SCHEMA_VERSION", "UNUSABLE", "BackupError", "BackupSummary", "Event", "Lock",
+           "LockTimeout", "RecordMissing", "Repository", "SchemaBehind", "StoreDamaged", "StoreError",
+           "StoreContents", "StoreUnusable", "TinyStore", "TokenKeyError", "open_store", "restore_store"]
 
-#: What a store that cannot be used raises (damaged files, or a TOKEN_KEY that does not decrypt them).
+#: What a store that cannot be used now raises (damaged, unreachable, or a TOKEN_KEY that does not open it).
 UNUSABLE: tuple[type[Exception], ...] = (StoreError, TokenKeyError)
+#: What no retry mends: the worker stops with one line instead of failing the same way every second.
+BROKEN: tuple[type[Exception], ...] = (StoreUnusable, TokenKeyError)
 
 
 class Repository(Protocol):
     """What the bot, the web app and the CLI may ask of a store."""
+
+    #: True: one process posts at a time, holding `lease("posting")` (the file store).
+    #: False: any number of workers post at once, sharing the work through `claim_due`.
+    exclusive_posting: bool
 
     def transaction(self) -> AbstractContextManager[None]: ...
     def verify(self) -> None:
@@ -36,8 +59,14 @@ class Repository(Protocol):
         """Release what the store holds open (connections); the store is not used after."""
     def backup(self, target: Path) -> BackupSummary:
         """Write the whole store as of one committed moment to the archive `target` (0600); what it holds."""
-    def account_lock(self, user_id: str, timeout: float = -1) -> AbstractContextManager[Any]: ...
-    def lease(self, name: str) -> Any: ...
+    def dump(self) -> StoreContents:
+        """Everything the store holds, at one moment (for `tweetbot store copy`)."""
+    def load(self, contents: StoreContents) -> None:
+        """Fill an empty store with `contents`, ids kept, all or nothing (`StoreError` if it is not empty)."""
+    def account_lock(self, user_id: str, timeout: float = -1) -> Lock:
+        """The account's lock across processes (held around a token refresh); waits `timeout` s when entered."""
+    def lease(self, name: str) -> Lock:
+        """A lock one process holds for as long as it does a job only one may do."""
 
     def schema_version(self) -> int: ...
     def get_meta(self, key: str, default: Any = None) -> Any: ...
@@ -54,6 +83,11 @@ class Repository(Protocol):
     def get_post(self, post_id: int) -> Post | None: ...
     def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]: ...
     def sending_posts(self, account_id: str | None = None) -> list[Post]: ...
+    def claim_due(self, account_id: str, now: datetime, limit: int, claimer: str,
+                  post_id: int | None = None) -> list[Post]:
+        """Mark up to `limit` of the account's due posts `sending` by `claimer` at `now` (only `post_id`, if
+        given), earliest due first, with a `sending` event each; none while a post of the account is
+        `sending`, so one account's posts go out in order, one batch at a time, whoever posts."""
     def update_post(self, post_id: int, **changes: Any) -> Post: ...
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]: ...
 
@@ -62,13 +96,17 @@ class Repository(Protocol):
 
     def record_event(self, kind: str, account_id: str | None = None, post_id: int | None = None,
                      detail: str | None = None, at: datetime | None = None) -> None: ...
-    def events(self, limit: int = 100, kind: str | None = None,
-               account_id: str | None = None) -> list[dict[str, Any]]: ...
+    def events(self, limit: int = 100, kind: str | None = None, account_id: str | None = None) -> list[Event]: ...
 
 
 def open_store(settings: Settings) -> Repository:
-    """The store the settings name (today: the TinyDB file at STORE_PATH)."""
-    return TinyStore(settings.store_path, TokenCipher(settings.token_keys))
+    """The store the settings name: PostgreSQL when DATABASE_URL is set, else the TinyDB file at STORE_PATH."""
+    cipher = TokenCipher(settings.token_keys)
+    if settings.database_url:
+        from bot.store.postgres import PostgresStore  # psycopg is loaded only where it is used
+
+        return PostgresStore(settings.database_url, cipher, pool_size=settings.post_concurrency + 4)
+    return TinyStore(settings.store_path, cipher)
 
 
 def restore_store(settings: Settings, archive: Path, force: bool = False) -> BackupSummary:

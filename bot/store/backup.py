@@ -29,11 +29,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from filelock import FileLock, Timeout
+from filelock import FileLock
 
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import to_iso, utcnow
 from bot.store.files import PRIVATE, atomic_write, decode, encode, fsync_dir
+from bot.store.locks import LockTimeout
 from bot.store.tiny import TinyStore
 
 FORMAT = 1
@@ -285,7 +286,7 @@ def _no_worker(store: TinyStore) -> Iterator[None]:
     lease = store.lease("posting")
     try:
         lease.acquire(timeout=0)
-    except Timeout:
+    except LockTimeout:
         raise BackupError("a worker is running (it holds the posting lease): stop it before restoring") from None
     try:
         age = _heartbeat_age(store)

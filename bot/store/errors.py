@@ -14,8 +14,20 @@ class StoreError(Exception):
     """The store cannot be read or written."""
 
 
-class StoreDamaged(StoreError):
+class StoreUnusable(StoreError):
+    """The store cannot be used as it is, and waiting will not change that: a person must act
+    (restore a backup, run `tweetbot migrate`). The worker stops on it instead of looping."""
+
+
+class StoreDamaged(StoreUnusable):
     """The store's files are damaged or incomplete; nothing was changed. One line: the file, what to do."""
 
     def __init__(self, problem: str) -> None:
         super().__init__(" ".join(f"{problem}; nothing was changed: {RESTORE_HINT}".split()))
+
+
+class RecordMissing(KeyError):
+    """No such account or queued post (a `KeyError` too, for callers that look things up)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no such record"

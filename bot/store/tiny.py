@@ -21,12 +21,12 @@ committed length: a transaction that never committed wrote them.
 """
 from __future__ import annotations
 
-import copy
+import sys
 import threading
 from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -37,9 +37,11 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher, TokenKeyError
-from bot.models import SCHEDULED, SENDING, Account, Post, Sealed, to_iso, utcnow
-from bot.store.errors import StoreDamaged, StoreError
+from bot.models import SCHEDULED, SENDING, Account, Post, to_iso, utcnow
+from bot.store.errors import RecordMissing, StoreDamaged, StoreError
 from bot.store.files import PRIVATE, AppendLog, atomic_write, decode, encode
+from bot.store.locks import FileHeldLock
+from bot.store.records import Event, StoreContents, changed_account, first_sealed_token, seal_account, unseal_account
 
 if TYPE_CHECKING:
     from bot.store.backup import BackupSummary
@@ -47,8 +49,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 TABLES = ("accounts", "posts", "schedules", "meta")
 _META_ID = 1
-_TOKENS = ("access_token", "refresh_token")
-_ACCOUNT_FIELDS = frozenset(f.name for f in fields(Account))
 Stamp = tuple[int, int, int]
 
 
@@ -285,8 +285,7 @@ class TinyStore:
                     log.check_tail(self._committed(name))
                 except ValueError as exc:
                     raise StoreDamaged(f"the store log {log.path} is damaged ({exc})") from None
-            sealed = next((doc[name] for doc in self._tables.get("accounts", {}).values()
-                           for name in _TOKENS if doc.get(name)), None)
+            sealed = first_sealed_token(list(self._tables.get("accounts", {}).values()))
         self._cipher.decrypt(sealed)
 
     @contextmanager
@@ -319,20 +318,56 @@ class TinyStore:
         self.verify()
         return write_backup(self, target)
 
+    # -- copying -------------------------------------------------------------------
+
+    _OWN_META = frozenset({"schema_version", "next_post_id", "history_bytes", "events_bytes"})
+
+    def dump(self) -> StoreContents:
+        """Everything the store holds, at one committed moment (under its lock)."""
+        with self.transaction():
+            return StoreContents(
+                accounts=[dict(doc) for doc in self._tables.get("accounts", {}).values()],
+                queue=self.queued_posts(),
+                history=list(reversed(self.history(limit=sys.maxsize))),
+                schedules={key: dict(doc) for key, doc in self._tables.get("schedules", {}).items()},
+                events=list(reversed(self.events(limit=sys.maxsize))),
+                meta={k: v for k, v in self._meta().items() if k not in self._OWN_META})
+
+    def load(self, contents: StoreContents) -> None:
+        """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty)."""
+        with self.transaction():
+            if not self.dump().empty:
+                raise StoreError(f"the store {self.path} is not empty: copy only into an empty store")
+            for doc in contents.accounts:
+                self._table("accounts").insert(Document(dict(doc), doc_id=int(doc["user_id"])))
+            for account_id, doc in contents.schedules.items():
+                self._table("schedules").insert(Document(dict(doc), doc_id=int(account_id)))
+            self._table("posts").insert_multiple(Document(post.to_doc(), doc_id=post.id) for post in contents.queue)
+            self._posts_version += 1
+            self._pending["history"].extend(post.to_doc() for post in contents.history)
+            self._pending["events"].extend(event.to_doc() for event in contents.events)
+            for key, value in contents.meta.items():
+                self._set_meta_in_tx(key, value)
+            last = max((post.id for post in [*contents.queue, *contents.history]), default=0)
+            self._set_meta_in_tx("next_post_id", last + 1)
+
     def close(self) -> None:
         """Nothing to release: every file is opened and closed within one call."""
 
     # -- locks ----------------------------------------------------------------
 
-    def lease(self, name: str) -> FileLock:
-        """A lock one process holds for as long as it does a job only one may do (posting)."""
-        return FileLock(str(self.path) + f".{name}.lock", thread_local=False, mode=PRIVATE)
+    #: One process posts at a time: the posting lease (see `Repository.exclusive_posting`).
+    exclusive_posting = True
 
-    def account_lock(self, user_id: str, timeout: float = -1) -> FileLock:
+    def lease(self, name: str) -> FileHeldLock:
+        """A lock one process holds for as long as it does a job only one may do (posting)."""
+        return FileHeldLock(str(self.path) + f".{name}.lock", thread_local=False)
+
+    def account_lock(self, user_id: str, timeout: float = -1) -> FileHeldLock:
         """A lock for one account across processes (held around a token refresh)."""
         folder = self.path.parent / "locks"
         folder.mkdir(exist_ok=True)
-        return FileLock(str(folder / f"account-{user_id}.lock"), timeout=timeout, mode=PRIVATE)
+        return FileHeldLock(str(folder / f"account-{user_id}.lock"), timeout=timeout)
 
     # -- meta -------------------------------------------------------------------
 
@@ -353,23 +388,10 @@ class TinyStore:
     # -- accounts ---------------------------------------------------------------
 
     def _seal(self, account: Account) -> dict[str, Any]:
-        """The account's document: tokens encrypted (a token still sealed as read is kept as it was)."""
-        bare = copy.copy(account)
-        bare.access_token = bare.refresh_token = None
-        doc = bare.to_doc()
-        for name in _TOKENS:
-            sealed = account.sealed(name)
-            doc[name] = sealed.ciphertext if sealed is not None else self._cipher.encrypt(getattr(account, name))
-        return doc
+        return seal_account(account, self._cipher)
 
     def _unseal(self, doc: dict[str, Any]) -> Account:
-        """The account with its tokens sealed: each is decrypted on first read, if ever."""
-        values = dict(doc)
-        for name in _TOKENS:
-            sealed = values.get(name)
-            values[name] = None if sealed is None else Sealed(sealed, self._cipher.decrypt)
-        account: Account = Account.from_doc(values)
-        return account
+        return unseal_account(doc, self._cipher)
 
     def get_account(self, user_id: str) -> Account | None:
         with self._reading():
@@ -402,12 +424,8 @@ class TinyStore:
         with self.transaction():
             account = self.get_account(user_id)
             if account is None:
-                raise KeyError(f"no account {user_id}")
-            account = copy.copy(account)
-            for name, value in changes.items():
-                if name not in _ACCOUNT_FIELDS:
-                    raise TypeError(f"Account has no field {name!r}")
-                setattr(account, name, value)
+                raise RecordMissing(f"no account {user_id}")
+            account = changed_account(account, changes)
             self.save_account(account)
             return account
 
@@ -472,6 +490,19 @@ class TinyStore:
         with self._reading():
             return self._posts(self._docs(self._queue_index().sending), account_id)
 
+    def claim_due(self, account_id: str, now: datetime, limit: int, claimer: str,
+                  post_id: int | None = None) -> list[Post]:
+        """See `Repository.claim_due`: one transaction, under the store's lock."""
+        with self.transaction():
+            if self.sending_posts(account_id):
+                return []
+            due = [post for post in self.queued_posts(account_id, due_by=now) if post_id in (None, post.id)]
+            claimed = []
+            for post in due[:limit]:
+                claimed.append(self.update_post(post.id, status=SENDING, sending_since=now, claimed_by=claimer))
+                self.record_event("sending", account_id, post.id, detail=claimer, at=now)
+            return claimed
+
     def _queue_index(self) -> _QueueIndex:
         posts = self._tables.get("posts")
         if self._index is None or not self._index.fits(posts, self._posts_version):
@@ -492,7 +523,7 @@ class TinyStore:
         with self.transaction():
             doc = self._table("posts").get(doc_id=int(post_id))
             if doc is None:
-                raise KeyError(f"no queued post {post_id}")
+                raise RecordMissing(f"no queued post {post_id}")
             post = replace(Post.from_doc(dict(doc)), **changes)
             if post.finished:
                 del self._tables["posts"][str(post.id)]
@@ -538,20 +569,18 @@ class TinyStore:
     def record_event(self, kind: str, account_id: str | None = None, post_id: int | None = None,
                      detail: str | None = None, at: datetime | None = None) -> None:
         """Append to the audit trail (committed with the transaction it belongs to)."""
-        event = {"at": to_iso(at or utcnow()), "kind": kind, "account_id": account_id,
-                 "post_id": post_id, "detail": detail}
+        event = Event(at or utcnow(), kind, account_id, post_id, detail)
         with self.transaction():
-            self._pending["events"].append(event)
+            self._pending["events"].append(event.to_doc())
 
-    def events(self, limit: int = 100, kind: str | None = None,
-               account_id: str | None = None) -> list[dict[str, Any]]:
+    def events(self, limit: int = 100, kind: str | None = None, account_id: str | None = None) -> list[Event]:
         """The newest events first."""
         with self._reading():
             committed = self._committed("events")
         found = []
-        for event in self._logs["events"].read_newest(committed):
-            if (kind is None or event["kind"] == kind) and (account_id is None or event["account_id"] == account_id):
-                found.append(event)
+        for doc in self._logs["events"].read_newest(committed):
+            if (kind is None or doc["kind"] == kind) and (account_id is None or doc["account_id"] == account_id):
+                found.append(Event.from_doc(doc))
                 if len(found) >= limit:
                     break
         return found

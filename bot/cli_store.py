@@ -1,0 +1,87 @@
+"""The store's own commands: `tweetbot migrate` (the PostgreSQL schema, Procfile's release
+line) and `tweetbot store copy` (between a file store and PostgreSQL, either way)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bot.cli import settings_or_exit, stop_unusable, store_or_exit
+from bot.crypto import TokenCipher
+from bot.store import UNUSABLE, Repository, TinyStore
+
+
+@click.command("migrate")
+def migrate_command() -> None:
+    """Bring the PostgreSQL schema up to date (safe to run twice, or two at once)."""
+    settings = settings_or_exit()
+    if not settings.database_url:
+        click.echo(f"The store is the file {settings.store_path}: it needs no migration.")
+        return
+    import psycopg
+
+    from bot.store.migrate import latest_version, migrate
+    from bot.store.postgres import describe
+
+    try:
+        applied = migrate(settings.database_url)
+    except psycopg.Error as exc:
+        stop_unusable(RuntimeError(f"cannot migrate the database at {describe(settings.database_url)}: {exc}"))
+    where = describe(settings.database_url)
+    if applied:
+        click.echo(f"Applied {', '.join(applied)} to {where}; the schema is at version {latest_version()}.")
+    else:
+        click.echo(f"The schema at {where} is up to date (version {latest_version()}).")
+
+
+@click.group("store")
+def store_group() -> None:
+    """Move the store: between a file and PostgreSQL."""
+
+
+@store_group.command("copy")
+@click.option("--to", "target", required=True, metavar="URL_OR_FILE",
+              help="A PostgreSQL URL, or the path of a new TinyDB file.")
+def copy_command(target: str) -> None:
+    """Copy everything (accounts, tokens, queue, schedules, history, events) into an empty store.
+
+    All or nothing; tokens stay encrypted with TOKEN_KEY, so the target needs the same key.
+    """
+    settings = settings_or_exit()
+    source = store_or_exit(settings)
+    destination = _target_store(target, TokenCipher(settings.token_keys))
+    try:
+        contents = source.dump()
+        destination.load(contents)
+    except UNUSABLE as exc:
+        stop_unusable(exc)
+    finally:
+        destination.close()
+    counts = ", ".join(f"{n:,} {what}" for what, n in contents.counts().items())
+    click.echo(f"Copied {counts} to {target if not target.startswith('postgres') else _where(target)}.")
+
+
+def _target_store(target: str, cipher: TokenCipher) -> Repository:
+    if target.startswith(("postgres://", "postgresql://")):
+        from bot.store.migrate import migrate
+        from bot.store.postgres import PostgresStore
+
+        migrate(target)
+        return PostgresStore(target, cipher)
+    path = Path(target)
+    if path.exists():
+        click.secho(f"tweetbot: {path} exists: copy only into a new file", fg="red", err=True)
+        sys.exit(2)
+    return TinyStore(path, cipher)
+
+
+def _where(url: str) -> str:
+    from bot.store.postgres import describe
+
+    return describe(url)
+
+
+def register(main: click.Group) -> None:
+    main.add_command(migrate_command)
+    main.add_command(store_group)

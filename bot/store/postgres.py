@@ -1,0 +1,428 @@
+"""The server store: PostgreSQL through psycopg 3 and its pool, chosen when DATABASE_URL is set.
+
+It keeps what the file store keeps, for platforms whose web and worker processes
+share no disk, and for more than one worker. How it keeps the contract:
+- `transaction()` is a database transaction on one pooled connection, held by the
+  thread for the whole block (re-entrant); every row read inside it is locked
+  (`FOR UPDATE`), so a check-then-update never acts on a row another process changes;
+- due posts are claimed in one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`
+  under the account's transaction-scoped advisory lock, and only while the account has
+  nothing `sending`: any number of workers share the posting, never hold the same post,
+  and one account's posts go out in order, one batch at a time;
+- an account's lock and a lease are session advisory locks on a connection of their
+  own, released by the database when the process holding them dies;
+- tokens are sealed with TOKEN_KEY exactly as in the file store (the same documents).
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from bot.crypto import TokenCipher
+from bot.models import SENDING, Account, Post, utcnow
+from bot.store.backup import BackupSummary
+from bot.store.errors import RecordMissing, StoreError
+from bot.store.locks import LockTimeout
+from bot.store.migrate import advisory_key, check_schema
+from bot.store.records import Event, StoreContents, changed_account, first_sealed_token, seal_account, unseal_account
+
+CONNECT_TIMEOUT = 10.0  # seconds to wait for a pooled connection (or the first one)
+
+
+def database_url(url: str) -> str:
+    """The URL as libpq wants it: Heroku and Render hand out `postgres://`; `sslmode` and the rest pass through."""
+    return "postgresql://" + url[len("postgres://"):] if url.startswith("postgres://") else url
+
+
+def describe(url: str) -> str:
+    """Where the database is, for messages: host, port and name, never the password."""
+    parts = urlsplit(database_url(url))
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+
+
+class PostgresStore:
+    """The repository over PostgreSQL; see `bot.store.Repository` for the contract."""
+
+    exclusive_posting = False  # workers share the posting through claims
+
+    def __init__(self, url: str, cipher: TokenCipher, pool_size: int = 8) -> None:
+        self.url = database_url(url)
+        self._cipher = cipher
+        self._pool = ConnectionPool(self.url, min_size=1, max_size=pool_size, open=False, name="tweetbot",
+                                    timeout=CONNECT_TIMEOUT)
+        self._pool_lock = threading.Lock()
+        self._opened = False
+        self._local = threading.local()
+
+    # -- connections and transactions -------------------------------------------------
+
+    def _open_pool(self) -> ConnectionPool:
+        with self._pool_lock:
+            if not self._opened:
+                try:
+                    self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+                except PoolTimeout as exc:
+                    raise StoreError(f"cannot connect to the database at {describe(self.url)} "
+                                     f"within {CONNECT_TIMEOUT:.0f} s: check DATABASE_URL") from exc
+                self._opened = True
+        return self._pool
+
+    @contextmanager
+    def _translated(self) -> Iterator[None]:
+        """psycopg's errors become the store's, with what to do."""
+        try:
+            yield
+        except psycopg.errors.UndefinedTable as exc:
+            raise StoreError(f"the database at {describe(self.url)} has no tweetbot schema: "
+                             "run `tweetbot migrate`") from exc
+        except PoolTimeout as exc:
+            raise StoreError(f"no database connection free within {CONNECT_TIMEOUT:.0f} s") from exc
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"the database at {describe(self.url)} failed: {' '.join(str(exc).split())}") from exc
+
+    @property
+    def _conn(self) -> psycopg.Connection | None:
+        return getattr(self._local, "conn", None)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One database transaction for the block, on this thread's connection (re-entrant).
+
+        Rows read inside are locked until it ends. Exclusive per row, not per store:
+        two transactions that touch different posts run at once.
+        """
+        if self._conn is not None:
+            yield
+            return
+        with self._translated(), self._open_pool().connection() as conn, conn.transaction():
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    def _rows(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement (in the thread's transaction, if any) and fetch what it returns."""
+        if self._conn is not None:
+            cursor = self._conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+        with self._translated(), self._open_pool().connection() as conn:
+            cursor = conn.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def _locking(self, sql: str) -> str:
+        """`sql`, locking the rows it reads when inside a transaction (check-then-update)."""
+        return sql + " FOR UPDATE" if self._conn is not None else sql
+
+    # -- health -----------------------------------------------------------------------
+
+    def verify(self) -> None:
+        """Raise `StoreError` (unreachable, schema missing or old) or `TokenKeyError` (TOKEN_KEY wrong)."""
+        with self._translated(), self._open_pool().connection() as conn:
+            check_schema(conn)
+            docs = [row[0] for row in conn.execute("SELECT doc FROM accounts LIMIT 20").fetchall()]
+        self._cipher.decrypt(first_sealed_token(docs))
+
+    def close(self) -> None:
+        with self._pool_lock:
+            if self._opened:
+                self._pool.close()
+                self._opened = False
+
+    def backup(self, target: Path) -> BackupSummary:
+        raise StoreError("a PostgreSQL store is backed up with the database's own tools (pg_dump, or the "
+                         "platform's backups), or copied to a file store: tweetbot store copy --to FILE")
+
+    # -- copying ----------------------------------------------------------------------------
+
+    def dump(self) -> StoreContents:
+        """Everything the store holds, in one repeatable-read snapshot."""
+        with self._translated(), self._open_pool().connection() as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            try:
+                return StoreContents(
+                    accounts=[row[0] for row in conn.execute("SELECT doc FROM accounts ORDER BY user_id")],
+                    queue=[Post.from_doc(row[0]) for row in conn.execute(
+                        "SELECT doc FROM posts WHERE finished_seq IS NULL ORDER BY due_at, id")],
+                    history=[Post.from_doc(row[0]) for row in conn.execute(
+                        "SELECT doc FROM posts WHERE finished_seq IS NOT NULL ORDER BY finished_seq")],
+                    schedules={row[0]: row[1] for row in conn.execute("SELECT account_id, doc FROM schedules")},
+                    events=[Event(*row) for row in conn.execute(
+                        "SELECT at, kind, account_id, post_id, detail FROM events ORDER BY id")],
+                    meta={row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")})
+            finally:
+                conn.rollback()
+
+    def load(self, contents: StoreContents) -> None:
+        """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty)."""
+        with self.transaction():
+            self._rows("LOCK TABLE accounts, posts, schedules, events, meta IN EXCLUSIVE MODE")
+            if any(self._rows(f"SELECT 1 FROM {table} LIMIT 1") for table in ("accounts", "posts", "events")):
+                raise StoreError(f"the database at {describe(self.url)} is not empty: copy only into an empty store")
+            conn = self._conn
+            assert conn is not None
+            with conn.cursor() as cursor:
+                cursor.executemany("INSERT INTO accounts (user_id, username_lower, doc) VALUES (%s, %s, %s)",
+                                   [(d["user_id"], str(d["username"]).lower(), Jsonb(d)) for d in contents.accounts])
+                cursor.executemany("INSERT INTO schedules (account_id, doc) VALUES (%s, %s)",
+                                   [(key, Jsonb(doc)) for key, doc in contents.schedules.items()])
+                cursor.executemany(
+                    "INSERT INTO posts (id, account_id, status, due_at, ready_at, sending_since, claimed_by, "
+                    "finished_seq, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                    "CASE WHEN %s THEN nextval('posts_finished_seq') END, %s)",
+                    [_columns(post) for post in [*contents.history, *contents.queue]])
+                cursor.executemany("INSERT INTO events (at, kind, account_id, post_id, detail) "
+                                   "VALUES (%s, %s, %s, %s, %s)",
+                                   [(e.at, e.kind, e.account_id, e.post_id, e.detail) for e in contents.events])
+                cursor.executemany("INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO UPDATE "
+                                   "SET value = EXCLUDED.value", [(k, Jsonb(v)) for k, v in contents.meta.items()])
+            self._rows("SELECT setval(pg_get_serial_sequence('posts', 'id'), "
+                       "coalesce((SELECT max(id) FROM posts), 0) + 1, false)")
+
+    # -- locks --------------------------------------------------------------------------
+
+    def lease(self, name: str) -> AdvisoryLock:
+        return AdvisoryLock(self.url, f"lease:{name}")
+
+    def account_lock(self, user_id: str, timeout: float = -1) -> AdvisoryLock:
+        return AdvisoryLock(self.url, f"account:{user_id}", timeout)
+
+    # -- meta -----------------------------------------------------------------------------
+
+    def schema_version(self) -> int:
+        rows = self._rows("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        return int(rows[0][0])
+
+    def get_meta(self, key: str, default: Any = None) -> Any:
+        rows = self._rows(self._locking("SELECT value FROM meta WHERE key = %s"), (key,))
+        return rows[0][0] if rows else default
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self._rows("INSERT INTO meta (key, value) VALUES (%s, %s) "
+                   "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, Jsonb(value)))
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    def get_account(self, user_id: str) -> Account | None:
+        rows = self._rows(self._locking("SELECT doc FROM accounts WHERE user_id = %s"), (user_id,))
+        return unseal_account(rows[0][0], self._cipher) if rows else None
+
+    def find_account(self, handle: str) -> Account | None:
+        """An account by user id, username or @username (case-insensitive)."""
+        name = handle.lstrip("@").lower()
+        rows = self._rows("SELECT doc FROM accounts WHERE user_id = %s OR username_lower = %s "
+                          "ORDER BY user_id = %s DESC LIMIT 1", (name, name, name))
+        return unseal_account(rows[0][0], self._cipher) if rows else None
+
+    def list_accounts(self) -> list[Account]:
+        rows = self._rows("SELECT doc FROM accounts ORDER BY username_lower, user_id")
+        return [unseal_account(row[0], self._cipher) for row in rows]
+
+    def save_account(self, account: Account) -> None:
+        self._rows("INSERT INTO accounts (user_id, username_lower, doc) VALUES (%s, %s, %s) "
+                   "ON CONFLICT (user_id) DO UPDATE SET username_lower = EXCLUDED.username_lower, doc = EXCLUDED.doc",
+                   (account.user_id, account.username.lower(), Jsonb(seal_account(account, self._cipher))))
+
+    def update_account(self, user_id: str, **changes: Any) -> Account:
+        """Change some fields of an account in one transaction (its row locked); it as stored."""
+        with self.transaction():
+            account = self.get_account(user_id)
+            if account is None:
+                raise RecordMissing(f"no account {user_id}")
+            account = changed_account(account, changes)
+            self.save_account(account)
+            return account
+
+    def delete_account(self, user_id: str) -> None:
+        self._rows("DELETE FROM accounts WHERE user_id = %s", (user_id,))
+
+    # -- posts ----------------------------------------------------------------------------------
+
+    def add_posts(self, posts: list[Post]) -> list[Post]:
+        """Queue posts in one transaction, all or none; ids are assigned here (finished ones go to the history)."""
+        if not posts:
+            return []
+        with self.transaction():
+            ids = [row[0] for row in self._rows(
+                "SELECT nextval(pg_get_serial_sequence('posts', 'id')) FROM generate_series(1, %s)", (len(posts),))]
+            stored = [replace(post, id=post_id, created_at=post.created_at or utcnow())
+                      for post, post_id in zip(posts, sorted(ids), strict=True)]
+            conn = self._conn
+            assert conn is not None
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO posts (id, account_id, status, due_at, ready_at, sending_since, claimed_by, "
+                    "finished_seq, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, "
+                    "CASE WHEN %s THEN nextval('posts_finished_seq') END, %s)",
+                    [_columns(post) for post in stored])
+            return stored
+
+    def get_post(self, post_id: int) -> Post | None:
+        """A post, queued or finished."""
+        rows = self._rows(self._locking("SELECT doc FROM posts WHERE id = %s"), (int(post_id),))
+        return Post.from_doc(rows[0][0]) if rows else None
+
+    def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]:
+        """Unfinished posts, earliest due first; with `due_by`, only scheduled ones whose time has come."""
+        where, params = ["finished_seq IS NULL"], list[Any]()
+        if due_by is not None:
+            where += ["status = 'scheduled'", "ready_at <= %s"]
+            params.append(due_by)
+        if account_id is not None:
+            where.append("account_id = %s")
+            params.append(account_id)
+        rows = self._rows(f"SELECT doc FROM posts WHERE {' AND '.join(where)} ORDER BY due_at, id", tuple(params))
+        return [Post.from_doc(row[0]) for row in rows]
+
+    def sending_posts(self, account_id: str | None = None) -> list[Post]:
+        """Posts `sending` (by any worker), earliest due first."""
+        if account_id is None:
+            rows = self._rows("SELECT doc FROM posts WHERE status = 'sending' ORDER BY due_at, id")
+        else:
+            rows = self._rows("SELECT doc FROM posts WHERE status = 'sending' AND account_id = %s "
+                              "ORDER BY due_at, id", (account_id,))
+        return [Post.from_doc(row[0]) for row in rows]
+
+    def claim_due(self, account_id: str, now: datetime, limit: int, claimer: str,
+                  post_id: int | None = None) -> list[Post]:
+        """Mark the account's earliest due posts `sending` by `claimer` (only `post_id`, if given), in due
+        order; none while any post of the account is `sending`."""
+        with self.transaction():
+            self._rows("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"claims:{account_id}"),))
+            rows = self._rows(
+                "SELECT doc FROM posts WHERE id IN ("
+                " SELECT id FROM posts WHERE account_id = %(account)s AND status = 'scheduled'"
+                " AND ready_at <= %(now)s AND (%(only)s::bigint IS NULL OR id = %(only)s)"
+                " AND NOT EXISTS (SELECT 1 FROM posts s WHERE s.account_id = %(account)s AND s.status = 'sending')"
+                " ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)",
+                {"account": account_id, "now": now, "limit": limit, "only": post_id})
+            claimed = sorted((replace(Post.from_doc(row[0]), status=SENDING, sending_since=now, claimed_by=claimer)
+                              for row in rows), key=lambda p: (p.due_at, p.id))
+            for post in claimed:
+                self._write_post(post)
+                self.record_event("sending", account_id, post.id, detail=claimer, at=now)
+            return claimed
+
+    def update_post(self, post_id: int, **changes: Any) -> Post:
+        """Change a queued post (its row locked); one that becomes finished joins the history."""
+        with self.transaction():
+            rows = self._rows("SELECT doc FROM posts WHERE id = %s AND finished_seq IS NULL FOR UPDATE",
+                              (int(post_id),))
+            if not rows:
+                raise RecordMissing(f"no queued post {post_id}")
+            post = replace(Post.from_doc(rows[0][0]), **changes)
+            self._write_post(post)
+            return post
+
+    def _write_post(self, post: Post) -> None:
+        self._rows("UPDATE posts SET account_id = %s, status = %s, due_at = %s, ready_at = %s, sending_since = %s, "
+                   "claimed_by = %s, finished_seq = CASE WHEN %s THEN nextval('posts_finished_seq') END, doc = %s "
+                   "WHERE id = %s", (*_columns(post)[1:], post.id))
+
+    def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
+        """Finished posts, most recently finished first."""
+        if account_id is None:
+            rows = self._rows("SELECT doc FROM posts WHERE finished_seq IS NOT NULL "
+                              "ORDER BY finished_seq DESC LIMIT %s", (limit,))
+        else:
+            rows = self._rows("SELECT doc FROM posts WHERE finished_seq IS NOT NULL AND account_id = %s "
+                              "ORDER BY finished_seq DESC LIMIT %s", (account_id, limit))
+        return [Post.from_doc(row[0]) for row in rows]
+
+    # -- schedules ----------------------------------------------------------------------------------
+
+    def get_schedule(self, account_id: str) -> dict[str, Any] | None:
+        rows = self._rows(self._locking("SELECT doc FROM schedules WHERE account_id = %s"), (account_id,))
+        return dict(rows[0][0]) if rows else None
+
+    def save_schedule(self, account_id: str, schedule: dict[str, Any]) -> None:
+        self._rows("INSERT INTO schedules (account_id, doc) VALUES (%s, %s) "
+                   "ON CONFLICT (account_id) DO UPDATE SET doc = EXCLUDED.doc", (account_id, Jsonb(schedule)))
+
+    # -- events ---------------------------------------------------------------------------------------
+
+    def record_event(self, kind: str, account_id: str | None = None, post_id: int | None = None,
+                     detail: str | None = None, at: datetime | None = None) -> None:
+        self._rows("INSERT INTO events (at, kind, account_id, post_id, detail) VALUES (%s, %s, %s, %s, %s)",
+                   (at or utcnow(), kind, account_id, post_id, detail))
+
+    def events(self, limit: int = 100, kind: str | None = None, account_id: str | None = None) -> list[Event]:
+        """The newest events first."""
+        rows = self._rows(
+            "SELECT at, kind, account_id, post_id, detail FROM events "
+            "WHERE (%(kind)s::text IS NULL OR kind = %(kind)s) "
+            "AND (%(account)s::text IS NULL OR account_id = %(account)s) "
+            "ORDER BY id DESC LIMIT %(limit)s", {"kind": kind, "account": account_id, "limit": limit})
+        return [Event(*row) for row in rows]
+
+
+def _columns(post: Post) -> tuple[Any, ...]:
+    """The row of a post: the columns queries use, then the whole document."""
+    ready = max(post.due_at, post.next_attempt_at) if post.next_attempt_at else post.due_at
+    return (post.id, post.account_id, post.status, post.due_at, ready, post.sending_since, post.claimed_by,
+            post.finished, Jsonb(post.to_doc()))
+
+
+class AdvisoryLock:
+    """A `Lock` held as a session advisory lock on a connection of its own: PostgreSQL releases
+    it when the holder's session ends, however the process ends."""
+
+    def __init__(self, url: str, name: str, timeout: float = -1) -> None:
+        self.url = url
+        self.name = name
+        self.key = advisory_key(name)
+        self.timeout = timeout
+        self._conn: psycopg.Connection | None = None
+
+    def acquire(self, timeout: float = -1) -> None:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT))
+        except psycopg.OperationalError as exc:
+            raise StoreError(f"cannot connect to the database at {describe(self.url)} for {self.name}") from exc
+        if not self._take(conn, timeout):
+            conn.close()
+            raise LockTimeout(f"{self.name} is held by another process")
+        self._conn = conn
+
+    def _take(self, conn: psycopg.Connection, timeout: float) -> bool:
+        if timeout < 0:
+            conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+            return True
+        if timeout > 0:
+            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout * 1000)}ms",))
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
+                return True
+            except psycopg.errors.LockNotAvailable:
+                return False
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
+        return bool(row and row[0])
+
+    def release(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            finally:
+                self._conn.close()
+                self._conn = None
+
+    def __enter__(self) -> AdvisoryLock:
+        self.acquire(self.timeout)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.release()
+
+

@@ -1,0 +1,96 @@
+"""What every store implementation shares: typed events, and accounts sealed for keeping.
+
+An account is kept with its tokens encrypted (TOKEN_KEY) and handed out with them
+still sealed: each is decrypted on first read, if ever, so lookups cost nothing.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from typing import Any
+
+from bot.crypto import TokenCipher
+from bot.models import Account, Post, Sealed, from_iso, to_iso, utcnow
+
+TOKENS = ("access_token", "refresh_token")
+ACCOUNT_FIELDS = frozenset(f.name for f in fields(Account))
+
+
+@dataclass(frozen=True)
+class Event:
+    """One line of the audit trail: refreshed, sending, posted, failed, reconnected…"""
+
+    at: datetime
+    kind: str
+    account_id: str | None = None
+    post_id: int | None = None
+    detail: str | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"at": to_iso(self.at), "kind": self.kind, "account_id": self.account_id,
+                "post_id": self.post_id, "detail": self.detail}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Event:
+        return cls(at=from_iso(doc["at"]) or utcnow(), kind=doc["kind"], account_id=doc.get("account_id"),
+                   post_id=doc.get("post_id"), detail=doc.get("detail"))
+
+
+def seal_account(account: Account, cipher: TokenCipher) -> dict[str, Any]:
+    """The account's document: tokens encrypted (a token still sealed as read is kept as it was)."""
+    bare = copy.copy(account)
+    bare.access_token = bare.refresh_token = None
+    doc = bare.to_doc()
+    for name in TOKENS:
+        sealed = account.sealed(name)
+        doc[name] = sealed.ciphertext if sealed is not None else cipher.encrypt(getattr(account, name))
+    return doc
+
+
+def unseal_account(doc: dict[str, Any], cipher: TokenCipher) -> Account:
+    """The account with its tokens sealed: each is decrypted on first read, if ever."""
+    values = dict(doc)
+    for name in TOKENS:
+        sealed = values.get(name)
+        values[name] = None if sealed is None else Sealed(sealed, cipher.decrypt)
+    account: Account = Account.from_doc(values)
+    return account
+
+
+def changed_account(account: Account, changes: dict[str, Any]) -> Account:
+    """A copy of the account with `changes`; unchanged tokens stay sealed (no decryption, no re-encryption)."""
+    account = copy.copy(account)
+    for name, value in changes.items():
+        if name not in ACCOUNT_FIELDS:
+            raise TypeError(f"Account has no field {name!r}")
+        setattr(account, name, value)
+    return account
+
+
+def first_sealed_token(docs: list[dict[str, Any]]) -> str | None:
+    """A ciphertext to try TOKEN_KEY on (None: no account holds a token)."""
+    return next((doc[name] for doc in docs for name in TOKENS if doc.get(name)), None)
+
+
+@dataclass
+class StoreContents:
+    """Everything a store holds, for `tweetbot store copy`: accounts as kept (tokens still
+    encrypted), the queue, the history (oldest finished first), schedules, events (oldest
+    first) and the meta values (heartbeats, sign-in lockouts) apart from the store's own."""
+
+    accounts: list[dict[str, Any]] = field(default_factory=list)
+    queue: list[Post] = field(default_factory=list)
+    history: list[Post] = field(default_factory=list)
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {"accounts": len(self.accounts), "queued posts": len(self.queue),
+                "finished posts": len(self.history), "schedules": len(self.schedules),
+                "events": len(self.events)}
+
+    @property
+    def empty(self) -> bool:
+        return not (self.accounts or self.queue or self.history or self.schedules or self.events)

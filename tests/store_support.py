@@ -1,0 +1,47 @@
+"""Where a test's store lives: a TinyDB file or a PostgreSQL database of its own, opened
+through `open_store` exactly as the bot opens it (one contract, every store)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from cryptography.fernet import Fernet
+
+from bot.settings import Settings, load_settings
+from bot.store import Repository, open_store
+
+FILE, POSTGRES = "file", "postgres"
+STORES = (FILE, POSTGRES)
+
+
+@dataclass
+class StoreAt:
+    """A store location: `location` is the file's path or the database's URL."""
+
+    kind: str
+    location: str
+    key: str = field(default_factory=lambda: Fernet.generate_key().decode())
+
+    def env(self) -> dict[str, str]:
+        """The variables that name this store."""
+        return {"DATABASE_URL": self.location} if self.kind == POSTGRES else {"STORE_PATH": self.location}
+
+    def settings(self, token_key: str | None = None) -> Settings:
+        environ = {"SECRET_KEY": "s" * 32, "ADMIN_PASSWORD": "store-test-password",
+                   "TOKEN_KEY": token_key or self.key, **self.env()}
+        return load_settings(dotenv_path=None, environ=environ)
+
+    def open(self, token_key: str | None = None) -> Repository:
+        return open_store(self.settings(token_key))
+
+    def raw(self) -> bytes:
+        """Everything the store holds, as it is at rest (files' bytes, or every row as text)."""
+        if self.kind == FILE:
+            folder = Path(self.location).parent
+            return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+        with psycopg.connect(self.location) as conn:
+            tables = [row[0] for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
+            return b"".join(str(conn.execute(f'SELECT t::text FROM "{name}" t ORDER BY 1').fetchall()).encode()
+                            for name in tables)
