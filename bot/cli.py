@@ -227,15 +227,22 @@ def restore(file: Path, force: bool) -> None:
 def accounts() -> None:
     """List the connected accounts with their token health."""
     _, store, _ = open_everything()
+    from bot.worker import known_workers
+
     rows = store.list_accounts()
     if not rows:
         click.echo("No accounts yet: sign in to the web app and press Connect.")
+    sending = {post.account_id: post.claimed_by for post in store.sending_posts()}
     for account in rows:
         line = (f"{account.handle:20} {account.status:16} expires {relative(account.expires_at):14} "
                 f"refreshed {relative(account.refreshed_at):14} failures {account.refresh_failures}")
+        if sending.get(account.user_id):
+            line += f"  posting: worker {sending[account.user_id]}"
         if account.last_error and account.status == NEEDS_RECONNECT:
             line += f"  ({account.last_error})"
         click.secho(line, fg="red" if needs_owner(account) else None)
+    for name, beat in known_workers(store).items():
+        click.echo(f"worker {name:30} heartbeat {relative(beat)}")
 
 
 def needs_owner(account: Account) -> bool:

@@ -157,3 +157,9 @@ class Worker:
 def _within(beat: str, now: datetime, span: timedelta) -> bool:
     moment = from_iso(beat)
     return moment is not None and now - moment < span
+
+
+def known_workers(store: Repository) -> dict[str, datetime]:
+    """Every worker heard from in the last day, and its last heartbeat."""
+    beats = store.get_meta(WORKERS_KEY) or {}
+    return {name: moment for name, beat in sorted(beats.items()) if (moment := from_iso(beat)) is not None}

@@ -221,6 +221,15 @@ def database_url(pg_template: str) -> Iterator[str]:
     _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+@pytest.fixture
+def unmigrated_database_url() -> Iterator[str]:
+    """The URL of a database of this test's own with no schema at all (what a new add-on hands out)."""
+    name = f"tweetbot_bare_{os.getpid()}_{next(_databases)}"
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _database(name)
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 @pytest.fixture(params=STORES)
 def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
     """The test runs once on a file store and once on PostgreSQL."""

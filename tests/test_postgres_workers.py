@@ -3,6 +3,7 @@ account's posts in due order, and a killed worker's claims settled by the one le
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections import Counter, defaultdict
 from datetime import timedelta
@@ -12,7 +13,7 @@ from bot.models import POSTED, Post, utcnow
 
 from sandbox_helpers import SandboxControl
 from test_worker_posting import TWEETS, env_for, posted_texts
-from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
+from worker_support import TWEETBOT, WorkerProcess, connect_accounts, open_test_store, wait_until
 
 
 def worker_name(worker: WorkerProcess) -> str:
@@ -61,6 +62,11 @@ def test_two_workers_share_1000_posts_each_once_in_order(tmp_path: Path, sandbox
     assert Counter(p.status for p in finished) == Counter({POSTED: 1000})
     assert set(by_worker) == {worker_name(w) for w in workers}  # both workers posted some
     assert_each_account_in_due_order(sandbox, store)
+    listed = subprocess.run([TWEETBOT, "accounts"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    for worker in workers:  # each worker's own heartbeat
+        assert f"worker {worker_name(worker)}" in listed.stdout and "heartbeat" in listed.stdout
 
 
 def test_a_worker_killed_mid_run_leaves_its_accounts_to_the_other(tmp_path: Path, sandbox: SandboxControl,

@@ -15,7 +15,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo, available_timezones
 
 from bot.alerts import attention
-from bot.models import ACTIVE, DISCONNECTED, FAILED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post
+from bot.models import ACTIVE, DISCONNECTED, FAILED, NEEDS_RECONNECT, POSTED, SCHEDULED, SENDING, Account, Post
 from bot.pricing import cost_next_days, dollars, post_cost
 from bot.queue import refused_as_duplicate
 from bot.schedules import SlotSchedule
@@ -143,6 +143,8 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
             else account_hold(account, now, zone))
     if note is None and post.next_attempt_at is not None and post.next_attempt_at > now:
         note = f"retrying {relative(post.next_attempt_at)}" + (f" ({post.last_error})" if post.last_error else "")
+    if post.status == SENDING and post.claimed_by:
+        note = f"being sent by worker {post.claimed_by}" + (f"; {note}" if note else "")
     scheduled = post.status == SCHEDULED
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=local_time(post.due_at, zone),
                     status=post.status, note=note, link=None, cancellable=scheduled,
@@ -153,7 +155,8 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
                  requeued: Mapping[int, int] | None = None) -> PostView:
     """A finished post; a failed one offers Retry unless X refused it as a duplicate or it was queued again."""
     when = post.posted_at if post.status == POSTED and post.posted_at else post.due_at
-    note = post.last_error if post.status != POSTED else None
+    note = post.last_error if post.status != POSTED else (f"sent by worker {post.claimed_by}" if post.claimed_by
+                                                          else None)
     again = (requeued or {}).get(post.id)
     if again is not None:
         note = f"{note + '; ' if note else ''}queued again as post {again}"
