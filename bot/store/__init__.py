@@ -105,7 +105,7 @@ def open_store(settings: Settings) -> Repository:
     if settings.database_url:
         from bot.store.postgres import PostgresStore  # psycopg is loaded only where it is used
 
-        return PostgresStore(settings.database_url, cipher, pool_size=settings.post_concurrency + 4)
+        return PostgresStore(settings.database_url, cipher)
     return TinyStore(settings.store_path, cipher)
 
 

@@ -38,6 +38,9 @@ from bot.store.migrate import advisory_key, check_schema
 from bot.store.records import Event, StoreContents, changed_account, first_sealed_token, seal_account, unseal_account
 
 CONNECT_TIMEOUT = 10.0  # seconds to wait for a pooled connection (or the first one)
+# Connections a process keeps at most. No transaction waits on X, so a few serve the worker's
+# posting threads; small plans cap connections (Heroku's smallest: 20 for web, worker and release).
+POOL_SIZE = 5
 
 
 def database_url(url: str) -> str:
@@ -56,7 +59,7 @@ class PostgresStore:
 
     exclusive_posting = False  # workers share the posting through claims
 
-    def __init__(self, url: str, cipher: TokenCipher, pool_size: int = 8) -> None:
+    def __init__(self, url: str, cipher: TokenCipher, pool_size: int = POOL_SIZE) -> None:
         self.url = database_url(url)
         self._cipher = cipher
         self._pool = ConnectionPool(self.url, min_size=1, max_size=pool_size, open=False, name="tweetbot",
