@@ -20,7 +20,6 @@ import hashlib
 import io
 import os
 import tarfile
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,7 +32,7 @@ from filelock import FileLock
 
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import to_iso, utcnow
-from bot.store.files import PRIVATE, atomic_write, decode, encode, fsync_dir
+from bot.store.files import PRIVATE, atomic_write, atomic_write_with, decode, encode
 from bot.store.locks import LockTimeout
 from bot.store.tiny import TinyStore
 
@@ -98,17 +97,7 @@ def write_backup(store: TinyStore, target: Path) -> BackupSummary:
     """Write `store` as of now to `target` (replaced atomically, 0600); what it holds."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as raw:
-            summary = _write_archive(store, raw, target)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(target.parent)
+    summary = atomic_write_with(target, lambda raw: _write_archive(store, raw, target))
     summary.size = target.stat().st_size
     return summary
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 import orjson
 
@@ -27,6 +27,7 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+T = TypeVar("T")
 PRIVATE = 0o600  # every store file: it holds tokens (sealed) and post texts
 
 
@@ -37,10 +38,16 @@ def create_private(path: Path, flags: int) -> int:
 
 def atomic_write(path: Path, payload: bytes) -> None:
     """Replace `path` with `payload` so that a crash leaves the old or the new file (created 0600)."""
+    atomic_write_with(path, lambda handle: handle.write(payload))
+
+
+def atomic_write_with(path: Path, write: Callable[[BinaryIO], T]) -> T:
+    """Replace `path` with what `write` writes to the handle it is given, atomically (created 0600);
+    what `write` returned."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            written = write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -48,6 +55,7 @@ def atomic_write(path: Path, payload: bytes) -> None:
         Path(tmp).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+    return written
 
 
 def encode(data: Any) -> bytes:

@@ -35,7 +35,7 @@ from bot.store.backup import BackupSummary
 from bot.store.errors import RecordMissing, StoreError
 from bot.store.locks import LockTimeout
 from bot.store.migrate import advisory_key, check_schema
-from bot.store.records import Event, StoreContents, changed_account, first_sealed_token, seal_account, unseal_account
+from bot.store.records import Event, StoreContents, first_sealed_token, seal_account, unseal_account, update_account_in
 
 CONNECT_TIMEOUT = 10.0  # seconds to wait for a pooled connection (or the first one)
 # Connections a process keeps at most. No transaction waits on X, so a few serve the worker's
@@ -239,13 +239,7 @@ class PostgresStore:
 
     def update_account(self, user_id: str, **changes: Any) -> Account:
         """Change some fields of an account in one transaction (its row locked); it as stored."""
-        with self.transaction():
-            account = self.get_account(user_id)
-            if account is None:
-                raise RecordMissing(f"no account {user_id}")
-            account = changed_account(account, changes)
-            self.save_account(account)
-            return account
+        return update_account_in(self, user_id, changes)
 
     def delete_account(self, user_id: str) -> None:
         self._rows("DELETE FROM accounts WHERE user_id = %s", (user_id,))

@@ -6,12 +6,14 @@ still sealed: each is decrypted on first read, if ever, so lookups cost nothing.
 from __future__ import annotations
 
 import copy
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from bot.crypto import TokenCipher
 from bot.models import Account, Post, Sealed, from_iso, to_iso, utcnow
+from bot.store.errors import RecordMissing
 
 TOKENS = ("access_token", "refresh_token")
 ACCOUNT_FIELDS = frozenset(f.name for f in fields(Account))
@@ -56,6 +58,23 @@ def unseal_account(doc: dict[str, Any], cipher: TokenCipher) -> Account:
         values[name] = None if sealed is None else Sealed(sealed, cipher.decrypt)
     account: Account = Account.from_doc(values)
     return account
+
+
+class _AccountKeeper(Protocol):
+    def transaction(self) -> AbstractContextManager[None]: ...
+    def get_account(self, user_id: str) -> Account | None: ...
+    def save_account(self, account: Account) -> None: ...
+
+
+def update_account_in(store: _AccountKeeper, user_id: str, changes: dict[str, Any]) -> Account:
+    """`Repository.update_account` for every store: read (locked), change, save, in one transaction."""
+    with store.transaction():
+        account = store.get_account(user_id)
+        if account is None:
+            raise RecordMissing(f"no account {user_id}")
+        account = changed_account(account, changes)
+        store.save_account(account)
+        return account
 
 
 def changed_account(account: Account, changes: dict[str, Any]) -> Account:

@@ -41,7 +41,7 @@ from bot.models import SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store.errors import RecordMissing, StoreDamaged, StoreError
 from bot.store.files import PRIVATE, AppendLog, atomic_write, decode, encode
 from bot.store.locks import FileHeldLock
-from bot.store.records import Event, StoreContents, changed_account, first_sealed_token, seal_account, unseal_account
+from bot.store.records import Event, StoreContents, first_sealed_token, seal_account, unseal_account, update_account_in
 
 if TYPE_CHECKING:
     from bot.store.backup import BackupSummary
@@ -421,13 +421,7 @@ class TinyStore:
 
         Tokens not changed stay sealed: no decryption, no re-encryption.
         """
-        with self.transaction():
-            account = self.get_account(user_id)
-            if account is None:
-                raise RecordMissing(f"no account {user_id}")
-            account = changed_account(account, changes)
-            self.save_account(account)
-            return account
+        return update_account_in(self, user_id, changes)
 
     def delete_account(self, user_id: str) -> None:
         with self.transaction():
