@@ -141,7 +141,7 @@ def test_check_says_nothing_with_a_database_on_a_platform_nor_with_a_file_off_on
 
 def test_check_warns_that_the_sandbox_does_not_run_on_a_platform(tmp_path: Path) -> None:
     tweetbot(tmp_path, "init")
-    result = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "FLY_APP_NAME": "my-tweetbot",
+    result = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "FLY_APP_NAME": "my-tweetbot", "SANDBOX_PORT": "8100",
                                               "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/tweetbot"})
     assert result.returncode == 0, result.stderr
     assert warnings_of(result) == [
