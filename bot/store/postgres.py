@@ -124,9 +124,17 @@ class PostgresStore:
             cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 
-    def _locking(self, sql: str) -> str:
-        """`sql`, locking the rows it reads when inside a transaction (check-then-update)."""
-        return sql + " FOR UPDATE" if self._conn is not None else sql
+    def _locking(self, sql: str, table: str, key: object) -> str:
+        """`sql`, locking what it reads when inside a transaction (check-then-update): the row, and
+        the key itself, so a row that does not exist yet is not created twice by two transactions."""
+        if self._conn is None:
+            return sql
+        self._lock_key(table, key)
+        return sql + " FOR UPDATE"
+
+    def _lock_key(self, table: str, key: object) -> None:
+        """Hold the key of `table` until the transaction ends (a row there or not)."""
+        self._rows("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"{table}:{key}"),))
 
     # -- health -----------------------------------------------------------------------
 
@@ -208,17 +216,20 @@ class PostgresStore:
         return int(rows[0][0])
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        rows = self._rows(self._locking("SELECT value FROM meta WHERE key = %s"), (key,))
+        rows = self._rows(self._locking("SELECT value FROM meta WHERE key = %s", "meta", key), (key,))
         return rows[0][0] if rows else default
 
     def set_meta(self, key: str, value: Any) -> None:
-        self._rows("INSERT INTO meta (key, value) VALUES (%s, %s) "
-                   "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, Jsonb(value)))
+        with self.transaction():  # after any read-modify-write of the key in flight, not under it
+            self._lock_key("meta", key)
+            self._rows("INSERT INTO meta (key, value) VALUES (%s, %s) "
+                       "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, Jsonb(value)))
 
     # -- accounts ---------------------------------------------------------------------------
 
     def get_account(self, user_id: str) -> Account | None:
-        rows = self._rows(self._locking("SELECT doc FROM accounts WHERE user_id = %s"), (user_id,))
+        rows = self._rows(self._locking("SELECT doc FROM accounts WHERE user_id = %s", "accounts", user_id),
+                          (user_id,))
         return unseal_account(rows[0][0], self._cipher) if rows else None
 
     def find_account(self, handle: str) -> Account | None:
@@ -267,7 +278,8 @@ class PostgresStore:
 
     def get_post(self, post_id: int) -> Post | None:
         """A post, queued or finished."""
-        rows = self._rows(self._locking("SELECT doc FROM posts WHERE id = %s"), (int(post_id),))
+        rows = self._rows(self._locking("SELECT doc FROM posts WHERE id = %s", "posts", int(post_id)),
+                          (int(post_id),))
         return Post.from_doc(rows[0][0]) if rows else None
 
     def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]:
@@ -340,7 +352,8 @@ class PostgresStore:
     # -- schedules ----------------------------------------------------------------------------------
 
     def get_schedule(self, account_id: str) -> dict[str, Any] | None:
-        rows = self._rows(self._locking("SELECT doc FROM schedules WHERE account_id = %s"), (account_id,))
+        rows = self._rows(self._locking("SELECT doc FROM schedules WHERE account_id = %s", "schedules", account_id),
+                          (account_id,))
         return dict(rows[0][0]) if rows else None
 
     def save_schedule(self, account_id: str, schedule: dict[str, Any]) -> None:
