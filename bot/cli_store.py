@@ -2,6 +2,7 @@
 line) and `tweetbot store copy` (between a file store and PostgreSQL, either way)."""
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import click
 from bot.cli import settings_or_exit, stop_unusable, store_or_exit
 from bot.crypto import TokenCipher
 from bot.store import UNUSABLE, Repository, TinyStore
+
+COPY_FAILURES: tuple[type[BaseException], ...] = (*UNUSABLE, OSError)
 
 
 @click.command("migrate")
@@ -50,20 +53,42 @@ def copy_command(target: str) -> None:
     """
     settings = settings_or_exit()
     source = store_or_exit(settings)
+    folder = None if _is_url(target) else Path(target).resolve().parent
+    before = set(folder.iterdir()) if folder is not None and folder.is_dir() else None
     destination = _target_store(target, TokenCipher(settings.token_keys))
     try:
         contents = source.dump()
         destination.load(contents)
-    except UNUSABLE as exc:
-        stop_unusable(exc)
-    finally:
+    except COPY_FAILURES as exc:
         destination.close()
+        if folder is not None:
+            _remove_new_files(folder, before)  # a new file store that failed midway is no store at all
+        stop_unusable(exc)
+    destination.close()
     counts = ", ".join(f"{n:,} {what}" for what, n in contents.counts().items())
-    click.echo(f"Copied {counts} to {target if not target.startswith('postgres') else _where(target)}.")
+    click.echo(f"Copied {counts} to {_where(target) if _is_url(target) else target}.")
+
+
+def _is_url(target: str) -> bool:
+    return target.startswith(("postgres://", "postgresql://"))
+
+
+def _remove_new_files(folder: Path, before: set[Path] | None) -> None:
+    """Remove what a failed copy created in `folder` (`before`: what was there; None: no folder)."""
+    if not folder.is_dir():
+        return
+    if before is None:
+        shutil.rmtree(folder)
+        return
+    for created in set(folder.iterdir()) - before:
+        if created.is_dir() and not created.is_symlink():
+            shutil.rmtree(created)
+        else:
+            created.unlink()
 
 
 def _target_store(target: str, cipher: TokenCipher) -> Repository:
-    if target.startswith(("postgres://", "postgresql://")):
+    if _is_url(target):
         from bot.store.migrate import migrate
         from bot.store.postgres import PostgresStore
 

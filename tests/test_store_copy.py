@@ -282,14 +282,7 @@ HOLDINGS = {
                                                      status=POSTED, tweet_ids=("5",))]),
     "one schedule": lambda s: save_slots(s, "777", parse_slots("tue 10:00")),
 }
-SCHEDULE_ONLY = pytest.mark.xfail(strict=True, reason=(
-    "bug: PostgresStore.load checks accounts, posts and events for emptiness, not schedules: a database holding "
-    "only another account's schedule is copied into (exit 0, merged; the printed count misses the schedule "
-    "already there); one holding the same account's schedule fails with a UniqueViolation traceback, exit 1"))
-
-
-@pytest.mark.parametrize("holding", [pytest.param(name, marks=SCHEDULE_ONLY) if name == "one schedule" else name
-                                     for name in HOLDINGS])
+@pytest.mark.parametrize("holding", list(HOLDINGS))
 def test_refuses_a_database_that_is_not_empty(tmp_path: Path, database_url: str, holding: str) -> None:
     source = small_source(tmp_path)
     target = StoreAt(POSTGRES, database_url, key=source.key)
@@ -379,11 +372,12 @@ def failed_file_copy(tmp_path: Path, database_url: str) -> tuple[StoreAt, StoreA
     link = folder / "tweetbot.events.jsonl"
     link.symlink_to(tmp_path / "nowhere" / "events.jsonl")
     result = run_copy(env_for(tmp_path, source), tmp_path, target.location)
+    left = sorted(p.name for p in folder.iterdir())
     link.unlink()
-    assert result.returncode != 0
-    assert "Copied" not in result.stdout
+    assert result.returncode == 2 and "Copied" not in result.stdout
     assert re.search(r"No such file or directory: .*tweetbot\.events\.jsonl", result.stderr), result.stderr
-    assert Path(tmp_path / "target" / "tweetbot.history.jsonl").stat().st_size > 0  # it did fail midway
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert left == ["tweetbot.events.jsonl"]  # what the failed copy wrote (the history log first) is gone
     return source, target
 
 
@@ -393,10 +387,6 @@ def test_a_copy_into_a_file_that_fails_midway_copies_nothing(tmp_path: Path, dat
         assert dumped(target).empty
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: a copy into a new file that fails midway leaves the file behind (an empty store, 35 bytes, beside a "
-    "history log of uncommitted bytes), so running the same copy again is refused: `exists: copy only into a "
-    "new file`; and the failure is a traceback, exit 1, not one line"))
 def test_a_copy_into_a_file_that_failed_can_be_run_again(tmp_path: Path, database_url: str) -> None:
     source, target = failed_file_copy(tmp_path, database_url)
     again = run_copy(env_for(tmp_path, source), tmp_path, target.location)

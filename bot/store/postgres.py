@@ -179,7 +179,8 @@ class PostgresStore:
         """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty)."""
         with self.transaction():
             self._rows("LOCK TABLE accounts, posts, schedules, events, meta IN EXCLUSIVE MODE")
-            if any(self._rows(f"SELECT 1 FROM {table} LIMIT 1") for table in ("accounts", "posts", "events")):
+            if any(self._rows(f"SELECT 1 FROM {table} LIMIT 1")
+                   for table in ("accounts", "posts", "schedules", "events")):
                 raise StoreError(f"the database at {describe(self.url)} is not empty: copy only into an empty store")
             conn = self._conn
             assert conn is not None
