@@ -213,3 +213,23 @@ def test_the_queue_index_follows_other_processes_and_rollbacks(store_at: StoreAt
             assert [p.id for p in other.queued_posts(due_by=now)] == [post.id]
             raise RuntimeError("roll back")
     assert other.queued_posts(due_by=now) == [] and [p.id for p in other.sending_posts()] == [post.id]
+
+
+def test_claims_take_due_posts_in_order_and_none_while_the_account_is_sending(store_at: StoreAt) -> None:
+    store = store_at.open()
+    now = utcnow()
+    first, second, third, later = store.add_posts(
+        [Post(id=0, account_id="1", parts=(f"due {n}",), due_at=now - timedelta(seconds=3 - n)) for n in range(3)]
+        + [Post(id=0, account_id="1", parts=("later",), due_at=now + timedelta(hours=1))])
+    (elsewhere,) = store.add_posts([Post(id=0, account_id="2", parts=("other",), due_at=now)])
+    claimed = store.claim_due("1", now, 2, "worker-a")
+    assert [p.id for p in claimed] == [first.id, second.id]
+    assert {(p.status, p.claimed_by, p.sending_since) for p in claimed} == {(SENDING, "worker-a", now)}
+    assert store.get_post(first.id) == claimed[0]  # as stored
+    assert store.claim_due("1", now, 5, "worker-b") == []  # one batch of an account at a time
+    assert [p.id for p in store.claim_due("2", now, 5, "worker-b")] == [elsewhere.id]
+    assert len(store.events(kind="sending")) == 3
+    for post in claimed:
+        store.update_post(post.id, status=POSTED)
+    assert [p.id for p in store.claim_due("1", now, 5, "worker-b", post_id=third.id)] == [third.id]
+    assert store.get_post(later.id).status == SCHEDULED  # type: ignore[union-attr]

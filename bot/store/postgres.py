@@ -30,7 +30,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.crypto import TokenCipher
-from bot.models import SENDING, Account, Post, utcnow
+from bot.models import Account, Post, to_iso, utcnow
 from bot.store.backup import BackupSummary
 from bot.store.errors import RecordMissing, StoreError
 from bot.store.locks import LockTimeout
@@ -279,8 +279,10 @@ class PostgresStore:
 
     def get_post(self, post_id: int) -> Post | None:
         """A post, queued or finished."""
-        rows = self._rows(self._locking("SELECT doc FROM posts WHERE id = %s", "posts", int(post_id)),
-                          (int(post_id),))
+        # Its row is locked inside a transaction; posts are never created by a check-then-insert
+        # (their ids come from a sequence), so no key lock is needed.
+        sql = "SELECT doc FROM posts WHERE id = %s" + (" FOR UPDATE" if self._conn is not None else "")
+        rows = self._rows(sql, (int(post_id),))
         return Post.from_doc(rows[0][0]) if rows else None
 
     def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]:
@@ -311,17 +313,21 @@ class PostgresStore:
         with self.transaction():
             self._rows("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"claims:{account_id}"),))
             rows = self._rows(
-                "SELECT doc FROM posts WHERE id IN ("
-                " SELECT id FROM posts WHERE account_id = %(account)s AND status = 'scheduled'"
-                " AND ready_at <= %(now)s AND (%(only)s::bigint IS NULL OR id = %(only)s)"
-                " AND NOT EXISTS (SELECT 1 FROM posts s WHERE s.account_id = %(account)s AND s.status = 'sending')"
-                " ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)",
-                {"account": account_id, "now": now, "limit": limit, "only": post_id})
-            claimed = sorted((replace(Post.from_doc(row[0]), status=SENDING, sending_since=now, claimed_by=claimer)
-                              for row in rows), key=lambda p: (p.due_at, p.id))
-            for post in claimed:
-                self._write_post(post)
-                self.record_event("sending", account_id, post.id, detail=claimer, at=now)
+                "UPDATE posts SET status = 'sending', sending_since = %(now)s, claimed_by = %(claimer)s,"
+                " doc = doc || jsonb_build_object('status', 'sending', 'sending_since', %(now_iso)s::text,"
+                "                                 'claimed_by', %(claimer)s::text)"
+                " WHERE id IN ("
+                "  SELECT id FROM posts WHERE account_id = %(account)s AND status = 'scheduled'"
+                "  AND ready_at <= %(now)s AND (%(only)s::bigint IS NULL OR id = %(only)s)"
+                "  AND NOT EXISTS (SELECT 1 FROM posts s WHERE s.account_id = %(account)s AND s.status = 'sending')"
+                "  ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+                " RETURNING doc",
+                {"account": account_id, "now": now, "now_iso": to_iso(now), "claimer": claimer, "limit": limit,
+                 "only": post_id})
+            claimed = sorted((Post.from_doc(row[0]) for row in rows), key=lambda p: (p.due_at, p.id))
+            self._rows("INSERT INTO events (at, kind, account_id, post_id, detail) "
+                       "SELECT %s, 'sending', %s, unnest(%s::bigint[]), %s",
+                       (now, account_id, [post.id for post in claimed], claimer))
             return claimed
 
     def update_post(self, post_id: int, **changes: Any) -> Post:
