@@ -326,6 +326,19 @@ def test_refuses_a_file_that_exists(tmp_path: Path, database_url: str, source_ki
     assert source.raw() == source_before
 
 
+def test_refuses_to_copy_with_another_token_key(tmp_path: Path, database_url: str) -> None:
+    """The source's tokens do not open with the TOKEN_KEY given: exit 2, one line, nothing copied."""
+    source = small_source(tmp_path)
+    env = {**env_for(tmp_path, source), "TOKEN_KEY": Fernet.generate_key().decode()}
+    target = StoreAt(POSTGRES, database_url, key=source.key)
+    before = target.raw()
+    result = run_copy(env, tmp_path, database_url)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert "TOKEN_KEY" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert target.raw() == before
+
+
 # --- all or nothing -------------------------------------------------------------------------
 
 def test_a_load_that_fails_midway_leaves_the_database_empty(tmp_path: Path, database_url: str) -> None:
