@@ -93,6 +93,9 @@ class PostgresStore:
             raise StoreError(f"no database connection free within {CONNECT_TIMEOUT:.0f} s") from exc
         except psycopg.OperationalError as exc:
             raise StoreError(f"the database at {describe(self.url)} failed: {' '.join(str(exc).split())}") from exc
+        except psycopg.DataError as exc:  # a value it cannot keep (a NUL in a text)
+            raise StoreError(f"the database at {describe(self.url)} refused a value: "
+                             f"{' '.join(str(exc).split())}") from exc
 
     @property
     def _conn(self) -> psycopg.Connection | None:
