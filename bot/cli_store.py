@@ -62,7 +62,7 @@ def copy_command(target: str) -> None:
     except COPY_FAILURES as exc:
         destination.close()
         if folder is not None:
-            _remove_new_files(folder, before)  # a new file store that failed midway is no store at all
+            _remove_new_files(folder, before, Path(target).name)  # a new file store that failed is no store
         stop_unusable(exc)
     destination.close()
     counts = ", ".join(f"{n:,} {what}" for what, n in contents.counts().items())
@@ -73,17 +73,17 @@ def _is_url(target: str) -> bool:
     return target.startswith(("postgres://", "postgresql://"))
 
 
-def _remove_new_files(folder: Path, before: set[Path] | None) -> None:
-    """Remove what a failed copy created in `folder` (`before`: what was there; None: no folder)."""
+def _remove_new_files(folder: Path, before: set[Path] | None, name: str) -> None:
+    """Remove the files of the store `name` that a failed copy created in `folder` (`before`: what was
+    there; None: the copy made the folder). Other processes' files there are left alone."""
     if not folder.is_dir():
         return
     if before is None:
         shutil.rmtree(folder)
         return
-    for created in set(folder.iterdir()) - before:
-        if created.is_dir() and not created.is_symlink():
-            shutil.rmtree(created)
-        else:
+    stem = Path(name).stem
+    for created in {p for p in folder.iterdir() if p.name.startswith((stem + ".", f".{name}."))} - before:
+        if created.is_file() or created.is_symlink():
             created.unlink()
 
 
