@@ -30,6 +30,18 @@ def queue_many(store, sandbox: SandboxControl, posts: int, accounts: int, prefix
     return connected
 
 
+def each_post_once_in_order(sandbox: SandboxControl, store, count: int, what: str) -> Counter[str | None]:
+    """Every one of `count` posts is at X once and `posted`, each account's in due order; posts per worker."""
+    finished = store.history(limit=10**6)
+    by_worker = Counter(p.claimed_by for p in finished)
+    print(f"{what}: posts by worker {dict(by_worker)}")
+    texts = posted_texts(sandbox)
+    assert sum(texts.values()) == count and set(texts.values()) == {1}
+    assert Counter(p.status for p in finished) == Counter({POSTED: count})
+    assert_each_account_in_due_order(sandbox, store)
+    return by_worker
+
+
 def assert_each_account_in_due_order(sandbox: SandboxControl, store) -> None:
     """At X, every account's posts were created in the order they were due."""
     due = {p.parts[0]: (p.due_at, p.id) for p in store.history(limit=10**6)}
@@ -54,14 +66,8 @@ def test_two_workers_share_1000_posts_each_once_in_order(tmp_path: Path, sandbox
     finally:
         for worker in workers:
             worker.stop_quietly()
-    finished = store.history(limit=10**6)
-    by_worker = Counter(p.claimed_by for p in finished)
-    print(f"two workers, 1,000 posts on 20 accounts: {dict(by_worker)}")
-    texts = posted_texts(sandbox)
-    assert sum(texts.values()) == 1000 and set(texts.values()) == {1}
-    assert Counter(p.status for p in finished) == Counter({POSTED: 1000})
+    by_worker = each_post_once_in_order(sandbox, store, 1000, "two workers, 1,000 posts on 20 accounts")
     assert set(by_worker) == {worker_name(w) for w in workers}  # both workers posted some
-    assert_each_account_in_due_order(sandbox, store)
     listed = subprocess.run([TWEETBOT, "accounts"], cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=60)
     assert listed.returncode == 0, listed.stderr
@@ -87,11 +93,5 @@ def test_a_worker_killed_mid_run_leaves_its_accounts_to_the_other(tmp_path: Path
         doomed.stop_quietly()
         survivor.stop_quietly()
     time.sleep(max(0.0, killed_at + 3 - time.monotonic()))  # anything the dead worker sent has landed
-    finished = store.history(limit=10**6)
-    by_worker = Counter(p.claimed_by for p in finished)
-    print(f"one worker killed mid-run: posts by worker {dict(by_worker)}")
-    texts = posted_texts(sandbox)
-    assert sum(texts.values()) == 400 and set(texts.values()) == {1}
-    assert Counter(p.status for p in finished) == Counter({POSTED: 400})
+    by_worker = each_post_once_in_order(sandbox, store, 400, "one worker killed mid-run")
     assert by_worker[worker_name(doomed)] > 0 and by_worker[worker_name(survivor)] > 0
-    assert_each_account_in_due_order(sandbox, store)
