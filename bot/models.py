@@ -147,6 +147,26 @@ Account.access_token = _TokenField("access_token")  # type: ignore[assignment]
 Account.refresh_token = _TokenField("refresh_token")  # type: ignore[assignment]
 
 
+@dataclass(frozen=True)
+class MediaRef:
+    """One image, GIF or video attached to a part: its bytes are in the store under `digest`."""
+
+    digest: str  # sha256 of the bytes, hex: the store keeps each distinct file once
+    kind: str  # "image", "gif" or "video" (read from the bytes, not the name)
+    mime: str
+    size: int
+    name: str = ""  # the file's name as given, for messages and pages
+    alt: str | None = None  # alt text (images and GIFs), up to 1,000 characters
+
+    def to_doc(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> MediaRef:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in doc.items() if k in known})
+
+
 @dataclass
 class Post(Record):
     """One queued post, or a thread when it has several parts."""
@@ -165,9 +185,35 @@ class Post(Record):
     created_at: datetime | None = None
     source: str = "cli"
     claimed_by: str | None = None  # the worker whose claim marked it `sending` (and, once posted, sent it)
+    media: tuple[tuple[MediaRef, ...], ...] = ()  # per part (empty: no media at all)
+    uploads: dict[str, dict[str, str]] = field(default_factory=dict)  # "part.index": X's media id, expiry
+    finished_at: datetime | None = None  # set by the store when the post becomes posted, failed or canceled
 
-    _times = ("due_at", "next_attempt_at", "sending_since", "posted_at", "created_at")
+    _times = ("due_at", "next_attempt_at", "sending_since", "posted_at", "created_at", "finished_at")
     _tuples = ("parts", "tweet_ids")
+
+    def to_doc(self) -> dict[str, Any]:
+        doc = super().to_doc()
+        doc["media"] = [[ref.to_doc() for ref in part] for part in self.media]
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> Any:
+        post = super().from_doc(doc)
+        post.media = tuple(tuple(MediaRef.from_doc(ref) for ref in part) for part in doc.get("media") or ())
+        return post
+
+    def media_of(self, index: int) -> tuple[MediaRef, ...]:
+        """The media of part `index` (none when the post has no media there)."""
+        return self.media[index] if index < len(self.media) else ()
+
+    @property
+    def media_count(self) -> int:
+        return sum(len(part) for part in self.media)
+
+    def digests(self) -> set[str]:
+        """Every stored file this post's media needs."""
+        return {ref.digest for part in self.media for ref in part}
 
     @property
     def finished(self) -> bool:
