@@ -3,8 +3,11 @@
 `POST /2/tweets` refuses what X refuses, in X's words: unknown fields, over-long text
 (weighted length by `bot.text`, the twitter-text v3 rules), the same text as a recent
 post of the same user, replies the reply policy forbids, quotes (Enterprise only),
-media that is not the caller's or not ready. The duplicate check and the store happen
-under one lock, so two identical posts sent at once give one 201 and one 403, as at X.
+media that is not the caller's, not ready, expired or mixed (1–4 images, or one GIF or
+video). The duplicate check and the store happen under one lock, so two identical posts
+sent at once give one 201 and one 403, as at X. A post with media comes back with one
+`https://t.co/…` link for its media at the end of its text, as at X; the duplicate check
+compares the text as sent.
 """
 from __future__ import annotations
 
@@ -18,13 +21,17 @@ from flask.typing import ResponseReturnValue
 from bot.text import MAX_WEIGHTED_LENGTH, fits, weighted_length
 from sandbox.errors import (
     DUPLICATE_DETAIL,
+    JSON_TYPE_NAMES,
+    MEDIA_INVALID_MESSAGE,
     NOT_PERMITTED_DETAIL,
     REPLY_NOT_ALLOWED_DETAIL,
     TOO_LONG_MESSAGE,
     forbidden,
     invalid_request,
+    json_type,
     not_found,
 )
+from sandbox.media import settle
 from sandbox.resource import (
     READ,
     TWEET_FIELDS,
@@ -56,8 +63,6 @@ NESTED_FIELDS: dict[str, dict[str, type]] = {
     "geo": {"place_id": str},
 }
 REPLY_SETTINGS = ("following", "mentionedUsers", "subscribers", "verified")
-MEDIA_LIFETIME = 24 * 60 * 60  # an upload can be attached for a day
-_TYPE_NAMES = {str: "string", bool: "boolean", dict: "object", list: "array", int: "integer"}
 
 
 @bp.get("/2/users/me")
@@ -95,14 +100,15 @@ def create_post() -> ResponseReturnValue:
     check_poll(body.get("poll"))
     with world.lock:  # the duplicate check and the store are one step, as at X
         reply_to, reply_user = check_reply(world, body.get("reply"))
-        check_media(world, media_ids)
+        media_keys = check_media(world, media_ids) if media_ids else ()
         if text and world.duplicate_of(g.user.id, text) is not None:
             raise forbidden(DUPLICATE_DETAIL)
         post_id = world.snowflake()
         root = world.posts[reply_to].conversation_id if reply_to else post_id
-        post = Post(id=post_id, author_id=g.user.id, raw_text=text, text=world.rewrite(text),
+        post = Post(id=post_id, author_id=g.user.id, raw_text=text,
+                    text=world.returned_text(text, media_ids),
                     created_at=world.now(), client_id=g.chain.client_id, conversation_id=root,
-                    reply_to=reply_to, in_reply_to_user_id=reply_user, media_ids=media_ids,
+                    reply_to=reply_to, in_reply_to_user_id=reply_user, media_ids=media_ids, media_keys=media_keys,
                     poll=body.get("poll"), reply_settings=body.get("reply_settings"))
         world.store_post(post)
     answer = jsonify({"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}})
@@ -133,25 +139,14 @@ def check_shape(body: dict[str, Any]) -> None:
 def _check_object(path: str, value: Any, allowed: dict[str, type]) -> None:
     """Refuse keys outside `allowed` and values of the wrong JSON type."""
     if not isinstance(value, dict):
-        raise invalid_request(f"{path}: {_type_name(value)} found, object expected")
+        raise invalid_request(f"{path}: {json_type(value)} found, object expected")
     for key, item in value.items():
         if key not in allowed:
             raise invalid_request(f"{path}.{key}: is not defined in the schema and the schema does not allow "
                                   "additional properties")
         expected = allowed[key]
         if not isinstance(item, expected) or (expected is int and isinstance(item, bool)):
-            raise invalid_request(f"{path}.{key}: {_type_name(item)} found, {_TYPE_NAMES[expected]} expected")
-
-
-def _type_name(value: Any) -> str:
-    """A value's JSON type name, as the schema validator's messages say it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "integer" if isinstance(value, int) else "number"
-    return _TYPE_NAMES.get(type(value), type(value).__name__)
+            raise invalid_request(f"{path}.{key}: {json_type(item)} found, {JSON_TYPE_NAMES[expected]} expected")
 
 
 def _is_id(value: Any) -> bool:
@@ -186,13 +181,25 @@ def check_reply(world: World, reply: dict[str, Any] | None) -> tuple[str | None,
     return target.id, target.author_id
 
 
-def check_media(world: World, media_ids: tuple[str, ...]) -> None:
-    """Each id: uploaded by the caller, processed, not expired."""
+def check_media(world: World, media_ids: tuple[str, ...]) -> tuple[str, ...]:
+    """The media keys of the ids, if each is the caller's, processed (`succeeded`), not expired,
+    and together 1–4 images or one GIF or one video.
+
+    X's words for the mix rule are not on record; it answers the other cases with
+    "Your media IDs are invalid.", so the sandbox does for all of them.
+    """
+    found = []
     for media_id in media_ids:
         media = world.media.get(media_id)
+        if media is not None:
+            settle(world, media)
         if (media is None or media.owner_id != g.user.id or media.state != "succeeded"
-                or world.now() > media.created_at + MEDIA_LIFETIME):
-            raise invalid_request("Your media IDs are invalid.", {"media.media_ids": list(media_ids)})
+                or world.now() >= media.expires_at or media.kind == "subtitles"):
+            raise invalid_request(MEDIA_INVALID_MESSAGE, {"media.media_ids": list(media_ids)})
+        found.append(media)
+    if len(found) > 1 and any(m.kind != "image" for m in found):
+        raise invalid_request(MEDIA_INVALID_MESSAGE, {"media.media_ids": list(media_ids)})
+    return tuple(m.media_key for m in found)
 
 
 @bp.delete("/2/tweets/<post_id>")
@@ -341,7 +348,7 @@ def post_json(world: World, post: Post, fields: set[str]) -> dict[str, Any]:
     if "referenced_tweets" in fields and post.reply_to:
         data["referenced_tweets"] = [{"type": "replied_to", "id": post.reply_to}]
     if "attachments" in fields and post.media_ids:
-        data["attachments"] = {"media_keys": [world.media[m].media_key for m in post.media_ids]}
+        data["attachments"] = {"media_keys": list(post.media_keys)}
     if "reply_settings" in fields:
         data["reply_settings"] = post.reply_settings or "everyone"
     if "lang" in fields:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from sandbox.errors import SandboxError
@@ -222,7 +222,10 @@ def revoke_user() -> ResponseReturnValue:
 
 @bp.get("/posts")
 def posts() -> ResponseReturnValue:
-    """`?username=` (optional), `?include_deleted=1`: posts oldest first, as in `state`."""
+    """`?username=` (optional), `?include_deleted=1`: posts oldest first, as in `state`.
+
+    Each row has `media`: `[{"id", "media_key", "type": "photo"|"animated_gif"|"video", "alt_text"}]`.
+    """
     world = current_world()
     wanted = request.args.get("username")
     with world.lock:
@@ -233,3 +236,25 @@ def posts() -> ResponseReturnValue:
                 if (user is None or p.author_id == user.id)
                 and (request.args.get("include_deleted") or p.deleted_at is None)]
     return jsonify({"posts": rows})
+
+
+@bp.post("/media/<media_id>/expire")
+def expire_media(media_id: str) -> ResponseReturnValue:
+    """Make a media id expire now, so a post naming it is refused: `{"id", "media_key", "expires_after_secs": 0}`."""
+    world = current_world()
+    if media_id not in world.media:
+        raise ControlError(f"no media {media_id}", 404)
+    media = world.expire_media(media_id)
+    return jsonify({"id": media.id, "media_key": media.media_key, "expires_after_secs": 0})
+
+
+@bp.get("/media/<media_key>")
+def media_file(media_key: str) -> ResponseReturnValue:
+    """An image's bytes by media key (what the timeline page shows); 404 for GIFs, videos and unknown keys."""
+    media = current_world().media_by_key(media_key)
+    if media is None or media.data is None or not media.image:
+        raise ControlError(f"no image {media_key}", 404)
+    answer = Response(media.data, content_type=media.image["image_type"])
+    answer.headers["X-Content-Type-Options"] = "nosniff"
+    answer.headers["Cache-Control"] = "private, max-age=3600"
+    return answer

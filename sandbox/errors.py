@@ -35,6 +35,8 @@ INVALID_TOKEN = "Value passed for the token was invalid."
 INVALID_CODE = "Value passed for the authorization code was invalid."
 VERIFIER_MISMATCH = "Value passed for the code verifier did not match the code challenge."
 MISSING_AUTH_HEADER = "Missing valid authorization header"
+MEDIA_INVALID_MESSAGE = "Your media IDs are invalid."  # tweepy #2016, node-twitter-api-v2 #375, #501
+JSON_TYPE_NAMES: dict[type, str] = {str: "string", bool: "boolean", dict: "object", list: "array", int: "integer"}
 
 
 class SandboxError(Exception):
@@ -142,6 +144,17 @@ def not_found(resource_type: str, resource_id: str, parameter: str = "id") -> Pr
 def callback_not_approved() -> LegacyError:
     """`redirect_uri` is not one of the client's registered callbacks."""
     return LegacyError(400, {"errors": [{"code": 415, "message": CALLBACK_NOT_APPROVED}]})
+
+
+def json_type(value: Any) -> str:
+    """A value's JSON type name, as X's schema validator's messages say it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "integer" if isinstance(value, int) else "number"
+    return JSON_TYPE_NAMES.get(type(value), type(value).__name__)
 
 
 def _reason(status: int) -> str:

@@ -57,6 +57,7 @@ _COMMON: dict[str, tuple[Window, ...]] = {
     "POST /2/media/upload/initialize": (_w("user", MINUTES_15, 500), _w("app", HOURS_24, 50000)),
     "POST /2/media/upload/:id/append": (_w("user", MINUTES_15, 5000),),
     "POST /2/media/upload/:id/finalize": (_w("user", MINUTES_15, 500),),
+    "POST /2/media/metadata": (_w("user", MINUTES_15, 500),),
 }
 
 _POST_TWEETS: dict[str, tuple[Window, ...]] = {

@@ -1,36 +1,51 @@
-"""X's v2 media upload (x-api-facts §2): simple upload, and chunked with STATUS polling.
+"""X's v2 media upload (x-api-facts §2): simple and chunked upload, STATUS polling, alt text.
 
-The sandbox keeps no media bytes, only sizes and the first bytes (to read an image's
-type and size, as X reports them). Images are ready at once; GIFs and videos are
-"processed": after FINALIZE they are `pending`, the first STATUS poll says
-`in_progress`, the next `succeeded` (or `failed`, switch `media_processing`), so a
-client's polling loop runs through every state without waiting.
+Every endpoint needs the `media.write` scope. Images keep their bytes (at most 5 MB, so
+the timeline page can show them); GIFs and videos keep sizes and the first bytes, enough
+to name their type. Images are ready at once; GIFs and videos are "processed": after
+FINALIZE they are `pending`. With `media_processing_seconds` 0 (the default) the first
+STATUS poll says `in_progress` and the next `succeeded`, so a client's polling loop runs
+through every state without waiting; with N > 0 they are `succeeded` once N seconds of
+sandbox clock have passed since FINALIZE, as at X. `media_processing` makes every
+GIF/video (`failed`) or only the next one (`fail_next`) fail, with X's `error` object.
 """
 from __future__ import annotations
 
 import base64
 import binascii
+import math
+import re
 import struct
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox.errors import invalid_request, not_found
+from sandbox.errors import invalid_request, json_type, not_found
 from sandbox.resource import MEDIA, add_rate_headers, resource
-from sandbox.state import Media, World, current_world
+from sandbox.state import MEDIA_KINDS, MEDIA_LIFETIME, Media, World, current_world
 
 bp = Blueprint("media", __name__)
 bp.after_request(add_rate_headers)
 
 MB = 1024 * 1024
 LIMITS = {"image": 5 * MB, "gif": 15 * MB, "video": 512 * MB, "subtitles": 1 * MB}
-CATEGORIES = {"tweet_image": "image", "dm_image": "image", "tweet_gif": "gif", "dm_gif": "gif",
-              "tweet_video": "video", "dm_video": "video", "amplify_video": "video", "subtitles": "subtitles"}
+CATEGORIES = MEDIA_KINDS
 MEDIA_TYPES = ("video/mp4", "video/webm", "video/mp2t", "video/quicktime", "text/srt", "text/vtt", "image/jpeg",
                "image/gif", "image/bmp", "image/png", "image/webp", "image/pjpeg", "image/tiff")
-EXPIRES_AFTER = 24 * 60 * 60
+EXPIRES_AFTER = MEDIA_LIFETIME
 HEAD_BYTES = 64 * 1024
+ALT_TEXT_LIMIT = 1000
+# X's STATUS error for media it cannot process (v1.1 docs' example; the 2.167 spec omits it).
+PROCESSING_ERROR = {"code": 1, "name": "InvalidMedia", "message": "Unsupported video format"}
+# CreateMediaMetadataMetadata's properties in spec 2.167; anything else is refused.
+METADATA_FIELDS = frozenset({
+    "allow_download_status", "alt_text", "audience_policy", "content_expiration", "domain_restrictions",
+    "found_media_origin", "geo_restrictions", "management_info", "preview_image", "sensitive_media_warning",
+    "shared_info", "sticker_info", "upload_source",
+})
+_MEDIA_ID = re.compile(r"^[0-9]{1,19}$")
+UNRECOGNIZED = "media type unrecognized."
 
 
 @bp.post("/2/media/upload")
@@ -42,14 +57,12 @@ def simple_upload() -> ResponseReturnValue:
     if len(data) > LIMITS[kind]:
         raise invalid_request(f"File size exceeds {LIMITS[kind] // MB} MB for {category}.",
                               {"media": [f"{len(data)} bytes"]})
-    info = image_info(data)
-    if kind in ("image", "gif") and info is None:
-        raise invalid_request("media type unrecognized.", {"media": ["unrecognized"]})
+    media_type = _sniff(kind, data)
     world = current_world()
-    media = world.add_media(g.user.id, category, info["image_type"] if info else "video/mp4")
+    media = world.add_media(g.user.id, category, media_type)
     with world.lock:
         media.size, media.total_bytes, media.segments = len(data), len(data), {0: len(data)}
-        _finish(world, media, data[:HEAD_BYTES])
+        _finish(world, media, data)
         return jsonify({"data": media_json(world, media)})
 
 
@@ -71,6 +84,16 @@ def _upload_body() -> tuple[str, bytes]:
     return category, data
 
 
+def _sniff(kind: str, data: bytes) -> str:
+    """The media type read from the bytes (never from a name); X's 400 when they are no known type."""
+    if kind == "subtitles":
+        return "text/srt"
+    found = video_type(data) if kind == "video" else (image_info(data) or {}).get("image_type")
+    if found is None:
+        raise invalid_request(UNRECOGNIZED, {"media": ["unrecognized"]})
+    return str(found)
+
+
 def _b64(raw: str, name: str) -> bytes:
     """Decode a base64 JSON field, or answer a parameter error."""
     try:
@@ -83,14 +106,8 @@ def _b64(raw: str, name: str) -> bytes:
 @resource("POST /2/media/upload/initialize", MEDIA)
 def initialize() -> ResponseReturnValue:
     """Start a chunked upload: `media_type`, `total_bytes`, `media_category`."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise invalid_request("Request body must be a JSON object.")
-    allowed = {"media_type", "total_bytes", "media_category", "additional_owners", "shared"}
-    for key in body:
-        if key not in allowed:
-            raise invalid_request(f"$.{key}: is not defined in the schema and the schema does not allow "
-                                  "additional properties")
+    body = _json_object()
+    _only_known("$", body, {"media_type", "total_bytes", "media_category", "additional_owners", "shared"})
     media_type, total = body.get("media_type"), body.get("total_bytes")
     category = body.get("media_category") or _default_category(media_type)
     if media_type not in MEDIA_TYPES:
@@ -109,6 +126,22 @@ def initialize() -> ResponseReturnValue:
     return jsonify({"data": {"id": media.id, "media_key": media.media_key, "expires_after_secs": EXPIRES_AFTER}})
 
 
+def _json_object() -> dict[str, Any]:
+    """The request's JSON object, or X's 400."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise invalid_request("Request body must be a JSON object.")
+    return body
+
+
+def _only_known(path: str, value: dict[str, Any], allowed: set[str] | frozenset[str]) -> None:
+    """Refuse a key outside `allowed` in X's schema-validator words."""
+    for key in value:
+        if key not in allowed:
+            raise invalid_request(f"{path}.{key}: is not defined in the schema and the schema does not allow "
+                                  "additional properties")
+
+
 def _default_category(media_type: Any) -> str:
     """X's category for a media type when none is given."""
     if media_type == "image/gif":
@@ -121,7 +154,23 @@ def _default_category(media_type: Any) -> str:
 @bp.post("/2/media/upload/<media_id>/append")
 @resource("POST /2/media/upload/:id/append", MEDIA)
 def append(media_id: str) -> ResponseReturnValue:
-    """One segment (index 0–999) of a chunked upload."""
+    """One segment (index 0–999) of a chunked upload; sending an index again replaces it."""
+    segment, data = _segment()
+    world = current_world()
+    with world.lock:
+        media = _own_upload(world, media_id)
+        if media.state != "uploading":
+            raise invalid_request("This upload has been finalized already.", {"id": [media_id]})
+        media.segments[segment] = len(data)
+        if media.kind == "image":
+            media.chunks[segment] = data
+        elif segment == 0:
+            media.chunks[0] = data[:HEAD_BYTES]
+        return jsonify({"data": {"expires_at": int(media.expires_at)}})
+
+
+def _segment() -> tuple[int, bytes]:
+    """(segment_index, bytes) of an APPEND request, multipart or JSON with base64 `media`."""
     if request.is_json:
         body = request.get_json(silent=True) or {}
         raw, index = body.get("media"), body.get("segment_index")
@@ -138,15 +187,7 @@ def append(media_id: str) -> ResponseReturnValue:
         raise invalid_request("$.segment_index: must be between 0 and 999", {"segment_index": [str(index)]})
     if data is None:
         raise invalid_request("$.media: is missing but it is required", {"media": []})
-    world = current_world()
-    with world.lock:
-        media = _own_upload(world, media_id)
-        if media.state != "uploading":
-            raise invalid_request("This upload has been finalized already.", {"id": [media_id]})
-        media.segments[segment] = len(data)
-        if segment == 0:
-            media.image = image_info(data[:HEAD_BYTES])
-        return jsonify({"data": {"expires_at": int(media.created_at + EXPIRES_AFTER)}})
+    return segment, data
 
 
 @bp.post("/2/media/upload/<media_id>/finalize")
@@ -163,15 +204,18 @@ def finalize(media_id: str) -> ResponseReturnValue:
             raise invalid_request(f"File size does not match total_bytes: received {size} of "
                                   f"{media.total_bytes} bytes in segments {sorted(media.segments)}",
                                   {"total_bytes": [str(media.total_bytes)]})
-        media.size = size
-        _finish(world, media, None)
+        data = b"".join(media.chunks[i] for i in sorted(media.chunks))
+        if media.kind in ("image", "gif") and image_info(data) is None:
+            raise invalid_request(UNRECOGNIZED, {"id": [media_id]})
+        media.size, media.chunks = size, {}
+        _finish(world, media, data)
         return jsonify({"data": media_json(world, media)})
 
 
 @bp.get("/2/media/upload")
 @resource("GET /2/media/upload", MEDIA)
 def status() -> ResponseReturnValue:
-    """`?command=STATUS&media_id=`: where processing is; each poll moves it one step."""
+    """`?command=STATUS&media_id=`: where processing is (see the module docstring)."""
     command, media_id = request.args.get("command", "STATUS"), request.args.get("media_id", "")
     if command != "STATUS":
         raise invalid_request(f"The `command` query parameter value [{command}] is not one of [STATUS]",
@@ -181,52 +225,136 @@ def status() -> ResponseReturnValue:
         media = _own_upload(world, media_id)
         if media.state == "uploading":
             raise invalid_request("This upload has not been finalized.", {"media_id": [media_id]})
-        if media.state == "pending":
-            media.state = "in_progress"
-        elif media.state == "in_progress":
-            media.state = world.options.media_processing
+        settle(world, media, polled=True)
         media.polls += 1
         return jsonify({"data": media_json(world, media)})
 
 
-def _own_upload(world: World, media_id: str) -> Media:
+@bp.post("/2/media/metadata")
+@resource("POST /2/media/metadata", MEDIA)
+def metadata() -> ResponseReturnValue:
+    """Alt text (`CreateMediaMetadataRequest`): `{"id", "metadata": {"alt_text": {"text"}}}`, ≤ 1,000 characters."""
+    body = _json_object()
+    _only_known("$", body, {"id", "metadata"})
+    media_id = body.get("id")
+    if "id" not in body:
+        raise invalid_request("$.id: is missing but it is required", {"id": []})
+    if not isinstance(media_id, str) or not _MEDIA_ID.match(media_id):
+        raise invalid_request("$.id: does not match the regex pattern ^[0-9]{1,19}$", {"id": [str(media_id)]})
+    meta = body.get("metadata", {})
+    if not isinstance(meta, dict):
+        raise invalid_request(f"$.metadata: {json_type(meta)} found, object expected")
+    _only_known("$.metadata", meta, METADATA_FIELDS)
+    alt_text = _alt_text(meta.get("alt_text"))
+    world = current_world()
+    with world.lock:
+        media = _own_upload(world, media_id, parameter="id")
+        if alt_text is not None:
+            media.alt_text = alt_text
+        return jsonify({"data": {"id": media.id, "associated_metadata": meta}})
+
+
+def _alt_text(value: Any) -> str | None:
+    """The alt text of a metadata request (None when absent), checked as X's schema does."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid_request(f"$.metadata.alt_text: {json_type(value)} found, object expected")
+    _only_known("$.metadata.alt_text", value, {"text"})
+    text = value.get("text")
+    if "text" not in value:
+        raise invalid_request("$.metadata.alt_text.text: is missing but it is required")
+    if not isinstance(text, str):
+        raise invalid_request(f"$.metadata.alt_text.text: {json_type(text)} found, string expected")
+    if len(text) > ALT_TEXT_LIMIT:
+        raise invalid_request(f"$.metadata.alt_text.text: may only be {ALT_TEXT_LIMIT} characters long",
+                              {"metadata.alt_text.text": [f"{len(text)} characters"]})
+    return text
+
+
+def _own_upload(world: World, media_id: str, parameter: str = "media_id") -> Media:
     """The caller's upload session or media; another user's is as good as unknown."""
     media = world.media.get(media_id)
     if media is None or media.owner_id != g.user.id:
-        raise not_found("media", media_id, parameter="media_id")
+        raise not_found("media", media_id, parameter=parameter)
     return media
 
 
-def _finish(world: World, media: Media, head: bytes | None) -> None:
-    """Images are usable at once; GIFs and videos wait for processing."""
-    if head is not None:
-        media.image = image_info(head)
-    if CATEGORIES[media.category] in ("image", "subtitles"):
+def _finish(world: World, media: Media, data: bytes) -> None:
+    """Keep what the sandbox keeps of the bytes; images are ready, GIFs and videos wait for processing."""
+    if media.kind in ("image", "gif"):
+        media.image = image_info(data)
+    if media.kind == "image":
+        media.data = data
+    if media.kind == "video":
+        media.video_type = video_type(data) or media.media_type
+    if media.kind in ("image", "subtitles"):
         media.state = "succeeded"
-    else:
-        media.state = "pending"
+        return
+    options = world.options
+    media.state, media.finalized_at = "pending", world.now()
+    if options.media_processing_seconds > 0:
+        media.ready_at = media.finalized_at + options.media_processing_seconds
+    if options.media_processing == "fail_next":
+        media.will_fail, options.media_processing = True, "succeeded"
+
+
+def settle(world: World, media: Media, polled: bool = False) -> None:
+    """Move processing on: one step per poll, or by the sandbox clock when it takes seconds."""
+    if media.state not in ("pending", "in_progress"):
+        return
+    if media.ready_at is not None and world.now() >= media.ready_at:
+        media.state = _outcome(world, media)
+    elif media.ready_at is not None:
+        media.state = "in_progress" if polled else media.state
+    elif polled:
+        media.state = "in_progress" if media.state == "pending" else _outcome(world, media)
+
+
+def _outcome(world: World, media: Media) -> str:
+    """How processing ends: `failed` when switched so for all or for this upload."""
+    return "failed" if media.will_fail or world.options.media_processing == "failed" else "succeeded"
 
 
 def media_json(world: World, media: Media) -> dict[str, Any]:
-    """X's media object: id, media_key, size, expires_after_secs, image / processing_info."""
-    left = max(int(media.created_at + EXPIRES_AFTER - world.now()), 0)
+    """X's media object: id, media_key, size, expires_after_secs, image / processing_info / video."""
+    left = max(math.ceil(media.expires_at - world.now()), 0)
     data: dict[str, Any] = {"id": media.id, "media_key": media.media_key, "size": media.size,
                             "expires_after_secs": left}
-    if media.image and CATEGORIES[media.category] == "image":
+    if media.image and media.kind == "image":
         data["image"] = dict(media.image)
-    if CATEGORIES[media.category] in ("gif", "video"):
-        progress = {"pending": 0, "in_progress": 50, "succeeded": 100, "failed": 100}[media.state]
-        info: dict[str, Any] = {"state": media.state, "progress_percent": progress}
-        if media.state in ("pending", "in_progress"):
-            info["check_after_secs"] = 1
-        data["processing_info"] = info
-        if media.media_type.startswith("video/"):
-            data["video"] = {"video_type": media.media_type}
+    if media.kind in ("gif", "video"):
+        data["processing_info"] = _processing_info(world, media)
+    if media.kind == "video":
+        data["video"] = {"video_type": media.video_type or media.media_type}
     return data
 
 
+def _processing_info(world: World, media: Media) -> dict[str, Any]:
+    """`state`, `progress_percent`, `check_after_secs` while processing, X's `error` when failed."""
+    info: dict[str, Any] = {"state": media.state, "progress_percent": _percent(world, media)}
+    if media.state in ("pending", "in_progress"):
+        left = (media.ready_at - world.now()) if media.ready_at is not None else 1.0
+        info["check_after_secs"] = max(1, math.ceil(left))
+    elif media.state == "failed":
+        info["error"] = dict(PROCESSING_ERROR)
+    return info
+
+
+def _percent(world: World, media: Media) -> int:
+    """How far processing is: by steps, or by the share of the processing time gone."""
+    if media.state in ("succeeded", "failed"):
+        return 100
+    if media.state == "pending":
+        return 0
+    if media.ready_at is None or media.finalized_at is None:
+        return 50
+    total = max(media.ready_at - media.finalized_at, 1e-9)
+    return min(99, int(100 * (world.now() - media.finalized_at) / total))
+
+
 def image_info(data: bytes) -> dict[str, Any] | None:
-    """PNG, GIF or JPEG type and size from the first bytes, or None."""
+    """PNG, GIF, JPEG or WEBP type and size from the first bytes, or None."""
     if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
         width, height = struct.unpack(">II", data[16:24])
         return {"image_type": "image/png", "w": width, "h": height}
@@ -235,6 +363,8 @@ def image_info(data: bytes) -> dict[str, Any] | None:
         return {"image_type": "image/gif", "w": width, "h": height}
     if data[:2] == b"\xff\xd8":
         return _jpeg_info(data)
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return _webp_info(data)
     return None
 
 
@@ -250,4 +380,29 @@ def _jpeg_info(data: bytes) -> dict[str, Any] | None:
             height, width = struct.unpack(">HH", data[index + 5:index + 9])
             return {"image_type": "image/jpeg", "w": width, "h": height}
         index += 2 + length
+    return None
+
+
+def _webp_info(data: bytes) -> dict[str, Any] | None:
+    """A WEBP's size from its first chunk: VP8 (lossy), VP8L (lossless) or VP8X (extended)."""
+    chunk = data[12:16]
+    size: tuple[int, int] | None = None
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack("<HH", data[26:30])
+        size = (width & 0x3FFF, height & 0x3FFF)
+    elif chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")
+        size = ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
+    elif chunk == b"VP8X" and len(data) >= 30:
+        size = (int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1)
+    return {"image_type": "image/webp", "w": size[0], "h": size[1]} if size else None
+
+
+def video_type(data: bytes) -> str | None:
+    """MP4 or QuickTime (MOV) from the first box, or None: `ftyp` names the brand; old MOVs start bare."""
+    box = data[4:8]
+    if box == b"ftyp":
+        return "video/quicktime" if data[8:12] == b"qt  " else "video/mp4"
+    if box in (b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "video/quicktime"
     return None

@@ -1,14 +1,18 @@
 """Pages for people: `/` lists the sandbox users, `/<username>` shows a timeline.
 
 So a demo can show the posts "on X". Text is the text as posted, escaped by Jinja's
-autoescape (never marked safe): a post is untrusted input.
+autoescape (never marked safe): a post is untrusted input, and so is alt text. Images
+come from `/_sandbox/media/<media_key>` (same origin, no inline script or style
+attribute, so a strict CSP holds); GIFs and videos show as labelled placeholders.
 """
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template
+from typing import Any
+
+from flask import Blueprint, abort, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from sandbox.state import current_world, iso
+from sandbox.state import Post, World, current_world, iso
 
 bp = Blueprint("pages", __name__)
 
@@ -33,6 +37,18 @@ def timeline(username: str) -> ResponseReturnValue:
         if user is None or user.id == username:
             abort(404)
         posts = [{"id": p.id, "text": p.raw_text, "created_at": iso(p.created_at), "reply_to": p.reply_to,
-                  "media": len(p.media_ids), "poll": (p.poll or {}).get("options")}
+                  "media": _media(world, p), "poll": (p.poll or {}).get("options")}
                  for p in reversed(world.posts_by_user[user.id]) if p.deleted_at is None]
     return render_template("timeline.html", user=user, posts=posts)
+
+
+def _media(world: World, post: Post) -> list[dict[str, Any]]:
+    """A post's media for the page: type, alt text, and the image URL where the bytes are kept."""
+    shown = []
+    for media_id in post.media_ids:
+        media = world.media.get(media_id)
+        if media is None:
+            continue
+        src = url_for("control.media_file", media_key=media.media_key) if media.data is not None else None
+        shown.append({"key": media.media_key, "type": media.x_type, "alt": media.alt_text, "src": src})
+    return shown

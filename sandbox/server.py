@@ -107,14 +107,18 @@ def _reason(code: int) -> str:
         return ""
 
 
-def serve(settings: Any, host: str, port: int, token_lifetime: int | None = None) -> None:
+def serve(settings: Any, host: str, port: int, token_lifetime: int | None = None,
+          media_processing_seconds: float | None = None) -> None:
     """Run the sandbox for `settings`' client and tier on host:port; blocks until interrupted.
 
-    `token_lifetime` (seconds) shortens access tokens, so a demo shows refreshes soon.
+    `token_lifetime` (seconds) shortens access tokens, so a demo shows refreshes soon;
+    `media_processing_seconds` makes GIF and video processing take that long (default 0).
     """
     config = SandboxConfig.from_settings(settings)
     if token_lifetime is not None:
         config = replace(config, access_token_lifetime=token_lifetime)
+    if media_processing_seconds is not None:
+        config = replace(config, media_processing_seconds=media_processing_seconds)
     app = create_app(config)
     server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]  # idle kept-alive connections must not keep the process alive

@@ -69,6 +69,7 @@ class SandboxConfig:
     tier: str = "payg"
     seed: int = 0
     access_token_lifetime: int = 7200  # X's two hours; demos use less, to show refreshes soon
+    media_processing_seconds: float = 0  # 0: GIF/video processing moves one step per STATUS poll
 
     @classmethod
     def from_settings(cls, settings: Any) -> SandboxConfig:
@@ -97,8 +98,9 @@ class Options:
     duplicate_window: int = 24 * 60 * 60
     too_long_status: int = 400
     reply_policy: str = "summoned"  # "open", "summoned" (replies to others need a mention), "no_replies"
-    text_rewrite: bool = True  # X returns text with & < > escaped and URLs as t.co links
-    media_processing: str = "succeeded"
+    text_rewrite: bool = True  # X returns text with & < > escaped, URLs as t.co links, one more for media
+    media_processing: str = "succeeded"  # "failed": every GIF/video fails; "fail_next": only the next one
+    media_processing_seconds: float = 0.0  # > 0: processing takes this long on the sandbox clock
     accept_body_secret: bool = False  # client_secret in the form instead of Basic auth (unconfirmed)
 
     _CHOICES = {
@@ -106,7 +108,7 @@ class Options:
         "tier": TIERS,
         "too_long_status": (400, 403),
         "reply_policy": ("open", "summoned", "no_replies"),
-        "media_processing": ("succeeded", "failed"),
+        "media_processing": ("succeeded", "failed", "fail_next"),
     }
 
     def update(self, changes: dict[str, Any]) -> None:
@@ -127,6 +129,10 @@ class Options:
             if value not in self._CHOICES[name]:
                 raise ValueError(f"{name} must be one of {list(self._CHOICES[name])}")
             return value
+        if name == "media_processing_seconds":
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 86400:
+                raise ValueError(f"{name} must be a number of seconds from 0 to 86400")
+            return float(value)
         if name == "refresh_token_lifetime":
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a positive whole number of seconds or null")
@@ -254,6 +260,7 @@ class Post:
     reply_to: str | None = None
     in_reply_to_user_id: str | None = None
     media_ids: tuple[str, ...] = ()
+    media_keys: tuple[str, ...] = ()
     poll: dict[str, Any] | None = None
     quote_tweet_id: str | None = None
     reply_settings: str | None = None
@@ -262,7 +269,11 @@ class Post:
 
 @dataclass
 class Media:
-    """An upload: sizes, state of processing, image facts; never the bytes."""
+    """An upload: sizes, state of processing, image facts, alt text; an image's bytes.
+
+    Only images keep their bytes (at most 5 MB each, so the timeline page can show them);
+    GIFs and videos keep sizes and their first segment's head, enough to name their type.
+    """
 
     id: str
     media_key: str
@@ -276,6 +287,33 @@ class Media:
     state: str = "uploading"  # uploading → pending → in_progress → succeeded | failed
     polls: int = 0
     image: dict[str, Any] | None = None
+    video_type: str | None = None
+    expires_at: float = 0.0
+    finalized_at: float | None = None
+    ready_at: float | None = None  # set when processing takes sandbox-clock seconds
+    will_fail: bool = False
+    alt_text: str | None = None
+    data: bytes | None = None
+    chunks: dict[int, bytes] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """"image", "gif", "video" or "subtitles", from the upload's category."""
+        return MEDIA_KINDS.get(self.category, "image")
+
+    @property
+    def x_type(self) -> str:
+        """The type X's media objects name: photo, animated_gif, video (subtitles: subtitles)."""
+        return {"image": "photo", "gif": "animated_gif"}.get(self.kind, self.kind)
+
+    def row(self) -> dict[str, Any]:
+        """The media as listed by the control API (no bytes)."""
+        return {"id": self.id, "media_key": self.media_key, "type": self.x_type, "alt_text": self.alt_text}
+
+
+MEDIA_KINDS = {"tweet_image": "image", "dm_image": "image", "tweet_gif": "gif", "dm_gif": "gif",
+               "tweet_video": "video", "dm_video": "video", "amplify_video": "video", "subtitles": "subtitles"}
+MEDIA_LIFETIME = 24 * 60 * 60  # X's expires_after_secs for a new upload
 
 
 FAULT_MODES = ("status", "drop", "store_then_status", "store_then_drop", "latency")
@@ -313,7 +351,8 @@ class World:
     def reset(self) -> None:
         """Back to the start: default users, the configured clients, default options, clock 0."""
         with self.lock:
-            self.options = Options(tier=self.config.tier, access_token_lifetime=self.config.access_token_lifetime)
+            self.options = Options(tier=self.config.tier, access_token_lifetime=self.config.access_token_lifetime,
+                                   media_processing_seconds=float(self.config.media_processing_seconds))
             self.clock_offset = 0.0
             self.rng = random.Random(self.config.seed)
             self.users: dict[str, User] = {}
@@ -610,12 +649,22 @@ class World:
             start = raw_text.find(url, cursor)
             if start < 0:
                 continue
-            with self.lock:
-                slug = "".join(self.rng.choice(string.ascii_letters + string.digits) for _ in range(10))
-            out += [_escape(raw_text[cursor:start]), "https://t.co/" + slug]
+            out += [_escape(raw_text[cursor:start]), self.short_link()]
             cursor = start + len(url)
         out.append(_escape(raw_text[cursor:]))
         return "".join(out)
+
+    def short_link(self) -> str:
+        """A fresh `https://t.co/<10 alphanumerics>` link."""
+        with self.lock:
+            return "https://t.co/" + "".join(self.rng.choice(string.ascii_letters + string.digits) for _ in range(10))
+
+    def returned_text(self, raw_text: str, media_ids: tuple[str, ...]) -> str:
+        """The text X returns: rewritten, and for a post with media one link more at the end."""
+        text = self.rewrite(raw_text)
+        if media_ids and self.options.text_rewrite:
+            text = (text + " " if text else "") + self.short_link()
+        return text
 
     @staticmethod
     def mentions(text: str) -> set[str]:
@@ -629,9 +678,25 @@ class World:
         with self.lock:
             media_id = self.snowflake()
             prefix = {"tweet_video": "7", "amplify_video": "7", "tweet_gif": "16"}.get(category, "3")
-            media = Media(media_id, f"{prefix}_{media_id}", owner_id, category, media_type, self.now())
+            now = self.now()
+            media = Media(media_id, f"{prefix}_{media_id}", owner_id, category, media_type, now,
+                          expires_at=now + MEDIA_LIFETIME)
             self.media[media_id] = media
             return media
+
+    def expire_media(self, media_id: str) -> Media:
+        """Make a media id expire now (KeyError if unknown): X no longer takes it in a post."""
+        with self.lock:
+            media = self.media[media_id]
+            media.expires_at = min(media.expires_at, self.now())
+            return media
+
+    def media_by_key(self, media_key: str) -> Media | None:
+        """A media record by its media key ("3_<id>")."""
+        _, _, media_id = media_key.partition("_")
+        with self.lock:
+            media = self.media.get(media_id)
+            return media if media is not None and media.media_key == media_key else None
 
     # --- faults ---------------------------------------------------------------------
 
@@ -717,8 +782,8 @@ class World:
                 "token_events": lambda: list(self.events),
                 "reuse_count": lambda: self.reuse_count,
                 "chains": lambda: [self.chain_row(c, now) for c in self.chains.values()],
-                "media": lambda: [{"id": m.id, "media_key": m.media_key, "owner_id": m.owner_id,
-                                   "category": m.category, "size": m.size, "state": m.state}
+                "media": lambda: [{**m.row(), "owner_id": m.owner_id, "category": m.category, "size": m.size,
+                                   "state": m.state, "expires_at": m.expires_at}
                                   for m in self.media.values()],
                 "faults": lambda: [f.as_json() for f in self.faults],
                 "request_counts": lambda: dict(self.request_counts),
@@ -734,7 +799,8 @@ class World:
         return {"id": post.id, "author_id": post.author_id, "username": self.users[post.author_id].username,
                 "text": post.raw_text, "x_text": post.text, "created_at": iso(post.created_at),
                 "created_at_ts": post.created_at, "client_id": post.client_id, "reply_to": post.reply_to,
-                "conversation_id": post.conversation_id, "media_ids": list(post.media_ids), "poll": post.poll,
+                "conversation_id": post.conversation_id, "media_ids": list(post.media_ids),
+                "media": [self.media[m].row() for m in post.media_ids if m in self.media], "poll": post.poll,
                 "deleted": post.deleted_at is not None}
 
     def chain_row(self, chain: Chain, now: float) -> dict[str, Any]:

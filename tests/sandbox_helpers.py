@@ -126,6 +126,10 @@ class SandboxControl:
             params["include_deleted"] = "1"
         return self._call("GET", "posts", params=params)["posts"]
 
+    def expire_media(self, media_id: str) -> dict[str, Any]:
+        """Make an uploaded media id expire now (a post naming it is then refused)."""
+        return self._call("POST", f"media/{media_id}/expire")
+
     def token_events(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Token events, optionally of one kind (issued, refreshed, reuse_refused, revoked, refresh_refused)."""
         events = self.state("token_events")["token_events"]
