@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
@@ -20,9 +21,10 @@ import click
 
 from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
+from bot.media import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
 from bot.pricing import cost_next_days, dollars, post_cost, unsent_cost
-from bot.queue import PAST_GRACE, QueueError, cancel, post_now, queue_post, retry
+from bot.queue import PAST_GRACE, PartsMedia, QueueError, cancel, post_now, queue_post, retry
 from bot.schedules import (
     SlotSchedule,
     SlotSpecError,
@@ -89,15 +91,37 @@ def pick_account(store: Repository, handle: str | None) -> Account:
     fail(f"there are several accounts: say which with --account ({known})")
 
 
-def read_thread_file(path: Path) -> list[str]:
-    """The parts of a thread file: texts separated by lines holding only `---` (blank parts dropped)."""
+def read_thread_file(path: Path) -> tuple[list[str], list[list[MediaFile]]]:
+    """The parts of a thread file and each part's media.
+
+    Texts are separated by lines holding only `---` (blank parts dropped). In a part,
+    a line `media: FILE` (relative to the thread file) attaches a file, and a line
+    `alt: TEXT` right after it gives that file's alt text.
+    """
     parts: list[list[str]] = [[]]
+    media: list[list[MediaFile]] = [[]]
     for line in path.read_text(encoding="utf-8").splitlines():
+        key, _, value = line.partition(":")
         if line.strip() == THREAD_SEPARATOR:
             parts.append([])
+            media.append([])
+        elif key.strip() == "media" and value.strip():
+            media[-1].append(read_file(path.parent / value.strip()))
+        elif key.strip() == "alt" and media[-1] and media[-1][-1].alt is None:
+            media[-1][-1] = replace(media[-1][-1], alt=value.strip())
         else:
             parts[-1].append(line)
-    return [text for text in ("\n".join(lines).strip() for lines in parts) if text]
+    texts = ["\n".join(lines).strip() for lines in parts]
+    kept = [(text, files) for text, files in zip(texts, media, strict=True) if text or files]
+    return [text for text, _ in kept], [files for _, files in kept]
+
+
+def given_media(paths: Sequence[Path], alts: Sequence[str]) -> list[list[MediaFile]]:
+    """`--media` files with their `--alt` texts paired in order, as the media of a one-part post."""
+    if len(alts) > len(paths):
+        fail(f"{len(alts)} --alt texts for {len(paths)} --media files: the n-th --alt goes with the n-th --media")
+    padded: list[str | None] = [*alts, *[None] * (len(paths) - len(alts))]
+    return [[read_file(path, alt) for path, alt in zip(paths, padded, strict=True)]] if paths else []
 
 
 def post_link(settings: Settings, username: str, tweet_id: str | None) -> str:
@@ -134,36 +158,48 @@ def describe_due(due: datetime, settings: Settings) -> str:
                    "TIMEZONE unless a zone follows. Default: the account's next free slot, else now.")
 @click.option("--account", "handle", metavar="@USER", help="Default: the only connected account.")
 @click.option("--thread-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A thread: parts separated by lines holding only ---.")
-def post_command(text: str | None, when: str | None, handle: str | None, thread_file: Path | None) -> None:
+              help="A thread: parts separated by lines holding only ---; `media: FILE` lines attach files.")
+@click.option("--media", "media_paths", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="An image (up to 4), GIF or video to attach; repeat for several.")
+@click.option("--alt", "alts", multiple=True, metavar="TEXT", help="Alt text for the --media before it.")
+def post_command(text: str | None, when: str | None, handle: str | None, thread_file: Path | None,
+                 media_paths: tuple[Path, ...], alts: tuple[str, ...]) -> None:
     """Queue TEXT (or the thread in --thread-file) for one account."""
     if (text is None) == (thread_file is None):
         fail("give either TEXT or --thread-file (one of them)")
-    parts = [text] if text is not None else read_thread_file(thread_file)  # type: ignore[arg-type]
+    if thread_file is not None and media_paths:
+        fail("a thread file names its media on `media:` lines; --media is for TEXT")
+    try:
+        parts, media = ([text], given_media(media_paths, alts)) if text is not None else read_thread_file(
+            thread_file)  # type: ignore[arg-type]
+    except MediaError as exc:
+        fail(str(exc))
     settings, store = open_queue()
     account = pick_account(store, handle)
     now = utcnow()
     try:
-        post = _queue(store, settings, account, parts, when, now)
+        post = _queue(store, settings, account, (parts, media), when, now)
     except (QueueError, WhenError) as exc:
         fail(str(exc))
     kind = f"thread {post.id} ({len(post.parts)} parts)" if len(post.parts) > 1 else f"post {post.id}"
+    attached = f", {plural(post.media_count, 'media file')}" if post.media_count else ""
     click.echo(f"Queued {kind} for {account.handle}, due {describe_due(post.due_at, settings)}, "
-               f"{length_text(post)}, {dollars(post_cost(post))} under pay-per-use.")
+               f"{length_text(post)}{attached}, {dollars(post_cost(post))} under pay-per-use.")
 
 
-def _queue(store: Repository, settings: Settings, account: Account, parts: Sequence[str],
-           when: str | None, now: datetime) -> Post:
+def _queue(store: Repository, settings: Settings, account: Account,
+           content: tuple[Sequence[str], PartsMedia], when: str | None, now: datetime) -> Post:
     """At the time asked for; without one, at the next free slot, or now when the account has no slots."""
+    parts, media = content
     if when is not None:
         due = parse_when(when, settings.zone, now)
         if due < now - PAST_GRACE:
             raise QueueError(f"{format_local(due, settings.zone)} is in the past "
                              f"(it is {format_local(now, settings.zone)} now)")
-        return queue_post(store, account.user_id, parts, due, now)
+        return queue_post(store, account.user_id, parts, due, now, media=media)
     if load_slots(store, account.user_id) is not None:
-        return queue_in_next_slot(store, account.user_id, parts, now)
-    return queue_post(store, account.user_id, parts, now, now)
+        return queue_in_next_slot(store, account.user_id, parts, now, media=media)
+    return queue_post(store, account.user_id, parts, now, now, media=media)
 
 
 # -- import ---------------------------------------------------------------------------------

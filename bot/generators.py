@@ -12,6 +12,9 @@ module they call:
 
 The function takes no argument and returns a string (one post), a list of
 strings (a thread), or None (nothing this time; an empty list means the same).
+To attach media it returns a dict: `{"text": str or list of str, "media": [path or
+bytes, …], "alt": [str, …]}`; the media go on the first part, a path is read
+relative to the file's folder, and the n-th alt text belongs to the n-th file.
 What it returns goes through `bot.queue` like any other post, due at once.
 
 A generator must never take the worker down: its exception, a refused post
@@ -40,6 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import schedule
 
+from bot.media import MediaFile, read_file
 from bot.models import Post, utcnow
 from bot.queue import QueueError, queue_post
 from bot.settings import Settings
@@ -189,18 +193,51 @@ def run_generator(spec: GeneratorSpec, store: Repository,
     """Call the function and queue what it returns, due now; the post, or None. Never raises an Exception."""
     try:
         produced = resolve_call(spec.call, spec.folder)()
-        parts = returned_parts(produced)
-        if parts is None:
+        returned = returned_post(produced, spec.folder or Path("."))
+        if returned is None:
             log.info("%s returned nothing to post", spec.describe())
             return None
         now = clock()
-        post = queue_post(store, spec.account, parts, due_at=now, now=now, source=SOURCE)
+        parts, media = returned
+        post = queue_post(store, spec.account, parts, due_at=now, now=now, source=SOURCE, media=media)
     except Exception as exc:
         report_failure(store, spec, exc, clock)
         return None
     log.info("%s queued post %s (%d part%s)", spec.describe(), post.id, len(post.parts),
              "s" if len(post.parts) != 1 else "")
     return post
+
+
+def returned_post(produced: object, folder: Path) -> tuple[Sequence[str], list[list[MediaFile]]] | None:
+    """A function's result as a post's parts and media (a string, a list of strings, a dict
+    with media, or None for nothing)."""
+    if not isinstance(produced, dict):
+        parts = returned_parts(produced)
+        return None if parts is None else (parts, [])
+    unknown = sorted(set(produced) - {"text", "media", "alt"})
+    if unknown:
+        raise TypeError(f"returned a dict with {', '.join(map(repr, unknown))}; expected text, media and alt")
+    parts = returned_parts(produced.get("text"))
+    if parts is None:
+        return None
+    return parts, [_returned_media(produced.get("media") or [], produced.get("alt") or [], folder)]
+
+
+def _returned_media(media: object, alts: object, folder: Path) -> list[MediaFile]:
+    """The dict's `media` (paths or bytes) with its `alt` texts, in order."""
+    if not isinstance(media, (list, tuple)) or not isinstance(alts, (list, tuple)):
+        raise TypeError("returned media and alt that are not lists")
+    if len(alts) > len(media) or not all(isinstance(alt, str) for alt in alts):
+        raise TypeError(f"returned {len(alts)} alt texts for {len(media)} media; each alt must be a string")
+    files = []
+    for number, (item, alt) in enumerate(zip(media, [*alts, *[None] * (len(media) - len(alts))], strict=True), 1):
+        if isinstance(item, (bytes, bytearray)):
+            files.append(MediaFile(f"media {number}", bytes(item), alt))
+        elif isinstance(item, (str, Path)):
+            files.append(read_file(folder / item, alt))
+        else:
+            raise TypeError(f"returned media {number} as {type(item).__name__}; expected a path or bytes")
+    return files
 
 
 def returned_parts(produced: object) -> Sequence[str] | None:

@@ -1,4 +1,4 @@
-"""Importing a CSV of posts: `account,due_at,text`, and optionally `thread_id`.
+"""Importing a CSV of posts: `account,due_at,text`, and optionally `thread_id`, `media`, `alt`.
 
 All rows or none: a file is checked whole, and one bad row among a thousand
 queues nothing, because half a campaign is worse than none and re-importing the
@@ -9,7 +9,9 @@ of them at once, so one round of fixes is enough.
 Rows sharing a `thread_id` become one thread, parts in row order, posted at the
 first of those rows' times. An empty `due_at` takes the account's next free slot
 (the slots this file fills count as taken). Times are read like `--at`: the
-operator's zone unless the cell names one.
+operator's zone unless the cell names one. A row's `media` names its files, separated
+by `|` and relative to the CSV's folder; its `alt` gives their alt texts in the same
+order, also separated by `|`.
 """
 from __future__ import annotations
 
@@ -23,15 +25,17 @@ from pathlib import Path
 
 import click
 
+from bot.media import MediaError, MediaFile, read_file
 from bot.models import Account, Post, utcnow
-from bot.queue import PAST_GRACE, QueueError, draft_for
+from bot.queue import PAST_GRACE, QueueError, draft_for, save_posts
 from bot.schedules import free_slots
 from bot.store import Repository
 from bot.text import length_error
 from bot.when import WhenError, parse_when
 
 REQUIRED_COLUMNS = ("account", "due_at", "text")
-OPTIONAL_COLUMNS = ("thread_id",)
+OPTIONAL_COLUMNS = ("thread_id", "media", "alt")
+MEDIA_SEPARATOR = "|"
 PROGRESS_ABOVE = 1000  # rows; smaller files are checked before a bar would be worth drawing
 SOURCE = "csv"
 
@@ -65,6 +69,17 @@ class Row:
     due_at: str
     text: str
     thread_id: str = ""
+    media: str = ""
+    alt: str = ""
+
+    def media_files(self, folder: Path) -> list[MediaFile]:
+        """The row's files with their alt texts, or `MediaError` naming the file."""
+        paths = [cell.strip() for cell in self.media.split(MEDIA_SEPARATOR)] if self.media.strip() else []
+        alts = [cell.strip() or None for cell in self.alt.split(MEDIA_SEPARATOR)] if self.alt.strip() else []
+        if len(alts) > len(paths):
+            raise MediaError(f"{len(alts)} alt texts for {len(paths)} media files (both are separated by |)")
+        alts += [None] * (len(paths) - len(alts))
+        return [read_file(folder / path, alt) for path, alt in zip(paths, alts, strict=True)]
 
 
 @dataclass
@@ -112,7 +127,7 @@ def _rows(reader: Iterator[list[str]], lines_read: Callable[[], int]) -> Iterato
         # Spreadsheets drop trailing empty cells or add empty ones: both mean "empty".
         values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
         yield Row(line, values["account"].strip(), values["due_at"].strip(), values["text"],
-                  values.get("thread_id", "").strip())
+                  values.get("thread_id", "").strip(), values.get("media", ""), values.get("alt", ""))
     if header is None:
         raise ImportRefused([RowProblem(1, "the file is empty (expected a header: account,due_at,text)")])
     if bad:
@@ -125,8 +140,8 @@ def _header(cells: list[str], line: int) -> list[str]:
     unknown = [name for name in names if name not in REQUIRED_COLUMNS + OPTIONAL_COLUMNS]
     if missing or unknown or len(set(names)) != len(names):
         found = ",".join(names)
-        raise ImportRefused([RowProblem(line, f"the header must be account,due_at,text with an optional thread_id "
-                                              f"column, in any order; found {found!r}")])
+        raise ImportRefused([RowProblem(line, f"the header must be account,due_at,text with optional thread_id, "
+                                              f"media and alt columns, in any order; found {found!r}")])
     return names
 
 
@@ -151,11 +166,11 @@ def import_csv(store: Repository, path: Path, zone: tzinfo | str, now: datetime 
         problems.extend(_assign_slots(store, groups, now))
         bad_lines = {problem.line for problem in problems}
         sound = [group for group in groups if not any(row.line in bad_lines for row in group.rows)]
-        drafts = _draft_all(sound, now, show_progress and len(rows) > PROGRESS_ABOVE)
+        drafts = _draft_all(sound, now, show_progress and len(rows) > PROGRESS_ABOVE, path.parent)
         problems.extend(problem for problem in drafts if isinstance(problem, RowProblem))
         if problems:
             raise ImportRefused(problems)
-        return store.add_posts([post for post in drafts if isinstance(post, Post)])
+        return save_posts(store, [post for post in drafts if isinstance(post, Post)])
 
 
 def _group(rows: list[Row]) -> list[_Group]:
@@ -242,19 +257,30 @@ def _assign_slots(store: Repository, groups: list[_Group], now: datetime) -> lis
     return problems
 
 
-def _draft_all(groups: list[_Group], now: datetime, show_progress: bool) -> list[Post | RowProblem]:
+def _draft_all(groups: list[_Group], now: datetime, show_progress: bool, folder: Path) -> list[Post | RowProblem]:
     """Each group through the queue's own checks (`bot.queue.draft`): a post, or the reason it cannot be one."""
     results: list[Post | RowProblem] = []
     with _progress(show_progress, sum(len(group.rows) for group in groups)) as advance:
         for group in groups:
-            assert group.account is not None and group.due_at is not None
-            try:
-                results.append(draft_for(group.account, [row.text for row in group.rows],
-                                         group.due_at, now, source=SOURCE))
-            except QueueError as exc:
-                results.append(RowProblem(group.line, str(exc)))
+            results.append(_draft_group(group, now, folder))
             advance(len(group.rows))
     return results
+
+
+def _draft_group(group: _Group, now: datetime, folder: Path) -> Post | RowProblem:
+    """One group as a checked post; a bad file is named with the row that names it."""
+    assert group.account is not None and group.due_at is not None
+    media: list[list[MediaFile]] = []
+    for row in group.rows:
+        try:
+            media.append(row.media_files(folder))
+        except MediaError as exc:
+            return RowProblem(row.line, str(exc))
+    try:
+        return draft_for(group.account, [row.text for row in group.rows], group.due_at, now, source=SOURCE,
+                         media=media)
+    except QueueError as exc:
+        return RowProblem(group.line, str(exc))
 
 
 @contextmanager

@@ -156,10 +156,11 @@ class MediaRef:
     mime: str
     size: int
     name: str = ""  # the file's name as given, for messages and pages
-    alt: str | None = None  # alt text (images and GIFs), up to 1,000 characters
+    alt: str | None = None  # alt text, up to 1,000 characters
+    data: bytes | None = field(default=None, repr=False, compare=False)  # until the queue stores it
 
     def to_doc(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "data"}
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> MediaRef:

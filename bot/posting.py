@@ -16,7 +16,8 @@ An attempt is counted when a request leaves, and stored with the post's outcome.
 Posts of different accounts go out in parallel (POST_CONCURRENCY threads); one
 account's posts go out in order, one at a time. A thread posts part by part,
 storing each part's id as soon as it exists, and resumes at the first part
-without one.
+without one. A post's media go to X before its turn comes (`bot.uploads`); a part
+whose media ids are not all in hand is handed back unsent, never sent without them.
 """
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ from bot.settings import Settings
 from bot.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
 from bot.store import BROKEN, Lock, LockTimeout, Repository
 from bot.tokens import TokenKeeper, backoff
+from bot.uploads import Uploader, ready_media_ids
 from bot.xclient import (
     XApi,
+    XBadRequest,
     XClient,
     XError,
     XForbidden,
@@ -45,6 +48,7 @@ from bot.xclient import (
     XUnavailable,
     XUsageCapped,
     says_duplicate,
+    says_media_invalid,
 )
 
 log = logging.getLogger("tweetbot.posting")
@@ -54,6 +58,7 @@ CLAIM_WINDOW = timedelta(seconds=5)  # a batch's requests leave within this of i
 USAGE_CAP_HOLD = timedelta(hours=1)
 MIN_HOLD = timedelta(seconds=15)
 SETTLE_RETRY_FIRST = timedelta(seconds=15)
+MAX_REUPLOADS = 1
 
 
 def this_worker() -> str:
@@ -108,8 +113,10 @@ class Dispatcher:
         self._apis: dict[str, tuple[str, XApi]] = {}
         self.sent = SentLog(store, settings.x_tier, clock)
         self.settler = Settler(settings, store, tokens, self._api, clock)
+        self.uploader = Uploader(store, tokens, self._api, clock, should_stop)
         self.settle_after = settle_after(settings)
         self._settle_failures: dict[int, tuple[int, datetime]] = {}  # post id: (failures, next try)
+        self._reuploads: dict[int, int] = {}  # post id: media uploaded again after X refused the ids
         self._lease: Lock | None = None
         self._told_no_lease = False
 
@@ -142,6 +149,7 @@ class Dispatcher:
         now = self.clock()
         left = self._left_sending(now)
         waiting = {p.account_id for p in self.store.queued_posts(due_by=now)}
+        waiting |= {p.account_id for p in self.uploader.posts_to_prepare(now)}
         started = 0
         for account_id in sorted(waiting | {a for a, ready in left.items() if ready}):
             if account_id in self.in_flight or left.get(account_id) is False:
@@ -194,9 +202,10 @@ class Dispatcher:
     # -- one account's turn ---------------------------------------------------------------
 
     def _take_turn(self, account_id: str, account: Account | None) -> None:
-        """Settle what the account has left `sending`, then send its due posts in order,
-        until none is due, it must wait, or the worker stops."""
+        """Settle what the account has left `sending`, upload the media of posts due soon, then
+        send its due posts in order, until none is due, it must wait, or the worker stops."""
         if self._settle_left(account_id):
+            self.uploader.prepare(account_id, account)
             self._send_due(account_id, account)
 
     def _settle_left(self, account_id: str) -> bool:
@@ -236,8 +245,9 @@ class Dispatcher:
             if self.should_stop() or not batch.open(self.clock()) or not self._may_send(batch.account, self.clock()):
                 return True
             outcome = self._send_post(batch, batch.unsent[0])
-            if outcome is None:
-                return True  # the claim closed before the post's next request: handed back
+            if outcome is None:  # handed back: the claim closed first (claim again), or media are missing
+                return batch.open(self.clock()) is False or ready_media_ids(
+                    batch.unsent[0], _next_part(batch.unsent[0]), self.clock()) is not None
             batch.unsent.pop(0)
             if outcome.status != POSTED:
                 batch.account = self.store.get_account(outcome.account_id)  # a hold or a flag may have changed it
@@ -257,11 +267,11 @@ class Dispatcher:
     def _send_post(self, batch: Batch, post: Post) -> Post | None:
         """Send the parts X lacks; the outcome (None: the claim closed first, and the post,
         with the parts already sent, goes back to the batch's unsent)."""
-        for index, text in enumerate(post.parts):
+        for index in range(len(post.parts)):
             if index < len(post.tweet_ids) and post.tweet_ids[index]:
                 continue
             try:
-                tweet_id = self._create(batch, post, index, text)
+                tweet_id = self._create(batch, post, index)
             except _ClaimClosed as closed:
                 batch.unsent[0] = closed.post
                 return None
@@ -270,29 +280,31 @@ class Dispatcher:
             post = self._record_part(batch, replace(post, attempts=post.attempts + 1), index, tweet_id)
         return post
 
-    def _create(self, batch: Batch, post: Post, index: int, text: str) -> str:
+    def _create(self, batch: Batch, post: Post, index: int) -> str:
         """POST /2/tweets with a fresh token; on a 401, refresh once and retry once.
 
         Each request is counted as an attempt as it leaves; an error carries the post
         with its count (`exc.post`).
         """
         token = self._token(batch, post.account_id)
-        reply_to = post.tweet_ids[index - 1] if index else None
         try:
-            return self._request(batch, post, token, text, reply_to)
+            return self._request(batch, post, token, index)
         except XUnauthorized as exc:
             post = exc.post  # type: ignore[attr-defined]
             fresh = self.tokens.after_unauthorized(post.account_id, token)
             if fresh is None or fresh == token:
                 raise _with_post(self._unusable(post.account_id), _uncounted(post)) from None  # X did nothing
-            return self._request(batch, post, fresh, text, reply_to)
+            return self._request(batch, post, fresh, index)
 
-    def _request(self, batch: Batch, post: Post, token: str, text: str, reply_to: str | None) -> str:
-        """One request, if the batch's claim is still open (else `_ClaimClosed`)."""
-        if not batch.open(self.clock()):
+    def _request(self, batch: Batch, post: Post, token: str, index: int) -> str:
+        """Part `index`, if the batch's claim is still open and the part's media are at X (else
+        `_ClaimClosed`: the post goes back unsent, and its media go up before its next turn)."""
+        media_ids = ready_media_ids(post, index, self.clock())
+        if not batch.open(self.clock()) or media_ids is None:
             raise _ClaimClosed(post)
+        reply_to = post.tweet_ids[index - 1] if index else None
         try:
-            return self._api(post.account_id, token).create_post(text, reply_to)
+            return self._api(post.account_id, token).create_post(post.parts[index], reply_to, media_ids)
         except XError as exc:
             raise _with_post(exc, replace(post, attempts=post.attempts + 1)) from exc
 
@@ -331,6 +343,8 @@ class Dispatcher:
             return self._hold(_uncounted(post), self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
         if isinstance(exc, AccountUnusable):
             return self._hold(post, exc.retry_at, str(exc))
+        if isinstance(exc, XBadRequest) and post.media_of(index) and says_media_invalid(str(exc)):
+            return self._upload_again(_uncounted(post), index, exc)
         if isinstance(exc, XForbidden) and says_duplicate(str(exc)):
             # Evidence, not only a refusal: an earlier request for this post may be the one X kept.
             return self._settle_now(batch, post, str(exc), duplicate=True)
@@ -385,6 +399,17 @@ class Dispatcher:
                 self.store.update_account(post.account_id, last_error=f"X refused the access token twice: {exc}")
         return failed
 
+    def _upload_again(self, post: Post, index: int, exc: XError) -> Post:
+        """X no longer knows the part's media ids (expired early, or lost): forget them and put the
+        post back, so its media go up again before it is sent (once; a second refusal fails it)."""
+        if self._reuploads.get(post.id, 0) >= MAX_REUPLOADS:
+            return self._fail(post, index, exc)
+        self._reuploads[post.id] = self._reuploads.get(post.id, 0) + 1
+        kept = {key: value for key, value in post.uploads.items() if not key.startswith(f"{index}.")}
+        log.warning("post %s part %d: X refused its media ids (%s); uploading them again", post.id, index + 1, exc)
+        return self.store.update_post(post.id, status=SCHEDULED, sending_since=None, claimed_by=None,
+                                      attempts=post.attempts, tweet_ids=post.tweet_ids, uploads=kept)
+
     def _hold(self, post: Post, until: datetime | None, reason: str) -> Post:
         """Put the post back and hold the account's queue until `until`."""
         with self.store.transaction():
@@ -403,6 +428,11 @@ class _ClaimClosed(Exception):
     def __init__(self, post: Post) -> None:
         super().__init__(f"post {post.id}: the claim closed")
         self.post = post
+
+
+def _next_part(post: Post) -> int:
+    """The first part X does not have."""
+    return next((i for i, tid in enumerate(post.tweet_ids) if not tid), len(post.tweet_ids))
 
 
 def _uncounted(post: Post) -> Post:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+from bot.media import MediaError, MediaFile, check_media
 from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store import Repository
 from bot.text import length_error
@@ -36,17 +37,21 @@ def check_parts(parts: Sequence[str]) -> tuple[str, ...]:
     return cleaned
 
 
+PartsMedia = Sequence[Sequence[MediaFile]]  # the files of each part, in order (fewer lists than parts: none)
+
+
 def draft(store: Repository, account: str, parts: Sequence[str], due_at: datetime,
-          now: datetime | None = None, source: str = "cli") -> Post:
-    """A checked, unsaved post: the account exists and can post, the text fits, the time is ahead."""
+          now: datetime | None = None, source: str = "cli", media: PartsMedia = ()) -> Post:
+    """A checked, unsaved post: the account exists and can post, the text fits, the time is ahead,
+    the media are files X takes (their bytes ride on the post until `save_posts`)."""
     found = store.find_account(account)
     if found is None:
         raise QueueError(f"no account {account}")
-    return draft_for(found, parts, due_at, now, source)
+    return draft_for(found, parts, due_at, now, source, media)
 
 
 def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
-              now: datetime | None = None, source: str = "cli") -> Post:
+              now: datetime | None = None, source: str = "cli", media: PartsMedia = ()) -> Post:
     """`draft` for an account already looked up (an import looks each one up once per file)."""
     if found.status == DISCONNECTED:
         raise QueueError(f"{found.handle} is disconnected: reconnect it first")
@@ -54,13 +59,35 @@ def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
         raise QueueError("the time has no time zone")
     if due_at < (now or utcnow()) - PAST_GRACE:
         raise QueueError(f"{due_at.isoformat()} is in the past")
-    return Post(id=0, account_id=found.user_id, parts=check_parts(parts), due_at=due_at, source=source)
+    checked = check_parts(parts)
+    try:
+        refs = check_media(found, media, len(checked))
+    except MediaError as exc:
+        raise QueueError(str(exc)) from None
+    return Post(id=0, account_id=found.user_id, parts=checked, due_at=due_at, source=source, media=refs)
+
+
+def save_posts(store: Repository, posts: Sequence[Post]) -> list[Post]:
+    """Store checked drafts in one write, their media's bytes first (each distinct file once).
+
+    Bytes stored just before a write that then fails are no post's: the retention job
+    deletes them after its grace hour.
+    """
+    bare = []
+    for post in posts:
+        for part in post.media:
+            for ref in part:
+                if ref.data is not None:
+                    store.put_media(ref.data)
+        bare.append(replace(post, media=tuple(tuple(replace(ref, data=None) for ref in part)
+                                              for part in post.media)))
+    return store.add_posts(bare)
 
 
 def queue_post(store: Repository, account: str, parts: Sequence[str], due_at: datetime,
-               now: datetime | None = None, source: str = "cli") -> Post:
-    """Check and queue one post (or thread); returns it with its id."""
-    return store.add_posts([draft(store, account, parts, due_at, now, source)])[0]
+               now: datetime | None = None, source: str = "cli", media: PartsMedia = ()) -> Post:
+    """Check and queue one post (or thread), with its media; returns it with its id."""
+    return save_posts(store, [draft(store, account, parts, due_at, now, source, media)])[0]
 
 
 def existing_post(store: Repository, post_id: int) -> Post:
@@ -140,7 +167,8 @@ def retry(store: Repository, post_id: int, now: datetime | None = None, source: 
         earlier = requeued_as(store, post_id)
         if earlier is not None:
             raise QueueError(f"post {post_id} was already queued again as post {earlier}")
-        fresh = replace(draft(store, post.account_id, post.parts, now, now, source), tweet_ids=post.tweet_ids)
+        fresh = replace(draft(store, post.account_id, post.parts, now, now, source),
+                        tweet_ids=post.tweet_ids, media=post.media)
         queued = store.add_posts([fresh])[0]
         store.record_event(REQUEUED_EVENT, post.account_id, post_id, detail=f"queued again as post {queued.id}",
                            at=now)

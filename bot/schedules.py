@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.models import Post, to_iso, utcnow
-from bot.queue import QueueError, queue_post
+from bot.queue import PartsMedia, QueueError, queue_post
 from bot.store import Repository
 from bot.when import WEEKDAYS, local_wall_time, zone_label, zone_named
 
@@ -195,7 +195,7 @@ def next_free_slot(store: Repository, account_id: str, now: datetime) -> datetim
 
 
 def queue_in_next_slot(store: Repository, account: str, parts: Sequence[str],
-                       now: datetime | None = None, source: str = "cli") -> Post:
+                       now: datetime | None = None, source: str = "cli", media: PartsMedia = ()) -> Post:
     """Queue a post (through the queue's checks) at the account's next free slot.
 
     Finding the slot and adding the post are one transaction, so two commands
@@ -207,7 +207,7 @@ def queue_in_next_slot(store: Repository, account: str, parts: Sequence[str],
         if found is None:
             raise QueueError(f"no account {account}")
         due = next_free_slot(store, found.user_id, now)
-        return queue_post(store, account, parts, due, now, source)
+        return queue_post(store, account, parts, due, now, source, media)
 
 
 __all__ = ["Slot", "SlotSchedule", "SlotSpecError", "NoSlots", "parse_slots", "load_slots",

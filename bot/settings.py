@@ -22,7 +22,9 @@ from dotenv import dotenv_values
 
 X_API_BASE = "https://api.twitter.com"
 X_AUTHORIZE_URL = "https://twitter.com/i/oauth2/authorize"
-DEFAULT_SCOPES = ("tweet.read", "tweet.write", "users.read", "offline.access")
+REQUIRED_SCOPES = ("tweet.read", "tweet.write", "users.read", "offline.access")
+MEDIA_SCOPE = "media.write"  # uploads; an account granted without it can post text only
+DEFAULT_SCOPES = (*REQUIRED_SCOPES, MEDIA_SCOPE)
 SANDBOX_CLIENT_ID = "sandbox-client"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
 TIERS = ("payg", "free", "basic", "pro")
@@ -58,6 +60,7 @@ class Settings:
     retry_backoff: float
     http_timeout: float
     alert_webhook_url: str | None
+    media_retention_days: int
     generators_file: Path
     platform: str | None = None  # the PaaS running this process (PLATFORMS), None elsewhere
     database_url: str | None = None
@@ -165,6 +168,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         retry_backoff=env.number("RETRY_BACKOFF", 15.0, low=0.1, high=3600.0),
         http_timeout=env.number("HTTP_TIMEOUT", 15.0, low=0.1, high=300.0),
         alert_webhook_url=env.url("ALERT_WEBHOOK_URL", "") or None,
+        media_retention_days=env.integer("MEDIA_RETENTION_DAYS", 7, low=0, high=3650),
         generators_file=Path(env.text("GENERATORS_FILE", "tweetbot.toml")),
         platform=env.platform(),
         database_url=env.database_url("DATABASE_URL"),
@@ -239,10 +243,10 @@ class _Env:
     def scopes(self, name: str) -> tuple[str, ...]:
         raw = self.text(name, " ".join(DEFAULT_SCOPES))
         scopes = tuple(raw.replace(",", " ").split())
-        missing = [scope for scope in DEFAULT_SCOPES if scope not in scopes]
+        missing = [scope for scope in REQUIRED_SCOPES if scope not in scopes]
         if missing:
             # Posting needs all four: the reads let the worker check whether an uncertain post went out.
-            raise SettingsError(f"{name}={raw!r} must include {', '.join(DEFAULT_SCOPES)} "
+            raise SettingsError(f"{name}={raw!r} must include {', '.join(REQUIRED_SCOPES)} "
                                 f"(missing {', '.join(missing)})")
         return scopes
 

@@ -52,6 +52,13 @@ def comparable(text: str) -> str:
     return " ".join(_URL.sub("<url>", text).split())
 
 
+def echoes(returned: str, sent: str, with_media: bool = False) -> bool:
+    """Whether X's text of a post is the text we sent; X ends a post with media with one
+    more link (the media's `https://t.co/…`)."""
+    theirs, ours = comparable(returned), comparable(sent)
+    return theirs == ours or (with_media and theirs == f"{ours} <url>".strip())
+
+
 class AccountUnusable(Exception):
     """The account cannot call X now: it needs reconnecting (`retry_at` None), or its token
     could not be refreshed yet (X's token endpoint failing: try again at `retry_at`)."""
@@ -131,7 +138,7 @@ class Settler:
             if ids[index]:
                 continue
             match = next((r["id"] for r in reversed(recent) if r["id"] not in known and r["id"] not in taken
-                          and comparable(r["text"]) == comparable(text)), None)
+                          and echoes(r["text"], text, bool(post.media_of(index)))), None)
             if match is None:
                 break
             ids[index] = match

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hmac
 import os
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -19,7 +21,7 @@ import tweepy
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from bot.models import utcnow
+from bot.models import MediaRef, utcnow
 from bot.settings import Settings
 from bot.transport import TWEEPY_API_BASE, mount_api_base
 
@@ -54,6 +56,11 @@ def says_duplicate(detail: str) -> bool:
     return "duplicate content" in detail.lower()
 
 
+def says_media_invalid(detail: str) -> bool:
+    """Whether X refuses a post's media ids (unknown to it, or expired): uploading again mends that."""
+    return "media ids are invalid" in detail.lower()
+
+
 class XBadRequest(XError):
     """400: X refuses the request as malformed (too long, unknown field)."""
 
@@ -80,6 +87,10 @@ class TokenRejected(XError):
 
 class ClientRejected(XError):
     """The token endpoint refused our client credentials (wrong id or secret): a configuration error."""
+
+
+class XMediaFailed(XError):
+    """X took the upload but could not process it (`processing_info.state` is `failed`): its reason."""
 
 
 # -- tokens -------------------------------------------------------------------------
@@ -242,11 +253,28 @@ class XApi:
         response = _api_call(lambda: self.client.get_me(user_auth=False))
         return {"id": str(response.data.id), "username": response.data.username, "name": response.data.name}
 
-    def create_post(self, text: str, reply_to: str | None = None) -> str:
-        """Post `text` (as a reply to `reply_to` in a thread); returns the new post's id."""
+    def create_post(self, text: str, reply_to: str | None = None, media_ids: list[str] | None = None) -> str:
+        """Post `text` (as a reply to `reply_to` in a thread, with uploaded media); the new post's id."""
         response = _api_call(lambda: self.client.create_tweet(
-            text=text, in_reply_to_tweet_id=reply_to, user_auth=False))
+            text=text, in_reply_to_tweet_id=reply_to, media_ids=media_ids or None, user_auth=False))
         return str(response.data["id"])
+
+    def upload(self, ref: MediaRef, data: bytes, should_stop: Callable[[], bool] = lambda: False,
+               sleep: Callable[[float], None] = time.sleep) -> Uploaded:
+        """Upload one file as X's v2 upload wants it, with its alt text; X's id for it and its expiry.
+
+        Images go in one request; GIFs and videos in chunks, then X's processing is
+        polled as `check_after_secs` says. `XMediaFailed` when X cannot process it.
+        """
+        return MediaUpload(self, ref, data, should_stop, sleep).run()
+
+    def media_request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """One call to X's media endpoints, with the same timeout, transport and error translation as posting."""
+        session = self.client.session
+        headers = {"Authorization": f"Bearer {self.client.bearer_token}", "User-Agent": self.client.user_agent}
+        response = _api_call(lambda: _raise_like_tweepy(session.request(
+            method, TWEEPY_API_BASE + path, headers=headers, **kwargs)))
+        return _json(response).get("data") or {}
 
     def delete_post(self, post_id: str) -> None:
         _api_call(lambda: self.client.delete_tweet(post_id, user_auth=False))
@@ -260,7 +288,102 @@ class XApi:
         return [{"id": str(post.id), "text": post.text} for post in response.data or []]
 
 
+# -- media upload ---------------------------------------------------------------------
+
+SEGMENT_BYTES = 4 * 1024 * 1024
+"""Chunk size: under the 5 MB per segment X's chunked upload has always taken, 128 segments
+for a 512 MB video (X numbers them 0–999), and a lost segment costs little to resend."""
+SEGMENT_TRIES = 3  # a segment that X answers 5xx is sent again, this many times in all
+MAX_PROCESSING_WAIT = 600.0  # seconds of STATUS polling before the upload counts as unanswered
+CATEGORIES = {"image": "tweet_image", "gif": "tweet_gif", "video": "tweet_video"}
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """X's id for an uploaded file, usable in a post until `expires_at`."""
+
+    media_id: str
+    expires_at: datetime
+
+
+class MediaUpload:
+    """One file's way to X: simple or chunked, then processing, then its alt text."""
+
+    def __init__(self, api: XApi, ref: MediaRef, data: bytes, should_stop: Callable[[], bool],
+                 sleep: Callable[[float], None]) -> None:
+        self.api, self.ref, self.data = api, ref, data
+        self.should_stop, self.sleep = should_stop, sleep
+
+    def run(self) -> Uploaded:
+        started = utcnow()
+        media = self._simple() if self.ref.kind == "image" else self._chunked()
+        media = self._processed(media)
+        if self.ref.alt:
+            self.api.media_request("POST", "/2/media/metadata", json={
+                "id": media["id"], "metadata": {"alt_text": {"text": self.ref.alt}}})
+        lasts = timedelta(seconds=int(media.get("expires_after_secs") or 86400))
+        return Uploaded(str(media["id"]), started + lasts)
+
+    def _simple(self) -> dict[str, Any]:
+        return self.api.media_request("POST", "/2/media/upload", data={"media_category": "tweet_image"},
+                                      files={"media": (self.ref.name or "media", self.data, self.ref.mime)})
+
+    def _chunked(self) -> dict[str, Any]:
+        started = self.api.media_request("POST", "/2/media/upload/initialize", json={
+            "media_type": self.ref.mime, "total_bytes": len(self.data), "media_category": CATEGORIES[self.ref.kind]})
+        media_id = str(started["id"])
+        for index, offset in enumerate(range(0, len(self.data), SEGMENT_BYTES)):
+            if self.should_stop():
+                raise XUnavailable("the upload was interrupted: the worker is stopping")
+            self._append(media_id, index, self.data[offset:offset + SEGMENT_BYTES])
+        return self.api.media_request("POST", f"/2/media/upload/{media_id}/finalize")
+
+    def _append(self, media_id: str, index: int, segment: bytes) -> None:
+        """One segment; a 5xx or a dropped connection sends it again (X keeps the last copy of an index)."""
+        for tries in range(1, SEGMENT_TRIES + 1):
+            try:
+                self.api.media_request("POST", f"/2/media/upload/{media_id}/append",
+                                       data={"segment_index": str(index)}, files={"media": ("blob", segment)})
+                return
+            except XUnavailable:
+                if tries == SEGMENT_TRIES:
+                    raise
+                self.sleep(tries)
+
+    def _processed(self, media: dict[str, Any]) -> dict[str, Any]:
+        """Poll STATUS while X is processing, waiting `check_after_secs` between polls."""
+        waited = 0.0
+        while (info := media.get("processing_info") or {}).get("state") in ("pending", "in_progress"):
+            pause = float(info.get("check_after_secs") or 1)
+            if self.should_stop() or waited + pause > MAX_PROCESSING_WAIT:
+                raise XUnavailable(f"X was still processing {self.ref.name or 'the media'} after {waited:.0f} s")
+            self.sleep(pause)
+            waited += pause
+            media = self.api.media_request("GET", "/2/media/upload",
+                                           params={"command": "STATUS", "media_id": media["id"]})
+        if info.get("state") == "failed":
+            error = info.get("error") or {}
+            reason = error.get("message") or error.get("name") or "no reason given"
+            raise XMediaFailed(f"X could not process {self.ref.name or 'the media'}: {reason}")
+        return media
+
+
 # -- translation at the edge ---------------------------------------------------------
+
+def _raise_like_tweepy(response: requests.Response) -> requests.Response:
+    """tweepy's exception for a failed answer (as `tweepy.Client.request` raises it), so that
+    `_api_call` translates media calls exactly as it translates posting."""
+    status = response.status_code
+    errors = {400: tweepy.BadRequest, 401: tweepy.Unauthorized, 403: tweepy.Forbidden, 404: tweepy.NotFound,
+              429: tweepy.TooManyRequests}
+    if status in errors:
+        raise errors[status](response)
+    if status >= 500:
+        raise tweepy.TwitterServerError(response)
+    if not 200 <= status < 300:
+        raise tweepy.HTTPException(response)
+    return response
+
 
 def _call(call: Any) -> Any:
     try:

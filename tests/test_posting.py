@@ -47,11 +47,11 @@ class Rig:
     """A store with connected sandbox accounts and the worker's dispatcher, in this process."""
 
     def __init__(self, tmp_path: Path, sandbox: SandboxControl, accounts: int = 1,
-                 clock: Callable[[], datetime] | None = None, **env: str) -> None:
+                 clock: Callable[[], datetime] | None = None, scopes: list[str] | None = None, **env: str) -> None:
         self.env = tweetbot_env(tmp_path, sandbox.url, RETRY_BACKOFF="0.2", **env)
         self.sandbox = sandbox
         self.store: Repository = open_test_store(self.env)
-        self.accounts = connect_accounts(self.store, sandbox, accounts, prefix="poster")
+        self.accounts = connect_accounts(self.store, sandbox, accounts, prefix="poster", scopes=scopes)
         self.clock = clock or SandboxClock(sandbox)
         settings = load_settings(dotenv_path=None, environ=self.env)
         self.worker = Worker(settings, self.store, XClient(settings), clock=self.clock)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from bot.accounts import connect
 from bot.models import Account
-from bot.settings import Settings, load_settings
+from bot.settings import DEFAULT_SCOPES, Settings, load_settings
 from bot.store import Repository, open_store
 from bot.xclient import TokenSet
 
@@ -53,11 +53,10 @@ class BotFolder:
     def store(self) -> Repository:
         return open_store(self.settings())
 
-    def connect(self, username: str, user_id: str) -> Account:
+    def connect(self, username: str, user_id: str, scopes: tuple[str, ...] = DEFAULT_SCOPES) -> Account:
         """Put an account in the store as the consent flow does (no network needed)."""
         tokens = TokenSet(access_token=f"access-{user_id}", refresh_token=f"refresh-{user_id}",
-                          expires_at=datetime.now(timezone.utc) + timedelta(hours=2),
-                          scopes=("tweet.read", "tweet.write", "users.read", "offline.access"))
+                          expires_at=datetime.now(timezone.utc) + timedelta(hours=2), scopes=scopes)
         return connect(self.store(), tokens, {"id": user_id, "username": username, "name": username.title()})
 
 

@@ -31,16 +31,19 @@ def open_test_store(env: dict[str, str]) -> Repository:
     return open_store(load_settings(dotenv_path=None, environ=env))
 
 
-def connect_accounts(store: Repository, sandbox: SandboxControl, count: int, prefix: str = "acct") -> list[Account]:
-    """`count` new sandbox users, each granted and connected in the store as the web callback would."""
+def connect_accounts(store: Repository, sandbox: SandboxControl, count: int, prefix: str = "acct",
+                     scopes: list[str] | None = None) -> list[Account]:
+    """`count` new sandbox users, each granted (the sandbox's default scopes, or `scopes`) and
+    connected in the store as the web callback would."""
     connected = []
     for user in sandbox.create_users(count, prefix):
-        connected.append(connect_user(store, sandbox, user))
+        connected.append(connect_user(store, sandbox, user, scopes))
     return connected
 
 
-def connect_user(store: Repository, sandbox: SandboxControl, user: dict[str, Any]) -> Account:
-    answer = sandbox.grant(user["id"])
+def connect_user(store: Repository, sandbox: SandboxControl, user: dict[str, Any],
+                 scopes: list[str] | None = None) -> Account:
+    answer = sandbox.grant(user["id"], scopes=scopes)
     tokens = TokenSet.from_response(answer, utcnow())
     return accounts.connect(store, tokens, {"id": user["id"], "username": user["username"],
                                             "name": user.get("name") or ""})
