@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_posting import Rig
 
 from bot.media import MediaFile
 from bot.models import FAILED, POSTED, SCHEDULED, Post
@@ -19,6 +18,7 @@ from bot.xclient import SEGMENT_BYTES
 
 from media_support import image_bytes, video_bytes
 from sandbox_helpers import SandboxControl
+from test_posting import Rig
 
 MEDIA_SCOPES = list(DEFAULT_SCOPES)
 APPEND = "POST /2/media/upload/:id/append"
