@@ -2,8 +2,10 @@
 
 `create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
 settings then, never at import time. The store is opened lazily, once per process.
-Each concern is one blueprint (`auth`, `connect`, `dashboard`, `slots`, `health`), registered
-here; `web.security` adds what every response needs (CSRF, cookies, headers, proxy).
+Each concern is one blueprint (`auth`, `connect`, `dashboard`, `slots`, `media`, `health`),
+registered here; `web.security` adds what every response needs (CSRF, cookies, headers, proxy).
+A request body may carry one video at X's limit (`web.uploads.MAX_BODY`); a larger one gets
+a 413 page that says so.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import sys
 from typing import Any
 
 from flask import Flask, current_app
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
@@ -26,11 +29,12 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config = dict(test_config or {})
     settings: Settings = config.pop("SETTINGS", None) or _settings_or_exit()
     _refuse_an_old_schema(settings)
-    app.config.update(SECRET_KEY=settings.secret_key, TWEETBOT_SETTINGS=settings)
+
+    from web import auth, connect, dashboard, health, media, security, slots, uploads
+
+    app.config.update(SECRET_KEY=settings.secret_key, TWEETBOT_SETTINGS=settings, MAX_CONTENT_LENGTH=uploads.MAX_BODY)
     app.config.update(config)
     configure_logging(sys.stderr)  # gunicorn's error log
-
-    from web import auth, connect, dashboard, health, security, slots
 
     app.before_request(health.refuse_while_unusable)  # first: a store that cannot be used answers 503 to all
     for error in UNUSABLE:
@@ -40,6 +44,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(connect.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(slots.bp)
+    app.register_blueprint(media.bp)
+    app.register_error_handler(RequestEntityTooLarge, uploads.too_large)
     app.register_blueprint(health.bp)
     return app
 

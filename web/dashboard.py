@@ -12,6 +12,12 @@ one that counts.
 "Post now" and "Retry" change the store through `bot.queue.post_now` and
 `bot.queue.retry` (as `tweetbot post-now` and `tweetbot retry` do) and never call X:
 the worker is the only sender, which keeps exactly-once in one place.
+
+The form is multipart: each part may carry files (`web.uploads` names the fields),
+handed to the queue as `MediaFile`s, which checks them (type from the bytes, sizes,
+counts, alt text, the account's media.write scope) and stores their bytes only
+once the post is accepted. After a refusal the page lists the files that were sent
+(a browser never refills a file field) with the alt text typed for each.
 """
 from __future__ import annotations
 
@@ -26,6 +32,7 @@ from flask.typing import ResponseReturnValue
 from bot import queue
 from bot.generators import FAILED_EVENT
 from bot.limits import queue_warnings
+from bot.media import ACCEPTED, MediaFile
 from bot.models import DISCONNECTED, FAILED, Account, Post, utcnow
 from bot.pricing import POST_PRICE, URL_POST_PRICE, dollars
 from bot.schedules import NoSlots, free_slots, load_slots, queue_in_next_slot
@@ -43,10 +50,12 @@ from web.display import (
     held_accounts,
     history_view,
     local_time,
+    media_count,
     queued_view,
     slots_view,
     zone_names,
 )
+from web.uploads import ACCEPT, Chosen, chosen_of, files_of, limits
 
 log = logging.getLogger("tweetbot.web.dashboard")
 bp = Blueprint("dashboard", __name__)
@@ -66,6 +75,11 @@ class Compose:
     parts: list[str] = field(default_factory=lambda: [""])
     due_at: str = ""
     when: str = AT
+    media: list[list[Chosen]] = field(default_factory=list)  # per part, what was sent (after a refusal)
+
+    def chosen(self, index: int) -> list[Chosen]:
+        """The files sent for part `index` (0-based), to list again after a refusal."""
+        return self.media[index] if index < len(self.media) else []
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,7 @@ def render_dashboard(compose: Compose, error: str | None = None, status: int = 2
         failures=[failure_view(e, handles, zone) for e in store().events(FAILURES_SHOWN, kind=FAILED_EVENT)],
         postable=postable, compose=compose, error=error, zone=settings().timezone,
         max_length=MAX_WEIGHTED_LENGTH, sandbox=settings().sandbox,
+        limits=limits(), accept=ACCEPT, accepted=ACCEPTED,
         now=local_time(now, zone))
     return page, status
 
@@ -128,14 +143,15 @@ def account_slots(account: Account, now: datetime, refused: SlotForm | None) -> 
 
 @bp.post("/posts")
 def compose() -> ResponseReturnValue:
-    """Queue one post or thread from the compose form, or show the form again with the reason."""
-    form = Compose(account=request.form.get("account", ""),
-                   parts=[p.replace("\r\n", "\n") for p in request.form.getlist("part")] or [""],
+    """Queue one post or thread (with its files) from the compose form, or show the form again with the reason."""
+    texts = [p.replace("\r\n", "\n") for p in request.form.getlist("part")] or [""]
+    sent = files_of(request.files, request.form, len(texts))
+    form = Compose(account=request.form.get("account", ""), parts=texts,
                    due_at=request.form.get("due_at", "").strip(),
-                   when=SLOT if request.form.get("when") == SLOT else AT)
-    parts = [p for p in form.parts if p.strip()]
+                   when=SLOT if request.form.get("when") == SLOT else AT, media=chosen_of(sent))
+    parts, media = kept_parts(texts, sent)
     try:
-        post = _queue(form, parts)
+        post = _queue(form, parts, media)
     except NoSlots:
         found = store().find_account(form.account)
         handle = found.handle if found else "this account"
@@ -144,19 +160,26 @@ def compose() -> ResponseReturnValue:
     except (WhenError, queue.QueueError) as exc:
         return render_dashboard(form, error=f"Not queued: {exc}.", status=400)
     kind = f"a thread of {len(post.parts)} parts" if len(post.parts) > 1 else "a post"
+    kind += f" with {media_count(post)}" if post.media_count else ""
     slot = " (the account's next free slot)" if form.when == SLOT else ""
     log.info("queued post %s for %s", post.id, post.due_at.isoformat())
     flash(f"Queued {kind} for {local_time(post.due_at, settings().zone)}{slot}.", "ok")
     return redirect(url_for("dashboard.index"), 303)
 
 
-def _queue(form: Compose, parts: list[str]) -> Post:
+def kept_parts(texts: list[str], media: list[list[MediaFile]]) -> tuple[list[str], list[list[MediaFile]]]:
+    """The parts to queue: those with text or files (an empty extra box is no part), each with its files."""
+    kept = [(text, files) for text, files in zip(texts, media, strict=True) if text.strip() or files]
+    return [text for text, _ in kept], [files for _, files in kept]
+
+
+def _queue(form: Compose, parts: list[str], media: list[list[MediaFile]]) -> Post:
     """At the time typed, or at the account's next free slot (finding it and queuing are one transaction)."""
     now = utcnow()
     if form.when == SLOT:
-        return queue_in_next_slot(store(), form.account, parts, now, source="web")
+        return queue_in_next_slot(store(), form.account, parts, now, source="web", media=media)
     due_at = parse_when(form.due_at, settings().zone, now)
-    return queue.queue_post(store(), form.account, parts, due_at, source="web")
+    return queue.queue_post(store(), form.account, parts, due_at, source="web", media=media)
 
 
 @bp.post("/posts/<int:post_id>/cancel")

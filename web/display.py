@@ -5,6 +5,10 @@ CLI's wording, `bot.when.relative`). Costs and the next 30 days' total are worke
 and worded as `tweetbot queue` does (`bot.pricing`), so the page and the command line
 show the same figures. Tokens never reach this module's output: the views below copy
 only what a page may show.
+
+A post's media shows as a count ("2 images") and, per part, a thumbnail of each image
+(served by `web.media` at `/media/<digest>`, its alt text as `alt`); a GIF or a video
+shows as a labelled placeholder, never its bytes inline.
 """
 from __future__ import annotations
 
@@ -12,10 +16,23 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from bot.alerts import attention
-from bot.models import ACTIVE, DISCONNECTED, FAILED, NEEDS_RECONNECT, POSTED, SCHEDULED, SENDING, Account, Post
+from bot.media import RECONNECT_FOR_MEDIA, can_post_media
+from bot.models import (
+    ACTIVE,
+    DISCONNECTED,
+    FAILED,
+    NEEDS_RECONNECT,
+    POSTED,
+    SCHEDULED,
+    SENDING,
+    Account,
+    MediaRef,
+    Post,
+)
 from bot.pricing import cost_next_days, dollars, post_cost
 from bot.queue import refused_as_duplicate
 from bot.schedules import SlotSchedule
@@ -43,6 +60,19 @@ class AccountView:
     hold: str | None
     can_reconnect: bool
     can_disconnect: bool
+    media_hint: str | None = None  # "reconnect to post media" when media.write was not granted
+
+
+@dataclass(frozen=True)
+class MediaView:
+    """One file a post carries: a thumbnail's source and alt text for an image, a label for the rest."""
+
+    kind: str
+    digest: str
+    name: str
+    alt: str
+    label: str
+    thumbnail: bool
 
 
 @dataclass(frozen=True)
@@ -58,6 +88,8 @@ class PostView:
     cost: str = ""
     can_post_now: bool = False
     retryable: bool = False
+    media: tuple[tuple[MediaView, ...], ...] = ()  # per part, as `parts`
+    media_count: str | None = None  # "2 images", "1 video"; None without media
 
 
 @dataclass(frozen=True)
@@ -115,14 +147,17 @@ def account_hold(account: Account, now: datetime, zone: ZoneInfo) -> str | None:
 
 
 def account_view(account: Account, now: datetime, zone: ZoneInfo) -> AccountView:
+    """An account's row; one granted without media.write (connected before the bot asked for it)
+    says "reconnect to post media" and offers Reconnect, which asks for every scope again."""
+    media_hint = RECONNECT_FOR_MEDIA if account.status == ACTIVE and not can_post_media(account) else None
     return AccountView(
         user_id=account.user_id, handle=account.handle, name=account.name, status=account.status,
         status_text=STATUS_WORDS.get(account.status, account.status), attention=attention(account),
         expiry=expiry_text(account, now), refreshed=ago(account.refreshed_at, now),
         failures=account.refresh_failures, last_error=account.last_error,
         hold=account_hold(account, now, zone),
-        can_reconnect=account.status in (NEEDS_RECONNECT, DISCONNECTED),
-        can_disconnect=account.status != DISCONNECTED)
+        can_reconnect=account.status in (NEEDS_RECONNECT, DISCONNECTED) or media_hint is not None,
+        can_disconnect=account.status != DISCONNECTED, media_hint=media_hint)
 
 
 def post_link(settings: Settings, account: Account | None, post: Post) -> str | None:
@@ -148,7 +183,7 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
     scheduled = post.status == SCHEDULED
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=local_time(post.due_at, zone),
                     status=post.status, note=note, link=None, cancellable=scheduled,
-                    cost=dollars(post_cost(post)), can_post_now=scheduled)
+                    cost=dollars(post_cost(post)), can_post_now=scheduled, **media_fields(post))
 
 
 def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo,
@@ -165,7 +200,35 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
     retryable = post.status == FAILED and again is None and not refused_as_duplicate(post)
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=local_time(when, zone),
                     status=post.status, note=note, link=post_link(settings, account, post), cancellable=False,
-                    retryable=retryable)
+                    retryable=retryable, **media_fields(post))
+
+
+KIND_WORDS = {"image": ("image", "images"), "gif": ("GIF", "GIFs"), "video": ("video", "videos")}
+
+
+def media_fields(post: Post) -> dict[str, Any]:
+    """A post view's `media` (per part, as many as `parts`) and `media_count`."""
+    if not post.media_count:
+        return {}
+    per_part = tuple(tuple(media_view(ref) for ref in post.media_of(i)) for i in range(len(post.parts)))
+    return {"media": per_part, "media_count": media_count(post)}
+
+
+def media_view(ref: MediaRef) -> MediaView:
+    """An image gets a thumbnail; a GIF or a video a label with its name (its bytes are not shown inline)."""
+    label = f"{KIND_WORDS.get(ref.kind, (ref.kind,))[0]}: {ref.name or 'unnamed'}"
+    return MediaView(kind=ref.kind, digest=ref.digest, name=ref.name, alt=ref.alt or "", label=label,
+                     thumbnail=ref.kind == "image")
+
+
+def media_count(post: Post) -> str:
+    """"2 images", "1 video", "1 GIF and 3 images" (a thread's parts together)."""
+    counts: dict[str, int] = {}
+    for part in post.media:
+        for ref in part:
+            counts[ref.kind] = counts.get(ref.kind, 0) + 1
+    words = [f"{count} {KIND_WORDS.get(kind, (kind, kind))[count != 1]}" for kind, count in sorted(counts.items())]
+    return " and ".join(words)
 
 
 def cost_line(posts: list[Post], now: datetime, tier: str) -> str:

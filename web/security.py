@@ -10,7 +10,9 @@
   on http://127.0.0.1 and a PaaS on https).
 - Headers: a CSP without inline script (the page's JS is static files), no framing,
   a same-origin referrer (Flask-WTF checks the Referer on https), no caching of
-  signed-in pages.
+  signed-in pages (the one exception: a stored image's bytes, which never change for
+  their digest, say `private` themselves; see `web.media`). `img-src` allows `blob:`
+  so the compose form can preview a chosen image before it is uploaded.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from bot.settings import Settings
 
 SESSION_LIFETIME = timedelta(hours=12)
+SELF_CACHED = frozenset({"media.media"})  # endpoints whose answers set their own (private) Cache-Control
 
 
 class SessionInterface(SecureCookieSessionInterface):
@@ -58,7 +61,7 @@ def content_security_policy(authorize_url: str) -> str:
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # blob: the compose form's previews of chosen files
         "connect-src 'self'",
         f"form-action 'self' {consent_origin}",
         "frame-ancestors 'none'",
@@ -71,7 +74,7 @@ def _add_headers(response: Response, policy: str) -> Response:
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"
-    if request.endpoint != "static":
+    if request.endpoint != "static" and not (request.endpoint in SELF_CACHED and response.status_code == 200):
         response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -1,4 +1,5 @@
-/* The compose form: "Add a thread part" adds one more text box (with its own counter);
+/* The compose form: "Add a thread part" adds one more text box (with its own counter and
+ * its own file field, see media.js);
  * choosing "the account's next free slot" sets the time field aside (disabled, so it is
  * neither required nor sent). Without script the form still works for a single post;
  * the server ignores empty parts, and the time field when a slot is chosen.
@@ -25,6 +26,9 @@
       parts[0].querySelector("label").textContent = "Part 1";
     }
     list.appendChild(part);
+    if (window.tweetbotMedia) {
+      window.tweetbotMedia.reset(part, number);  // a new part starts with no files, its field named media-N
+    }
     if (window.tweetbotText) {
       window.tweetbotText.attach(area);
     }
