@@ -10,9 +10,11 @@ import click
 
 from bot.cli import settings_or_exit, stop_unusable, store_or_exit
 from bot.crypto import TokenCipher
-from bot.store import UNUSABLE, Repository, TinyStore
+from bot.store import UNUSABLE, RecordMissing, Repository, TinyStore
+from bot.store.tiny import media_folder
 
-COPY_FAILURES: tuple[type[BaseException], ...] = (*UNUSABLE, OSError)
+# RecordMissing: a media file of the source deleted between reading the list and copying it.
+COPY_FAILURES: tuple[type[BaseException], ...] = (*UNUSABLE, OSError, RecordMissing)
 
 
 @click.command("migrate")
@@ -47,9 +49,10 @@ def store_group() -> None:
 @click.option("--to", "target", required=True, metavar="URL_OR_FILE",
               help="A PostgreSQL URL, or the path of a new TinyDB file.")
 def copy_command(target: str) -> None:
-    """Copy everything (accounts, tokens, queue, schedules, history, events) into an empty store.
+    """Copy everything (accounts, tokens, queue, schedules, history, events, media) into an empty store.
 
     All or nothing; tokens stay encrypted with TOKEN_KEY, so the target needs the same key.
+    Media files are copied one at a time, each checked against its digest.
     """
     settings = settings_or_exit()
     source = store_or_exit(settings)
@@ -85,6 +88,8 @@ def _remove_new_files(folder: Path, before: set[Path] | None, name: str) -> None
     for created in {p for p in folder.iterdir() if p.name.startswith((stem + ".", f".{name}."))} - before:
         if created.is_file() or created.is_symlink():
             created.unlink()
+        elif created == media_folder(folder / name):  # the store's own media folder, new with this copy
+            shutil.rmtree(created)
 
 
 def _target_store(target: str, cipher: TokenCipher) -> Repository:

@@ -36,10 +36,11 @@ class StoreAt:
         return open_store(self.settings(token_key))
 
     def raw(self) -> bytes:
-        """Everything the store holds, as it is at rest (files' bytes, or every row as text)."""
+        """Everything the store holds, as it is at rest (files' bytes, the media folder's too, or every row
+        as text)."""
         if self.kind == FILE:
             folder = Path(self.location).parent
-            return b"".join(p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file())
+            return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
         with psycopg.connect(self.location) as conn:
             tables = [row[0] for row in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]

@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 from bot.crypto import TokenCipher
 from bot.models import POSTED, Account, Post, utcnow
 from bot.store import TinyStore
+from bot.store.backup import restore_backup
 
 from conftest import ROOT
 
@@ -92,6 +93,22 @@ def test_a_backup_archive_is_0600(tmp_path: Path) -> None:
         store.record_event("note")
         store.backup(tmp_path / "backups" / "today.tar.gz")
     assert modes(tmp_path / "backups") == {"today.tar.gz": 0o600}
+
+
+def test_media_files_are_0600_in_a_0700_folder_and_so_are_restored_ones(tmp_path: Path) -> None:
+    cipher = TokenCipher([Fernet.generate_key().decode()])
+    with permissive_umask():
+        store = TinyStore(tmp_path / "live" / "tweetbot.json", cipher)
+        digests = {store.put_media(data) for data in (b"\x89PNG first", b"GIF89a second", b"\x89PNG first")}
+        store.backup(tmp_path / "backup.tar.gz")
+        restore_backup(tmp_path / "backup.tar.gz", tmp_path / "fresh" / "tweetbot.json", cipher)
+    for folder in (tmp_path / "live", tmp_path / "fresh"):
+        found = modes(folder / "tweetbot.media")
+        assert set(found) == digests and len(digests) == 2
+        assert found == {name: 0o600 for name in found}
+        assert stat.S_IMODE((folder / "tweetbot.media").stat().st_mode) == 0o700
+        every = modes(folder)
+        assert every == {name: 0o600 for name in every}
 
 
 def watched_init(folder: Path, *args: str) -> dict[str, object]:

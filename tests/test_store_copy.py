@@ -1,6 +1,6 @@
 """`tweetbot store copy`, run as a real process: a file store with 10 accounts, 1,000 posts
-(queued, sending, retrying, posted, failed, canceled, threads), schedules, events and meta
-into PostgreSQL and back into a new file, the same records both ways; refusals of a target
+(queued, sending, retrying, posted, failed, canceled, threads), schedules, events, meta and
+media files (one of several pieces in PostgreSQL) into PostgreSQL and back into a new file, the same records both ways; refusals of a target
 that is not empty (both kinds) with exit 2 and nothing changed; all or nothing when the
 load fails midway."""
 from __future__ import annotations
@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.models import CANCELED, FAILED, NEEDS_RECONNECT, POSTED, SENDING, Account, Post, utcnow
+from bot.models import CANCELED, FAILED, NEEDS_RECONNECT, POSTED, SENDING, Account, MediaRef, Post, utcnow
 from bot.schedules import clear_slots, parse_slots, save_slots
 from bot.store import Repository, StoreContents, TokenKeyError
 
@@ -29,6 +29,7 @@ POSTS = 1_000
 POSTED_N, FAILED_N, CANCELED_N = 500, 100, 50
 FINISHED_N = POSTED_N + FAILED_N + CANCELED_N
 QUEUED_N = POSTS - FINISHED_N
+MEDIA_SIZES = (10, 200_000, 2 * (1 << 20) + 7)  # the last one is three pieces in PostgreSQL
 
 
 @dataclass
@@ -39,10 +40,11 @@ class Filled:
     events: int
     schedules: int
     now: datetime
+    media: dict[str, bytes]
 
     def counts_line(self) -> str:
         return (f"{ACCOUNTS:,} accounts, {QUEUED_N:,} queued posts, {FINISHED_N:,} finished posts, "
-                f"{self.schedules:,} schedules, {self.events:,} events")
+                f"{self.schedules:,} schedules, {self.events:,} events, {len(self.media):,} media files")
 
 
 def fill(store: Repository, accounts: int = ACCOUNTS, posts: int = POSTS, seed: int = 7) -> Filled:
@@ -64,13 +66,18 @@ def fill(store: Repository, accounts: int = ACCOUNTS, posts: int = POSTS, seed: 
             refresh_failures=2 if n == 3 else 0, hold_until=now + timedelta(hours=1) if n == 4 else None,
             hold_reason="429 until reset" if n == 4 else None))
     events = 0
+    blobs = [rng.randbytes(size) for size in MEDIA_SIZES]
+    media = {store.put_media(blob): blob for blob in blobs}
+    refs = [MediaRef(digest, "image", "image/png", len(blob), f"image{k}.png", alt=f"alt {k}")
+            for k, (digest, blob) in enumerate(media.items())]
     drafts = []
     for n in range(posts):
         thread = n % 97 == 0
         parts = tuple(f"part {k} of thread {n} ✓" for k in range(3)) if thread else (f"post {n}: {'ü' * (n % 7)}",)
         drafts.append(Post(id=0, account_id=ids[n % accounts], parts=parts,
                            due_at=now + timedelta(minutes=rng.randint(-5000, 5000), microseconds=n),
-                           source=("cli", "web", "import", "generator")[n % 4]))
+                           source=("cli", "web", "import", "generator")[n % 4],
+                           media=((refs[n % len(refs)],),) if n % 50 == 1 else ()))
     stored = store.add_posts(drafts)
     order = list(range(posts))
     rng.shuffle(order)
@@ -114,7 +121,7 @@ def fill(store: Repository, accounts: int = ACCOUNTS, posts: int = POSTS, seed: 
     clear_slots(store, ids[5])
     store.set_meta("heartbeat:worker-a", {"at": "2026-12-01T09:00:00.000000+00:00", "pid": 4242})
     store.set_meta("signin_failures", {"count": 2})
-    return Filled(tokens=tokens, events=events, schedules=4, now=now)
+    return Filled(tokens=tokens, events=events, schedules=4, now=now, media=media)
 
 
 def run_copy(env: dict[str, str], cwd: Path, target: str) -> subprocess.CompletedProcess[str]:
@@ -154,13 +161,27 @@ def assert_same(copy: StoreContents, source: StoreContents) -> None:
     assert copy.schedules == source.schedules
     assert copy.events == source.events
     assert copy.meta == source.meta
+    assert copy.media == source.media  # the same files, each stored at the same moment
     assert copy.counts() == source.counts()
+
+
+def assert_same_media(copy: StoreAt, filled: Filled) -> None:
+    """The copy holds every media file `fill` put, byte for byte, and no other."""
+    store = copy.open()
+    try:
+        assert set(store.media_digests()) == set(filled.media)
+        for digest, blob in filled.media.items():
+            assert store.get_media(digest) == blob
+    finally:
+        store.close()
 
 
 def check_source(source: StoreContents, filled: Filled) -> None:
     """The source holds what `fill` put there (so an empty or short dump cannot pass the comparisons)."""
     assert source.counts() == {"accounts": ACCOUNTS, "queued posts": QUEUED_N, "finished posts": FINISHED_N,
-                               "schedules": filled.schedules, "events": filled.events}
+                               "schedules": filled.schedules, "events": filled.events,
+                               "media files": len(MEDIA_SIZES)}
+    assert sum(p.media_count for p in [*source.queue, *source.history]) == POSTS // 50
     statuses = [p.status for p in source.history]
     assert (statuses.count(POSTED), statuses.count(FAILED), statuses.count(CANCELED)) == \
         (POSTED_N, FAILED_N, CANCELED_N)
@@ -230,6 +251,7 @@ def test_copy_file_to_postgres_and_back(tmp_path: Path, database_url: str) -> No
     assert "Traceback" not in to_pg.stderr
     in_pg = StoreAt(POSTGRES, database_url, key=source.key)
     assert_same(dumped(in_pg), contents)
+    assert_same_media(in_pg, filled)
     assert_no_plain_tokens(in_pg, filled)
     assert source.raw() == before, "the copy changed its source"
 
@@ -240,6 +262,7 @@ def test_copy_file_to_postgres_and_back(tmp_path: Path, database_url: str) -> No
     assert to_file.returncode == 0, to_file.stderr
     assert to_file.stdout.strip() == f"Copied {filled.counts_line()} to {back.location}."
     assert_same(dumped(back), contents)
+    assert_same_media(back, filled)
     assert_no_plain_tokens(back, filled)
     assert in_pg.raw() == pg_before, "the copy changed its source"
 
@@ -362,7 +385,7 @@ def test_a_load_that_fails_midway_leaves_the_database_empty(tmp_path: Path, data
     assert f"refused post {victim}" in result.stderr  # it did fail where the trigger is, midway
     assert "Copied" not in result.stdout
     assert target.raw() == before
-    assert dumped(target).empty
+    assert dumped(target).empty and dumped(target).media == {}
     with psycopg.connect(database_url, autocommit=True) as conn:
         conn.execute("DROP TRIGGER refuse ON posts")
     again = run_copy(env_for(tmp_path, source), tmp_path, database_url)

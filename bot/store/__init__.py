@@ -7,7 +7,7 @@ records of `bot.models`, `Event`, the locks of `bot.store.locks` and these error
 - `StoreError`: the store cannot be read or written now (the database unreachable);
 - `StoreUnusable` (`StoreDamaged`, `SchemaBehind`): it cannot be used as it is, a
   person must act; the worker stops, the CLI says so, the web answers 503;
-- `RecordMissing` (a `KeyError`): no such account or queued post;
+- `RecordMissing` (a `KeyError`): no such account, queued post or media file;
 - `LockTimeout`: a lock or lease is held by another process;
 - `TokenKeyError`: TOKEN_KEY does not open the stored tokens.
 
@@ -16,9 +16,15 @@ whole or not at all, and re-entrant on one thread (an inner block joins the oute
 Each store makes check-then-update safe across processes: the file store holds one
 lock for the whole block, PostgreSQL locks every row the block reads. A transaction
 belongs to its thread; threads each have their own.
+
+Media (the bytes of a post's images and videos) is kept by digest, each distinct
+file once (`bot.store.media_files`). It is not rolled back with a transaction:
+put the bytes before saving the post that refers to them; `bot.retention` deletes
+what no post needs any more.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -97,6 +103,18 @@ class Repository(Protocol):
     def record_event(self, kind: str, account_id: str | None = None, post_id: int | None = None,
                      detail: str | None = None, at: datetime | None = None) -> None: ...
     def events(self, limit: int = 100, kind: str | None = None, account_id: str | None = None) -> list[Event]: ...
+
+    def put_media(self, data: bytes) -> str:
+        """Keep `data` under its SHA-256 hex digest, durably, and return the digest. Bytes already kept
+        store nothing new; their stored time is renewed (a fresh upload gets the grace of one)."""
+    def get_media(self, digest: str) -> bytes:
+        """The bytes of `digest`: `RecordMissing` naming it if none, `StoreDamaged` naming it if what is
+        kept does not match it."""
+    def media_digests(self) -> dict[str, datetime]:
+        """Every stored media file's digest and when it was stored (UTC)."""
+    def delete_media(self, digests: Iterable[str], stored_before: datetime | None = None) -> int:
+        """Delete the media of `digests` (only those stored before `stored_before`, if given, so an upload
+        renewed meanwhile stays); how many were deleted."""
 
 
 def open_store(settings: Settings) -> Repository:

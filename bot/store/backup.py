@@ -5,20 +5,25 @@ was committed and each log up to its committed length, all taken at one moment
 under the store's transaction lock (see `TinyStore.moment`), so a backup taken
 while the worker posts is a state the store really was in. A `manifest.json`
 records each file's length and SHA-256 and what the moment held (account ids,
-queued post ids, how many finished posts and events).
+queued post ids, how many finished posts and events). The media files stored at
+that moment go in as `media/<digest>` (their name is their SHA-256), each with the
+time it was stored, read one at a time: a file that no longer matches its digest
+fails the backup with its name, a file deleted meanwhile (no post needed it) is left
+out. Archives without media (format 1) still restore.
 
 `tweetbot restore FILE` checks the archive first (it opens, every file matches the
 manifest, the main file parses and its committed lengths are the logs' lengths,
 every log line parses, TOKEN_KEY decrypts a token), refuses while a worker runs
 (it holds the posting lease, or its heartbeat is fresh), refuses to overwrite a
 store that holds anything unless forced (and then keeps the old files aside), and
-writes the logs before the main file, each atomically.
+writes the media files, then the logs, then the main file, each atomically.
 """
 from __future__ import annotations
 
 import hashlib
 import io
 import os
+import shutil
 import tarfile
 import time
 from collections.abc import Iterator
@@ -26,18 +31,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from filelock import FileLock
 
 from bot.crypto import TokenCipher, TokenKeyError
-from bot.models import to_iso, utcnow
+from bot.models import from_iso, to_iso, utcnow
+from bot.store.errors import StoreDamaged
 from bot.store.files import PRIVATE, atomic_write, atomic_write_with, decode, encode
 from bot.store.locks import LockTimeout
-from bot.store.tiny import TinyStore
+from bot.store.media_files import PRIVATE_DIR, is_digest, set_stored_time
+from bot.store.tiny import StoreMoment, TinyStore, media_folder
 
-FORMAT = 1
+FORMAT = 2  # 2: with media files; 1 (none) is still read
+READABLE = (1, 2)
 MANIFEST = "manifest.json"
+MEDIA = "media/"  # member name prefix: media/<digest>
 MEMBERS = {"main": "store.json", "history": "history.jsonl", "events": "events.jsonl"}
 WORKER_ALIVE_WITHIN = 120.0  # seconds: a heartbeat this fresh means a worker runs (as web/health.py judges it)
 _CHUNK = 1 << 20
@@ -57,10 +66,11 @@ class BackupSummary:
     history: int = 0
     events: int = 0
     size: int = 0
+    media: int = 0
 
     def describe(self) -> str:
         return (f"{len(self.accounts)} account(s), {len(self.queued)} queued post(s), {self.history} finished "
-                f"post(s) and {self.events} event(s)")
+                f"post(s), {self.events} event(s) and {self.media} media file(s)")
 
     def held(self) -> dict[str, Any]:
         return {"accounts": self.accounts, "queued": self.queued, "history": self.history, "events": self.events}
@@ -72,7 +82,7 @@ class BackupSummary:
 class _Counting(io.RawIOBase):
     """Reads at most `length` bytes of a file, hashing them and counting lines as tarfile copies them."""
 
-    def __init__(self, source: BinaryIO | None, length: int) -> None:
+    def __init__(self, source: IO[bytes] | None, length: int) -> None:
         self.source, self.left = source, length
         self.sha = hashlib.sha256()
         self.lines = 0
@@ -115,11 +125,31 @@ def _write_archive(store: TinyStore, raw: BinaryIO, target: Path) -> BackupSumma
             archive.addfile(info, io.BufferedReader(reader, _CHUNK))
             files[MEMBERS[name]] = {"bytes": moment.lengths[name], "sha256": reader.sha.hexdigest()}
             counts[name] = reader.lines
-        summary = BackupSummary(target, *_live(tables), counts["history"], counts["events"])
+        media = _add_media(archive, store, moment)
+        summary = BackupSummary(target, *_live(tables), counts["history"], counts["events"], media=len(media))
         manifest = {"format": FORMAT, "created_at": to_iso(utcnow()), "store": store.path.name,
-                    "files": files, "held": summary.held()}
+                    "files": files, "held": summary.held(), "media": media}
         _add(archive, MANIFEST, encode(manifest))
     return summary
+
+
+def _add_media(archive: tarfile.TarFile, store: TinyStore, moment: StoreMoment) -> dict[str, dict[str, Any]]:
+    """Each media file of the moment as `media/<digest>`, one at a time; the manifest's record of them."""
+    added: dict[str, dict[str, Any]] = {}
+    for digest, stored_at in sorted(moment.media.items()):
+        path = store.media.path_of(digest)
+        try:
+            handle = open(path, "rb")
+        except FileNotFoundError:  # deleted since the moment: no post of it needed the file
+            continue
+        with handle:
+            size = os.fstat(handle.fileno()).st_size
+            reader = _Counting(handle, size)
+            archive.addfile(_info(MEDIA + digest, size), io.BufferedReader(reader, _CHUNK))
+        if reader.sha.hexdigest() != digest:
+            raise StoreDamaged(f"the media file {path} does not match its digest; the backup was not written")
+        added[digest] = {"bytes": size, "stored_at": to_iso(stored_at)}
+    return added
 
 
 def _live(tables: dict[str, Any]) -> tuple[list[str], list[int]]:
@@ -151,11 +181,12 @@ class CheckedBackup:
     files: dict[str, bytes]
     summary: BackupSummary
     created_at: str
+    media: dict[str, datetime] = field(default_factory=dict)  # digest: when it was stored
 
 
 def check_backup(archive: Path, cipher: TokenCipher) -> CheckedBackup:
     """Read and check the archive whole; `BackupError` with the first problem found."""
-    files, manifest = _read_members(archive)
+    files, manifest, media = _read_members(archive)
     for name, expected in manifest["files"].items():
         payload = files.get(name)
         if payload is None or len(payload) != expected["bytes"] or _sha(payload) != expected["sha256"]:
@@ -169,16 +200,31 @@ def check_backup(archive: Path, cipher: TokenCipher) -> CheckedBackup:
             raise BackupError(f"{archive}: the {name} log holds {len(payload):,} bytes but the main file "
                               f"committed {int(meta.get(f'{name}_bytes', 0)):,}")
         counts[name] = _count_records(archive, name, payload)
-    summary = BackupSummary(archive, *_live(tables), counts["history"], counts["events"], archive.stat().st_size)
+    summary = BackupSummary(archive, *_live(tables), counts["history"], counts["events"], archive.stat().st_size,
+                            media=len(media))
     if summary.held() != manifest["held"]:
         raise BackupError(f"{archive}: what the files hold does not match the manifest")
     _check_key(archive, tables, cipher)
-    return CheckedBackup(files, summary, str(manifest.get("created_at")))
+    return CheckedBackup(files, summary, str(manifest.get("created_at")), _check_media(archive, manifest, media))
 
 
-def _read_members(archive: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
+def _check_media(archive: Path, manifest: dict[str, Any], seen: dict[str, tuple[int, str]]) -> dict[str, datetime]:
+    """Every media file the manifest lists is in the archive, whole (its SHA-256 is its name), and no other."""
+    listed: dict[str, dict[str, Any]] = manifest.get("media", {})
+    if set(listed) != set(seen):
+        raise BackupError(f"{archive}: its media files do not match the manifest (the archive is damaged)")
+    for digest, (size, sha) in seen.items():
+        if sha != digest or size != listed[digest]["bytes"]:
+            raise BackupError(f"{archive}: the media file {digest} is damaged (it does not match its digest)")
+    return {digest: from_iso(entry["stored_at"]) or utcnow() for digest, entry in listed.items()}
+
+
+def _read_members(archive: Path) -> tuple[dict[str, bytes], dict[str, Any], dict[str, tuple[int, str]]]:
+    """The archive's store files (bytes), its manifest, and each media file's size and SHA-256 (read
+    through, one at a time, never kept)."""
     wanted = set(MEMBERS.values()) | {MANIFEST}
     files: dict[str, bytes] = {}
+    media: dict[str, tuple[int, str]] = {}
     try:
         with tarfile.open(archive, mode="r:gz") as opened:
             for member in opened:
@@ -186,15 +232,27 @@ def _read_members(archive: Path) -> tuple[dict[str, bytes], dict[str, Any]]:
                     extracted = opened.extractfile(member)
                     assert extracted is not None
                     files[member.name] = extracted.read()
+                elif member.name.startswith(MEDIA) and member.isfile():
+                    media[member.name[len(MEDIA):]] = _hash_member(opened, member)
         manifest = decode(files[MANIFEST])
     except FileNotFoundError:
         raise BackupError(f"{archive}: no such file") from None
     except (OSError, EOFError, tarfile.TarError, KeyError, ValueError) as exc:
         raise BackupError(f"{archive} is not a tweetbot backup ({exc or type(exc).__name__})") from None
-    if manifest.get("format") != FORMAT or set(manifest.get("files", {})) != set(MEMBERS.values()):
+    if manifest.get("format") not in READABLE or set(manifest.get("files", {})) != set(MEMBERS.values()):
         raise BackupError(f"{archive}: not a backup this version of tweetbot can restore "
                           f"(format {manifest.get('format')})")
-    return files, manifest
+    return files, manifest, media
+
+
+def _hash_member(opened: tarfile.TarFile, member: tarfile.TarInfo) -> tuple[int, str]:
+    extracted = opened.extractfile(member)
+    assert extracted is not None
+    sha, size = hashlib.sha256(), 0
+    while chunk := extracted.read(_CHUNK):
+        sha.update(chunk)
+        size += len(chunk)
+    return size, sha.hexdigest()
 
 
 def _parse_main(archive: Path, payload: bytes) -> dict[str, Any]:
@@ -243,12 +301,13 @@ def restore_backup(archive: Path, store_path: Path, cipher: TokenCipher, force: 
     store_path.parent.mkdir(parents=True, exist_ok=True)
     target = TinyStore(store_path, cipher)
     with _no_worker(target), FileLock(str(store_path) + ".lock", mode=PRIVATE):
-        present = [path for path in _store_files(store_path) if path.exists() and path.stat().st_size]
+        present = [path for path in _store_files(store_path) if _holds_anything(path)]
         if present and not force:
             raise BackupError(f"the store at {store_path} is not empty; `tweetbot restore --force` replaces it "
                               "(its files are kept beside it as NAME.replaced-…)")
         _set_aside(present)
         paths = _store_files(store_path)
+        _restore_media(Path(archive), checked.media, paths[3])
         atomic_write(paths[1], checked.files[MEMBERS["history"]])
         atomic_write(paths[2], checked.files[MEMBERS["events"]])
         atomic_write(paths[0], checked.files[MEMBERS["main"]])  # last: until now the old state stood
@@ -257,7 +316,40 @@ def restore_backup(archive: Path, store_path: Path, cipher: TokenCipher, force: 
 
 
 def _store_files(store_path: Path) -> list[Path]:
-    return [store_path, store_path.with_suffix(".history.jsonl"), store_path.with_suffix(".events.jsonl")]
+    """The main file, the two logs and the media folder."""
+    return [store_path, store_path.with_suffix(".history.jsonl"), store_path.with_suffix(".events.jsonl"),
+            media_folder(store_path)]
+
+
+def _holds_anything(path: Path) -> bool:
+    if path.is_dir():
+        return any(path.iterdir())
+    return path.exists() and path.stat().st_size > 0
+
+
+def _restore_media(archive: Path, media: dict[str, datetime], folder: Path) -> None:
+    """Write each media file of the checked archive into `folder` (0700; files 0600, atomically), one at a
+    time, with the time it was stored; a file that no longer matches its digest stops the restore."""
+    if not media:
+        return
+    folder.mkdir(mode=PRIVATE_DIR, exist_ok=True)
+    with tarfile.open(archive, mode="r:gz") as opened:
+        for member in opened:
+            digest = member.name[len(MEDIA):]
+            if not (member.name.startswith(MEDIA) and member.isfile() and digest in media and is_digest(digest)):
+                continue
+            extracted = opened.extractfile(member)
+            assert extracted is not None
+            _write_media(folder / digest, extracted, member.size, media[digest])
+
+
+def _write_media(path: Path, source: IO[bytes], size: int, stored_at: datetime) -> None:
+    reader = _Counting(source, size)
+    atomic_write_with(path, lambda handle: shutil.copyfileobj(io.BufferedReader(reader, _CHUNK), handle, _CHUNK))
+    if reader.sha.hexdigest() != path.name:
+        path.unlink()
+        raise BackupError(f"the media file {path.name} changed in the archive while it was restored")
+    set_stored_time(path, stored_at)
 
 
 def _set_aside(paths: list[Path]) -> None:

@@ -16,10 +16,10 @@ share no disk, and for more than one worker. How it keeps the contract:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -34,8 +34,18 @@ from bot.models import Account, Post, to_iso, utcnow
 from bot.store.backup import BackupSummary
 from bot.store.errors import RecordMissing, StoreError
 from bot.store.locks import LockTimeout
+from bot.store.media_files import CHUNK, checked_bytes, checked_digest, digest_of, is_digest
 from bot.store.migrate import advisory_key, check_schema
-from bot.store.records import Event, StoreContents, first_sealed_token, seal_account, unseal_account, update_account_in
+from bot.store.records import (
+    Event,
+    StoreContents,
+    changed_post,
+    first_sealed_token,
+    seal_account,
+    stamped_if_finished,
+    unseal_account,
+    update_account_in,
+)
 
 CONNECT_TIMEOUT = 10.0  # seconds to wait for a pooled connection (or the first one)
 # Connections a process keeps at most. No transaction waits on X, so a few serve the worker's
@@ -118,13 +128,15 @@ class PostgresStore:
             finally:
                 self._local.conn = None
 
-    def _rows(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = ()) -> list[tuple[Any, ...]]:
-        """Run one statement (in the thread's transaction, if any) and fetch what it returns."""
+    def _rows(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = (),
+              binary: bool = False) -> list[tuple[Any, ...]]:
+        """Run one statement (in the thread's transaction, if any) and fetch what it returns (`binary`:
+        in PostgreSQL's binary format, so bytea comes back as it is, not as hex text)."""
         if self._conn is not None:
-            cursor = self._conn.execute(sql, params)
+            cursor = self._conn.execute(sql, params, binary=binary)
             return cursor.fetchall() if cursor.description else []
         with self._translated(), self._open_pool().connection() as conn:
-            cursor = conn.execute(sql, params)
+            cursor = conn.execute(sql, params, binary=binary)
             return cursor.fetchall() if cursor.description else []
 
     def _locking(self, sql: str, table: str, key: object) -> str:
@@ -174,7 +186,10 @@ class PostgresStore:
                     schedules={row[0]: row[1] for row in conn.execute("SELECT account_id, doc FROM schedules")},
                     events=[Event(*row) for row in conn.execute(
                         "SELECT at, kind, account_id, post_id, detail FROM events ORDER BY id")],
-                    meta={row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")})
+                    meta={row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")},
+                    media={row[0]: _utc(row[1]) for row in conn.execute(
+                        "SELECT digest, stored_at FROM media ORDER BY stored_at, digest")},
+                    read_media=self.get_media)
             finally:
                 conn.rollback()
 
@@ -204,6 +219,8 @@ class PostgresStore:
                                    "SET value = EXCLUDED.value", [(k, Jsonb(v)) for k, v in contents.meta.items()])
             self._rows("SELECT setval(pg_get_serial_sequence('posts', 'id'), "
                        "coalesce((SELECT max(id) FROM posts), 0) + 1, false)")
+            for digest, stored_at in contents.media.items():  # one file at a time, in the same transaction
+                self._put_media(contents.read_media(digest), stored_at)
 
     # -- locks --------------------------------------------------------------------------
 
@@ -268,7 +285,7 @@ class PostgresStore:
         with self.transaction():
             ids = [row[0] for row in self._rows(
                 "SELECT nextval(pg_get_serial_sequence('posts', 'id')) FROM generate_series(1, %s)", (len(posts),))]
-            stored = [replace(post, id=post_id, created_at=post.created_at or utcnow())
+            stored = [stamped_if_finished(replace(post, id=post_id, created_at=post.created_at or utcnow()))
                       for post, post_id in zip(posts, sorted(ids), strict=True)]
             conn = self._conn
             assert conn is not None
@@ -340,7 +357,7 @@ class PostgresStore:
                               (int(post_id),))
             if not rows:
                 raise RecordMissing(f"no queued post {post_id}")
-            post = replace(Post.from_doc(rows[0][0]), **changes)
+            post = changed_post(Post.from_doc(rows[0][0]), changes)
             self._write_post(post)
             return post
 
@@ -385,6 +402,60 @@ class PostgresStore:
             "AND (%(account)s::text IS NULL OR account_id = %(account)s) "
             "ORDER BY id DESC LIMIT %(limit)s", {"kind": kind, "account": account_id, "limit": limit})
         return [Event(*row) for row in rows]
+
+    # -- media ------------------------------------------------------------------------------------------
+
+    def put_media(self, data: bytes) -> str:
+        """Keep `data` in pieces of 1 MiB under its digest, in one transaction; bytes kept already are not
+        sent again (only their stored time is renewed)."""
+        return self._put_media(data, utcnow())
+
+    def _put_media(self, data: bytes, stored_at: datetime) -> str:
+        digest = digest_of(data)
+        with self.transaction():
+            if self._rows("UPDATE media SET stored_at = %s WHERE digest = %s RETURNING 1", (stored_at, digest)):
+                return digest
+            # Two puts of the same new bytes at once: the second waits for the first, then inserts nothing.
+            if self._rows("INSERT INTO media (digest, size, stored_at) VALUES (%s, %s, %s) "
+                          "ON CONFLICT (digest) DO NOTHING RETURNING 1", (digest, len(data), stored_at)):
+                self._put_chunks(digest, data)
+        return digest
+
+    def _put_chunks(self, digest: str, data: bytes) -> None:
+        """The pieces of `data`, each a binary server-side parameter (slices of it, never copies)."""
+        conn = self._conn
+        assert conn is not None
+        view = memoryview(data)
+        with conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO media_chunks (digest, seq, data) VALUES (%s, %s, %b) "
+                               "ON CONFLICT DO NOTHING",
+                               ((digest, seq, view[start:start + CHUNK])
+                                for seq, start in enumerate(range(0, len(data), CHUNK))))
+
+    def get_media(self, digest: str) -> bytes:
+        """The bytes of `digest`, its pieces joined in order and checked against it."""
+        rows = self._rows("SELECT c.data FROM media m LEFT JOIN media_chunks c USING (digest) "
+                          "WHERE m.digest = %s ORDER BY c.seq", (checked_digest(digest),), binary=True)
+        if not rows:
+            raise RecordMissing(f"no media {digest}")
+        data = b"".join(row[0] for row in rows if row[0] is not None)
+        return checked_bytes(digest, data, f"the database at {describe(self.url)}")
+
+    def media_digests(self) -> dict[str, datetime]:
+        return {row[0]: _utc(row[1]) for row in self._rows("SELECT digest, stored_at FROM media")}
+
+    def delete_media(self, digests: Iterable[str], stored_before: datetime | None = None) -> int:
+        """Delete the media (its pieces go with it) of `digests` stored before `stored_before`, if given."""
+        wanted = sorted({d for d in digests if is_digest(d)})
+        if not wanted:
+            return 0
+        rows = self._rows("DELETE FROM media WHERE digest = ANY(%s) AND (%s::timestamptz IS NULL OR stored_at < %s) "
+                          "RETURNING digest", (wanted, stored_before, stored_before))
+        return len(rows)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.astimezone(timezone.utc)
 
 
 def _columns(post: Post) -> tuple[Any, ...]:

@@ -6,13 +6,14 @@ still sealed: each is decrypted on first read, if ever, so lookups cost nothing.
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, Protocol
 
 from bot.crypto import TokenCipher
-from bot.models import Account, Post, Sealed, from_iso, to_iso, utcnow
+from bot.models import FINISHED, Account, Post, Sealed, from_iso, to_iso, utcnow
 from bot.store.errors import RecordMissing
 
 TOKENS = ("access_token", "refresh_token")
@@ -92,11 +93,32 @@ def first_sealed_token(docs: list[dict[str, Any]]) -> str | None:
     return next((doc[name] for doc in docs for name in TOKENS if doc.get(name)), None)
 
 
+def changed_post(post: Post, changes: dict[str, Any]) -> Post:
+    """`post` with `changes`; one that becomes finished gets `finished_at` now unless the caller gave one
+    (the retention of its media counts from then)."""
+    changed = replace(post, **changes)
+    if changed.status in FINISHED and post.status not in FINISHED and changes.get("finished_at") is None:
+        changed = replace(changed, finished_at=utcnow())
+    return changed
+
+
+def stamped_if_finished(post: Post) -> Post:
+    """A post queued already finished (recorded after the fact) is finished as it is stored."""
+    return replace(post, finished_at=utcnow()) if post.finished and post.finished_at is None else post
+
+
+def _no_media(digest: str) -> bytes:
+    raise RecordMissing(f"no media {digest}")
+
+
 @dataclass
 class StoreContents:
     """Everything a store holds, for `tweetbot store copy`: accounts as kept (tokens still
     encrypted), the queue, the history (oldest finished first), schedules, events (oldest
-    first) and the meta values (heartbeats, sign-in lockouts) apart from the store's own."""
+    first), the meta values (heartbeats, sign-in lockouts) apart from the store's own, and
+    the media: each file's digest and stored time, its bytes read one file at a time
+    through `read_media` (from the source store) as the target loads them, so a copy
+    never holds every file in memory at once."""
 
     accounts: list[dict[str, Any]] = field(default_factory=list)
     queue: list[Post] = field(default_factory=list)
@@ -104,11 +126,13 @@ class StoreContents:
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    media: dict[str, datetime] = field(default_factory=dict)
+    read_media: Callable[[str], bytes] = field(default=_no_media, compare=False, repr=False)
 
     def counts(self) -> dict[str, int]:
         return {"accounts": len(self.accounts), "queued posts": len(self.queue),
                 "finished posts": len(self.history), "schedules": len(self.schedules),
-                "events": len(self.events)}
+                "events": len(self.events), "media files": len(self.media)}
 
     @property
     def empty(self) -> bool:

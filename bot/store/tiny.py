@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 import threading
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -41,15 +41,30 @@ from bot.models import SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store.errors import RecordMissing, StoreDamaged, StoreError
 from bot.store.files import PRIVATE, AppendLog, atomic_write, decode, encode
 from bot.store.locks import FileHeldLock
-from bot.store.records import Event, StoreContents, first_sealed_token, seal_account, unseal_account, update_account_in
+from bot.store.media_files import MediaFolder
+from bot.store.records import (
+    Event,
+    StoreContents,
+    changed_post,
+    first_sealed_token,
+    seal_account,
+    stamped_if_finished,
+    unseal_account,
+    update_account_in,
+)
 
 if TYPE_CHECKING:
     from bot.store.backup import BackupSummary
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # the file store's layout; its media folder needed no new version (absent: no media)
 TABLES = ("accounts", "posts", "schedules", "meta")
 _META_ID = 1
 Stamp = tuple[int, int, int]
+
+
+def media_folder(store_path: Path) -> Path:
+    """Where a file store keeps its media: `tweetbot.media/` beside `tweetbot.json`."""
+    return Path(store_path).with_suffix(".media")
 
 
 def empty_tables() -> dict[str, Any]:
@@ -89,11 +104,13 @@ class _QueueIndex:
 
 @dataclass
 class StoreMoment:
-    """The store at one committed moment: the main file's bytes, each log open at its start and its length."""
+    """The store at one committed moment: the main file's bytes, each log open at its start and its length,
+    and the media files stored by then with their stored times (read after: a media file never changes)."""
 
     main: bytes
     logs: dict[str, BinaryIO | None]
     lengths: dict[str, int]
+    media: dict[str, datetime]
 
 
 class _Snapshot(Storage):
@@ -132,6 +149,7 @@ class TinyStore:
         self._index: _QueueIndex | None = None
         self._logs = {"history": AppendLog(self.path.with_suffix(".history.jsonl")),
                       "events": AppendLog(self.path.with_suffix(".events.jsonl"))}
+        self.media = MediaFolder(media_folder(self.path), Path(str(self.path) + ".media.lock"))
         self._db = TinyDB(self, storage=_Snapshot)
 
     # -- transactions -------------------------------------------------------
@@ -303,9 +321,10 @@ class TinyStore:
             main = self.path.read_bytes() if self.path.exists() else encode(empty_tables())
             logs = {name: (log.open_committed(self._committed(name)), self._committed(name))
                     for name, log in self._logs.items()}
+            media = self.media_digests()  # every file a post of this moment needs was put before it
         try:
             yield StoreMoment(main, {name: opened for name, (opened, _) in logs.items()},
-                              {name: committed for name, (_, committed) in logs.items()})
+                              {name: committed for name, (_, committed) in logs.items()}, media)
         finally:
             for opened, _ in logs.values():
                 if opened is not None:
@@ -331,25 +350,49 @@ class TinyStore:
                 history=list(reversed(self.history(limit=sys.maxsize))),
                 schedules={key: dict(doc) for key, doc in self._tables.get("schedules", {}).items()},
                 events=list(reversed(self.events(limit=sys.maxsize))),
-                meta={k: v for k, v in self._meta().items() if k not in self._OWN_META})
+                meta={k: v for k, v in self._meta().items() if k not in self._OWN_META},
+                media=self.media_digests(), read_media=self.get_media)
 
     def load(self, contents: StoreContents) -> None:
-        """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty)."""
-        with self.transaction():
-            if not self.dump().empty:
-                raise StoreError(f"the store {self.path} is not empty: copy only into an empty store")
-            for doc in contents.accounts:
-                self._table("accounts").insert(Document(dict(doc), doc_id=int(doc["user_id"])))
-            for account_id, doc in contents.schedules.items():
-                self._table("schedules").insert(Document(dict(doc), doc_id=int(account_id)))
-            self._table("posts").insert_multiple(Document(post.to_doc(), doc_id=post.id) for post in contents.queue)
-            self._posts_version += 1
-            self._pending["history"].extend(post.to_doc() for post in contents.history)
-            self._pending["events"].extend(event.to_doc() for event in contents.events)
-            for key, value in contents.meta.items():
-                self._set_meta_in_tx(key, value)
-            last = max((post.id for post in [*contents.queue, *contents.history]), default=0)
-            self._set_meta_in_tx("next_post_id", last + 1)
+        """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty).
+
+        The media files go first, one at a time, each with its stored time; if anything
+        fails (the commit too), the files this load created are removed again, so a failed
+        load leaves nothing behind.
+        """
+        created: list[str] = []
+        try:
+            with self.transaction():
+                if not self.dump().empty:
+                    raise StoreError(f"the store {self.path} is not empty: copy only into an empty store")
+                self._load_media(contents, created)
+                self._load_records(contents)
+        except BaseException:
+            self.media.delete(created)
+            raise
+
+    def _load_media(self, contents: StoreContents, created: list[str]) -> None:
+        """Each file of `contents` into the media folder; `created` collects those that were not there."""
+        had = set(self.media_digests())
+        for digest, stored_at in contents.media.items():
+            if digest not in had:
+                created.append(digest)
+            self.media.put(contents.read_media(digest), stored_at)
+
+    def _load_records(self, contents: StoreContents) -> None:
+        """The records of `contents`, into this (empty) store's open transaction."""
+        for doc in contents.accounts:
+            self._table("accounts").insert(Document(dict(doc), doc_id=int(doc["user_id"])))
+        for account_id, doc in contents.schedules.items():
+            self._table("schedules").insert(Document(dict(doc), doc_id=int(account_id)))
+        self._table("posts").insert_multiple(Document(post.to_doc(), doc_id=post.id) for post in contents.queue)
+        self._posts_version += 1
+        self._pending["history"].extend(post.to_doc() for post in contents.history)
+        self._pending["events"].extend(event.to_doc() for event in contents.events)
+        for key, value in contents.meta.items():
+            self._set_meta_in_tx(key, value)
+        last = max((post.id for post in [*contents.queue, *contents.history]), default=0)
+        self._set_meta_in_tx("next_post_id", last + 1)
 
     def close(self) -> None:
         """Nothing to release: every file is opened and closed within one call."""
@@ -439,7 +482,7 @@ class TinyStore:
             next_id = int(self._meta().get("next_post_id", 1))
             stored = []
             for offset, post in enumerate(posts):
-                post = replace(post, id=next_id + offset, created_at=post.created_at or utcnow())
+                post = stamped_if_finished(replace(post, id=next_id + offset, created_at=post.created_at or utcnow()))
                 stored.append(post)
             self._table("posts").insert_multiple(
                 Document(post.to_doc(), doc_id=post.id) for post in stored if not post.finished)
@@ -518,7 +561,7 @@ class TinyStore:
             doc = self._table("posts").get(doc_id=int(post_id))
             if doc is None:
                 raise RecordMissing(f"no queued post {post_id}")
-            post = replace(Post.from_doc(dict(doc)), **changes)
+            post = changed_post(Post.from_doc(dict(doc)), changes)
             if post.finished:
                 del self._tables["posts"][str(post.id)]
                 self._dirty = True
@@ -578,3 +621,21 @@ class TinyStore:
                 if len(found) >= limit:
                     break
         return found
+
+    # -- media -------------------------------------------------------------------------
+
+    def put_media(self, data: bytes) -> str:
+        """Keep `data` as `<store>.media/<digest>` (atomic, 0600); renews the stored time of bytes kept."""
+        return self.media.put(data)
+
+    def get_media(self, digest: str) -> bytes:
+        """The bytes of `digest`, checked against it (`RecordMissing`, `StoreDamaged`)."""
+        return self.media.get(digest)
+
+    def media_digests(self) -> dict[str, datetime]:
+        """Every media file and when it was stored (its modification time)."""
+        return self.media.digests()
+
+    def delete_media(self, digests: Iterable[str], stored_before: datetime | None = None) -> int:
+        """Delete the files of `digests` (those stored before `stored_before`, if given); how many."""
+        return self.media.delete(digests, stored_before)

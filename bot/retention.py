@@ -1,0 +1,70 @@
+"""Forgetting media no post needs any more, so the store does not grow with every image ever posted.
+
+A stored file is kept while
+- an unfinished post (scheduled or sending) refers to it: the worker has yet to send it;
+- a finished post that finished within the retention period (MEDIA_RETENTION_DAYS) refers
+  to it: the dashboard and history still show it, and a retry can still send it;
+- it was stored less than `UPLOAD_GRACE` ago: the web or the CLI puts the bytes first and
+  saves the post that refers to them after, so a fresh file no post names yet is an
+  upload in flight, not garbage.
+Everything else is deleted. The function works through the store contract alone, so
+both stores share it; it reads only as much history as the retention period covers.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+from bot.models import Post
+from bot.store import Repository
+
+UPLOAD_GRACE = timedelta(hours=1)
+_FIRST_PAGE = 500  # history read in growing pages: most runs need only the newest few hundred posts
+
+
+def forget_finished_media(store: Repository, now: datetime, retention: timedelta) -> int:
+    """Delete every stored media file no post needs any more (see the module); how many were deleted."""
+    stored = store.media_digests()
+    fresh_since = now - UPLOAD_GRACE
+    candidates = {digest for digest, at in stored.items() if at < fresh_since}
+    if not candidates:
+        return 0
+    doomed = candidates - media_in_use(store, now - retention)
+    # Only files still older than the grace hour: a put of the same bytes meanwhile renews one.
+    return store.delete_media(sorted(doomed), stored_before=fresh_since) if doomed else 0
+
+
+def media_in_use(store: Repository, finished_since: datetime) -> set[str]:
+    """Every digest an unfinished post needs, or a post finished at or after `finished_since`.
+
+    The queue is read before the history: a post only moves forward (queued, sending, finished),
+    so one that moves while we read is seen in one of them.
+    """
+    needed: set[str] = set()
+    for post in store.queued_posts():  # scheduled and sending
+        needed |= post.digests()
+    for post in store.sending_posts():  # part of the queue already; asked so no store's reading can miss one
+        needed |= post.digests()
+    for post in recently_finished(store, finished_since):
+        needed |= post.digests()
+    return needed
+
+
+def finished_time(post: Post) -> datetime:
+    """When a finished post finished (a post finished before `finished_at` existed: its posting or due time)."""
+    return post.finished_at or post.posted_at or post.due_at
+
+
+def recently_finished(store: Repository, since: datetime) -> Iterator[Post]:
+    """Finished posts that finished at or after `since`.
+
+    The history comes most recently finished first, so pages of it are read, each larger
+    than the last, only until one reaches past `since` (or the history's end).
+    """
+    limit = _FIRST_PAGE
+    while True:
+        page = store.history(limit=limit)
+        if len(page) < limit or finished_time(page[-1]) < since:
+            yield from (post for post in page if finished_time(post) >= since)
+            return
+        limit *= 4
