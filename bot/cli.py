@@ -171,12 +171,15 @@ def platform_warnings(settings: Settings) -> list[str]:
 @click.option("--port", type=int, default=None, help="Default: SANDBOX_PORT (8100).")
 @click.option("--token-lifetime", type=click.IntRange(1, 7200), default=None,
               help="Access-token lifetime in seconds (default: X's 7200).")
-def sandbox(host: str, port: int | None, token_lifetime: int | None) -> None:
-    """Run the local stand-in for X (consent page, tokens, posts, timelines)."""
+@click.option("--media-processing-seconds", type=click.FloatRange(0, 86400), default=0.0, show_default=True,
+              help="How long a GIF or video takes to process (0: one step per STATUS poll).")
+def sandbox(host: str, port: int | None, token_lifetime: int | None, media_processing_seconds: float) -> None:
+    """Run the local stand-in for X (consent page, tokens, posts, timelines, media)."""
     from sandbox.server import serve
 
     settings = settings_or_exit()
-    serve(settings, host=host, port=port or settings.sandbox_port, token_lifetime=token_lifetime)
+    serve(settings, host=host, port=port or settings.sandbox_port, token_lifetime=token_lifetime,
+          media_processing_seconds=media_processing_seconds)
 
 
 @main.command()
@@ -227,6 +230,7 @@ def restore(file: Path, force: bool) -> None:
 def accounts() -> None:
     """List the connected accounts with their token health."""
     _, store, _ = open_everything()
+    from bot.media import RECONNECT_FOR_MEDIA, can_post_media
     from bot.worker import known_workers
 
     rows = store.list_accounts()
@@ -240,6 +244,8 @@ def accounts() -> None:
             line += f"  posting: worker {sending[account.user_id]}"
         if account.last_error and account.status == NEEDS_RECONNECT:
             line += f"  ({account.last_error})"
+        elif not can_post_media(account):
+            line += f"  text only: {RECONNECT_FOR_MEDIA}"
         click.secho(line, fg="red" if needs_owner(account) else None)
     for name, beat in known_workers(store).items():
         click.echo(f"worker {name:30} heartbeat {relative(beat)}")

@@ -140,6 +140,11 @@ def length_text(post: Post) -> str:
     return f"{longest}/{MAX_WEIGHTED_LENGTH}"
 
 
+def media_text(post: Post) -> str:
+    """How many files a post carries, "-" for none."""
+    return str(post.media_count) if post.media_count else "-"
+
+
 def describe_due(due: datetime, settings: Settings) -> str:
     """The due time on the operator's clock, with "in 3 h 5 min" when that is near enough to help."""
     from bot.cli import relative
@@ -298,11 +303,13 @@ def queue_command() -> None:
     if not posts:
         click.echo("The queue is empty.")
         return
-    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'DUE':22} {'STATUS':10} {'PARTS':>5} {'LENGTH':>7} {'COST':>7}  NOTE")
+    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'DUE':22} {'STATUS':10} {'PARTS':>5} {'MEDIA':>5} {'LENGTH':>7} "
+               f"{'COST':>7}  NOTE")
     for post in posts:
         click.echo(f"{post.id:>6}  {names.get(post.account_id, post.account_id):16} "
                    f"{format_local(post.due_at, settings.zone):22} {post.status:10} {len(post.parts):>5} "
-                   f"{length_text(post):>7} {dollars(post_cost(post)):>7}  {post.last_error or ''}".rstrip())
+                   f"{media_text(post):>5} {length_text(post):>7} {dollars(post_cost(post)):>7}  "
+                   f"{post.last_error or ''}".rstrip())
     now = utcnow()
     upcoming = [p for p in posts if p.due_at < now + timedelta(days=COST_DAYS)]
     billing = ("" if settings.x_tier == "payg"
@@ -383,14 +390,14 @@ def history_command() -> None:
         click.echo("Nothing has been posted yet.")
         return
     accounts = {a.user_id: a for a in store.list_accounts()}
-    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'POSTED':22} {'STATUS':9} {'LINK':45} ERROR")
+    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'POSTED':22} {'STATUS':9} {'MEDIA':>5} {'LINK':45} ERROR")
     for post in posts:
         account = accounts.get(post.account_id)
         first_id = next((tweet_id for tweet_id in post.tweet_ids if tweet_id), None)
         link = post_link(settings, account.username, first_id) if account and first_id else "-"
         posted = format_local(post.posted_at, settings.zone) if post.status == POSTED else "-"
         click.echo(f"{post.id:>6}  {account.handle if account else post.account_id:16} {posted:22} "
-                   f"{post.status:9} {link:45} {post.last_error or ''}".rstrip())
+                   f"{post.status:9} {media_text(post):>5} {link:45} {post.last_error or ''}".rstrip())
 
 
 # -- generators ---------------------------------------------------------------------------------

@@ -210,3 +210,23 @@ def test_a_generator_returning_an_unusable_file_queues_nothing(folder: BotFolder
     assert after[0] == before[0] and after[2] == before[2]
     [event] = store.events(kind="generator_failed")
     assert "media 1: not a file X can post" in (event.detail or "")
+
+
+def test_queue_history_and_accounts_show_media(folder: BotFolder) -> None:
+    for n in range(3):
+        write(folder.path, f"{n}.png", image_bytes("PNG", 50 + n))
+    result = folder.run("post", "three pictures", "--account", "@alice", "--at", "2099-01-01 10:00",
+                        *[a for n in range(3) for a in ("--media", f"{n}.png")])
+    assert result.returncode == 0, result.stderr
+    assert "3 media files" in result.stdout
+    folder.run("post", "words only", "--account", "@alice", "--at", "2099-01-02 10:00")
+    queue = {line.split()[0]: line.split() for line in folder.run("queue").stdout.splitlines()[1:3]}
+    assert queue["1"][7] == "3" and queue["2"][7] == "-"  # ID ACCOUNT DATE TIME ZONE STATUS PARTS MEDIA
+    assert folder.run("cancel", "1").returncode == 0
+    history = folder.run("history").stdout.splitlines()
+    assert history[0].split()[4] == "MEDIA" and history[1].split()[:4] == ["1", "@alice", "-", "canceled"]
+    assert history[1].split()[4] == "3"
+    accounts = {line.split()[0]: line for line in folder.run("accounts").stdout.splitlines()
+                if line.startswith("@")}
+    assert accounts["@oldie"].endswith("text only: reconnect to post media")
+    assert "reconnect to post media" not in accounts["@alice"]

@@ -91,10 +91,11 @@ def test_queue_shows_each_post_its_cost_the_month_total_and_tier_warnings(folder
     result = folder.run("queue")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].split() == ["ID", "ACCOUNT", "DUE", "STATUS", "PARTS", "LENGTH", "COST", "NOTE"]
+    assert lines[0].split() == ["ID", "ACCOUNT", "DUE", "STATUS", "PARTS", "MEDIA", "LENGTH", "COST",
+                                 "NOTE"]
     thread_line = next(line for line in lines if line.split()[0] == "18")
-    assert thread_line.split()[1:] == ["@alice", *_local(start + timedelta(hours=2)), "scheduled", "2", "27/280",
-                                       "$0.215"]
+    assert thread_line.split()[1:] == ["@alice", *_local(start + timedelta(hours=2)), "scheduled", "2", "-",
+                                       "27/280", "$0.215"]
     # 17 × $0.015 + $0.215 (the thread); the post 40 days out is left out.
     assert "Next 30 days: 18 posts, $0.47 if billed per use (X_TIER=free is a subscription)." in result.stdout
     assert "warning: @alice: 19 posts due in the 24 h from" in result.stdout
