@@ -22,6 +22,7 @@ from bot import alerts
 from bot.generators import schedule_generators
 from bot.models import from_iso, to_iso, utcnow
 from bot.posting import Dispatcher, this_worker
+from bot.retention import forget_finished_media
 from bot.settings import Settings
 from bot.store import BROKEN, Repository, StoreError
 from bot.tokens import TokenKeeper
@@ -38,6 +39,7 @@ HEARTBEAT_EVERY = 30  # seconds; the web's /healthz alarms after 120
 WORKERS_KEY = "workers"  # meta: {worker name: its last heartbeat}
 FORGET_WORKER_AFTER = timedelta(days=1)
 DISPATCH_EVERY = 1
+MEDIA_CLEANUP_EVERY = 60  # minutes: retention is counted in days, so an hour late is never late
 
 
 class Worker:
@@ -77,11 +79,20 @@ class Worker:
     def dispatch(self) -> None:
         self.dispatcher.dispatch_due()
 
+    def forget_media(self) -> None:
+        """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished)."""
+        retention = timedelta(days=self.settings.media_retention_days)
+        deleted = forget_finished_media(self.store, self.clock(), retention)
+        if deleted:
+            log.info("deleted %s media file(s) of posts finished over %s day(s) ago", deleted,
+                     self.settings.media_retention_days)
+
     def schedule_jobs(self) -> None:
         every = self.settings.refresh_every
         self.scheduler.every(DISPATCH_EVERY).seconds.do(self._guarded, self.dispatch).tag("dispatch")
         self.scheduler.every(every).seconds.do(self._guarded, self.refresh_due_tokens).tag("refresh")
         self.scheduler.every(HEARTBEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
+        self.scheduler.every(MEDIA_CLEANUP_EVERY).minutes.do(self._guarded, self.forget_media).tag("media")
         schedule_generators(self.scheduler, self.settings, self.store, self.clock)
 
     def _guarded(self, job: Callable[[], Any]) -> None:

@@ -177,3 +177,15 @@ def test_a_thread_with_media_on_two_parts(rig: Rig) -> None:
     rows = at_x_once(rig, post)
     assert [[m["alt_text"] for m in row["media"]] for row in rows] == [["first"], [], ["third"]]
     assert [row["reply_to"] for row in rows] == [None, rows[0]["id"], rows[1]["id"]]
+
+
+def test_the_workers_cleanup_forgets_the_media_of_posts_finished_past_the_retention(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox, scopes=MEDIA_SCOPES, MEDIA_RETENTION_DAYS="1")
+    posted = queue_with(rig, [[MediaFile("a.png", image_bytes("PNG", 14))]])
+    rig.dispatch()
+    waiting = queue_with(rig, [[MediaFile("b.png", image_bytes("PNG", 15))]], due_in=7 * 86400)
+    rig.clock.advance(86400 + 60)
+    rig.worker.forget_media()
+    assert sorted(rig.store.media_digests()) == sorted(waiting.digests())
+    assert rig.store.get_post(posted.id).status == POSTED
