@@ -5,7 +5,9 @@ shows the account active with its expiry → compose a thread for later (the liv
 agrees with the server) → the queue shows it and its cost → give the account slots →
 compose into the next free slot → Post now → Cancel → Disconnect → the sandbox shows the
 token revoked. Also: the page's counter (static/counter.js) against `bot.text` on every text of
-twitter-text's conformance suite.
+twitter-text's conformance suite; and media: choose two images in the compose form (previews,
+alt text, the limits flagged before upload), queue, Post now, a real worker posts them, and
+the sandbox's timeline page shows both with their alt text (screenshots in tmp_path).
 
 Needs Debian's `chromium` (/usr/bin/chromium); Playwright drives it.
 """
@@ -19,14 +21,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 import yaml
+from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bot.models import utcnow
+from bot.models import POSTED, utcnow
 from bot.text import parse_post, weighted_length
 
 from sandbox_helpers import SandboxControl
-from web_support import PASSWORD, gunicorn, open_store
+from web_support import PASSWORD, gunicorn, open_store, web_env
+from worker_support import WorkerProcess, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -179,3 +184,131 @@ def test_the_live_counter_agrees_with_the_server(tmp_path: Path, sandbox: Sandbo
     differ = [(text, js, py) for text, js, py in zip(texts, counted, expected, strict=True) if js != py]
     assert differ == [], differ[:10]
     assert errors == []
+
+
+def write_png(path: Path, color: tuple[int, int, int]) -> bytes:
+    """A real PNG on disk (what a person picks in the file chooser); its bytes."""
+    Image.new("RGB", (160, 90), color).save(path, format="PNG")
+    return path.read_bytes()
+
+
+def test_compose_two_images_with_alt_text_and_see_them_on_the_sandbox(tmp_path: Path,
+                                                                      sandbox: SandboxControl) -> None:
+    env = web_env(tmp_path, sandbox)
+    chart, photo = tmp_path / "chart.png", tmp_path / "photo.png"
+    images = [write_png(chart, (220, 60, 40)), write_png(photo, (40, 90, 220))]
+    alts = ["A red bar chart of sign-ups", "A blue photo of the sea"]
+    five = [tmp_path / f"five-{n}.png" for n in range(5)]
+    for n, path in enumerate(five):
+        write_png(path, (n * 50, 200, 0))
+    huge, notes = tmp_path / "huge.png", tmp_path / "notes.png"
+    huge.write_bytes(images[0] + b"\0" * (5 * 1024 * 1024))  # a PNG's first bytes, over 5 MB
+    notes.write_text("a text file named .png\n")
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(images[0][:40] + b"junk" * 10)
+    with gunicorn(tmp_path, sandbox, workers=2, env=env) as server, chromium() as browser:
+        page = browser.new_page()
+        console: list[str] = []
+        page.on("console", lambda message: console.append(f"{message.type}: {message.text}")
+                if message.location.get("url", "").startswith(server.url) else None)
+        sign_in(page, server.url)
+        page.click("#connect")
+        page.wait_for_url(sandbox.url + "/i/oauth2/authorize?*")
+        expect(page.locator("#scopes")).to_contain_text("media.write")
+        page.select_option("#user_id", sandbox.user("sandbox_alice")["id"])
+        page.click("#authorize")
+        page.wait_for_url(server.url + "/")
+        expect(page.locator("#media-limits")).to_contain_text("1–4 images, or one GIF, or one video")
+
+        # A file only the server can refuse (a PNG's first bytes, then junk): the reason, the text kept,
+        # the file listed to choose again, and its alt text back when it is chosen again.
+        page.fill("#part-1", "Two pictures from a real browser")
+        page.set_input_files("#media-1", [str(broken)])
+        page.fill("#alt-1-1", "typed before the refusal")
+        page.click("#queue-post")
+        expect(page.locator("#compose .flash.error")).to_contain_text(
+            "Not queued: broken.png: the image cannot be read")
+        expect(page.locator("#part-1")).to_have_value("Two pictures from a real browser")
+        expect(page.locator("#compose .chosen-before li")).to_have_text(
+            "broken.png: alt text “typed before the refusal”")
+        page.set_input_files("#media-1", [str(broken)])
+        expect(page.locator("#alt-1-1")).to_have_value("typed before the refusal")
+        assert open_store(server.settings).queued_posts() == []
+
+        # Five images are flagged before upload, and the browser will not send the form.
+        page.set_input_files("#media-1", [str(p) for p in five])
+        expect(page.locator("#compose .previews li.file")).to_have_count(5)
+        expect(page.locator("#compose .part-problem")).to_have_text("5 files: X takes at most 4 images per post")
+        assert page.evaluate("document.getElementById('media-1').checkValidity()") is False
+        page.set_input_files("#media-1", [str(huge), str(notes)])
+        expect(page.locator("#compose .previews li.file .file-problem")).to_have_text([
+            "huge.png: over X's 5 MB limit for an image",
+            "notes.png: not a file X can post (PNG, JPEG, WEBP, GIF, MP4 or MOV, read from its bytes)"])
+        assert page.evaluate("document.getElementById('media-1').checkValidity()") is False
+        page.click("#add-part")  # a new part comes with a file field of its own, empty
+        expect(page.locator("#media-2")).to_have_attribute("name", "media-2")
+        expect(page.locator("#parts .part").nth(1).locator(".previews li")).to_have_count(0)
+
+        # Two images: a preview and an alt-text field each; queue for later, then Post now.
+        page.set_input_files("#media-1", [str(chart), str(photo)])
+        previews = page.locator("#parts .part").first.locator(".previews li.file")
+        expect(previews).to_have_count(2)
+        expect(page.locator("#parts .part").first.locator(".part-problem")).to_have_text("")
+        for index, alt in enumerate(alts, start=1):
+            expect(previews.nth(index - 1).locator("img.preview")).to_be_visible()
+            page.fill(f"#alt-1-{index}", alt)
+        expect(previews.first.locator(".alt-counter")).to_have_text(f"{len(alts[0])} / 1000")
+        page.locator("#compose").screenshot(path=str(tmp_path / "compose-media.png"))
+        due = (utcnow() + timedelta(days=2)).replace(hour=9, minute=30)
+        page.fill("#due_at", due.strftime("%Y-%m-%dT%H:%M"))
+        page.click("#queue-post")
+        expect(page.locator(".flash.ok")).to_have_text(f"Queued a post with 2 images for {due:%Y-%m-%d} 09:30 UTC.")
+        queued = page.locator("#queue tr.post")
+        expect(queued.locator("img.thumb")).to_have_count(2)
+        for index, alt in enumerate(alts):
+            thumb = queued.locator("img.thumb").nth(index)
+            expect(thumb).to_have_attribute("alt", alt)
+            assert thumb.evaluate("img => img.complete && img.naturalWidth") == 160  # served by /media/<digest>
+        expect(queued).to_contain_text("with 2 images")
+        store = open_store(server.settings)
+        [post] = store.queued_posts()
+        assert [(ref.name, ref.alt) for ref in post.media[0]] == [("chart.png", alts[0]), ("photo.png", alts[1])]
+        queued.locator("button", has_text="Post now").click()
+        expect(page.locator(".flash.ok")).to_contain_text("is due now")
+
+        worker = WorkerProcess(env, tmp_path)
+        try:
+            worker.wait_started()
+            wait_until(lambda: store.get_post(post.id).status == POSTED, 60, "the worker to post it")
+            assert worker.terminate() == 0, worker.log()
+        finally:
+            worker.stop_quietly()
+
+        page.reload()
+        history = page.locator("#history tr.post", has_text="Two pictures from a real browser")
+        expect(history.locator("img.thumb")).to_have_count(2)
+        page.screenshot(path=str(tmp_path / "dashboard-media.png"), full_page=True)
+
+        page.goto(f"{sandbox.url}/sandbox_alice")
+        shown = page.locator("#timeline li.post", has_text="Two pictures from a real browser")
+        expect(shown).to_have_count(1)
+        figures = shown.locator("figure.media-item")
+        expect(figures).to_have_count(2)
+        for index, alt in enumerate(alts):
+            image = figures.nth(index).locator("img")
+            expect(image).to_have_attribute("alt", alt)
+            assert image.evaluate("img => img.complete && img.naturalWidth") == 160
+            expect(figures.nth(index).locator("figcaption.alt")).to_have_text(f"Alt: {alt}")
+        page.screenshot(path=str(tmp_path / "sandbox-timeline-media.png"), full_page=True)
+
+    [posted] = [p for p in sandbox.posts("sandbox_alice") if "Two pictures" in p["text"]]
+    assert [(m["type"], m["alt_text"]) for m in posted["media"]] == [("photo", alt) for alt in alts]
+    for m, data in zip(posted["media"], images, strict=True):  # the bytes X holds are the files chosen
+        assert requests.get(f"{sandbox.url}/_sandbox/media/{m['media_key']}", timeout=10).content == data
+    assert (tmp_path / "sandbox-timeline-media.png").stat().st_size > 10_000
+    assert (tmp_path / "dashboard-media.png").stat().st_size > 10_000
+    assert (tmp_path / "compose-media.png").stat().st_size > 10_000
+    refused = "error: Failed to load resource: the server responded with a status of 400 (BAD REQUEST)"
+    assert console.count(refused) == 1  # the refused form's page, answered 400 by design
+    assert not [line for line in console if "Content Security Policy" in line
+                or (line.startswith("error") and line != refused)], console
