@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import re
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from PIL import Image
 
 from bot.media import LIMITS, MAX_ALT, RECONNECT_FOR_MEDIA
 from bot.models import POSTED, SCHEDULED, utcnow
-from bot.settings import MEDIA_SCOPE, REQUIRED_SCOPES
+from bot.settings import DEFAULT_SCOPES, MEDIA_SCOPE, REQUIRED_SCOPES
 from bot.store import TinyStore
 from web import create_app
 
@@ -264,6 +265,15 @@ def test_an_account_without_media_write_says_reconnect_to_post_media(tmp_path: P
     assert f"without the {MEDIA_SCOPE} scope: {RECONNECT_FOR_MEDIA}" in text(answer)
     assert store_state(repo) == before
     assert compose(browser, user_id, part="text still goes out").status_code == 303  # text only is fine
+
+    # Reconnect, with the app asking for every scope again (as it does by default): the hint goes.
+    asking = create_app({"SETTINGS": replace(settings, scopes=DEFAULT_SCOPES), "TESTING": True})
+    again = Browser(asking)
+    again.sign_in()
+    again.connect("sandbox_bob")
+    assert MEDIA_SCOPE in account(settings, "sandbox_bob").scopes
+    assert RECONNECT_FOR_MEDIA not in text(again.get("/"))
+    assert compose(again, user_id, **{"media-1": files(("a.png", png((1, 1, 1))))}).status_code == 303
 
 
 def test_an_account_with_media_write_has_no_hint(app: Flask, browser: Browser) -> None:
