@@ -27,11 +27,10 @@ def forget_finished_media(store: Repository, now: datetime, retention: timedelta
     stored = store.media_digests()
     fresh_since = now - UPLOAD_GRACE
     candidates = {digest for digest, at in stored.items() if at < fresh_since}
-    if not candidates:
-        return 0
-    doomed = candidates - media_in_use(store, now - retention)
-    # Only files still older than the grace hour: a put of the same bytes meanwhile renews one.
-    return store.delete_media(sorted(doomed), stored_before=fresh_since) if doomed else 0
+    doomed = candidates - media_in_use(store, now - retention) if candidates else set()
+    # Only files still older than the grace hour: a put of the same bytes meanwhile renews one. Called
+    # even with nothing doomed: the file store then also clears what a crash mid-put left.
+    return store.delete_media(sorted(doomed), stored_before=fresh_since)
 
 
 def media_in_use(store: Repository, finished_since: datetime) -> set[str]:

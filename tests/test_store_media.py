@@ -259,6 +259,21 @@ def test_a_fresh_upload_no_post_names_yet_survives_the_grace_hour(store_at: Stor
     assert store.media_digests() == {}
 
 
+def test_retention_removes_what_a_crash_mid_put_left_in_the_media_folder(tmp_path: Path) -> None:
+    at = StoreAt(FILE, str(tmp_path / "tweetbot.json"))
+    store = at.open()
+    kept = store.put_media(b"a stored file")
+    folder = media_folder(Path(at.location))
+    old, fresh = folder / f".{digest_of(b'x')}.a1b2c3.tmp", folder / f".{digest_of(b'y')}.d4e5f6.tmp"
+    old.write_bytes(b"half a file")
+    fresh.write_bytes(b"a put in flight")
+    a_day_ago = (utcnow() - timedelta(days=1)).timestamp()
+    os.utime(old, (a_day_ago, a_day_ago))
+    assert set(store.media_digests()) == {kept}  # a temp file is no stored file
+    assert forget_finished_media(store, utcnow(), RETENTION) == 0
+    assert sorted(p.name for p in folder.iterdir()) == sorted([kept, fresh.name])
+
+
 def test_retention_reads_as_deep_into_the_history_as_the_period_reaches(store_at: StoreAt) -> None:
     """1,200 finished posts (more than one page of history), the image on the one that finished first."""
     store = store_at.open()

@@ -131,9 +131,22 @@ class MediaFolder:
         with self._lock:
             for digest in sorted(wanted):
                 removed += self._delete_one(self.folder / digest, stored_before)
+            if stored_before is not None:
+                self._drop_leftovers(stored_before)
             if removed:
                 fsync_dir(self.folder)
         return removed
+
+    def _drop_leftovers(self, older_than: datetime) -> None:
+        """Remove temp files a crash mid-put left (`.<digest>.….tmp`, never a stored file) once they are
+        older than `older_than`: no put still writes them."""
+        try:
+            with os.scandir(self.folder) as entries:
+                leftovers = [Path(e.path) for e in entries if e.name.startswith(".") and e.name.endswith(".tmp")]
+        except FileNotFoundError:
+            return
+        for path in leftovers:
+            self._delete_one(path, older_than)
 
     @staticmethod
     def _delete_one(path: Path, stored_before: datetime | None) -> int:
