@@ -1,9 +1,10 @@
 """Uploading a post's media before it is due: uploading is not posting.
 
 A queued post's files go to X ahead of its time (`MEDIA_LEAD`), one file at a
-time, each X media id stored on the post as soon as X gives it, so a crash loses
-at most the file in hand. The post stays `scheduled` throughout: an upload that
-fails or is cut short costs no attempt and is simply done again (after a backoff),
+time; the media ids X gives are stored on the posts at the end of the account's
+round, so a crash costs at most uploading that round's files again. The post
+stays `scheduled` throughout: an upload that fails or is cut short costs no
+attempt and is simply done again (after a backoff),
 and a part is only ever sent with all its media ids in hand (`ready_media_ids`),
 never without them. An id is reused while X keeps it (`expires_after_secs`) and
 uploaded again when it would expire before the post goes out.
@@ -77,20 +78,38 @@ class Uploader:
                 and self._failures.get(post.id, (0, now))[1] <= now]
 
     def prepare(self, account_id: str, account: Account | None) -> None:
-        """Upload what the account's soon-due posts lack; stops between files when the worker stops."""
-        for post in self.posts_to_prepare(self.clock(), account_id):
-            if self.should_stop() or account is None or account.status != ACTIVE:
-                return
-            if not self._upload_post(post, account):
-                return  # the account must wait (rate limit, token): its later posts too
+        """Upload what the account's soon-due posts lack; stops between files when the worker stops.
 
-    def _upload_post(self, post: Post, account: Account) -> bool:
-        """Upload the post's missing files; whether the account may go on with its next post."""
+        The ids X gives are written together when the round ends (one store write, not
+        one per file), and whatever happens: a crash before that write costs only
+        uploading those files again.
+        """
+        done: dict[int, dict[str, dict[str, str]]] = {}
+        try:
+            for post in self.posts_to_prepare(self.clock(), account_id):
+                if self.should_stop() or account is None or account.status != ACTIVE:
+                    return
+                if not self._upload_post(post, account, done):
+                    return  # the account must wait (rate limit, token): its later posts too
+        finally:
+            self._store_uploads(done)
+
+    def _store_uploads(self, done: dict[int, dict[str, dict[str, str]]]) -> None:
+        """Keep the ids on the posts still waiting to go out (one canceled meanwhile needs none)."""
+        if done:
+            with self.store.transaction():
+                for post_id, uploads in done.items():
+                    current = self.store.get_post(post_id)
+                    if current is not None and not current.finished:
+                        self.store.update_post(post_id, uploads=uploads)
+
+    def _upload_post(self, post: Post, account: Account, done: dict[int, dict[str, dict[str, str]]]) -> bool:
+        """Upload the post's missing files (their ids into `done`); whether the account may go on."""
         token = self.tokens.fresh_access_token(post.account_id, account)
         if token is None:
             return False
         try:
-            self._upload_files(post, self.api_for(post.account_id, token))
+            self._upload_files(post, self.api_for(post.account_id, token), done)
         except BROKEN:
             raise
         except (XMediaFailed, XBadRequest, XForbidden, RecordMissing) as exc:
@@ -101,9 +120,9 @@ class Uploader:
         self._failures.pop(post.id, None)
         return True
 
-    def _upload_files(self, post: Post, api: XApi) -> None:
-        """Each part's files X lacks, in order; each id stored as soon as X gives it."""
-        uploads = dict(post.uploads)
+    def _upload_files(self, post: Post, api: XApi, done: dict[int, dict[str, dict[str, str]]]) -> None:
+        """Each part's files X lacks, in order; each id into `done` as soon as X gives it."""
+        uploads = done[post.id] = dict(post.uploads)
         for index, files in enumerate(post.media):
             if index < len(post.tweet_ids) and post.tweet_ids[index]:
                 continue
@@ -113,7 +132,6 @@ class Uploader:
                 uploaded = api.upload(ref, self.store.get_media(ref.digest), self.should_stop)
                 uploads[upload_key(index, position)] = {"id": uploaded.media_id,
                                                         "expires_at": to_iso(uploaded.expires_at) or ""}
-                self.store.update_post(post.id, uploads=dict(uploads))
                 log.info("post %s part %d: %s is at X as media %s", post.id, index + 1, ref.name or ref.digest[:12],
                          uploaded.media_id)
 

@@ -13,7 +13,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_posting import TWEETS, Rig
 
 from bot.models import DISCONNECTED, FAILED, POSTED, SCHEDULED, SENDING, Post
 from bot.queue import (
@@ -28,6 +27,7 @@ from bot.queue import (
 )
 
 from sandbox_helpers import SandboxControl
+from test_posting import TWEETS, Rig
 from web_support import store_files
 from worker_support import TWEETBOT
 

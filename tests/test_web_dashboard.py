@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 
 from bot.models import ACTIVE, DISCONNECTED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post, utcnow
+from bot.settings import DEFAULT_SCOPES
 from bot.text import weighted_length
 
 from sandbox_helpers import SandboxControl
@@ -52,7 +53,7 @@ def test_connect_lands_on_the_dashboard_with_the_account_active(sandbox: Sandbox
     bob = account(settings, "sandbox_bob")
     assert bob.user_id == sandbox.user("sandbox_bob")["id"]
     assert bob.status == ACTIVE and bob.refresh_token and bob.access_token
-    assert bob.scopes == ("tweet.read", "tweet.write", "users.read", "offline.access")
+    assert bob.scopes == DEFAULT_SCOPES
     assert [e.kind for e in open_store(settings).events(account_id=bob.user_id)] == ["connected"]
     with browser.client.session_transaction() as session:
         assert "oauth_flow" not in session

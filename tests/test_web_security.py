@@ -50,6 +50,7 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
     browser.get("/text-rules.json")
     browser.get("/healthz")
     browser.get("/static/counter.js")
+    browser.client.get(f"/media/{'0' * 64}")  # no post carries it: 404
     browser.get(browser.consent("sandbox_bob", decision="cancel"))  # denied
     browser.get(re.sub(r"state=[^&]+", "state=forged", browser.consent("sandbox_bob")))  # state mismatch
     authorize = browser.start_connect()
