@@ -167,6 +167,9 @@ def retry(store: Repository, post_id: int, now: datetime | None = None, source: 
         earlier = requeued_as(store, post_id)
         if earlier is not None:
             raise QueueError(f"post {post_id} was already queued again as post {earlier}")
+        if post.digests() - set(store.media_digests()):
+            raise QueueError(f"post {post_id}'s media were deleted (MEDIA_RETENTION_DAYS after it failed): "
+                             "queue it again with its files")
         fresh = replace(draft(store, post.account_id, post.parts, now, now, source),
                         tweet_ids=post.tweet_ids, media=post.media)
         queued = store.add_posts([fresh])[0]

@@ -11,7 +11,7 @@ import pytest
 
 from bot.media import MediaFile
 from bot.models import FAILED, POSTED, SCHEDULED, Post
-from bot.queue import queue_post
+from bot.queue import QueueError, queue_post, retry
 from bot.settings import DEFAULT_SCOPES
 from bot.uploads import MEDIA_LEAD
 from bot.xclient import SEGMENT_BYTES
@@ -189,3 +189,22 @@ def test_the_workers_cleanup_forgets_the_media_of_posts_finished_past_the_retent
     rig.worker.forget_media()
     assert sorted(rig.store.media_digests()) == sorted(waiting.digests())
     assert rig.store.get_post(posted.id).status == POSTED
+
+
+def test_a_failed_post_is_retried_with_its_media_while_the_store_keeps_them(rig: Rig) -> None:
+    rig.sandbox.configure(media_processing="failed")
+    kept, gone = (queue_with(rig, [[MediaFile(f"{n}.mp4", video_bytes(3000, seed=n))]], f"clip {n}")
+                  for n in range(2))
+    rig.dispatch()
+    assert [rig.store.get_post(p.id).status for p in (kept, gone)] == [FAILED, FAILED]
+    rig.sandbox.configure(media_processing="succeeded")
+    again = retry(rig.store, kept.id, rig.clock())
+    assert again.media == kept.media
+    rig.dispatch()
+    [row] = at_x_once(rig, again)
+    assert [m["type"] for m in row["media"]] == ["video"]
+    rig.store.delete_media(gone.digests())
+    before = rig.store.dump()
+    with pytest.raises(QueueError, match=f"post {gone.id}'s media were deleted .* queue it again with its files"):
+        retry(rig.store, gone.id, rig.clock())
+    assert rig.store.dump() == before
