@@ -21,6 +21,11 @@ def worker_name(worker: WorkerProcess) -> str:
     return f"{socket.gethostname()}:{worker.pid}"
 
 
+def sent_by(store, worker: WorkerProcess) -> bool:
+    """Whether the worker has sent a post that is now `posted`."""
+    return any(post.claimed_by == worker_name(worker) for post in store.history(limit=10**6))
+
+
 def queue_many(store, sandbox: SandboxControl, posts: int, accounts: int, prefix: str):
     """`posts` posts spread over `accounts` new accounts, due a millisecond apart from now."""
     connected = connect_accounts(store, sandbox, accounts, prefix=prefix)
@@ -84,7 +89,8 @@ def test_a_worker_killed_mid_run_leaves_its_accounts_to_the_other(tmp_path: Path
     queue_many(store, sandbox, 400, 10, "survivor")
     doomed, survivor = WorkerProcess(env, tmp_path, name="doomed"), WorkerProcess(env, tmp_path, name="survivor")
     try:
-        wait_until(lambda: len(sandbox.posts()) >= 100, 120, "a quarter out")
+        wait_until(lambda: len(sandbox.posts()) >= 100 and sent_by(store, doomed), 120,
+                   "a quarter out, some of it by the worker to be killed")
         doomed.kill()
         killed_at = time.monotonic()
         wait_until(lambda: not store.queued_posts(), 180, "the survivor to finish every account", every=0.5)

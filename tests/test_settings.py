@@ -42,7 +42,7 @@ def test_both_bases_can_be_overridden_and_a_public_client_has_no_secret() -> Non
 
 def test_defaults() -> None:
     settings = settings_from()
-    assert settings.scopes == ("tweet.read", "tweet.write", "users.read", "offline.access")
+    assert settings.scopes == ("tweet.read", "tweet.write", "users.read", "offline.access", "media.write")
     assert settings.redirect_uri == "http://127.0.0.1:5000/oauth/callback"
     assert (settings.refresh_margin, settings.post_concurrency, settings.max_attempts) == (600, 16, 5)
     assert (settings.x_tier, settings.timezone, str(settings.store_path)) == ("payg", "UTC", "data/tweetbot.json")

@@ -31,6 +31,7 @@ def run_until_settled(env: dict[str, str], workdir: Path, store, timeout: float 
     """A worker that runs until nothing is queued, then stops on SIGTERM (exit 0)."""
     worker = WorkerProcess(env, workdir, name="last")
     try:
+        worker.wait_started()  # its signal handlers are in place: the SIGTERM below is a clean stop
         wait_until(lambda: not store.queued_posts(), timeout, "every post settled", every=0.3)
         assert worker.terminate() == 0
     finally:
