@@ -4,8 +4,10 @@ restart every post is at X once, with its media. Both stores."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from bot.media import MediaFile
 from bot.models import POSTED, Post, utcnow
@@ -25,6 +27,16 @@ APPEND = "POST /2/media/upload/:id/append"
 
 def requests_to(sandbox: SandboxControl, endpoint: str) -> int:
     return sandbox.state("request_counts")["request_counts"].get(endpoint, 0)
+
+
+def kill_worker_once(env: dict[str, str], tmp_path: Path, condition: Callable[[], Any], what: str) -> None:
+    """Start a worker and SIGKILL it as soon as `condition()` holds."""
+    worker = WorkerProcess(env, tmp_path)
+    try:
+        wait_until(condition, 30, what)
+        worker.kill()
+    finally:
+        worker.stop_quietly()
 
 
 def finish_with_a_new_worker(env: dict[str, str], tmp_path: Path, store: Repository, post: Post) -> None:
@@ -52,12 +64,7 @@ def test_sigkill_between_the_upload_and_the_post(tmp_path: Path, sandbox: Sandbo
     (account,) = connect_accounts(store, sandbox, 1, prefix="kill", scopes=list(DEFAULT_SCOPES))
     post = queue_post(store, account.user_id, ["uploaded, then killed"], utcnow() + timedelta(seconds=20),
                       media=[[MediaFile("a.png", image_bytes("PNG", 1), "the picture")]])
-    worker = WorkerProcess(env, tmp_path)
-    try:
-        wait_until(lambda: store.get_post(post.id).uploads, 30, "the media to be at X")
-        worker.kill()
-    finally:
-        worker.stop_quietly()
+    kill_worker_once(env, tmp_path, lambda: store.get_post(post.id).uploads, "the media to be at X")
     assert store.get_post(post.id).tweet_ids == () and sandbox.posts() == []
     finish_with_a_new_worker(env, tmp_path, store, post)
     assert media_at_x(sandbox, post, store) == [["the picture"]]
@@ -65,18 +72,13 @@ def test_sigkill_between_the_upload_and_the_post(tmp_path: Path, sandbox: Sandbo
 
 
 def test_sigkill_in_the_middle_of_a_chunked_upload(tmp_path: Path, sandbox: SandboxControl) -> None:
-    sandbox.fault(APPEND, "latency", latency=3.0, after=1, times=1)  # the second segment hangs: kill then
+    sandbox.fault(APPEND, "latency", latency=6.0, after=1, times=1)  # the second segment hangs: kill then
     env = env_for(tmp_path, sandbox)
     store = open_test_store(env)
     (account,) = connect_accounts(store, sandbox, 1, prefix="chunk", scopes=list(DEFAULT_SCOPES))
     post = queue_post(store, account.user_id, ["a video, cut short"], utcnow(),
                       media=[[MediaFile("clip.mp4", video_bytes(3 * SEGMENT_BYTES))]])
-    worker = WorkerProcess(env, tmp_path)
-    try:
-        wait_until(lambda: requests_to(sandbox, APPEND) >= 2, 30, "the second segment in flight")
-        worker.kill()
-    finally:
-        worker.stop_quietly()
+    kill_worker_once(env, tmp_path, lambda: requests_to(sandbox, APPEND) >= 2, "the second segment in flight")
     cut = store.get_post(post.id)
     assert cut.uploads == {} and cut.attempts == 0 and sandbox.posts() == []
     finish_with_a_new_worker(env, tmp_path, store, post)
@@ -93,12 +95,7 @@ def test_sigkill_between_two_parts_of_a_thread_with_media(tmp_path: Path, sandbo
     (account,) = connect_accounts(store, sandbox, 1, prefix="thread", scopes=list(DEFAULT_SCOPES))
     media = [[MediaFile(f"{n}.png", image_bytes("PNG", n), f"picture {n}")] for n in range(1, 4)]
     post = queue_post(store, account.user_id, ["one", "two", "three"], utcnow(), media=media)
-    worker = WorkerProcess(env, tmp_path)
-    try:
-        wait_until(lambda: requests_to(sandbox, TWEETS) >= 2, 30, "part 2 in flight")
-        worker.kill()
-    finally:
-        worker.stop_quietly()
+    kill_worker_once(env, tmp_path, lambda: requests_to(sandbox, TWEETS) >= 2, "part 2 in flight")
     cut = store.get_post(post.id)
     assert cut.status == "sending" and len([t for t in cut.tweet_ids if t]) == 1
     time.sleep(5.5)  # the hanging call ends at X (stores nothing)
