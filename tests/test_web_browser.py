@@ -26,12 +26,13 @@ import yaml
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bot.models import POSTED, utcnow
-from bot.text import parse_post, weighted_length
+from bot import queue
+from bot.models import POSTED, Post, utcnow
+from xtext import parse_post, weighted_length
 
 from sandbox_helpers import SandboxControl
 from web_support import PASSWORD, gunicorn, open_store, web_env
-from worker_support import WorkerProcess, wait_until
+from worker_support import WorkerProcess, connect_user, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -104,7 +105,7 @@ def test_connect_compose_and_disconnect_in_a_real_browser(tmp_path: Path, sandbo
         expect(queued).to_contain_text("and a second part")
         expect(queued).to_contain_text(f"{due:%Y-%m-%d} 09:30 UTC")
         expect(queued.locator(".cost")).to_have_text("$0.215")  # $0.20 for the part with a link, $0.015
-        expect(page.locator("#queue-cost")).to_have_text("Next 30 days: 1 post, $0.215.")
+        expect(page.locator("#queue-cost")).to_have_text("Next 30 days: 1 post (2 parts, each billed), $0.215.")
 
         # Slots for bob, a post in the next free one (the time field steps aside), Post now, Cancel.
         editor = page.locator(f"#slots-{bob.user_id}")
@@ -312,3 +313,52 @@ def test_compose_two_images_with_alt_text_and_see_them_on_the_sandbox(tmp_path: 
     assert console.count(refused) == 1  # the refused form's page, answered 400 by design
     assert not [line for line in console if "Content Security Policy" in line
                 or (line.startswith("error") and line != refused)], console
+
+
+HIDE_TAB = """() => { Object.defineProperty(document, 'visibilityState', {value: 'hidden', configurable: true});
+                      document.dispatchEvent(new Event('visibilitychange')); }"""
+SHOW_TAB = """() => { Object.defineProperty(document, 'visibilityState', {value: 'visible', configurable: true});
+                      document.dispatchEvent(new Event('visibilitychange')); }"""
+
+
+def test_the_dashboard_follows_the_worker_without_a_reload_and_rests_in_a_hidden_tab(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    env = web_env(tmp_path, sandbox)
+    with gunicorn(tmp_path, sandbox, workers=2, env=env) as server, chromium() as browser:
+        store = open_store(server.settings)
+        carol = connect_user(store, sandbox, sandbox.create_users(1, "livebrowser")[0])
+        [post] = store.add_posts([Post(id=0, account_id=carol.user_id, parts=("goes out while you watch",),
+                                       due_at=utcnow() + timedelta(days=1))])
+        page = browser.new_page()
+        polls: list[str] = []
+        page.on("request", lambda request: polls.append(request.url) if "/fragments/" in request.url else None)
+        sign_in(page, server.url)
+        page.evaluate("window.notReloaded = true")
+        row = page.locator(f'#queue tr.post[data-post="{post.id}"]')
+        expect(row.locator(".status")).to_have_text("scheduled")
+
+        queue.post_now(store, post.id)  # another process changes the store; the worker sends it
+        worker = WorkerProcess(env, tmp_path)
+        try:
+            worker.wait_started()
+            done = page.locator(f'#history tr.post.posted[data-post="{post.id}"]')
+            expect(done).to_have_count(1, timeout=60_000)
+            expect(row).to_have_count(0)
+            assert worker.terminate() == 0, worker.log()
+        finally:
+            worker.stop_quietly()
+        sent = store.get_post(post.id)
+        assert sent is not None and sent.status == POSTED
+        expect(done.locator("a")).to_have_attribute("href", f"{sandbox.url}/{carol.username}#post-{sent.tweet_ids[0]}")
+        assert page.evaluate("window.notReloaded") is True  # swapped in, not reloaded
+        assert polls
+
+        page.evaluate(HIDE_TAB)
+        page.wait_for_timeout(500)  # a poll already on its way may still land
+        before = len(polls)
+        page.wait_for_timeout(4_000)  # more than two polling periods
+        assert len(polls) == before, "polled while the tab was hidden"
+        assert page.evaluate("window.tweetbotLive.running") is False
+        page.evaluate(SHOW_TAB)
+        wait_until(lambda: page.evaluate("window.tweetbotLive.polls") and len(polls) > before, 10,
+                   "polling to resume when the tab is visible again")

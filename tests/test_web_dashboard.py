@@ -14,7 +14,7 @@ from flask import Flask
 
 from bot.models import ACTIVE, DISCONNECTED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post, utcnow
 from bot.settings import DEFAULT_SCOPES
-from bot.text import weighted_length
+from xtext import weighted_length
 
 from sandbox_helpers import SandboxControl
 from web_support import Browser, account, app, browser, make_app, open_store, store_files, text  # noqa: F401 (shared fixtures, used by name)
@@ -185,7 +185,7 @@ def test_cancel_takes_a_post_out_of_the_queue(app: Flask, browser: Browser) -> N
     assert again.status_code == 303 and f"Not canceled: post {post.id} is already canceled." in page_again
 
 
-def test_the_queue_shows_the_next_50(app: Flask, browser: Browser) -> None:
+def test_the_queue_shows_50_a_page(app: Flask, browser: Browser) -> None:
     browser.connect("sandbox_alice")
     alice = account(app.config["TWEETBOT_SETTINGS"], "sandbox_alice")
     start = utcnow() + timedelta(days=1)
@@ -196,9 +196,13 @@ def test_the_queue_shows_the_next_50(app: Flask, browser: Browser) -> None:
     page = text(browser.get("/"))
 
     queue = page.split('id="queue"')[1].split('id="history"')[0]
-    assert queue.count('<tr class="post"') == 50
+    assert queue.count('<tr class="post ') == 50
     assert "post number 00" in queue and "post number 49" in queue and "post number 50" not in queue
-    assert "…and 10 more." in queue
+    assert "page 1 of 2 (60 queued)" in queue and 'href="/?queue_page=2#queue"' in queue
+    second = text(browser.get("/?queue_page=2")).split('id="queue"')[1].split('id="history"')[0]
+    assert second.count('<tr class="post ') == 10
+    assert "post number 50" in second and "post number 59" in second and "post number 49" not in second
+    assert text(browser.get("/fragments/queue?page=2")).count('<tr class="post ') == 10
 
 
 def test_history_links_to_the_sandbox_timeline(app: Flask, browser: Browser) -> None:

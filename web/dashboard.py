@@ -31,37 +31,30 @@ from flask.typing import ResponseReturnValue
 
 from bot import queue
 from bot.generators import FAILED_EVENT
-from bot.limits import queue_warnings
 from bot.media import ACCEPTED, MediaFile
-from bot.models import DISCONNECTED, FAILED, Account, Post, utcnow
-from bot.pricing import POST_PRICE, URL_POST_PRICE, dollars
+from bot.models import DISCONNECTED, Account, Post, utcnow
 from bot.schedules import NoSlots, free_slots, load_slots, queue_in_next_slot
-from bot.text import MAX_WEIGHTED_LENGTH, V3_JSON
-from bot.tlds import ALL_TLDS
 from bot.when import WhenError, parse_when
 from web import settings, store
 from web.display import (
     SlotsView,
     account_hold,
-    account_view,
-    cost_line,
     default_due,
     failure_view,
-    held_accounts,
-    history_view,
     local_time,
     media_count,
-    queued_view,
     slots_view,
     zone_names,
 )
+from web.panels import PAGE_SIZE, accounts_panel, history_panel, page_number, queue_panel
 from web.uploads import ACCEPT, Chosen, chosen_of, files_of, limits
+from xtext import MAX_WEIGHTED_LENGTH, V3_JSON
+from xtext.tlds import ALL_TLDS
 
 log = logging.getLogger("tweetbot.web.dashboard")
 bp = Blueprint("dashboard", __name__)
 
-QUEUE_SHOWN = 50
-HISTORY_SHOWN = 50
+HISTORY_SHOWN = PAGE_SIZE  # the newest finished posts listed on the first page (web.media serves their files)
 SLOTS_SHOWN = 5        # next free slot times shown per account, as `tweetbot slots show` lists them
 FAILURES_SHOWN = 5     # the last generator failures shown
 AT, SLOT = "at", "slot"  # the compose form's two ways to say when
@@ -99,34 +92,26 @@ def index() -> ResponseReturnValue:
 
 def render_dashboard(compose: Compose, error: str | None = None, status: int = 200,
                      slot_form: SlotForm | None = None) -> ResponseReturnValue:
-    """The whole dashboard; `compose` and `error` (or `slot_form`) refill a form after a refusal."""
+    """The whole dashboard; `compose` and `error` (or `slot_form`) refill a form after a refusal.
+    The accounts, the queue and the history are the live panels (`web.panels`), one page of each."""
     now, zone = utcnow(), settings().zone
     accounts = store().list_accounts()
-    by_id: dict[str, Account] = {a.user_id: a for a in accounts}
     handles = {a.user_id: a.handle for a in accounts}
-    queued = store().queued_posts()
-    history = store().history(HISTORY_SHOWN)
     postable = [a for a in accounts if a.status != DISCONNECTED]
     can_post = {a.user_id for a in postable}
     slots = [account_slots(a, now, slot_form) for a in accounts]
     compose.due_at = compose.due_at or default_due(now, zone)
     compose.account = compose.account or (postable[0].user_id if postable else "")
-    requeued = queue.requeued_posts(store()) if any(p.status == FAILED for p in history) else {}
     page = render_template(
         "dashboard.html",
-        accounts=[account_view(a, now, zone) for a in accounts],
-        queue=[queued_view(p, by_id.get(p.account_id), now, zone) for p in queued[:QUEUE_SHOWN]],
-        queue_more=max(0, len(queued) - QUEUE_SHOWN),
-        queue_cost=cost_line(queued, now, settings().x_tier) if queued else None,
-        prices={"post": dollars(POST_PRICE), "url": dollars(URL_POST_PRICE)},
-        warnings=queue_warnings(queued, settings().x_tier, handles, zone),
-        held=held_accounts(accounts, now, zone),
-        history=[history_view(p, by_id.get(p.account_id), settings(), zone, requeued) for p in history],
+        **accounts_panel(now),
+        **queue_panel(page_number(request.args.get("queue_page")), now, accounts),
+        **history_panel(page_number(request.args.get("history_page")), now, accounts),
         slots=slots, slot_choices=[s for s in slots if s.next_free and s.user_id in can_post],
         zones=zone_names(),
         failures=[failure_view(e, handles, zone) for e in store().events(FAILURES_SHOWN, kind=FAILED_EVENT)],
         postable=postable, compose=compose, error=error, zone=settings().timezone,
-        max_length=MAX_WEIGHTED_LENGTH, sandbox=settings().sandbox,
+        max_length=MAX_WEIGHTED_LENGTH,
         limits=limits(), accept=ACCEPT, accepted=ACCEPTED,
         now=local_time(now, zone))
     return page, status

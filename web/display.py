@@ -90,6 +90,7 @@ class PostView:
     retryable: bool = False
     media: tuple[tuple[MediaView, ...], ...] = ()  # per part, as `parts`
     media_count: str | None = None  # "2 images", "1 video"; None without media
+    editable: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,38 @@ def local_time(moment: datetime | None, zone: ZoneInfo | str) -> str:
     return format_local(moment, zone)
 
 
+def span_words(moment: datetime, now: datetime) -> str:
+    """How far `moment` is from `now`: "in 12 min", "3 h 5 min ago", "in 3 days", "just now"."""
+    seconds = int((moment - now).total_seconds())
+    if abs(seconds) < 60:
+        return "just now" if seconds <= 0 else "in under a minute"
+    minutes = abs(seconds) // 60
+    hours, rest = divmod(minutes, 60)
+    if hours >= 48:
+        span = f"{hours // 24} days"
+    elif hours:
+        span = f"{hours} h {rest} min" if rest else f"{hours} h"
+    else:
+        span = f"{minutes} min"
+    return f"in {span}" if seconds > 0 else f"{span} ago"
+
+
+def clock_text(moment: datetime, now: datetime, zone: ZoneInfo) -> str:
+    """`moment` on the operator's clock, the day said as a person says it: "today 14:05 CET",
+    "tomorrow 09:00 CET", "yesterday 18:30 CET", else "Tue 2026-12-01 09:00 CET"."""
+    local, today = moment.astimezone(zone), now.astimezone(zone).date()
+    words = {0: "today", 1: "tomorrow", -1: "yesterday"}
+    day = words.get((local.date() - today).days) or local.strftime("%a %Y-%m-%d")
+    return f"{day} {local:%H:%M} {local.tzname()}"
+
+
+def when_text(moment: datetime | None, now: datetime, zone: ZoneInfo) -> str:
+    """Absolute and relative together: "today 14:05 CET, in 12 min"; "-" for none."""
+    if moment is None:
+        return "-"
+    return f"{clock_text(moment, now, zone)}, {span_words(moment, now)}"
+
+
 def ago(moment: datetime | None, now: datetime) -> str:
     """"just now", "12 min ago", "never"."""
     if moment is not None and abs((now - moment).total_seconds()) < 60:
@@ -127,11 +160,22 @@ def ago(moment: datetime | None, now: datetime) -> str:
     return relative(moment)
 
 
-def expiry_text(account: Account, now: datetime) -> str:
-    if account.expires_at is None:
+def expiry_text(account: Account, now: datetime, zone: ZoneInfo | None = None) -> str:
+    """"expires in 1 h 59 min (today 16:05 CET)"; "no token" once disconnected."""
+    if account.expires_at is None or account.status == DISCONNECTED:
         return "no token"
     verb = "expires" if account.expires_at > now else "expired"
-    return f"{verb} {relative(account.expires_at)}"
+    shown = f" ({clock_text(account.expires_at, now, zone)})" if zone is not None else ""
+    return f"{verb} {relative(account.expires_at)}{shown}"
+
+
+def refreshed_text(account: Account, now: datetime, zone: ZoneInfo) -> str:
+    """"just now (today 14:05 CET)"; a disconnected account has no tokens, so nothing is refreshed."""
+    if account.status == DISCONNECTED:
+        return "none: disconnected, so nothing is refreshed"
+    if account.refreshed_at is None:
+        return "never"
+    return f"{ago(account.refreshed_at, now)} ({clock_text(account.refreshed_at, now, zone)})"
 
 
 def account_hold(account: Account, now: datetime, zone: ZoneInfo) -> str | None:
@@ -153,7 +197,7 @@ def account_view(account: Account, now: datetime, zone: ZoneInfo) -> AccountView
     return AccountView(
         user_id=account.user_id, handle=account.handle, name=account.name, status=account.status,
         status_text=STATUS_WORDS.get(account.status, account.status), attention=attention(account),
-        expiry=expiry_text(account, now), refreshed=ago(account.refreshed_at, now),
+        expiry=expiry_text(account, now, zone), refreshed=refreshed_text(account, now, zone),
         failures=account.refresh_failures, last_error=account.last_error,
         hold=account_hold(account, now, zone),
         can_reconnect=account.status in (NEEDS_RECONNECT, DISCONNECTED) or media_hint is not None,
@@ -177,17 +221,18 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
     note = ("the account is gone: this post will not go out" if account is None
             else account_hold(account, now, zone))
     if note is None and post.next_attempt_at is not None and post.next_attempt_at > now:
-        note = f"retrying {relative(post.next_attempt_at)}" + (f" ({post.last_error})" if post.last_error else "")
+        note = f"retrying {when_text(post.next_attempt_at, now, zone)}" + (
+            f" ({post.last_error})" if post.last_error else "")
     if post.status == SENDING and post.claimed_by:
         note = f"being sent by worker {post.claimed_by}" + (f"; {note}" if note else "")
     scheduled = post.status == SCHEDULED
-    return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=local_time(post.due_at, zone),
-                    status=post.status, note=note, link=None, cancellable=scheduled,
+    return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=when_text(post.due_at, now, zone),
+                    status=post.status, note=note, link=None, cancellable=scheduled, editable=scheduled,
                     cost=dollars(post_cost(post)), can_post_now=scheduled, **media_fields(post))
 
 
 def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo,
-                 requeued: Mapping[int, int] | None = None) -> PostView:
+                 requeued: Mapping[int, int] | None = None, now: datetime | None = None) -> PostView:
     """A finished post; a failed one offers Retry unless X refused it as a duplicate or it was queued again."""
     when = post.posted_at if post.status == POSTED and post.posted_at else post.due_at
     note = post.last_error if post.status != POSTED else (f"sent by worker {post.claimed_by}" if post.claimed_by
@@ -198,7 +243,8 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
     elif refused_as_duplicate(post):
         note = f"{note}; X refuses the same text again, so it cannot be retried"
     retryable = post.status == FAILED and again is None and not refused_as_duplicate(post)
-    return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=local_time(when, zone),
+    shown = when_text(when, now, zone) if now is not None else local_time(when, zone)
+    return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=shown,
                     status=post.status, note=note, link=post_link(settings, account, post), cancellable=False,
                     retryable=retryable, **media_fields(post))
 
@@ -234,13 +280,21 @@ def media_count(post: Post) -> str:
 def cost_line(posts: list[Post], now: datetime, tier: str) -> str:
     """The queue's total for the next 30 days, worded as `tweetbot queue` words it.
 
-    "Next 30 days: 3 posts, $0.23." (prices are pay-per-use; under a subscription tier
+    "Next 30 days: 3 posts, $0.23."; with threads "2 posts (4 parts, each billed), $0.06."
+    (prices are pay-per-use; under a subscription tier
     the line says the figure is what the posts would cost if billed per use).
     """
     upcoming = [p for p in posts if p.due_at < now + timedelta(days=COST_DAYS)]
     billing = "" if tier == "payg" else f" if billed per use (X_TIER={tier} is a subscription)"
-    return (f"Next {COST_DAYS} days: {plural(len(upcoming), 'post')}, "
-            f"{dollars(cost_next_days(posts, now, COST_DAYS))}{billing}.")
+    parts = sum(unsent_parts(p) for p in upcoming)
+    counted = plural(len(upcoming), "post") + (f" ({plural(parts, 'part')}, each billed)" if parts != len(upcoming)
+                                               else "")
+    return f"Next {COST_DAYS} days: {counted}, {dollars(cost_next_days(posts, now, COST_DAYS))}{billing}."
+
+
+def unsent_parts(post: Post) -> int:
+    """How many of the post's parts X does not have yet (what `unsent_cost` charges for)."""
+    return sum(1 for index in range(len(post.parts)) if index >= len(post.tweet_ids) or not post.tweet_ids[index])
 
 
 def plural(count: int, word: str) -> str:

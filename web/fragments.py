@@ -1,0 +1,35 @@
+"""The dashboard's live panels as HTML fragments, which `static/live.js` polls and swaps in.
+
+Each fragment is the partial template the full page includes, rendered from the same
+values (`web.panels`), so a poll shows what a reload would. A fragment answer carries
+`X-Fragment: 1`: the script swaps in only such answers, never the sign-in page a
+signed-out session is sent to. No single-page framework: the server renders, the
+script replaces one element's children.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+from flask.typing import ResponseReturnValue
+
+from web.panels import accounts_panel, history_panel, page_number, queue_panel
+
+bp = Blueprint("fragments", __name__, url_prefix="/fragments")
+
+
+def fragment(template: str, values: dict[str, object]) -> ResponseReturnValue:
+    return render_template(template, **values), 200, {"X-Fragment": "1"}
+
+
+@bp.get("/accounts")
+def accounts() -> ResponseReturnValue:
+    return fragment("_accounts.html", accounts_panel())
+
+
+@bp.get("/queue")
+def queue() -> ResponseReturnValue:
+    return fragment("_queue.html", queue_panel(page_number(request.args.get("page"))))
+
+
+@bp.get("/history")
+def history() -> ResponseReturnValue:
+    return fragment("_history.html", history_panel(page_number(request.args.get("page"))))

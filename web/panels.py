@@ -1,0 +1,77 @@
+"""The dashboard's live panels (accounts, queue, history), worked out from the store for a template.
+
+The dashboard renders them in place and `web.fragments` renders each alone (the same
+partial template, the same values), so what the page polls is what a reload shows.
+The list views are paginated (`PAGE_SIZE` rows), so a queue of 10,000 posts costs
+one page of rows, not 10,000.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+from bot.limits import queue_warnings
+from bot.models import FAILED, Account, utcnow
+from bot.pricing import POST_PRICE, URL_POST_PRICE, dollars
+from bot.queue import requeued_posts
+from web import settings, store
+from web.display import account_view, cost_line, held_accounts, history_view, queued_view
+
+PAGE_SIZE = 50
+
+
+def page_number(raw: str | None) -> int:
+    """A `?page=` value as a page number from 1 (anything else is page 1)."""
+    return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 100_000 else 1
+
+
+def accounts_panel(now: datetime | None = None) -> dict[str, Any]:
+    now = now or utcnow()
+    accounts = store().list_accounts()
+    return {"accounts": [account_view(a, now, settings().zone) for a in accounts], "sandbox": settings().sandbox}
+
+
+def queue_panel(page: int = 1, now: datetime | None = None,
+                accounts: list[Account] | None = None) -> dict[str, Any]:
+    """One page of the queue, its 30 days' cost, the tier's warnings and the accounts X holds."""
+    now, zone = now or utcnow(), settings().zone
+    accounts = store().list_accounts() if accounts is None else accounts
+    by_id = {a.user_id: a for a in accounts}
+    queued = store().queued_posts()
+    pages = max(1, -(-len(queued) // PAGE_SIZE))
+    page = min(page, pages)
+    shown = queued[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    return {
+        "queue": [queued_view(p, by_id.get(p.account_id), now, zone) for p in shown],
+        "queue_total": len(queued), "queue_page": page, "queue_pages": pages,
+        "queue_cost": cost_line(queued, now, settings().x_tier) if queued else None,
+        "prices": {"post": dollars(POST_PRICE), "url": dollars(URL_POST_PRICE)},
+        "warnings": queue_warnings(queued, settings().x_tier, {a.user_id: a.handle for a in accounts}, zone),
+        "held": held_accounts(accounts, now, zone),
+    }
+
+
+def history_panel(page: int = 1, now: datetime | None = None,
+                  accounts: list[Account] | None = None) -> dict[str, Any]:
+    """One page of the history, newest first (one more row is read to know whether a next page exists)."""
+    now, zone = now or utcnow(), settings().zone
+    accounts = store().list_accounts() if accounts is None else accounts
+    by_id = {a.user_id: a for a in accounts}
+    read = store().history(PAGE_SIZE * page + 1)
+    shown = read[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
+    if not shown and page > 1:
+        return history_panel(1, now, accounts)
+    requeued = requeued_posts(store()) if any(p.status == FAILED for p in shown) else {}
+    return {
+        "history": [history_view(p, by_id.get(p.account_id), settings(), zone, requeued, now) for p in shown],
+        "history_page": page, "history_more": len(read) > PAGE_SIZE * page,
+    }
+
+
+def back_target(raw: str | None) -> str:
+    """Where a form sends the browser back to: only the calendar's own paths, else "" (the dashboard).
+    Anything else (another host, `//…`, control characters) is ignored, so this is never an open redirect."""
+    if raw and re.fullmatch(r"/calendar(\?(account=\d+&?)?(week=[01])?)?", raw):
+        return raw
+    return ""
