@@ -285,6 +285,10 @@ class XApi:
         start = None if since is None else since.astimezone(timezone.utc).replace(microsecond=0)
         response = _api_call(lambda: self.client.get_users_tweets(
             user_id, max_results=max_results, start_time=start, user_auth=False))
+        if not response.data and response.errors:
+            # X reports a user it cannot find as a 200 with "Not Found Error" entries (some logs
+            # show a 404): the same XNotFound either way, never "no posts" (that would resend).
+            raise XNotFound(_errors_detail(response.errors), 404)
         return [{"id": str(post.id), "text": post.text} for post in response.data or []]
 
 
@@ -443,6 +447,11 @@ def _json(response: requests.Response | None) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def _errors_detail(errors: list[Any]) -> str:
+    """The details of the `errors` entries of a 200 answer, e.g. "Could not find user with id: [1]."."""
+    return "; ".join(str(e.get("detail") or e.get("message")) for e in errors if isinstance(e, dict)) or "not found"
 
 
 def _detail(exc: tweepy.HTTPException) -> str:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from bot.text import MAX_WEIGHTED_LENGTH, fits, weighted_length
 from sandbox.errors import (
     DUPLICATE_DETAIL,
     JSON_TYPE_NAMES,
@@ -29,20 +29,16 @@ from sandbox.errors import (
     forbidden,
     invalid_request,
     json_type,
+    lookup_not_found,
     not_found,
+    not_found_entry,
 )
+from sandbox.expansions import Answer
+from sandbox.fields import post_request, user_request
 from sandbox.media import settle
-from sandbox.resource import (
-    READ,
-    TWEET_FIELDS,
-    USER_FIELDS,
-    WRITE,
-    add_rate_headers,
-    requested_fields,
-    resource,
-    user_json,
-)
-from sandbox.state import Post, World, current_world, iso, parse_iso
+from sandbox.resource import READ, WRITE, add_rate_headers, resource
+from sandbox.state import Post, User, World, current_world, parse_iso
+from xtext import MAX_WEIGHTED_LENGTH, fits, weighted_length
 
 bp = Blueprint("api", __name__)
 bp.after_request(add_rate_headers)
@@ -69,8 +65,10 @@ REPLY_SETTINGS = ("following", "mentionedUsers", "subscribers", "verified")
 @resource("GET /2/users/me", READ)
 def users_me() -> ResponseReturnValue:
     """The user behind the token."""
-    fields = requested_fields(("user.fields",), USER_FIELDS)
-    return jsonify({"data": user_json(g.user, fields)})
+    world = current_world()
+    answer = Answer(world, user_request(), g.chain.scopes)
+    with world.lock:
+        return jsonify(answer.body(answer.user(g.user)))
 
 
 @bp.post("/2/tweets")
@@ -221,15 +219,82 @@ def delete_post(post_id: str) -> ResponseReturnValue:
 @bp.get("/2/tweets/<post_id>")
 @resource("GET /2/tweets/:id", READ)
 def get_post(post_id: str) -> ResponseReturnValue:
-    """One post by id."""
+    """One post by id; a missing or deleted one is an `errors` entry in a 200, as at X."""
     world = current_world()
     check_id_parameter(post_id)
-    fields = requested_fields(("tweet.fields", "post.fields"), TWEET_FIELDS)
+    answer = Answer(world, post_request(), g.chain.scopes)
     with world.lock:
-        post = world.posts.get(post_id)
-        if post is None or post.deleted_at is not None:
-            raise not_found("tweet", post_id)
-        return jsonify({"data": post_json(world, post, fields)})
+        post = visible_post(world, post_id)
+        if post is None:
+            answer.errors.append(not_found_entry("tweet", post_id))
+        return lookup_answer(world, answer, None if post is None else answer.post(post))
+
+
+@bp.get("/2/tweets")
+@resource("GET /2/tweets", READ)
+def get_posts() -> ResponseReturnValue:
+    """Posts by `ids` (1–100), in the order asked; the missing ones as `errors` entries."""
+    world = current_world()
+    ids = id_list("ids")
+    answer = Answer(world, post_request(), g.chain.scopes)
+    with world.lock:
+        data = []
+        for post_id in ids:
+            post = visible_post(world, post_id)
+            if post is None:
+                answer.errors.append(not_found_entry("tweet", post_id, "ids"))
+            else:
+                data.append(answer.post(post))
+        return lookup_answer(world, answer, data or None)
+
+
+@bp.get("/2/users/<user_id>")
+@resource("GET /2/users/:id", READ)
+def get_user(user_id: str) -> ResponseReturnValue:
+    """One user by id."""
+    check_id_parameter(user_id)
+    return user_lookup([user_id], "id", single=True)
+
+
+@bp.get("/2/users/by/username/<username>")
+@resource("GET /2/users/by/username/:username", READ)
+def get_user_by_username(username: str) -> ResponseReturnValue:
+    """One user by username."""
+    check_username(username, "username")
+    return user_lookup([username], "username", single=True)
+
+
+@bp.get("/2/users")
+@resource("GET /2/users", READ)
+def get_users() -> ResponseReturnValue:
+    """Users by `ids` (1–100)."""
+    return user_lookup(id_list("ids"), "ids", single=False)
+
+
+@bp.get("/2/users/by")
+@resource("GET /2/users/by", READ)
+def get_users_by_username() -> ResponseReturnValue:
+    """Users by `usernames` (1–100)."""
+    names = value_list("usernames")
+    for name in names:
+        check_username(name, "usernames")
+    return user_lookup(names, "usernames", single=False)
+
+
+def user_lookup(keys: list[str], parameter: str, single: bool) -> ResponseReturnValue:
+    """The users `keys` name (ids or usernames, as `parameter` says); the missing ones as `errors`."""
+    world = current_world()
+    answer = Answer(world, user_request(), g.chain.scopes)
+    with world.lock:
+        data = []
+        for key in keys:
+            user = find_user(world, key, by_name=parameter.startswith("username"))
+            if user is None:
+                answer.errors.append(not_found_entry("user", key, parameter))
+            else:
+                data.append(answer.user(user))
+        found: Any = (data[0] if data else None) if single else (data or None)
+        return lookup_answer(world, answer, found)
 
 
 @bp.get("/2/users/<user_id>/tweets")
@@ -239,24 +304,72 @@ def user_posts(user_id: str) -> ResponseReturnValue:
     world = current_world()
     check_id_parameter(user_id)
     query = timeline_query()
-    fields = requested_fields(("tweet.fields", "post.fields"), TWEET_FIELDS)
+    answer = Answer(world, post_request(), g.chain.scopes)
     with world.lock:
         if user_id not in world.users:
-            raise not_found("user", user_id)
+            answer.errors.append(not_found_entry("user", user_id))
+            return lookup_answer(world, answer, None)
         page, more = select_posts(world.posts_by_user[user_id], query)
-        data = [post_json(world, p, fields) for p in page]
+        data = [answer.post(p) for p in page]
     meta: dict[str, Any] = {"result_count": len(data)}
     if data:
         meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
         if more:
             meta["next_token"] = encode_page_token(data[-1]["id"])
-    return jsonify({"data": data, "meta": meta} if data else {"meta": meta})
+    return jsonify({**answer.body(data or None), "meta": meta})
+
+
+def visible_post(world: World, post_id: str) -> Post | None:
+    """A post that exists and is not deleted."""
+    post = world.posts.get(post_id)
+    return None if post is None or post.deleted_at is not None else post
+
+
+def find_user(world: World, key: str, by_name: bool) -> User | None:
+    """A user by id, or by username (any case)."""
+    return world.users_by_name.get(key.lower()) if by_name else world.users.get(key)
+
+
+def lookup_answer(world: World, answer: Answer, data: Any) -> ResponseReturnValue:
+    """A lookup's answer: 200 with what was found and `errors` for the rest, as X answers;
+    the 404 form when nothing was found and `lookup_not_found_status` is 404."""
+    if data is None and answer.errors and world.options.lookup_not_found_status == 404:
+        raise lookup_not_found(answer.errors)
+    return jsonify(answer.body(data))
 
 
 def check_id_parameter(value: str) -> None:
     """A path id that is not an X id is a parameter error, as at X."""
     if not _is_id(value):
         raise invalid_request(f"The `id` query parameter value [{value}] is not valid", {"id": [value]})
+
+
+def value_list(name: str) -> list[str]:
+    """A required comma-separated query parameter of 1–100 values, duplicates dropped."""
+    raw = request.args.get(name, "")
+    values = list(dict.fromkeys(v for v in raw.split(",") if v))
+    if not values:
+        raise invalid_request(f"The `{name}` query parameter can not be empty", {name: [raw]})
+    if len(values) > 100:
+        raise invalid_request(f"The number of values in the `{name}` query parameter list [{len(values)}] is not "
+                              "between 1 and 100", {name: [raw]})
+    return values
+
+
+def id_list(name: str) -> list[str]:
+    """`ids`: 1–100 X ids."""
+    values = value_list(name)
+    for value in values:
+        if not _is_id(value):
+            raise invalid_request(f"The `{name}` query parameter value [{value}] is not valid", {name: [value]})
+    return values
+
+
+def check_username(value: str, name: str) -> None:
+    """A username X could have: 1–15 letters, digits or underscores."""
+    if not re.fullmatch(r"[A-Za-z0-9_]{1,15}", value):
+        raise invalid_request(f"The `{name}` query parameter value [{value}] does not match "
+                              "^[A-Za-z0-9_]{1,15}$", {name: [value]})
 
 
 def timeline_query() -> dict[str, Any]:
@@ -332,25 +445,3 @@ def decode_page_token(token: str) -> int:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raise invalid_request(f"The `pagination_token` query parameter value [{token}] is not valid",
                               {"pagination_token": [token]}) from None
-
-
-def post_json(world: World, post: Post, fields: set[str]) -> dict[str, Any]:
-    """A post object: id, text, edit_history_tweet_ids, plus the requested fields the sandbox knows."""
-    data: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
-    if "created_at" in fields:
-        data["created_at"] = iso(post.created_at)
-    if "author_id" in fields:
-        data["author_id"] = post.author_id
-    if "conversation_id" in fields:
-        data["conversation_id"] = post.conversation_id
-    if "in_reply_to_user_id" in fields and post.in_reply_to_user_id:
-        data["in_reply_to_user_id"] = post.in_reply_to_user_id
-    if "referenced_tweets" in fields and post.reply_to:
-        data["referenced_tweets"] = [{"type": "replied_to", "id": post.reply_to}]
-    if "attachments" in fields and post.media_ids:
-        data["attachments"] = {"media_keys": list(post.media_keys)}
-    if "reply_settings" in fields:
-        data["reply_settings"] = post.reply_settings or "everyone"
-    if "lang" in fields:
-        data["lang"] = "en"
-    return data

@@ -134,11 +134,31 @@ def invalid_request(message: str, parameters: dict[str, list[str]] | None = None
 
 
 def not_found(resource_type: str, resource_id: str, parameter: str = "id") -> Problem:
-    """An unknown post, user or media id."""
+    """An unknown post or media id where X answers 404 (deleting, media uploads); lookups
+    answer 200 with `not_found_entry`s instead."""
     return Problem(404, {"title": "Not Found Error", "type": NOT_FOUND_TYPE, "status": 404,
                          "detail": f"Could not find {resource_type} with {parameter}: [{resource_id}].",
                          "resource_type": resource_type, "resource_id": resource_id,
                          "parameter": parameter, "value": resource_id})
+
+
+def not_found_entry(resource_type: str, value: str, parameter: str = "id") -> dict[str, Any]:
+    """One `errors` entry for a post or user a lookup names that does not exist (or was deleted).
+
+    X answers such lookups 200 with these entries beside the `data` it found
+    (x-api-facts §3): the shape tweepy returns as `Response.errors`.
+    """
+    return {"value": value, "detail": f"Could not find {resource_type} with {parameter}: [{value}].",
+            "title": "Not Found Error", "resource_type": resource_type, "parameter": parameter,
+            "resource_id": value, "type": NOT_FOUND_TYPE}
+
+
+def lookup_not_found(errors: list[dict[str, Any]]) -> Problem:
+    """The 404 form a few logs show for a lookup that found nothing: the 200 body plus the
+    first entry's title, detail and type at the top (the `lookup_not_found_status` option)."""
+    first = errors[0]
+    return Problem(404, {"errors": errors, "title": first["title"], "detail": first["detail"],
+                         "type": first["type"]})
 
 
 def callback_not_approved() -> LegacyError:

@@ -52,6 +52,12 @@ _COMMON: dict[str, tuple[Window, ...]] = {
     "DELETE /2/tweets/:id": (_w("user", MINUTES_15, 50),),
     "GET /2/users/:id/tweets": (_w("user", MINUTES_15, 900), _w("app", MINUTES_15, 1500)),
     "GET /2/tweets/:id": (_w("user", MINUTES_15, 900), _w("app", MINUTES_15, 450)),
+    # The other lookups are not in the facts file: the documented lookup windows, as placeholders.
+    "GET /2/tweets": (_w("user", MINUTES_15, 900), _w("app", MINUTES_15, 450)),
+    "GET /2/users/:id": (_w("user", MINUTES_15, 900), _w("app", MINUTES_15, 300)),
+    "GET /2/users": (_w("user", MINUTES_15, 900), _w("app", MINUTES_15, 300)),
+    "GET /2/users/by/username/:username": (_w("user", MINUTES_15, 900), _w("app", MINUTES_15, 300)),
+    "GET /2/users/by": (_w("user", MINUTES_15, 900), _w("app", MINUTES_15, 300)),
     "POST /2/media/upload": (_w("user", MINUTES_15, 500), _w("app", HOURS_24, 50000)),
     "GET /2/media/upload": (_w("user", MINUTES_15, 1000),),
     "POST /2/media/upload/initialize": (_w("user", MINUTES_15, 500), _w("app", HOURS_24, 50000)),

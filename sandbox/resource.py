@@ -13,29 +13,13 @@ from typing import Any
 
 from flask import Response, g, request
 
-from sandbox.errors import credits_depleted, forbidden, invalid_request, too_many_requests, unauthorized, usage_capped
+from sandbox.errors import credits_depleted, forbidden, too_many_requests, unauthorized, usage_capped
 from sandbox.faults import x_endpoint
 from sandbox.state import Chain, User, current_world
 
 READ = ("tweet.read", "users.read")
 WRITE = ("tweet.read", "tweet.write", "users.read")
 MEDIA = ("media.write",)
-
-# tweet.fields X accepts (tweepy sends `tweet.fields`; spec 2.167 calls it `post.fields`).
-TWEET_FIELDS = frozenset({
-    "article", "attachments", "author_id", "card_uri", "community_id", "context_annotations",
-    "conversation_id", "created_at", "display_text_range", "edit_controls", "edit_history_tweet_ids",
-    "entities", "geo", "id", "in_reply_to_user_id", "lang", "media_metadata", "non_public_metrics",
-    "note_tweet", "organic_metrics", "possibly_sensitive", "promoted_metrics", "public_metrics",
-    "referenced_tweets", "reply_settings", "scopes", "source", "text", "withheld",
-})
-USER_FIELDS = frozenset({
-    "affiliation", "connection_status", "created_at", "description", "entities", "id", "is_identity_verified",
-    "location", "most_recent_tweet_id", "name", "parody", "pinned_tweet_id", "profile_banner_url",
-    "profile_image_url", "protected", "public_metrics", "receives_your_dm", "subscription_type", "url",
-    "username", "verified", "verified_followers_count", "verified_type", "withheld",
-})
-
 
 def resource(key: str, scopes: tuple[str, ...]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Make a view an X resource endpoint: authenticated, scoped, capped and rate limited."""
@@ -76,28 +60,3 @@ def add_rate_headers(response: Response) -> Response:
     for name, value in g.pop("rate_headers", {}).items():
         response.headers[name] = value
     return response
-
-
-def requested_fields(names: tuple[str, ...], allowed: frozenset[str]) -> set[str]:
-    """The comma-separated field list of the first query parameter present, checked like X."""
-    for name in names:
-        raw = request.args.get(name)
-        if raw is None:
-            continue
-        fields = {f for f in raw.split(",") if f}
-        unknown = sorted(fields - allowed)
-        if unknown:
-            raise invalid_request(f"The `{name}` query parameter value [{unknown[0]}] is not one of "
-                                  f"[{','.join(sorted(allowed))}]", {name: [raw]})
-        return fields
-    return set()
-
-
-def user_json(user: User, fields: set[str]) -> dict[str, Any]:
-    """A user object: id, name, username, plus the requested fields the sandbox knows."""
-    data: dict[str, Any] = {"id": user.id, "name": user.name, "username": user.username}
-    extra = {"created_at": user.created_at, "description": f"A sandbox user ({user.name}).",
-             "protected": False, "verified": False,
-             "profile_image_url": "https://abs.twimg.com/sticky/default_profile_images/default_profile_normal.png"}
-    data.update({k: v for k, v in extra.items() if k in fields})
-    return data

@@ -102,6 +102,7 @@ class Options:
     media_processing: str = "succeeded"  # "failed": every GIF/video fails; "fail_next": only the next one
     media_processing_seconds: float = 0.0  # > 0: processing takes this long on the sandbox clock
     accept_body_secret: bool = False  # client_secret in the form instead of Basic auth (unconfirmed)
+    lookup_not_found_status: int = 200  # a lookup of a missing post/user: 200 + errors (X), or the 404 some logs show
 
     _CHOICES = {
         "refresh_error": ("invalid_request", "invalid_grant"),
@@ -109,6 +110,7 @@ class Options:
         "too_long_status": (400, 403),
         "reply_policy": ("open", "summoned", "no_replies"),
         "media_processing": ("succeeded", "failed", "fail_next"),
+        "lookup_not_found_status": (200, 404),
     }
 
     def update(self, changes: dict[str, Any]) -> None:

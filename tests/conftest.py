@@ -25,7 +25,7 @@ from psycopg import sql
 
 from bot.store.migrate import migrate
 
-from sandbox_helpers import SandboxControl, SpecRecorder, x_spec
+from sandbox_helpers import SandboxControl, SpecRecorder, checked_bodies_summary, x_spec
 from store_support import FILE, STORES, StoreAt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +166,15 @@ def xcheck(reference: Path) -> Iterator[SpecRecorder]:
     recorder = SpecRecorder(x_spec(reference))
     yield recorder
     recorder.verify()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """How many of X's answers were validated against its OpenAPI spec, per endpoint."""
+    lines = checked_bodies_summary()
+    if len(lines) > 1:
+        terminalreporter.section("bodies validated against X's OpenAPI spec")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 # --- PostgreSQL: a database of its own for each test, from a migrated template ------------

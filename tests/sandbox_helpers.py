@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
@@ -240,8 +241,29 @@ class XSpec:
         return self.CURRENT + schema["$ref"]
 
     def check_success(self, body: Any, method: str, path: str, status: int) -> None:
-        """Raise `jsonschema.ValidationError` unless `body` is the operation's success body."""
-        self._validator(self.success_schema_ref(method, path, status)).validate(body)
+        """Raise `jsonschema.ValidationError` unless `body` is the operation's success body.
+
+        The older names live X answers with (`includes.tweets`, `referenced_tweets`,
+        `edit_history_tweet_ids`, …) are checked against the 2.167 schemas of their new
+        names; an `errors` entry (a lookup's "Not Found Error") against the 2.159 problem
+        its `type` names, since 2.167 moved problem types to api.x.com.
+        """
+        if isinstance(body, dict) and "errors" in body:
+            for entry in body["errors"]:
+                self.check_problem_entry(entry)
+            body = {k: v for k, v in body.items() if k != "errors"}
+        self._validator(self.success_schema_ref(method, path, status)).validate(current_names(body))
+
+    def check_problem_entry(self, entry: Any) -> None:
+        """Raise unless `entry` is the 2.159 problem its `type` names (the base Problem for others)."""
+        mapping = self.older_problem_types()
+        ref = mapping.get(entry.get("type", "") if isinstance(entry, dict) else "", "#/components/schemas/Problem")
+        self._validator(self.OLDER + ref).validate(entry)
+
+    def older_problem_types(self) -> dict[str, str]:
+        """2.159's problem `type` → the `$ref` of its schema (the Problem discriminator)."""
+        older = self.registry.contents(self.OLDER)
+        return dict(older["components"]["schemas"]["Problem"]["discriminator"]["mapping"])
 
     def check_problem(self, body: Any) -> None:
         """Raise unless `body` is a 2.159 `Problem` (X's problem+json errors)."""
@@ -263,10 +285,46 @@ class XSpec:
         return body
 
 
+# Older name → its 2.167 name, in post and user objects and in `includes`.
+RENAMED_KEYS = {"referenced_tweets": "referenced_posts", "edit_history_tweet_ids": "edit_history_post_ids",
+                "note_tweet": "note_post", "most_recent_tweet_id": "most_recent_post_id",
+                "pinned_tweet_id": "pinned_post_id", "tweets": "posts"}
+
+
+def current_names(body: Any) -> Any:
+    """A copy of an answer with the older names of `data` objects and `includes` under their
+    2.167 names (where the new name is not there already), so 2.167's schemas check them."""
+    if not isinstance(body, dict):
+        return body
+    renamed = dict(body)
+    if isinstance(body.get("data"), list):
+        renamed["data"] = [_renamed(item) for item in body["data"]]
+    elif "data" in body:
+        renamed["data"] = _renamed(body["data"])
+    if isinstance(body.get("includes"), dict):
+        includes = _renamed(body["includes"])
+        renamed["includes"] = {key: [_renamed(item) for item in items] if isinstance(items, list) else items
+                               for key, items in includes.items()}
+    return renamed
+
+
+def _renamed(item: Any) -> Any:
+    """One object with its older keys renamed (the new key wins when both are there)."""
+    if not isinstance(item, dict):
+        return item
+    result = {k: v for k, v in item.items() if not (k in RENAMED_KEYS and RENAMED_KEYS[k] in item)}
+    return {RENAMED_KEYS.get(k, k): v for k, v in result.items()}
+
+
 @lru_cache(maxsize=4)
 def x_spec(reference: Path) -> XSpec:
     """One parsed spec pair per reference folder (parsing takes a moment)."""
     return XSpec(reference)
+
+
+# Bodies validated against the spec in this test session, per "METHOD /path/{template}" and
+# status (conftest's `pytest_terminal_summary` prints them at the end of a run).
+CHECKED_BODIES: Counter[tuple[str, int]] = Counter()
 
 
 class SpecRecorder:
@@ -274,12 +332,14 @@ class SpecRecorder:
 
     Attach it to a `requests.Session` (a tweepy `Client.session`, a requests-oauthlib
     session, a plain one); `verify()` then validates each recorded JSON body against
-    the spec, so a test checks the shapes of everything it received without saying so.
+    the spec, so a test checks the shapes of everything it received without saying so,
+    and counts it in `CHECKED_BODIES`.
     """
 
     def __init__(self, spec: XSpec) -> None:
         self.spec = spec
         self.recorded: list[tuple[str, str, requests.Response]] = []
+        self._verified = 0  # how many of `recorded` verify() has checked and counted
         self._routes = sorted(
             ((method.upper(), re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), path)
              for path, item in spec.current["paths"].items() for method in item
@@ -306,10 +366,25 @@ class SpecRecorder:
         raise AssertionError(f"{method} {path} is not an operation of X's spec")
 
     def verify(self) -> int:
-        """Validate every recorded answer; how many there were."""
-        for method, path, response in self.recorded:
+        """Validate the answers recorded since the last call, counting each in `CHECKED_BODIES`;
+        how many were recorded in all."""
+        for method, path, response in self.recorded[self._verified:]:
+            template = self.template(method, path)
             try:
-                self.spec.check_response(response, method, self.template(method, path))
+                self.spec.check_response(response, method, template)
             except Exception as exc:
                 raise AssertionError(f"{method} {path} → {response.status_code} {response.text[:400]}: {exc}") from exc
+            CHECKED_BODIES[(f"{method.upper()} {template}", response.status_code)] += 1
+        self._verified = len(self.recorded)
         return len(self.recorded)
+
+
+def checked_bodies_summary() -> list[str]:
+    """One line per endpoint: how many bodies were validated, by status; a total line last."""
+    per_endpoint: dict[str, Counter[int]] = {}
+    for (endpoint, status), count in CHECKED_BODIES.items():
+        per_endpoint.setdefault(endpoint, Counter())[status] += count
+    lines = [f"{sum(statuses.values()):6d}  {endpoint}  ("
+             + ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items())) + ")"
+             for endpoint, statuses in sorted(per_endpoint.items())]
+    return lines + [f"{sum(CHECKED_BODIES.values()):6d}  bodies in all"]
