@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.text import weighted_length  # noqa: E402
+from xtext import weighted_length  # noqa: E402
 
 POSTS = {
     "latin with emoji and URLs": ("Shipping tweetbot 0.2 \U0001f680 notes: https://example.com/notes?x=1 "

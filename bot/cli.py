@@ -121,7 +121,7 @@ def env_file_text(admin_password: str) -> str:
 @click.argument("text")
 def count(text: str) -> None:
     """Print TEXT's weighted length, the limit and whether it fits (exit 1 if not)."""
-    from bot.text import MAX_WEIGHTED_LENGTH, length_error, parse_post
+    from xtext import MAX_WEIGHTED_LENGTH, length_error, parse_post
 
     parsed = parse_post(text)
     reason = length_error(text)
@@ -175,11 +175,11 @@ def platform_warnings(settings: Settings) -> list[str]:
               help="How long a GIF or video takes to process (0: one step per STATUS poll).")
 def sandbox(host: str, port: int | None, token_lifetime: int | None, media_processing_seconds: float) -> None:
     """Run the local stand-in for X (consent page, tokens, posts, timelines, media)."""
-    from sandbox.server import serve
+    from bot.processes import exec_sandbox
 
     settings = settings_or_exit()
-    serve(settings, host=host, port=port or settings.sandbox_port, token_lifetime=token_lifetime,
-          media_processing_seconds=media_processing_seconds)
+    exec_sandbox(settings, host=host, port=port or settings.sandbox_port, token_lifetime=token_lifetime,
+                 media_processing_seconds=media_processing_seconds)
 
 
 @main.command()

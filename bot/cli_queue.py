@@ -37,8 +37,8 @@ from bot.schedules import (
 )
 from bot.settings import Settings
 from bot.store import Repository
-from bot.text import MAX_WEIGHTED_LENGTH, weighted_length
 from bot.when import WhenError, format_local, parse_when
+from xtext import MAX_WEIGHTED_LENGTH, weighted_length
 
 THREAD_SEPARATOR = "---"
 HISTORY_LIMIT = 50

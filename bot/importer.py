@@ -30,8 +30,8 @@ from bot.models import Account, Post, utcnow
 from bot.queue import PAST_GRACE, QueueError, draft_for, save_posts
 from bot.schedules import free_slots
 from bot.store import Repository
-from bot.text import length_error
 from bot.when import WhenError, parse_when
+from xtext import length_error
 
 REQUIRED_COLUMNS = ("account", "due_at", "text")
 OPTIONAL_COLUMNS = ("thread_id", "media", "alt")

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from bot.models import Post
-from bot.text import contains_url
+from xtext import contains_url
 
 POST_PRICE = Decimal("0.015")
 URL_POST_PRICE = Decimal("0.20")

@@ -25,6 +25,35 @@ def exec_gunicorn(host: str, port: int) -> None:
     os.execv(command[0], command)
 
 
+def sandbox_command(settings: Settings, host: str, port: int, token_lifetime: int | None = None,
+                    media_processing_seconds: float = 0.0) -> tuple[list[str], dict[str, str]]:
+    """`python -m sandbox` for the bot's own client (id, callback, tier) and its environment.
+
+    The sandbox is a program of its own (the bot imports nothing from it): it is told
+    everything on its command line, except a confidential client's secret, which goes in
+    `SANDBOX_CLIENT_SECRET` so that it does not show in the process list.
+    """
+    # -P: a `sandbox` folder or module in the current directory must not shadow the package.
+    command = [sys.executable, "-P", "-m", "sandbox", "--host", host, "--port", str(port),
+               "--client-id", settings.x_client_id, "--redirect-uri", settings.redirect_uri,
+               "--tier", settings.x_tier, "--media-processing-seconds", repr(float(media_processing_seconds))]
+    if token_lifetime is not None:
+        command += ["--token-lifetime", str(token_lifetime)]
+    env = dict(os.environ)
+    if settings.x_client_secret:
+        env["SANDBOX_CLIENT_SECRET"] = settings.x_client_secret
+    else:
+        command.append("--client-secret=")  # a public client
+    return command, env
+
+
+def exec_sandbox(settings: Settings, host: str, port: int, token_lifetime: int | None = None,
+                 media_processing_seconds: float = 0.0) -> None:
+    """Replace this process with the sandbox (`tweetbot sandbox`)."""
+    command, env = sandbox_command(settings, host, port, token_lifetime, media_processing_seconds)
+    os.execve(command[0], command, env)
+
+
 def process_table(settings: Settings) -> dict[str, str]:
     """The processes `tweetbot run` starts (the sandbox only without X credentials): name → command."""
     tweetbot = shlex.quote(os.path.join(os.path.dirname(sys.executable), "tweetbot"))

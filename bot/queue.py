@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from bot.media import MediaError, MediaFile, check_media
 from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store import Repository
-from bot.text import length_error
 from bot.xclient import says_duplicate
+from xtext import length_error
 
 PAST_GRACE = timedelta(seconds=60)  # "now" typed a moment ago is still now
 

@@ -1,4 +1,4 @@
-"""`tweetbot sandbox`: serve the sandbox on a threaded HTTP/1.1 server until stopped.
+"""`python -m sandbox` (and `tweetbot sandbox`): serve the sandbox on a threaded HTTP/1.1 server until stopped.
 
 werkzeug's threaded server gives a thread per connection, which is what the bot, a
 browser and the tests need at once. Its request handler, though, closes every
@@ -14,7 +14,6 @@ banner on start says where everything is.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from http import HTTPStatus
 from typing import Any
 
@@ -107,18 +106,12 @@ def _reason(code: int) -> str:
         return ""
 
 
-def serve(settings: Any, host: str, port: int, token_lifetime: int | None = None,
-          media_processing_seconds: float | None = None) -> None:
-    """Run the sandbox for `settings`' client and tier on host:port; blocks until interrupted.
+def serve(config: SandboxConfig, host: str, port: int) -> None:
+    """Run a sandbox whose world starts from `config` on host:port; blocks until interrupted.
 
-    `token_lifetime` (seconds) shortens access tokens, so a demo shows refreshes soon;
-    `media_processing_seconds` makes GIF and video processing take that long (default 0).
+    `python -m sandbox` (sandbox/__main__.py) builds `config` from its arguments and
+    environment; `tweetbot sandbox` runs that with the bot's client and tier.
     """
-    config = SandboxConfig.from_settings(settings)
-    if token_lifetime is not None:
-        config = replace(config, access_token_lifetime=token_lifetime)
-    if media_processing_seconds is not None:
-        config = replace(config, media_processing_seconds=media_processing_seconds)
     app = create_app(config)
     server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]  # idle kept-alive connections must not keep the process alive

@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
-from bot.text import extract_urls
 from sandbox.errors import INVALID_CODE, INVALID_TOKEN, VERIFIER_MISMATCH, OAuthError
 from sandbox.limits import TIERS, RateLimiter, Window, tier_table
+from xtext import extract_urls
 
 DEFAULT_USERS: tuple[tuple[str, str], ...] = (
     ("sandbox_alice", "Alice Sandbox"),
@@ -70,12 +70,6 @@ class SandboxConfig:
     seed: int = 0
     access_token_lifetime: int = 7200  # X's two hours; demos use less, to show refreshes soon
     media_processing_seconds: float = 0  # 0: GIF/video processing moves one step per STATUS poll
-
-    @classmethod
-    def from_settings(cls, settings: Any) -> SandboxConfig:
-        """The bot's own client (id, secret or none, redirect URI) and X tier, from its settings."""
-        client = ClientSpec(settings.x_client_id, settings.x_client_secret or None, (settings.redirect_uri,))
-        return cls(clients=(client,), tier=settings.x_tier)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""bot.text against twitter-text's conformance suite, plus the bot-facing helpers.
+"""xtext (X's weighted length) against twitter-text's conformance suite, plus the bot-facing helpers.
 
 Every case of validate.yml's length sections and URL sections runs; each
 section test prints how many of its cases ran and passed, and fails if the
@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
-from bot import text
-from bot.text import (
+import xtext as text
+from xtext import (
     MAX_WEIGHTED_LENGTH,
     V2,
     V3,
@@ -140,7 +140,7 @@ def test_nothing_is_read_from_disk_at_run_time() -> None:
         "import builtins, io\n"
         "def refuse(*a, **k): raise AssertionError(f'file opened: {a!r}')\n"
         "builtins.open = io.open = refuse\n"
-        "import bot.text as t\n"
+        "import xtext as t\n"
         "assert t.weighted_length('hi https://example.com ' + chr(0x1f431)) == 29\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

@@ -1,8 +1,11 @@
-"""X's weighted post length and URL detection, in pure Python.
+"""xtext: X's weighted post length and URL detection, in pure Python.
+
+A package of its own, imported by both the bot (which refuses or warns about a
+post before X would) and the sandbox (which refuses what X would): it imports
+nothing from either, only the standard library.
 
 X does not count characters: it counts *weight*. This module ports the
-twitter-text v3 algorithm (`parseTweet`) so the bot can refuse or warn about
-a post before X rejects it:
+twitter-text v3 algorithm (`parseTweet`):
 
 * the text is NFC-normalised first;
 * each code point weighs `defaultWeight` (200, i.e. 2 characters) unless a
@@ -38,7 +41,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bot.tlds import ALL_TLDS
+from xtext.tlds import ALL_TLDS
 
 MAX_WEIGHTED_LENGTH = 280
 

@@ -1,4 +1,4 @@
-"""Top-level domains that URL detection in `bot.text` recognises.
+"""Top-level domains that URL detection in `xtext` recognises.
 
 X only turns text into a link (and counts it as 23 characters) when the host
 ends in a known TLD. These are twitter-text's own lists
