@@ -120,14 +120,26 @@ def env_file_text(admin_password: str) -> str:
 @main.command()
 @click.argument("text")
 def count(text: str) -> None:
-    """Print TEXT's weighted length, the limit and whether it fits (exit 1 if not)."""
+    """Print TEXT's weighted length, the limit and whether it can be posted (exit 1 if not)."""
+    from bot.queue import control_problem
     from xtext import MAX_WEIGHTED_LENGTH, length_error, parse_post
 
     parsed = parse_post(text)
-    reason = length_error(text)
-    verdict = "fits" if reason is None else f"does not fit: {reason}"
+    stripped = text.replace("\r\n", "\n").strip()  # what the queue would keep
+    control, reason = control_problem(stripped), length_error(stripped)
+    over = parsed.weighted_length - MAX_WEIGHTED_LENGTH
+    if not stripped:
+        verdict = "cannot be posted: it is empty"
+    elif control:
+        verdict = f"cannot be posted: it {control}"
+    elif reason and over > 0:
+        verdict = f"does not fit ({over} too many)"
+    elif reason:
+        verdict = f"cannot be posted: {'it ' if reason.startswith('contains') else ''}{reason}"
+    else:
+        verdict = "fits"
     click.echo(f"{parsed.weighted_length}/{MAX_WEIGHTED_LENGTH} weighted characters: {verdict}")
-    sys.exit(0 if reason is None else 1)
+    sys.exit(0 if verdict == "fits" else 1)
 
 
 @main.command()

@@ -24,7 +24,7 @@ from bot.limits import queue_warnings
 from bot.media import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
 from bot.pricing import cost_next_days, dollars, post_cost, unsent_cost
-from bot.queue import PAST_GRACE, PartsMedia, QueueError, cancel, post_now, queue_post, retry
+from bot.queue import PartsMedia, QueueError, cancel, post_now, queue_post, retry
 from bot.schedules import (
     SlotSchedule,
     SlotSpecError,
@@ -42,6 +42,7 @@ from xtext import MAX_WEIGHTED_LENGTH, weighted_length
 
 THREAD_SEPARATOR = "---"
 HISTORY_LIMIT = 50
+HISTORY_TEXT = 32  # characters of a post's first part shown in `history`
 COST_DAYS = 30
 SLOTS_SHOWN = 5
 RELATIVE_WITHIN = timedelta(hours=48)
@@ -91,20 +92,29 @@ def pick_account(store: Repository, handle: str | None) -> Account:
     fail(f"there are several accounts: say which with --account ({known})")
 
 
+class ThreadFileError(ValueError):
+    """A thread file that cannot be read as a thread; the message names the part."""
+
+
 def read_thread_file(path: Path) -> tuple[list[str], list[list[MediaFile]]]:
     """The parts of a thread file and each part's media.
 
-    Texts are separated by lines holding only `---` (blank parts dropped). In a part,
-    a line `media: FILE` (relative to the thread file) attaches a file, and a line
-    `alt: TEXT` right after it gives that file's alt text.
+    Texts are separated by lines holding only `---`. In a part, a line `media: FILE`
+    (relative to the thread file) attaches a file, and a line `alt: TEXT` right after
+    it gives that file's alt text; a part of media lines only is a part. An empty
+    part before the last one is refused (`ThreadFileError`, naming it and its line)
+    rather than dropped, which would renumber the parts after it; empty parts after
+    the last one (a closing `---`) end the file.
     """
     parts: list[list[str]] = [[]]
     media: list[list[MediaFile]] = [[]]
-    for line in path.read_text(encoding="utf-8").splitlines():
+    starts = [1]  # the line each part begins on
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         key, _, value = line.partition(":")
         if line.strip() == THREAD_SEPARATOR:
             parts.append([])
             media.append([])
+            starts.append(number + 1)
         elif key.strip() == "media" and value.strip():
             media[-1].append(read_file(path.parent / value.strip()))
         elif key.strip() == "alt" and media[-1] and media[-1][-1].alt is None:
@@ -112,8 +122,15 @@ def read_thread_file(path: Path) -> tuple[list[str], list[list[MediaFile]]]:
         else:
             parts[-1].append(line)
     texts = ["\n".join(lines).strip() for lines in parts]
-    kept = [(text, files) for text, files in zip(texts, media, strict=True) if text or files]
-    return [text for text, _ in kept], [files for _, files in kept]
+    filled = [index for index, (text, files) in enumerate(zip(texts, media, strict=True)) if text or files]
+    if not filled:
+        raise ThreadFileError(f"{path.name} is empty: write the parts, separated by lines holding only ---")
+    for index in range(filled[-1]):
+        if index not in filled:
+            raise ThreadFileError(f"part {index + 1} of {path.name} (line {starts[index]}) is empty: "
+                                  "write it, or remove the --- that starts or ends it")
+    last = filled[-1] + 1
+    return texts[:last], media[:last]
 
 
 def given_media(paths: Sequence[Path], alts: Sequence[str]) -> list[list[MediaFile]]:
@@ -177,7 +194,7 @@ def post_command(text: str | None, when: str | None, handle: str | None, thread_
     try:
         parts, media = ([text], given_media(media_paths, alts)) if text is not None else read_thread_file(
             thread_file)  # type: ignore[arg-type]
-    except MediaError as exc:
+    except (MediaError, ThreadFileError) as exc:
         fail(str(exc))
     settings, store = open_queue()
     account = pick_account(store, handle)
@@ -198,13 +215,10 @@ def _queue(store: Repository, settings: Settings, account: Account,
     parts, media = content
     if when is not None:
         due = parse_when(when, settings.zone, now)
-        if due < now - PAST_GRACE:
-            raise QueueError(f"{format_local(due, settings.zone)} is in the past "
-                             f"(it is {format_local(now, settings.zone)} now)")
-        return queue_post(store, account.user_id, parts, due, now, media=media)
+        return queue_post(store, account.user_id, parts, due, now, media=media, zone=settings.zone)
     if load_slots(store, account.user_id) is not None:
         return queue_in_next_slot(store, account.user_id, parts, now, media=media)
-    return queue_post(store, account.user_id, parts, now, now, media=media)
+    return queue_post(store, account.user_id, parts, now, now, media=media, zone=settings.zone)
 
 
 # -- import ---------------------------------------------------------------------------------
@@ -383,21 +397,31 @@ def _hold_note(account: Account | None, now: datetime, settings: Settings) -> st
 
 @click.command("history")
 def history_command() -> None:
-    """The last 50 finished posts: when, status, link, error."""
+    """The last 50 finished posts: when, status, the start of the text, link, error."""
     settings, store = open_queue()
     posts = store.history(HISTORY_LIMIT)
     if not posts:
         click.echo("Nothing has been posted yet.")
         return
     accounts = {a.user_id: a for a in store.list_accounts()}
-    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'POSTED':22} {'STATUS':9} {'MEDIA':>5} {'LINK':45} ERROR")
+    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'POSTED':22} {'STATUS':9} {'MEDIA':>5} {'TEXT':{HISTORY_TEXT}} "
+               f"{'LINK':45} ERROR")
     for post in posts:
         account = accounts.get(post.account_id)
         first_id = next((tweet_id for tweet_id in post.tweet_ids if tweet_id), None)
         link = post_link(settings, account.username, first_id) if account and first_id else "-"
         posted = format_local(post.posted_at, settings.zone) if post.status == POSTED else "-"
         click.echo(f"{post.id:>6}  {account.handle if account else post.account_id:16} {posted:22} "
-                   f"{post.status:9} {media_text(post):>5} {link:45} {post.last_error or ''}".rstrip())
+                   f"{post.status:9} {media_text(post):>5} {shortened(post, HISTORY_TEXT):{HISTORY_TEXT}} "
+                   f"{link:45} {post.last_error or ''}".rstrip())
+
+
+def shortened(post: Post, width: int) -> str:
+    """A post's first part on one line, cut to `width` with "…" (and "+N" for a thread's other parts)."""
+    more = f" +{len(post.parts) - 1}" if len(post.parts) > 1 else ""
+    line = " ".join(post.parts[0].split()) if post.parts else ""
+    room = width - len(more)
+    return (line if len(line) <= room else line[:room - 1] + "…") + more
 
 
 # -- generators ---------------------------------------------------------------------------------
@@ -413,8 +437,10 @@ def generators_command() -> None:
     settings, _ = open_queue()
     path = generators_path(settings)
     specs, problems = load_generators(path, settings.timezone)
-    if not specs and not problems:
-        click.echo(f"No generators ({path} has none).")
+    if not path.is_file():
+        click.echo(f"No generators: {path} does not exist (set GENERATORS_FILE to use another file).")
+    elif not specs and not problems:
+        click.echo(f"No generators ({path} has no [[generator]] entries).")
     for spec in specs:
         job = job_for(schedule.Scheduler(), spec).do(lambda: None)
         next_run = job.next_run.astimezone() if job.next_run else None  # the library's naive local time

@@ -27,11 +27,10 @@ import click
 
 from bot.media import MediaError, MediaFile, read_file
 from bot.models import Account, Post, utcnow
-from bot.queue import PAST_GRACE, QueueError, draft_for, save_posts
+from bot.queue import PAST_GRACE, QueueError, draft_for, save_posts, text_problem
 from bot.schedules import free_slots
 from bot.store import Repository
 from bot.when import WhenError, parse_when
-from xtext import length_error
 
 REQUIRED_COLUMNS = ("account", "due_at", "text")
 OPTIONAL_COLUMNS = ("thread_id", "media", "alt")
@@ -228,9 +227,9 @@ def _check_group(group: _Group, accounts: _AccountCache, zone: tzinfo | str, now
                 elif due != group.due_at:
                     problems.append(RowProblem(row.line, f"thread {row.thread_id!r} is due at the time on line "
                                                          f"{due_line}; a part cannot have another ({row.due_at})"))
-        reason = length_error(row.text.strip())
-        if reason:
-            problems.append(RowProblem(row.line, f"text is too long or invalid: {reason}"))
+        problem = text_problem(row.text.replace("\r\n", "\n").strip())
+        if problem:
+            problems.append(RowProblem(row.line, f"text {problem}"))
     return problems
 
 

@@ -37,6 +37,7 @@ from bot.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
 from bot.store import BROKEN, Lock, LockTimeout, Repository
 from bot.tokens import TokenKeeper, backoff
 from bot.uploads import Uploader, ready_media_ids
+from bot.when import format_utc
 from bot.xclient import (
     XApi,
     XBadRequest,
@@ -321,7 +322,7 @@ class Dispatcher:
         if account is not None and account.status == ACTIVE:
             retry_at = max(account.next_refresh_at or self.clock(), self.clock() + MIN_HOLD)
             return AccountUnusable(f"the access token expired and refreshing it failed ({account.last_error}); "
-                                   f"trying again at {retry_at.isoformat()}", retry_at)
+                                   f"trying again at {format_utc(retry_at)}", retry_at)
         return AccountUnusable("the account cannot post until it is reconnected")
 
     def _api(self, account_id: str, token: str) -> XApi:
@@ -338,7 +339,7 @@ class Dispatcher:
             return self._settle_now(batch, post, str(exc))
         if isinstance(exc, XRateLimited):
             until = max(exc.reset_at, self.clock() + MIN_HOLD)  # X's clock may be behind ours
-            return self._hold(_uncounted(post), until, f"rate limited by X until {until.isoformat()}")
+            return self._hold(_uncounted(post), until, f"rate limited by X until {format_utc(until)}")
         if isinstance(exc, XUsageCapped):
             return self._hold(_uncounted(post), self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
         if isinstance(exc, AccountUnusable):

@@ -9,11 +9,12 @@ import re
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone, tzinfo
 
 from bot.media import MediaError, MediaFile, check_media
 from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store import Repository
+from bot.when import format_local
 from bot.xclient import says_duplicate
 from xtext import length_error
 
@@ -25,45 +26,91 @@ class QueueError(ValueError):
 
 
 def check_parts(parts: Sequence[str]) -> tuple[str, ...]:
-    """The parts of a post or thread, each within X's length rules, or `QueueError`."""
-    cleaned = tuple(part.strip() for part in parts)
+    """The parts of a post or thread, each within X's length rules, or `QueueError`.
+
+    Windows line ends (a browser's form, a CSV from a spreadsheet) become newlines;
+    any other control character is refused (PostgreSQL cannot even keep a NUL).
+    """
+    cleaned = tuple(part.replace("\r\n", "\n").strip() for part in parts)
     if not cleaned:
         raise QueueError("the post is empty")
     for number, part in enumerate(cleaned, start=1):
-        reason = length_error(part)
-        if reason:
+        problem = text_problem(part)
+        if problem:
             where = f"part {number} of the thread" if len(cleaned) > 1 else "the post"
-            raise QueueError(f"{where} is too long or invalid: {reason}")
+            raise QueueError(f"{where} {problem}")
     return cleaned
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab and newline
+
+
+def control_problem(text: str) -> str | None:
+    """What is wrong with a control character in `text` ("contains a control character U+0000 at
+    position 5 …"), or None when it has none but newlines and tabs."""
+    bad = _CONTROL.search(text)
+    if bad is None:
+        return None
+    return (f"contains a control character U+{ord(bad[0]):04X} at position {bad.start()} "
+            "(only newlines and tabs may be in a post)")
+
+
+def text_problem(text: str) -> str | None:
+    """What keeps `text` (stripped) from being one post, said after "the post" or "part 2 of the
+    thread": "is empty", "contains a control character …", "is too long or invalid: …"; None if it fits."""
+    if not text.strip():
+        return "is empty"
+    control = control_problem(text)
+    if control:
+        return control
+    reason = length_error(text)
+    return f"is too long or invalid: {reason}" if reason else None
 
 
 PartsMedia = Sequence[Sequence[MediaFile]]  # the files of each part, in order (fewer lists than parts: none)
 
 
 def draft(store: Repository, account: str, parts: Sequence[str], due_at: datetime,
-          now: datetime | None = None, source: str = "cli", media: PartsMedia = ()) -> Post:
+          now: datetime | None = None, source: str = "cli", media: PartsMedia = (),
+          zone: tzinfo | str = timezone.utc) -> Post:
     """A checked, unsaved post: the account exists and can post, the text fits, the time is ahead,
     the media are files X takes (their bytes ride on the post until `save_posts`)."""
     found = store.find_account(account)
     if found is None:
         raise QueueError(f"no account {account}")
-    return draft_for(found, parts, due_at, now, source, media)
+    return draft_for(found, parts, due_at, now, source, media, zone)
 
 
 def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
-              now: datetime | None = None, source: str = "cli", media: PartsMedia = ()) -> Post:
-    """`draft` for an account already looked up (an import looks each one up once per file)."""
+              now: datetime | None = None, source: str = "cli", media: PartsMedia = (),
+              zone: tzinfo | str = timezone.utc) -> Post:
+    """`draft` for an account already looked up (an import looks each one up once per file).
+
+    `zone` is the clock a refusal shows times on (the operator's TIMEZONE; UTC unless given)."""
+    now = now or utcnow()
     if found.status == DISCONNECTED:
         raise QueueError(f"{found.handle} is disconnected: reconnect it first")
     if due_at.tzinfo is None:
         raise QueueError("the time has no time zone")
-    if due_at < (now or utcnow()) - PAST_GRACE:
-        raise QueueError(f"{due_at.isoformat()} is in the past")
+    if due_at < now - PAST_GRACE:
+        raise QueueError(f"{format_local(due_at, zone)} is in the past (it is {format_local(now, zone)} now)")
+    for number, (part, files) in enumerate(zip(parts, media, strict=False), start=1):
+        if files and not part.strip():
+            where = f"part {number} of the thread" if len(parts) > 1 else "the post"
+            raise QueueError(f"{where} has media but no text: a post needs a text too")
     checked = check_parts(parts)
     try:
         refs = check_media(found, media, len(checked))
     except MediaError as exc:
         raise QueueError(str(exc)) from None
+    for number, attached in enumerate(refs, start=1):
+        for ref in attached:
+            where = f"part {number}'s {ref.name}" if len(checked) > 1 else ref.name
+            if "\x00" in ref.name:
+                raise QueueError(f"a file name of part {number} contains a NUL character")
+            control = control_problem(ref.alt or "")
+            if control:
+                raise QueueError(f"the alt text of {where} {control.replace('a post', 'an alt text')}")
     return Post(id=0, account_id=found.user_id, parts=checked, due_at=due_at, source=source, media=refs)
 
 
@@ -85,9 +132,10 @@ def save_posts(store: Repository, posts: Sequence[Post]) -> list[Post]:
 
 
 def queue_post(store: Repository, account: str, parts: Sequence[str], due_at: datetime,
-               now: datetime | None = None, source: str = "cli", media: PartsMedia = ()) -> Post:
-    """Check and queue one post (or thread), with its media; returns it with its id."""
-    return save_posts(store, [draft(store, account, parts, due_at, now, source, media)])[0]
+               now: datetime | None = None, source: str = "cli", media: PartsMedia = (),
+               zone: tzinfo | str = timezone.utc) -> Post:
+    """Check and queue one post (or thread), with its media; returns it with its id (`zone`: as `draft_for`)."""
+    return save_posts(store, [draft(store, account, parts, due_at, now, source, media, zone)])[0]
 
 
 def existing_post(store: Repository, post_id: int) -> Post:

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from bot.models import Post, to_iso, utcnow
 from bot.queue import PartsMedia, QueueError, queue_post
 from bot.store import Repository
-from bot.when import WEEKDAYS, local_wall_time, zone_label, zone_named
+from bot.when import WEEKDAYS, clock_expected, local_wall_time, zone_label, zone_named
 
 _DAY_NAMES = {name: index for index, name in enumerate(WEEKDAYS)}
 _DAY_NAMES.update({full: index for index, full in enumerate(
@@ -120,6 +120,9 @@ def _parse_group(group: str) -> list[Slot]:
     for token in tokens:
         if _CLOCK.match(token):
             clocks.append(_clock(token, group))
+        elif token[:1].isdigit():  # "9am", "9", "9.30": a time written another way, not a day
+            raise SlotSpecError(f"in {group!r}: {token!r} is not a time we understand "
+                                f"(expected {clock_expected(token)})")
         elif clocks:
             raise SlotSpecError(f"in {group!r}: days come before times ({token!r} follows a time)")
         else:

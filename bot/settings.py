@@ -63,6 +63,7 @@ class Settings:
     media_retention_days: int
     generators_file: Path
     platform: str | None = None  # the PaaS running this process (PLATFORMS), None elsewhere
+    metrics_token: str | None = None  # a bearer token that may read /metrics without signing in
     database_url: str | None = None
 
     @property
@@ -90,8 +91,8 @@ class Settings:
         shown: dict[str, str] = {}
         for name in self.__dataclass_fields__:
             value = getattr(self, name)
-            if name in _SECRET_FIELDS and value:
-                value = _mask(value)
+            if name in _SECRET_FIELDS:
+                value = "set" if value else "not set"  # neither a secret's first characters nor its length
             elif name == "database_url" and value:
                 value = _without_password(value)
             shown[name] = str(value)
@@ -99,7 +100,7 @@ class Settings:
         return shown
 
 
-_SECRET_FIELDS = {"secret_key", "token_keys", "admin_password", "x_client_secret"}
+_SECRET_FIELDS = {"secret_key", "token_keys", "admin_password", "x_client_secret", "metrics_token"}
 
 
 def _without_password(url: str) -> str:
@@ -109,13 +110,6 @@ def _without_password(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def _mask(value: object) -> str:
-    if isinstance(value, tuple):
-        return ", ".join(_mask(v) for v in value)
-    text = str(value)
-    return f"{text[:2]}…({len(text)} chars)" if len(text) > 8 else "****"
 
 
 def read_environment(dotenv_path: str | os.PathLike[str] | None = ".env",
@@ -172,6 +166,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         generators_file=Path(env.text("GENERATORS_FILE", "tweetbot.toml")),
         platform=env.platform(),
         database_url=env.database_url("DATABASE_URL"),
+        metrics_token=env.secret("METRICS_TOKEN") if env.text("METRICS_TOKEN", "") else None,
     )
 
 

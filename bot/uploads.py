@@ -24,6 +24,7 @@ from bot.outcomes import mark_failed
 from bot.settings import MEDIA_SCOPE
 from bot.store import BROKEN, RecordMissing, Repository
 from bot.tokens import TokenKeeper, backoff
+from bot.when import format_utc
 from bot.xclient import XApi, XBadRequest, XError, XForbidden, XMediaFailed, XRateLimited
 
 log = logging.getLogger("tweetbot.uploads")
@@ -143,7 +144,7 @@ class Uploader:
         if isinstance(exc, XRateLimited):
             retry_at = max(retry_at, exc.reset_at)
         self._failures[post.id] = (failures, retry_at)
-        reason = f"uploading its media failed ({exc}); trying again at {to_iso(retry_at)}"
+        reason = f"uploading its media failed ({exc}); trying again at {format_utc(retry_at)}"
         with self.store.transaction():
             current = self.store.get_post(post.id)
             if current is not None and current.status == SCHEDULED:

@@ -33,6 +33,8 @@ _IN = re.compile(r"^in\s+(?P<count>\d+)\s*(?P<unit>[a-z]+)$")
 _UNITS = {"m": "minutes", "min": "minutes", "mins": "minutes", "minute": "minutes", "minutes": "minutes",
           "h": "hours", "hour": "hours", "hours": "hours", "d": "days", "day": "days", "days": "days"}
 
+MAX_AHEAD_YEARS = 100
+MAX_AHEAD = timedelta(days=round(365.25 * MAX_AHEAD_YEARS))  # later is a typo, and near year 9999 sums overflow
 EXAMPLES = '"2026-12-01 09:00", "tomorrow 09:00", "mon 09:00", "now", "in 2 hours", optionally followed by a zone'
 
 
@@ -54,12 +56,17 @@ def parse_when(text: str, zone: tzinfo | str, now: datetime) -> datetime:
     words, named = _split_zone(cleaned)
     body = " ".join(words)
     try:
-        moment = _parse_body(body.lower(), body, named or home, now)
+        try:
+            moment = _parse_body(body.lower(), body, named or home, now).astimezone(timezone.utc)
+        except OverflowError:  # past datetime's year 1 or 9999, or a timedelta beyond its range
+            raise WhenError(f"out of range: tweetbot takes times from now to {MAX_AHEAD_YEARS} years ahead") from None
         if named is not None and _names_own_offset(body):
             raise WhenError("it names two time zones")
+        if moment - now > MAX_AHEAD:
+            raise WhenError(f"too far ahead: tweetbot takes times from now to {MAX_AHEAD_YEARS} years ahead")
     except WhenError as exc:
         raise WhenError(f"{text.strip()!r}: {exc}") from None
-    return moment.astimezone(timezone.utc)
+    return moment
 
 
 def zone_named(name: str) -> tzinfo | None:
@@ -107,6 +114,12 @@ def format_local(moment: datetime | None, zone: tzinfo | str) -> str:
         return "-"
     local = moment.astimezone(ZoneInfo(zone) if isinstance(zone, str) else zone)
     return local.strftime("%Y-%m-%d %H:%M ") + (local.tzname() or zone_label(local.tzinfo))  # type: ignore[arg-type]
+
+
+def format_utc(moment: datetime | None) -> str:
+    """`moment` in UTC as a person reads it, "2026-12-02 14:05 UTC", for a message written where the
+    operator's zone is not at hand (the worker's hold and retry reasons, kept on the post)."""
+    return format_local(moment, timezone.utc)
 
 
 def relative(moment: datetime | None) -> str:
@@ -183,10 +196,23 @@ def _iso(body: str, zone: tzinfo) -> datetime | None:
     return local_wall_time(parsed.date(), parsed.time(), zone)
 
 
+_TWELVE_HOUR = re.compile(r"^(?P<hour>\d{1,2})(?::(?P<minute>\d{2}))?\s*(?P<half>[ap])\.?m\.?$", re.IGNORECASE)
+
+
+def clock_expected(text: str) -> str:
+    """What a time of day is written as, for a refusal of `text`: "HH:MM on a 24-hour clock, e.g. 09:00";
+    a 12-hour time ("9am", "9:30 pm") gets its 24-hour spelling as the example."""
+    twelve = _TWELVE_HOUR.match(text.strip())
+    if twelve and 1 <= int(twelve["hour"]) <= 12 and int(twelve["minute"] or 0) <= 59:
+        hour = int(twelve["hour"]) % 12 + (12 if twelve["half"].lower() == "p" else 0)
+        return f"HH:MM on a 24-hour clock: {hour:02d}:{twelve['minute'] or '00'} for {text.strip()}"
+    return "HH:MM on a 24-hour clock, e.g. 09:00 or 17:30"
+
+
 def _clock(text: str) -> time:
     match = _CLOCK.match(text)
     if not match:
-        raise WhenError(f"{text!r} is not a time of day (expected HH:MM)")
+        raise WhenError(f"{text!r} is not a time of day (expected {clock_expected(text)})")
     hour, minute, second = int(match["hour"]), int(match["minute"]), int(match["second"] or 0)
     if hour > 23 or minute > 59 or second > 59:
         raise WhenError(f"{text!r} is not a time of day (expected HH:MM, 00:00 to 23:59)")

@@ -59,6 +59,22 @@ def test_check_masks_secrets_and_says_which_x(tmp_path: Path) -> None:
             assert line.split("=", 1)[1] not in result.stdout
     assert "DYNO" not in result.stdout
 
+
+def test_check_shows_neither_a_secrets_first_characters_nor_its_length(tmp_path: Path) -> None:
+    tweetbot(tmp_path, "init")
+    values = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    result = tweetbot(tmp_path, "check", env={"X_CLIENT_ID": "abc", "X_CLIENT_SECRET": "a-client-secret-value",
+                                              "METRICS_TOKEN": ""})
+    assert result.returncode == 0, result.stderr
+    shown = dict(line.split(None, 1) for line in result.stdout.splitlines() if line[:1].islower() and " " in line)
+    assert {name: shown[name] for name in ("secret_key", "token_keys", "admin_password", "x_client_secret",
+                                           "metrics_token")} == {
+        "secret_key": "set", "token_keys": "set", "admin_password": "set", "x_client_secret": "set",
+        "metrics_token": "not set"}
+    for secret in (*values.values(), "a-client-secret-value"):
+        assert secret[:2] + "…" not in result.stdout and f"({len(secret)} chars)" not in result.stdout
+
     real = tweetbot(tmp_path, "check", env={"X_CLIENT_ID": "abc", "DYNO": "web.1"})
     assert "Talks to X at https://api.twitter.com" in real.stdout
     assert "warning: DYNO is set" in real.stdout
@@ -85,13 +101,19 @@ def test_without_a_dotenv_commands_that_need_settings_say_how_to_fix_it(tmp_path
 
 @pytest.mark.parametrize("text, code, shown", [
     ("hello", 0, "5/280 weighted characters: fits"),
-    ("界" * 141, 1, "282/280 weighted characters: does not fit"),
+    ("界" * 141, 1, "282/280 weighted characters: does not fit (2 too many)"),
     ("x" * 256 + " https://example.com/a/long/path/that/counts/as/23", 0, "280/280 weighted characters: fits"),
+    ("", 1, "0/280 weighted characters: cannot be posted: it is empty"),
+    ("  \n ", 1, "4/280 weighted characters: cannot be posted: it is empty"),
+    ("bell\x07", 1, "5/280 weighted characters: cannot be posted: it contains a control character U+0007 at "
+                    "position 4 (only newlines and tabs may be in a post)"),
+    ("a\ufffeb", 1, "4/280 weighted characters: cannot be posted: it contains an invalid character U+FFFE at "
+                    "position 1"),
 ])
 def test_count(tmp_path: Path, text: str, code: int, shown: str) -> None:
     result = tweetbot(tmp_path, "count", text)
     assert result.returncode == code
-    assert result.stdout.startswith(shown)
+    assert result.stdout == shown + "\n"  # one verdict, said once
 
 
 # --- check on a PaaS: the platform comes from the variable it sets in every process --------

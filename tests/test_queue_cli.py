@@ -40,7 +40,7 @@ def test_post_without_a_time_or_slots_is_due_now(folder: BotFolder) -> None:
     (("post", "hi", "--account", "@carol"), "no account @carol (connected: @alice, @bob)"),
     (("post", "hi"), "there are several accounts: say which with --account (@alice, @bob)"),
     (("post", "界" * 141, "--account", "bob"), "the post is too long or invalid: 282 of 280 weighted characters"),
-    (("post", "   ", "--account", "bob"), "the post is too long or invalid: empty post"),
+    (("post", "   ", "--account", "bob"), "the post is empty"),
     (("post", "--account", "bob"), "give either TEXT or --thread-file"),
 ])
 def test_refused_posts_say_why_and_queue_nothing(folder: BotFolder, args: tuple[str, ...], reason: str) -> None:

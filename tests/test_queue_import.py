@@ -80,7 +80,7 @@ def test_every_bad_row_is_named_with_its_reason(folder: BotFolder) -> None:
     assert "not a time we understand" in found[4]
     assert "is in the past" in found[5]
     assert "282 of 280 weighted characters" in found[6]
-    assert "empty post" in found[7]
+    assert found[7] == "text is empty"
     assert "@alice has no slots" in found[8]
     assert str(refused.value) == "6 bad rows; nothing was queued"
     assert folder.store().queued_posts() == []

@@ -396,18 +396,17 @@ def test_a_load_that_fails_midway_leaves_the_database_empty(tmp_path: Path, data
 
 def copy_a_text_postgres_cannot_keep(tmp_path: Path, database_url: str) -> tuple[subprocess.CompletedProcess[str],
                                                                                     StoreAt]:
-    """A file store whose thread (queued by `tweetbot post --thread-file`) has a NUL in its text, which the
-    file store keeps and PostgreSQL's jsonb refuses, copied into PostgreSQL after 10 accounts and 1,000 posts."""
+    """A file store whose thread has a NUL in its text, which the file store keeps and PostgreSQL's jsonb
+    refuses, copied into PostgreSQL after 10 accounts and 1,000 posts. The queue refuses a NUL since issue 12
+    (tests/test_queue_messages.py), so the thread goes into the store directly, as one queued before did."""
     source = StoreAt(FILE, str(tmp_path / "source" / "tweetbot.json"))
     store = source.open()
     fill(store)
+    copier1 = next(account for account in store.list_accounts() if account.username == "Copier1")
+    store.add_posts([Post(id=0, account_id=copier1.user_id, parts=("hello\x00world", "second part"),
+                          due_at=utcnow() + timedelta(days=1))])
     store.close()
     env = env_for(tmp_path, source)
-    (tmp_path / "thread.txt").write_bytes(b"hello\x00world\n---\nsecond part\n")
-    queued = subprocess.run([TWEETBOT, "post", "--thread-file", str(tmp_path / "thread.txt"), "--account",
-                             "@Copier1", "--at", "tomorrow 09:00"], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=60)
-    assert queued.returncode == 0, queued.stderr  # the file store keeps it; PostgreSQL cannot
     return run_copy(env, tmp_path, database_url), StoreAt(POSTGRES, database_url, key=source.key)
 
 
