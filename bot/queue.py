@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from bot.media import MediaError, MediaFile, check_media
+from bot.media import MediaError, MediaFile, can_post_media, check_media
 from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store import Repository
 from bot.when import format_local
@@ -239,3 +239,37 @@ def requeued_posts(store: Repository) -> dict[int, int]:
         if new_id and event.post_id is not None:
             found.setdefault(int(event.post_id), int(new_id.group(1)))
     return found
+
+
+EDITED_EVENT = "edited"
+
+
+def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str], due_at: datetime,
+              now: datetime | None = None) -> Post:
+    """Change a scheduled post's account, parts and time, checked as `draft` checks a new post; its media stay
+    on their parts (a part that carries media cannot be dropped, and the account must be able to post media).
+
+    Refused: a post being sent, a finished one, and a thread X already has a part of.
+    A new account drops the media ids uploaded for the old one (X ties them to their uploader).
+    """
+    now = now or utcnow()
+    with store.transaction():
+        post = waiting_post(store, post_id)
+        if post.status != SCHEDULED:
+            raise QueueError(f"post {post_id} is already {post.status}")
+        if any(post.tweet_ids):
+            raise QueueError(f"post {post_id} is partly at X already: it cannot be edited")
+        checked = draft(store, account, parts, due_at, now, post.source)
+        with_media = [n for n, part in enumerate(post.media, start=1) if part]
+        if with_media and with_media[-1] > len(checked.parts):
+            raise QueueError(f"part {with_media[-1]} carries media: keep that part, or cancel the post")
+        found = store.get_account(checked.account_id)
+        if with_media and found is not None and not can_post_media(found):
+            raise QueueError(f"{found.handle} cannot post media: reconnect it first")
+        changes: dict = {"account_id": checked.account_id, "parts": checked.parts, "due_at": checked.due_at,
+                         "next_attempt_at": None}
+        if checked.account_id != post.account_id:
+            changes["uploads"] = {}
+        edited = store.update_post(post_id, **changes)
+        store.record_event(EDITED_EVENT, edited.account_id, post_id, at=now)
+    return edited

@@ -362,3 +362,42 @@ def test_the_dashboard_follows_the_worker_without_a_reload_and_rests_in_a_hidden
         page.evaluate(SHOW_TAB)
         wait_until(lambda: page.evaluate("window.tweetbotLive.polls") and len(polls) > before, 10,
                    "polling to resume when the tab is visible again")
+
+
+def test_an_edited_post_goes_out_with_the_new_text(tmp_path: Path, sandbox: SandboxControl) -> None:
+    env = web_env(tmp_path, sandbox)
+    with gunicorn(tmp_path, sandbox, workers=2, env=env) as server, chromium() as browser:
+        store = open_store(server.settings)
+        dave = connect_user(store, sandbox, sandbox.create_users(1, "editor")[0])
+        [post] = store.add_posts([Post(id=0, account_id=dave.user_id, parts=("the old words",),
+                                       due_at=utcnow() + timedelta(days=1))])
+        page = browser.new_page()
+        sign_in(page, server.url)
+        row = page.locator(f'#queue tr.post[data-post="{post.id}"]')
+        row.locator("a", has_text="Edit").click()
+        expect(page.locator("#part-1")).to_have_value("the old words")
+        page.fill("#part-1", "x" * 281)
+        page.click("#save-post")
+        expect(page.locator("#edit .flash.error")).to_contain_text("Not saved: the post is too long or invalid")
+        page.fill("#part-1", "the new words, edited in a real browser")
+        page.fill("#part-2", "and a part added while editing")
+        page.screenshot(path=str(tmp_path / "edit.png"), full_page=True)
+        page.click("#save-post")
+        expect(page.locator(".flash.ok")).to_contain_text(f"Saved post {post.id}: @{dave.username}, tomorrow")
+        expect(row.locator(".text")).to_contain_text("the new words, edited in a real browser")
+        row.locator("button", has_text="Post now").click()
+        expect(page.locator(".flash.ok")).to_contain_text("is due now")
+
+        worker = WorkerProcess(env, tmp_path)
+        try:
+            worker.wait_started()
+            wait_until(lambda: (store.get_post(post.id) or post).status == POSTED
+                       or post.id in [p.id for p in store.history(5) if p.status == POSTED], 60, "the worker to post it")
+            assert worker.terminate() == 0, worker.log()
+        finally:
+            worker.stop_quietly()
+        expect(page.locator(f'#history tr.post.posted[data-post="{post.id}"]')).to_have_count(1)
+
+    texts = [p["text"] for p in sandbox.posts(dave.username)]
+    assert texts == ["the new words, edited in a real browser", "and a part added while editing"]
+    assert (tmp_path / "edit.png").stat().st_size > 5_000

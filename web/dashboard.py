@@ -43,6 +43,7 @@ from web.display import (
     failure_view,
     local_time,
     media_count,
+    past_reason,
     slots_view,
     zone_names,
 )
@@ -164,6 +165,9 @@ def _queue(form: Compose, parts: list[str], media: list[list[MediaFile]]) -> Pos
     if form.when == SLOT:
         return queue_in_next_slot(store(), form.account, parts, now, source="web", media=media)
     due_at = parse_when(form.due_at, settings().zone, now)
+    past = past_reason(due_at, now, settings().zone)
+    if past:
+        raise queue.QueueError(past)  # said on the operator's clock (the queue's own words give ISO)
     return queue.queue_post(store(), form.account, parts, due_at, source="web", media=media)
 
 

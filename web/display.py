@@ -153,6 +153,14 @@ def when_text(moment: datetime | None, now: datetime, zone: ZoneInfo) -> str:
     return f"{clock_text(moment, now, zone)}, {span_words(moment, now)}"
 
 
+PAST_GRACE = timedelta(seconds=60)  # as bot.queue's: "now" typed a moment ago is still now
+
+
+def past_reason(moment: datetime, now: datetime, zone: ZoneInfo) -> str | None:
+    """"Wed 2020-01-01 09:00 UTC is in the past" (the operator's clock, never ISO), or None when it is ahead."""
+    return f"{clock_text(moment, now, zone)} is in the past" if moment < now - PAST_GRACE else None
+
+
 def ago(moment: datetime | None, now: datetime) -> str:
     """"just now", "12 min ago", "never"."""
     if moment is not None and abs((now - moment).total_seconds()) < 60:

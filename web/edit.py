@@ -1,0 +1,126 @@
+"""Editing a queued post: its text, its parts, its time (or the account's next free slot), its account.
+
+`GET /posts/<id>/edit` shows the post in a form; `POST` changes it through
+`bot.queue.edit_post`, which checks it as a new post is checked (`draft`: the
+account can post, every part fits X's rules, the time is ahead), so the edit form
+refuses what compose refuses, with the same reason. A post being sent, or already
+finished, cannot be edited. The post's media stay on their parts and are shown here.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from bot import queue
+from bot.models import DISCONNECTED, SCHEDULED, Post, utcnow
+from bot.schedules import NoSlots, load_slots
+from bot.when import WhenError, parse_when
+from web import settings, store
+from web.display import clock_text, media_fields, past_reason
+from web.panels import back_target
+from xtext import MAX_WEIGHTED_LENGTH
+
+log = logging.getLogger("tweetbot.web.edit")
+bp = Blueprint("edit", __name__)
+
+AT, SLOT = "at", "slot"
+
+
+@dataclass
+class EditForm:
+    account: str
+    parts: list[str]
+    due_at: str
+    when: str = AT
+    back: str = ""
+    media: tuple[Any, ...] = field(default=())
+
+
+def form_of(post: Post, back: str) -> EditForm:
+    local = post.due_at.astimezone(settings().zone)
+    return EditForm(account=post.account_id, parts=list(post.parts), due_at=local.strftime("%Y-%m-%dT%H:%M"),
+                    back=back, media=media_fields(post).get("media", ()))
+
+
+def render_edit(post: Post, form: EditForm, error: str | None = None, status: int = 200) -> ResponseReturnValue:
+    now, zone = utcnow(), settings().zone
+    accounts = [a for a in store().list_accounts() if a.status != DISCONNECTED]
+    with_slots = [a.handle for a in accounts if load_slots(store(), a.user_id) is not None]
+    return render_template("edit.html", post=post, form=form, error=error, accounts=accounts,
+                           with_slots=with_slots, zone=settings().timezone, max_length=MAX_WEIGHTED_LENGTH,
+                           due=clock_text(post.due_at, now, zone)), status
+
+
+def refused(post_id: int, reason: str, back: str) -> ResponseReturnValue:
+    flash(f"Not edited: {reason}.", "error")
+    return redirect(back or url_for("dashboard.index"), 303)
+
+
+def free_slot_for(post_id: int, account_id: str, now: datetime) -> datetime:
+    """The account's earliest slot after `now` that no other queued post holds (this post's own slot is free
+    to it), or `NoSlots`."""
+    schedule = load_slots(store(), account_id)
+    if schedule is None:
+        raise NoSlots(account_id)
+    taken = {p.due_at for p in store().queued_posts(account_id) if p.id != post_id}
+    return next(moment for moment in schedule.times_after(now) if moment not in taken)
+
+
+@bp.get("/posts/<int:post_id>/edit")
+def edit(post_id: int) -> ResponseReturnValue:
+    back = back_target(request.args.get("back"))
+    post = store().get_post(post_id)
+    if post is None:
+        return refused(post_id, f"no post {post_id}", back)
+    if post.status != SCHEDULED:
+        why = "is being sent right now" if post.status == "sending" else f"is already {post.status}"
+        return refused(post_id, f"post {post_id} {why}", back)
+    return render_edit(post, form_of(post, back))
+
+
+@bp.post("/posts/<int:post_id>/edit")
+def save(post_id: int) -> ResponseReturnValue:
+    back = back_target(request.form.get("back"))
+    post = store().get_post(post_id)
+    if post is None:
+        return refused(post_id, f"no post {post_id}", back)
+    texts = [p.replace("\r\n", "\n") for p in request.form.getlist("part")]
+    parts = [t for t in texts if t.strip()]
+    form = EditForm(account=request.form.get("account", ""), parts=texts or [""],
+                    due_at=request.form.get("due_at", "").strip(),
+                    when=SLOT if request.form.get("when") == SLOT else AT, back=back,
+                    media=media_fields(post).get("media", ()))
+    now = utcnow()
+    try:
+        with store().transaction():
+            if form.when == SLOT:
+                found = store().find_account(form.account)
+                if found is None:
+                    raise queue.QueueError(f"no account {form.account}")
+                due_at = free_slot_for(post_id, found.user_id, now)
+            else:
+                due_at = parse_when(form.due_at, settings().zone, now)
+                past = past_reason(due_at, now, settings().zone)
+                if past:
+                    raise queue.QueueError(past)
+            for index, text in enumerate(texts):
+                if post.media_of(index) and not text.strip():
+                    raise queue.QueueError(f"part {index + 1} carries media: keep its text, or cancel the post")
+            edited = queue.edit_post(store(), post_id, form.account, parts, due_at, now)
+    except NoSlots:
+        found = store().find_account(form.account)
+        handle = found.handle if found else "this account"
+        return render_edit(post, form, f"Not saved: {handle} has no slots: set them under Slots, or give a time.",
+                           400)
+    except (WhenError, queue.QueueError) as exc:
+        return render_edit(post, form, f"Not saved: {exc}.", 400)
+    log.info("post %s edited", post_id)
+    account = store().get_account(edited.account_id)
+    who = f"{account.handle}, " if account else ""
+    flash(f"Saved post {post_id}: {who}{clock_text(edited.due_at, now, settings().zone)}.", "ok")
+    return redirect(back or url_for("dashboard.index"), 303)
