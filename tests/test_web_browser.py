@@ -128,11 +128,22 @@ def test_connect_compose_and_disconnect_in_a_real_browser(tmp_path: Path, sandbo
         expect(slotted).not_to_contain_text(first_slot.split(" (")[0])
         pages.append(page.content())
         page.screenshot(path=str(tmp_path / "dashboard.png"), full_page=True)
-        slotted.locator("button", has_text="Cancel").click()
+        slotted.locator("a", has_text="Cancel").click()
+        expect(page.locator("#confirm h1")).to_have_text(re.compile(r"Cancel post \d+\?"))
+        page.click("#confirm-button")
         expect(page.locator(".flash.ok")).to_contain_text("Canceled post")
         expect(queued).to_have_count(1)
 
-        row.locator("button", has_text="Disconnect").click()
+        row.locator("a", has_text="Disconnect").click()  # asks first: nothing is revoked yet
+        expect(page.locator("#confirm h1")).to_have_text("Disconnect @sandbox_bob?")
+        expect(page.locator("#confirm")).to_contain_text("This revokes @sandbox_bob's tokens at X")
+        page.screenshot(path=str(tmp_path / "confirm-disconnect.png"), full_page=True)
+        assert [c["status"] for c in sandbox.state("chains")["chains"]] == ["active"]
+        page.click("#confirm-back")
+        expect(row.locator(".status")).to_contain_text("active")
+        assert [c["status"] for c in sandbox.state("chains")["chains"]] == ["active"]
+        row.locator("a", has_text="Disconnect").click()
+        page.click("#confirm-button")
 
         expect(page.locator(".flash.ok")).to_contain_text("Disconnected @sandbox_bob")
         expect(row.locator(".status")).to_contain_text("disconnected")

@@ -240,3 +240,50 @@ def test_the_counter_rules_come_from_bot_text(browser: Browser) -> None:
     assert rules["config"]["maxWeightedTweetLength"] == 280 and rules["config"]["transformedURLLength"] == 23
     assert {"com", "co", "jp", "рф", "みんな"} <= set(rules["tlds"])
     assert weighted_length("see example.com") == 4 + 23  # the rule the list feeds
+
+
+def test_disconnect_asks_first_and_revokes_only_when_confirmed(sandbox: SandboxControl, app: Flask,
+                                                               browser: Browser) -> None:
+    page = text(browser.connect("sandbox_bob"))
+    bob = account(app.config["TWEETBOT_SETTINGS"], "sandbox_bob")
+    cells = row(page, "@sandbox_bob")
+    assert f'href="/accounts/{bob.user_id}/disconnect"' in cells  # a link to the question, not a POST
+    assert f'action="/accounts/{bob.user_id}/disconnect"' not in cells
+
+    question = text(browser.get(f"/accounts/{bob.user_id}/disconnect"))
+
+    assert "Disconnect @sandbox_bob?" in question and "This revokes @sandbox_bob's tokens at X" in question
+    assert f'<form method="post" action="/accounts/{bob.user_id}/disconnect">' in question
+    assert account(app.config["TWEETBOT_SETTINGS"], "sandbox_bob").status == ACTIVE  # asking changed nothing
+    assert [c["status"] for c in sandbox.state("chains")["chains"] if c["username"] == "sandbox_bob"] == ["active"]
+
+    assert browser.post(f"/accounts/{bob.user_id}/disconnect").status_code == 302
+    assert account(app.config["TWEETBOT_SETTINGS"], "sandbox_bob").status == DISCONNECTED
+    assert [c["status"] for c in sandbox.state("chains")["chains"] if c["username"] == "sandbox_bob"] == ["revoked"]
+    after = row(text(browser.get("/")), "@sandbox_bob")
+    assert "none: disconnected, so nothing is refreshed" in after and "just now" not in after
+    assert "Disconnect" not in after
+
+
+def test_cancel_asks_first_and_cancels_only_when_confirmed(app: Flask, browser: Browser) -> None:
+    browser.connect("sandbox_alice")
+    settings = app.config["TWEETBOT_SETTINGS"]
+    alice = account(settings, "sandbox_alice")
+    [post] = open_store(settings).add_posts([Post(id=0, account_id=alice.user_id, parts=("maybe not", "two"),
+                                                  due_at=utcnow() + timedelta(hours=3))])
+    assert f'href="/posts/{post.id}/cancel"' in text(browser.get("/"))
+
+    question = text(browser.get(f"/posts/{post.id}/cancel"))
+
+    assert f"Cancel post {post.id}?" in question and "“maybe not”" in question and "a thread of 2 parts" in question
+    assert re.search(r"due today \d\d:\d\d UTC, in (2 h 5\d min|3 h)|due tomorrow \d\d:\d\d UTC, in", question)
+    assert open_store(settings).get_post(post.id).status == SCHEDULED
+    assert browser.post(f"/posts/{post.id}/cancel").status_code == 303
+    assert open_store(settings).history(1)[0].status == "canceled"
+    gone = browser.get(f"/posts/{post.id}/cancel")
+    assert gone.status_code == 303 and f"post {post.id} is already canceled" in text(browser.get("/"))
+
+
+def test_the_sandbox_empty_state_names_the_sandbox_consent_page(browser: Browser) -> None:
+    page = text(browser.get("/"))
+    assert "the local sandbox's consent page opens" in page and "sign in at X" not in page

@@ -47,7 +47,7 @@ from web.display import (
     slots_view,
     zone_names,
 )
-from web.panels import PAGE_SIZE, accounts_panel, history_panel, page_number, queue_panel
+from web.panels import PAGE_SIZE, accounts_panel, back_target, history_panel, page_number, queue_panel
 from web.uploads import ACCEPT, Chosen, chosen_of, files_of, limits
 from xtext import MAX_WEIGHTED_LENGTH, V3_JSON
 from xtext.tlds import ALL_TLDS
@@ -179,7 +179,7 @@ def cancel(post_id: int) -> ResponseReturnValue:
         flash(f"Not canceled: {exc}.", "error")
     else:
         flash(f"Canceled post {post_id}.", "ok")
-    return redirect(url_for("dashboard.index"), 303)
+    return redirect(back_target(request.form.get("back")) or url_for("dashboard.index"), 303)
 
 
 @bp.post("/posts/<int:post_id>/now")
@@ -190,10 +190,10 @@ def post_now(post_id: int) -> ResponseReturnValue:
         post = queue.post_now(store(), post_id, now)
     except queue.QueueError as exc:
         flash(f"Not moved: {exc}.", "error")
-        return redirect(url_for("dashboard.index"), 303)
+        return redirect(back_target(request.form.get("back")) or url_for("dashboard.index"), 303)
     log.info("post %s made due now", post_id)
     flash(f"Post {post_id} is due now: the worker sends it on its next round.{_waiting(post, now)}", "ok")
-    return redirect(url_for("dashboard.index"), 303)
+    return redirect(back_target(request.form.get("back")) or url_for("dashboard.index"), 303)
 
 
 @bp.post("/posts/<int:post_id>/retry")
