@@ -30,7 +30,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings: Settings = config.pop("SETTINGS", None) or _settings_or_exit()
     _refuse_an_old_schema(settings)
 
-    from web import auth, confirm, connect, dashboard, edit, fragments, health, media, security, slots, uploads
+    from web import auth, confirm, connect, dashboard, edit, fragments, health, media, metrics, security, slots, uploads
 
     app.config.update(SECRET_KEY=settings.secret_key, TWEETBOT_SETTINGS=settings, MAX_CONTENT_LENGTH=uploads.MAX_BODY)
     app.config.update(config)
@@ -50,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(media.bp)
     app.register_error_handler(RequestEntityTooLarge, uploads.too_large)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     return app
 
 

@@ -1,0 +1,145 @@
+"""`/metrics`: the bot's state in Prometheus' text format, for a scraper or a person signed in.
+
+Everything is read from the store at the moment of the request, through a collector
+registered on a fresh `CollectorRegistry` each time (no process-global state, so every
+gunicorn worker answers the same):
+
+    tweetbot_posts{account,status}                      posts by status (scheduled, sending, posted, failed, canceled)
+    tweetbot_queue_depth                                posts not yet finished (scheduled or sending)
+    tweetbot_next_post_due_seconds                      until the earliest scheduled post is due (< 0: overdue);
+                                                        absent with nothing scheduled
+    tweetbot_accounts{status}                           accounts by token status
+    tweetbot_token_refreshes_total{account}             refreshes stored (the store's `refreshed` events)
+    tweetbot_token_refresh_failures_total{account,kind} failed refreshes: kind="passing" (`refresh_failed`: network,
+                                                        5xx, backed off) or kind="refused" (`needs_reconnect`)
+    tweetbot_worker_heartbeat_age_seconds               since the newest worker heartbeat; absent before the first
+
+Access: a signed-in session (the app's sign-in gate decides, as for any page), or
+`Authorization: Bearer <METRICS_TOKEN>` when that setting is set. A request that carries
+an Authorization header is judged by it alone: a wrong token is a 401, never the sign-in page.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import sys
+from collections import Counter
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, request
+from flask.blueprints import BlueprintSetupState
+from flask.typing import ResponseReturnValue
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, from_iso, utcnow
+from bot.store import Repository
+from web import settings, store
+
+bp = Blueprint("metrics", __name__)
+ENDPOINT = "metrics.metrics"
+POST_STATUSES = (SCHEDULED, SENDING, POSTED, FAILED, CANCELED)
+FAILURE_EVENTS = {"refresh_failed": "passing", "needs_reconnect": "refused"}
+
+
+class StoreCollector(Collector):
+    """The metrics above, read from `repo` when collected."""
+
+    def __init__(self, repo: Repository) -> None:
+        self.repo = repo
+
+    def collect(self) -> Iterator[Metric]:
+        now = utcnow()
+        accounts = self.repo.list_accounts()
+        handles = {account.user_id: account.handle for account in accounts}
+        queued = self.repo.queued_posts()
+        finished = self.repo.history(limit=sys.maxsize)
+
+        posts = GaugeMetricFamily("tweetbot_posts", "Posts by account and status.", labels=["account", "status"])
+        counts = Counter((handles.get(post.account_id, post.account_id), post.status) for post in [*queued, *finished])
+        for handle in sorted({handle for handle, _ in counts} | set(handles.values())):
+            for status in POST_STATUSES:
+                posts.add_metric([handle, status], counts.get((handle, status), 0))
+        yield posts
+
+        yield GaugeMetricFamily("tweetbot_queue_depth", "Posts not yet finished (scheduled or sending).",
+                                value=len(queued))
+        dues = [max(post.due_at, post.next_attempt_at or post.due_at) for post in queued if post.status == SCHEDULED]
+        if dues:
+            yield GaugeMetricFamily("tweetbot_next_post_due_seconds",
+                                    "Seconds until the earliest scheduled post is due (negative: overdue).",
+                                    value=(min(dues) - now).total_seconds())
+
+        by_status = GaugeMetricFamily("tweetbot_accounts", "Accounts by token status.", labels=["status"])
+        for status, number in sorted(Counter(account.status for account in accounts).items()):
+            by_status.add_metric([status], number)
+        yield by_status
+
+        refreshes = CounterMetricFamily("tweetbot_token_refreshes", "Token refreshes stored, by account.",
+                                        labels=["account"])
+        refreshed = Counter(event.account_id for event in self.repo.events(limit=sys.maxsize, kind="refreshed"))
+        for handle, number in self._per_account(refreshed, handles):
+            refreshes.add_metric([handle], number)
+        yield refreshes
+
+        failures = CounterMetricFamily("tweetbot_token_refresh_failures",
+                                       "Failed token refreshes by account: passing (backed off) or refused by X.",
+                                       labels=["account", "kind"])
+        for event_kind, kind in FAILURE_EVENTS.items():
+            failed = Counter(event.account_id for event in self.repo.events(limit=sys.maxsize, kind=event_kind))
+            for handle, number in self._per_account(failed, handles):
+                failures.add_metric([handle, kind], number)
+        yield failures
+
+        beat = from_iso(self.repo.get_meta("worker_heartbeat"))
+        if beat is not None:
+            yield GaugeMetricFamily("tweetbot_worker_heartbeat_age_seconds",
+                                    "Seconds since the newest worker heartbeat.", value=(now - beat).total_seconds())
+
+    @staticmethod
+    def _per_account(counted: Counter[str | None], handles: dict[str, str]) -> list[tuple[str, int]]:
+        """Every account (0 for none) and any gone account still in the events, by handle."""
+        totals: Counter[str] = Counter({handle: 0 for handle in handles.values()})
+        for account_id, number in counted.items():
+            if account_id is not None:
+                totals[handles.get(account_id, account_id)] += number
+        return sorted(totals.items())
+
+
+def metrics_response() -> Response:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(StoreCollector(store()))
+    return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST,
+                    headers={"Cache-Control": "no-store"})
+
+
+def _token_matches(given: str, expected: str) -> bool:
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
+
+
+def bearer_gate() -> ResponseReturnValue | None:
+    """Before every other check of a request: `/metrics` with an Authorization header is answered
+    here, by the token alone. Anything else goes on to the app's own checks (sign-in among them)."""
+    if request.endpoint != ENDPOINT or "Authorization" not in request.headers:
+        return None
+    scheme, _, given = request.headers["Authorization"].partition(" ")
+    expected = settings().metrics_token
+    if expected and scheme.lower() == "bearer" and _token_matches(given.strip(), expected):
+        return metrics_response()
+    reason = "wrong token" if expected else "METRICS_TOKEN is not set: sign in instead"
+    return Response(f"401 Unauthorized: {reason}\n", 401, content_type="text/plain; charset=utf-8",
+                    headers={"WWW-Authenticate": 'Bearer realm="tweetbot metrics"', "Cache-Control": "no-store"})
+
+
+@bp.record_once
+def _gate_first(state: BlueprintSetupState) -> None:
+    # First of the app's before-request functions, so the sign-in gate never redirects a scraper.
+    state.app.before_request_funcs.setdefault(None, []).insert(0, bearer_gate)
+
+
+@bp.get("/metrics")
+def metrics() -> ResponseReturnValue:
+    """For a signed-in session (the sign-in gate has let it through)."""
+    return metrics_response()
