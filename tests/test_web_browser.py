@@ -28,6 +28,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bot import queue
 from bot.models import POSTED, Post, utcnow
+from bot.schedules import parse_slots, save_slots
 from xtext import parse_post, weighted_length
 
 from sandbox_helpers import SandboxControl
@@ -412,3 +413,85 @@ def test_an_edited_post_goes_out_with_the_new_text(tmp_path: Path, sandbox: Sand
     texts = [p["text"] for p in sandbox.posts(dave.username)]
     assert texts == ["the new words, edited in a real browser", "and a part added while editing"]
     assert (tmp_path / "edit.png").stat().st_size > 5_000
+
+
+def test_a_post_queued_in_a_calendar_slot_goes_out_and_its_cell_turns_posted_without_a_reload(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    env = web_env(tmp_path, sandbox)
+    with gunicorn(tmp_path, sandbox, workers=2, env=env) as server, chromium() as browser:
+        store = open_store(server.settings)
+        erin = connect_user(store, sandbox, sandbox.create_users(1, "calendar")[0])
+        save_slots(store, erin.user_id, parse_slots("daily 09:00", "UTC"))
+        page = browser.new_page()
+        sign_in(page, server.url)
+        page.click("nav.pages a:has-text('Calendar')")
+        expect(page.locator("#calendar h1")).to_have_text("Calendar")
+        slot = page.locator("li.item.slot a.slot-box").first
+        expect(slot).to_contain_text(f"09:00 @{erin.username}: empty slot")
+        slots_before = page.locator("li.item.slot").count()
+        page.screenshot(path=str(tmp_path / "calendar.png"), full_page=True)
+        slot.click()
+        expect(page.locator("#account")).to_have_value(erin.user_id)
+        expect(page.locator("#due_at")).to_have_value(re.compile(r"T09:00$"))
+        page.fill("#part-1", "filled from an empty calendar slot")
+        page.click("#queue-post")
+        expect(page).to_have_url(server.url + "/calendar")
+        [post] = store.queued_posts(erin.user_id)
+        cell = page.locator(f'li.item[data-post="{post.id}"]')
+        expect(cell).to_have_class(re.compile(r"\bscheduled\b"))
+        expect(page.locator("li.item.slot")).to_have_count(slots_before - 1)
+        cell.locator("button", has_text="Post now").click()
+        expect(page.locator(".flash.ok")).to_contain_text("is due now")
+        page.evaluate("window.notReloaded = true")
+
+        worker = WorkerProcess(env, tmp_path)
+        try:
+            worker.wait_started()
+            expect(cell).to_have_class(re.compile(r"\bposted\b"), timeout=60_000)
+            assert worker.terminate() == 0, worker.log()
+        finally:
+            worker.stop_quietly()
+        sent = store.get_post(post.id)
+        assert sent is not None and sent.status == POSTED
+        expect(cell.locator(".state a")).to_have_attribute(
+            "href", f"{sandbox.url}/{erin.username}#post-{sent.tweet_ids[0]}")
+        assert page.evaluate("window.notReloaded") is True
+    assert [p["text"] for p in sandbox.posts(erin.username)] == ["filled from an empty calendar slot"]
+
+
+def test_every_page_fits_a_phone_and_a_desktop(tmp_path: Path, sandbox: SandboxControl) -> None:
+    env = web_env(tmp_path, sandbox)
+    with gunicorn(tmp_path, sandbox, workers=2, env=env) as server, chromium() as browser:
+        store = open_store(server.settings)
+        frank = connect_user(store, sandbox, sandbox.create_users(1, "phonewidth")[0])
+        save_slots(store, frank.user_id, parse_slots("mon-fri 09:00,13:00; sat 11:00", "Europe/Berlin"))
+        long_words = "Supercalifragilisticexpialidocious internationalisation " * 4
+        [post, *_] = store.add_posts([
+            Post(id=0, account_id=frank.user_id, parts=(long_words, "https://example.com/" + "a" * 80),
+                 due_at=utcnow() + timedelta(days=n + 1)) for n in range(3)])
+        store.add_posts([Post(id=0, account_id=frank.user_id, parts=("went out " + long_words,), status=POSTED,
+                              due_at=utcnow(), posted_at=utcnow(), tweet_ids=("1860000000000000009",))])
+        pages = {"dashboard": "/", "calendar": "/calendar", "edit": f"/posts/{post.id}/edit",
+                 "confirm-disconnect": f"/accounts/{frank.user_id}/disconnect",
+                 "confirm-cancel": f"/posts/{post.id}/cancel"}
+        for width, height in ((390, 844), (1280, 800)):
+            context = browser.new_context(viewport={"width": width, "height": height})
+            page = context.new_page()
+            page.goto(server.url + "/signin")
+            assert page.evaluate("document.documentElement.scrollWidth") <= width
+            page.screenshot(path=str(tmp_path / f"signin-{width}.png"), full_page=True)
+            sign_in(page, server.url)
+            for name, path in pages.items():
+                page.goto(server.url + path)
+                page.wait_for_load_state("load")
+                wide = page.evaluate("document.documentElement.scrollWidth")
+                assert wide <= width, f"{name} is {wide} px wide at {width} px"
+                unlabelled = page.evaluate("""() => [...document.querySelectorAll('input, select, textarea')]
+                    .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+                    .map(e => e.name || e.id)""")
+                assert unlabelled == [], f"{name}: controls without a label: {unlabelled}"
+                page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
+            context.close()
+    for name in [*pages, "signin"]:
+        for width in (390, 1280):
+            assert (tmp_path / f"{name}-{width}.png").stat().st_size > 5_000

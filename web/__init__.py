@@ -30,7 +30,21 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     settings: Settings = config.pop("SETTINGS", None) or _settings_or_exit()
     _refuse_an_old_schema(settings)
 
-    from web import auth, confirm, connect, dashboard, edit, fragments, health, media, metrics, security, slots, uploads
+    from web import (
+        auth,
+        calendar,
+        confirm,
+        connect,
+        dashboard,
+        edit,
+        fragments,
+        health,
+        media,
+        metrics,
+        security,
+        slots,
+        uploads,
+    )
 
     app.config.update(SECRET_KEY=settings.secret_key, TWEETBOT_SETTINGS=settings, MAX_CONTENT_LENGTH=uploads.MAX_BODY)
     app.config.update(config)
@@ -46,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(fragments.bp)
     app.register_blueprint(edit.bp)
     app.register_blueprint(confirm.bp)
+    app.register_blueprint(calendar.bp)
     app.register_blueprint(slots.bp)
     app.register_blueprint(media.bp)
     app.register_error_handler(RequestEntityTooLarge, uploads.too_large)

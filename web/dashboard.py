@@ -22,6 +22,7 @@ once the post is accepted. After a refusal the page lists the files that were se
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -70,6 +71,7 @@ class Compose:
     due_at: str = ""
     when: str = AT
     media: list[list[Chosen]] = field(default_factory=list)  # per part, what was sent (after a refusal)
+    back: str = ""  # where to go once queued (the calendar a slot was picked in)
 
     def chosen(self, index: int) -> list[Chosen]:
         """The files sent for part `index` (0-based), to list again after a refusal."""
@@ -88,7 +90,12 @@ class SlotForm:
 
 @bp.get("/")
 def index() -> ResponseReturnValue:
-    return render_dashboard(Compose())
+    """The dashboard; `?account=<id>&at=<local time>&back=/calendar…` prefill the compose form (a calendar slot)."""
+    at = request.args.get("at", "")
+    prefill = Compose(account=request.args.get("account", ""),
+                      due_at=at if re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d", at) else "",
+                      back=back_target(request.args.get("back")))
+    return render_dashboard(prefill)
 
 
 def render_dashboard(compose: Compose, error: str | None = None, status: int = 200,
@@ -134,7 +141,8 @@ def compose() -> ResponseReturnValue:
     sent = files_of(request.files, request.form, len(texts))
     form = Compose(account=request.form.get("account", ""), parts=texts,
                    due_at=request.form.get("due_at", "").strip(),
-                   when=SLOT if request.form.get("when") == SLOT else AT, media=chosen_of(sent))
+                   when=SLOT if request.form.get("when") == SLOT else AT, media=chosen_of(sent),
+                   back=back_target(request.form.get("back")))
     parts, media = kept_parts(texts, sent)
     try:
         post = _queue(form, parts, media)
@@ -150,7 +158,7 @@ def compose() -> ResponseReturnValue:
     slot = " (the account's next free slot)" if form.when == SLOT else ""
     log.info("queued post %s for %s", post.id, post.due_at.isoformat())
     flash(f"Queued {kind} for {local_time(post.due_at, settings().zone)}{slot}.", "ok")
-    return redirect(url_for("dashboard.index"), 303)
+    return redirect(form.back or url_for("dashboard.index"), 303)
 
 
 def kept_parts(texts: list[str], media: list[list[MediaFile]]) -> tuple[list[str], list[list[MediaFile]]]:

@@ -33,3 +33,9 @@ def queue() -> ResponseReturnValue:
 @bp.get("/history")
 def history() -> ResponseReturnValue:
     return fragment("_history.html", history_panel(page_number(request.args.get("page"))))
+
+
+@bp.get("/calendar")
+def calendar() -> ResponseReturnValue:
+    from web.calendar import calendar_context  # the calendar imports this blueprint's URLs, not this module
+    return fragment("_calendar.html", calendar_context(request.args.get("account")))
