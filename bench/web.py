@@ -1,13 +1,13 @@
-"""The dashboard under gunicorn: memory of a worker and response time, with a full store.
+"""The dashboard and the calendar under gunicorn: memory of a worker and response time, with a full store.
 
-    .venv/bin/python bench/web.py [--requests 100] [--accounts 50] [--queued 1000]
+    .venv/bin/python bench/web.py [--requests 100] [--accounts 50] [--queued 10000] [--finished 100000]
 
 Fills a scratch store with 50 connected accounts (tokens encrypted, as connected ones
-are), 1,000 queued posts and 200 finished ones, starts the web app as the Procfile does
+are), 10,000 queued posts and 100,000 finished ones, starts the web app as the Procfile does
 (gunicorn, 2 workers) on a free port in sandbox mode (the dashboard makes no call to X),
-signs in and asks for the dashboard 100 times. Prints the median and p95 response time
+signs in and asks for the dashboard and the calendar 100 times each. Prints the median and p95 response time
 seen by the client and the resident memory (VmRSS) of each gunicorn worker afterwards.
-Targets: ≤ 100 MB per worker, ≤ 50 ms median.
+Targets: ≤ 100 MB per worker, ≤ 100 ms median each.
 """
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ from bot.store import TinyStore  # noqa: E402
 
 PASSWORD = "bench-admin-password"
 MEMORY_TARGET_MB = 100
-TIME_TARGET_MS = 50
+TIME_TARGET_MS = 100
 
 
 def free_port() -> int:
@@ -113,14 +113,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--accounts", type=int, default=50)
-    parser.add_argument("--queued", type=int, default=1000)
+    parser.add_argument("--queued", type=int, default=10_000)
+    parser.add_argument("--finished", type=int, default=100_000)
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         port = free_port()
         env = environment(folder, port)
-        fill(TinyStore(folder / "tweetbot.json", TokenCipher([env["TOKEN_KEY"]])), args.accounts, args.queued)
+        fill(TinyStore(folder / "tweetbot.json", TokenCipher([env["TOKEN_KEY"]])), args.accounts, args.queued,
+             args.finished)
         url = f"http://127.0.0.1:{port}"
         with (folder / "gunicorn.log").open("wb") as log:
             process = subprocess.Popen(gunicorn_command("127.0.0.1", port, 2), cwd=ROOT, env=env,
@@ -128,27 +130,29 @@ def main() -> None:
         try:
             wait_until_up(url, process, 2)
             http = sign_in(url)
-            timings = []
+            timings: dict[str, list[float]] = {"/": [], "/calendar": []}
             for _ in range(args.requests):
-                start = time.perf_counter()
-                answer = http.get(url + "/", timeout=30)
-                timings.append((time.perf_counter() - start) * 1000)
-                if answer.status_code != 200 or "@bench_00" not in answer.text:
-                    raise SystemExit(f"the dashboard answered {answer.status_code}")
+                for path, times in timings.items():
+                    start = time.perf_counter()
+                    answer = http.get(url + path, timeout=30)
+                    times.append((time.perf_counter() - start) * 1000)
+                    if answer.status_code != 200 or "@bench_00" not in answer.text:
+                        raise SystemExit(f"{path} answered {answer.status_code}")
             memory = {pid: rss_mb(pid) for pid in workers_of(process.pid)}
-            size = len(answer.content)
         finally:
             process.terminate()
             process.wait(timeout=10)
 
-    timings.sort()
-    median = statistics.median(timings)
-    p95 = timings[int(len(timings) * 0.95) - 1]
     worst = max(memory.values())
-    print(f"dashboard with {args.accounts} accounts, {args.queued:,} queued posts; {args.requests} requests, "
-          f"gunicorn 2 workers; page {size / 1024:.0f} KiB")
-    print(f"response time: median {median:.1f} ms, p95 {p95:.1f} ms, fastest {timings[0]:.1f} ms "
-          f"(target median <= {TIME_TARGET_MS} ms): {'ok' if median <= TIME_TARGET_MS else 'OVER'}")
+    print(f"{args.accounts} accounts, {args.queued:,} queued posts, {args.finished:,} in history; "
+          f"{args.requests} requests each, gunicorn 2 workers")
+    for path, times in timings.items():
+        times.sort()
+        median = statistics.median(times)
+        p95 = times[int(len(times) * 0.95) - 1]
+        name = "dashboard" if path == "/" else "calendar"
+        print(f"{name}: median {median:.1f} ms, p95 {p95:.1f} ms, fastest {times[0]:.1f} ms "
+              f"(target median <= {TIME_TARGET_MS} ms): {'ok' if median <= TIME_TARGET_MS else 'OVER'}")
     for pid, mb in sorted(memory.items()):
         print(f"worker {pid}: resident memory {mb:.1f} MB")
     print(f"largest worker: {worst:.1f} MB (target <= {MEMORY_TARGET_MB} MB): "

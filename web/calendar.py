@@ -64,7 +64,8 @@ def history_since(repo: Repository, since: datetime, account_id: str | None = No
 
 
 def finished_at(post: Post) -> datetime:
-    return post.finished_at or post.posted_at or post.due_at
+    """When the post went out (or failed, or was canceled): the moment the calendar shows it at."""
+    return post.posted_at or post.finished_at or post.due_at
 
 
 def excerpt(post: Post) -> str:
@@ -97,7 +98,7 @@ def calendar_context(account_id: str | None) -> dict[str, Any]:
                                             clock_text(post.due_at, now, zone) + ", " + span_words(post.due_at, now),
                                             handle(post), excerpt(post), post.id)))
     for post in history_since(repo, start, chosen.user_id if chosen else None):
-        moment = finished_at(post) if post.status != "posted" or not post.posted_at else post.posted_at
+        moment = finished_at(post)
         if start <= moment < end:
             items.append((moment, Item(post.status, moment.astimezone(zone).strftime("%H:%M"),
                                        clock_text(moment, now, zone) + ", " + span_words(moment, now), handle(post),
