@@ -23,7 +23,7 @@ from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
 from bot.media import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
-from bot.pricing import cost_next_days, dollars, post_cost, unsent_cost
+from bot.pricing import cost_line, dollars, post_cost, unsent_cost
 from bot.queue import PartsMedia, QueueError, cancel, post_now, queue_post, retry
 from bot.schedules import (
     SlotSchedule,
@@ -324,12 +324,7 @@ def queue_command() -> None:
                    f"{format_local(post.due_at, settings.zone):22} {post.status:10} {len(post.parts):>5} "
                    f"{media_text(post):>5} {length_text(post):>7} {dollars(post_cost(post)):>7}  "
                    f"{post.last_error or ''}".rstrip())
-    now = utcnow()
-    upcoming = [p for p in posts if p.due_at < now + timedelta(days=COST_DAYS)]
-    billing = ("" if settings.x_tier == "payg"
-               else f" if billed per use (X_TIER={settings.x_tier} is a subscription)")
-    click.echo(f"Next {COST_DAYS} days: {plural(len(upcoming), 'post')}, "
-               f"{dollars(cost_next_days(posts, now, COST_DAYS))}{billing}.")
+    click.echo(cost_line(posts, utcnow(), settings.x_tier, COST_DAYS))
     for warning in queue_warnings(posts, settings.x_tier, names, settings.zone):
         click.secho(f"warning: {warning}", fg="yellow")
 

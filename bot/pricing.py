@@ -47,6 +47,30 @@ def cost_next_days(posts: Iterable[Post], now: datetime, days: int = 30) -> Deci
     return sum((unsent_cost(post) for post in posts if not post.finished and post.due_at < horizon), Decimal(0))
 
 
+def cost_line(posts: Sequence[Post], now: datetime, tier: str, days: int = 30) -> str:
+    """The queue's total for the next `days`, as `tweetbot queue` and the dashboard both word it.
+
+    "Next 30 days: 3 posts, $0.23."; with threads "2 posts (4 parts, each billed), $0.06."
+    (prices are pay-per-use; under a subscription tier the line says the figure is
+    what the posts would cost if billed per use).
+    """
+    upcoming = [p for p in posts if not p.finished and p.due_at < now + timedelta(days=days)]
+    billing = "" if tier == "payg" else f" if billed per use (X_TIER={tier} is a subscription)"
+    parts = sum(unsent_parts(p) for p in upcoming)
+    counted = _plural(len(upcoming), "post") + (f" ({_plural(parts, 'part')}, each billed)"
+                                                if parts != len(upcoming) else "")
+    return f"Next {days} days: {counted}, {dollars(cost_next_days(posts, now, days))}{billing}."
+
+
+def unsent_parts(post: Post) -> int:
+    """How many of the post's parts X does not have yet (what `unsent_cost` charges for)."""
+    return sum(1 for index in range(len(post.parts)) if index >= len(post.tweet_ids) or not post.tweet_ids[index])
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
 def dollars(amount: Decimal) -> str:
     """"$0.015", "$0.20", "$12.345": cents always, a third decimal only when there is one."""
     text = f"{amount.quantize(Decimal('0.001')):f}"

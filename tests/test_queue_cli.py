@@ -97,7 +97,7 @@ def test_queue_shows_each_post_its_cost_the_month_total_and_tier_warnings(folder
     assert thread_line.split()[1:] == ["@alice", *_local(start + timedelta(hours=2)), "scheduled", "2", "-",
                                        "27/280", "$0.215"]
     # 17 × $0.015 + $0.215 (the thread); the post 40 days out is left out.
-    assert "Next 30 days: 18 posts, $0.47 if billed per use (X_TIER=free is a subscription)." in result.stdout
+    assert "Next 30 days: 18 posts (19 parts, each billed), $0.47 if billed per use (X_TIER=free is a subscription)." in result.stdout
     assert "warning: @alice: 19 posts due in the 24 h from" in result.stdout
     assert "X_TIER=free allows 17 per 24 h per user" in result.stdout
 

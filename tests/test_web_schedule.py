@@ -341,10 +341,10 @@ def test_the_queue_shows_each_posts_cost_and_the_next_30_days_as_tweetbot_queue_
     page = text(browser.get("/"))
     cli = cli_queue(env, tmp_path)
 
-    costs = {post.id: re.search(r'<td class="cost">(.*?)</td>', post_row(page, post.id)).group(1) for post in posts}
+    costs = {post.id: re.search(r'<td[^>]*class="cost">(.*?)</td>', post_row(page, post.id)).group(1) for post in posts}
     assert list(costs.values()) == ["$0.015", "$0.20", "$0.215", "$0.015"]
     total = re.search(r'<p class="cost-total" id="queue-cost">(.*?)</p>', page).group(1)
-    assert total == "Next 30 days: 3 posts, $0.43."
+    assert total == "Next 30 days: 3 posts (4 parts, each billed), $0.43."
     assert total in cli.splitlines()  # the command line's words and figures
     for post in posts:
         [line] = [ln for ln in cli.splitlines() if ln.split()[:1] == [str(post.id)]]

@@ -33,14 +33,12 @@ from bot.models import (
     MediaRef,
     Post,
 )
-from bot.pricing import cost_next_days, dollars, post_cost
+from bot.pricing import dollars, post_cost
 from bot.queue import refused_as_duplicate
 from bot.schedules import SlotSchedule
 from bot.settings import Settings
 from bot.store import Event
 from bot.when import format_local, relative
-
-COST_DAYS = 30  # the horizon of the queue's total, as `tweetbot queue` sums it
 
 STATUS_WORDS = {ACTIVE: "active", NEEDS_RECONNECT: "needs reconnecting", DISCONNECTED: "disconnected"}
 
@@ -283,26 +281,6 @@ def media_count(post: Post) -> str:
             counts[ref.kind] = counts.get(ref.kind, 0) + 1
     words = [f"{count} {KIND_WORDS.get(kind, (kind, kind))[count != 1]}" for kind, count in sorted(counts.items())]
     return " and ".join(words)
-
-
-def cost_line(posts: list[Post], now: datetime, tier: str) -> str:
-    """The queue's total for the next 30 days, worded as `tweetbot queue` words it.
-
-    "Next 30 days: 3 posts, $0.23."; with threads "2 posts (4 parts, each billed), $0.06."
-    (prices are pay-per-use; under a subscription tier
-    the line says the figure is what the posts would cost if billed per use).
-    """
-    upcoming = [p for p in posts if p.due_at < now + timedelta(days=COST_DAYS)]
-    billing = "" if tier == "payg" else f" if billed per use (X_TIER={tier} is a subscription)"
-    parts = sum(unsent_parts(p) for p in upcoming)
-    counted = plural(len(upcoming), "post") + (f" ({plural(parts, 'part')}, each billed)" if parts != len(upcoming)
-                                               else "")
-    return f"Next {COST_DAYS} days: {counted}, {dollars(cost_next_days(posts, now, COST_DAYS))}{billing}."
-
-
-def unsent_parts(post: Post) -> int:
-    """How many of the post's parts X does not have yet (what `unsent_cost` charges for)."""
-    return sum(1 for index in range(len(post.parts)) if index >= len(post.tweet_ids) or not post.tweet_ids[index])
 
 
 def plural(count: int, word: str) -> str:

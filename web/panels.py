@@ -13,10 +13,10 @@ from typing import Any
 
 from bot.limits import queue_warnings
 from bot.models import FAILED, Account, utcnow
-from bot.pricing import POST_PRICE, URL_POST_PRICE, dollars
+from bot.pricing import POST_PRICE, URL_POST_PRICE, cost_line, dollars
 from bot.queue import requeued_posts
 from web import settings, store
-from web.display import account_view, cost_line, held_accounts, history_view, queued_view
+from web.display import account_view, held_accounts, history_view, queued_view
 
 PAGE_SIZE = 50
 
