@@ -18,19 +18,29 @@ import secrets
 import string
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
-from datetime import datetime, timezone
 from typing import Any
 
 from sandbox.errors import INVALID_CODE, INVALID_TOKEN, VERIFIER_MISMATCH, OAuthError
-from sandbox.limits import TIERS, RateLimiter, Window, tier_table
+from sandbox.limits import RateLimiter, Window, tier_table
+from sandbox.options import ClientSpec, Options, SandboxConfig
+from sandbox.records import (
+    FAULT_MODES,
+    MEDIA_KINDS,
+    MEDIA_LIFETIME,
+    AccessToken,
+    AuthCode,
+    Chain,
+    Client,
+    Fault,
+    Media,
+    Post,
+    RefreshToken,
+    User,
+    iso,
+    parse_iso,
+)
 from xtext import extract_urls
 
-DEFAULT_USERS: tuple[tuple[str, str], ...] = (
-    ("sandbox_alice", "Alice Sandbox"),
-    ("sandbox_bob", "Bob Sandbox"),
-    ("sandbox_carol", "Carol Sandbox"),
-)
 # Sandbox user ids are numeric strings of X's length; the first users always get the
 # same ids, so a reset world looks the same every time.
 USER_ID_BASE = 1_720_000_000_000_000_000
@@ -49,291 +59,6 @@ _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{1,128}$")
 _MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})")
 
 
-@dataclass(frozen=True)
-class ClientSpec:
-    """An OAuth client as registered in X's developer portal. No secret = public client."""
-
-    client_id: str
-    client_secret: str | None
-    redirect_uris: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class SandboxConfig:
-    """What a fresh (or reset) world starts with."""
-
-    clients: tuple[ClientSpec, ...] = (
-        ClientSpec("sandbox-client", "sandbox-secret", ("http://127.0.0.1:5000/oauth/callback",)),
-    )
-    users: tuple[tuple[str, str], ...] = DEFAULT_USERS
-    tier: str = "payg"
-    seed: int = 0
-    access_token_lifetime: int = 7200  # X's two hours; demos use less, to show refreshes soon
-    media_processing_seconds: float = 0  # 0: GIF/video processing moves one step per STATUS poll
-
-
-@dataclass
-class Options:
-    """Switches the control API can change; defaults follow `x-api-facts.md`.
-
-    Each "unconfirmed" fact there is a switch here, defaulting to the harsher reading.
-    """
-
-    access_token_lifetime: int = 7200
-    code_lifetime: int = 30
-    refresh_token_lifetime: int | None = None  # X documents none (the "six months" is unconfirmed)
-    reuse_revokes_chain: bool = True
-    refresh_error: str = "invalid_request"  # some report invalid_grant: the bot must handle both
-    tier: str = "payg"
-    rate_limits: bool = True
-    limit_overrides: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
-    usage_capped: bool = False
-    credits_depleted: bool = False
-    duplicate_window: int = 24 * 60 * 60
-    too_long_status: int = 400
-    reply_policy: str = "summoned"  # "open", "summoned" (replies to others need a mention), "no_replies"
-    text_rewrite: bool = True  # X returns text with & < > escaped, URLs as t.co links, one more for media
-    media_processing: str = "succeeded"  # "failed": every GIF/video fails; "fail_next": only the next one
-    media_processing_seconds: float = 0.0  # > 0: processing takes this long on the sandbox clock
-    accept_body_secret: bool = False  # client_secret in the form instead of Basic auth (unconfirmed)
-    lookup_not_found_status: int = 200  # a lookup of a missing post/user: 200 + errors (X), or the 404 some logs show
-
-    _CHOICES = {
-        "refresh_error": ("invalid_request", "invalid_grant"),
-        "tier": TIERS,
-        "too_long_status": (400, 403),
-        "reply_policy": ("open", "summoned", "no_replies"),
-        "media_processing": ("succeeded", "failed", "fail_next"),
-        "lookup_not_found_status": (200, 404),
-    }
-
-    def update(self, changes: dict[str, Any]) -> None:
-        """Apply control-API changes; ValueError names the first bad one (nothing applied then)."""
-        staged = {}
-        names = {f.name: f for f in fields(self)}
-        for name, value in changes.items():
-            if name not in names:
-                raise ValueError(f"unknown option {name!r} (known: {', '.join(sorted(names))})")
-            staged[name] = self._check(name, value)
-        for name, value in staged.items():
-            setattr(self, name, value)
-
-    def _check(self, name: str, value: Any) -> Any:
-        """The value if it suits option `name`, else ValueError."""
-        default = getattr(Options(), name)
-        if name in self._CHOICES:
-            if value not in self._CHOICES[name]:
-                raise ValueError(f"{name} must be one of {list(self._CHOICES[name])}")
-            return value
-        if name == "media_processing_seconds":
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 86400:
-                raise ValueError(f"{name} must be a number of seconds from 0 to 86400")
-            return float(value)
-        if name == "refresh_token_lifetime":
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise ValueError(f"{name} must be a positive whole number of seconds or null")
-            return value
-        if name == "limit_overrides":
-            if not isinstance(value, dict):
-                raise ValueError("limit_overrides must map endpoint keys to lists of windows")
-            for endpoint, windows in value.items():
-                if not isinstance(windows, list):
-                    raise ValueError(f"limit_overrides[{endpoint!r}] must be a list of windows")
-                for window in windows:
-                    Window.from_json(window)
-            return value
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise ValueError(f"{name} must be true or false")
-            return value
-        if isinstance(default, int):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"{name} must be a positive whole number")
-            return value
-        return value
-
-    def as_json(self) -> dict[str, Any]:
-        """The JSON form for the control API."""
-        return asdict(self)
-
-
-@dataclass
-class User:
-    """A sandbox account, like an X user."""
-
-    id: str
-    username: str
-    name: str
-    created_at: str
-
-    def as_json(self) -> dict[str, Any]:
-        """The JSON form for the control API."""
-        return {"id": self.id, "username": self.username, "name": self.name, "created_at": self.created_at}
-
-
-@dataclass
-class Client:
-    """A registered OAuth client."""
-
-    client_id: str
-    client_secret: str | None
-    redirect_uris: list[str]
-
-    @property
-    def confidential(self) -> bool:
-        """A client with a secret must authenticate with it."""
-        return self.client_secret is not None
-
-    def as_json(self) -> dict[str, Any]:
-        """The JSON form for the control API."""
-        return {"client_id": self.client_id, "confidential": self.confidential,
-                "redirect_uris": list(self.redirect_uris)}
-
-
-@dataclass
-class AuthCode:
-    """An authorization code waiting to be exchanged."""
-
-    code: str
-    client_id: str
-    user_id: str
-    redirect_uri: str
-    scopes: tuple[str, ...]
-    challenge: str
-    method: str
-    issued_at: float
-    used: bool = False
-
-
-@dataclass
-class Chain:
-    """One consent's line of tokens: every refresh continues it; reuse may revoke it."""
-
-    id: str
-    client_id: str
-    user_id: str
-    scopes: tuple[str, ...]
-    created_at: float
-    status: str = "active"  # or "revoked"
-    refreshes: int = 0
-    revoked_reason: str | None = None
-    access_token: str | None = None
-    access_expires_at: float = 0.0
-    refresh_token: str | None = None
-
-
-@dataclass
-class AccessToken:
-    """A bearer token."""
-
-    token: str
-    chain_id: str
-    expires_at: float
-    revoked: bool = False
-
-
-@dataclass
-class RefreshToken:
-    """A refresh token; `spent_at` is set when it was exchanged."""
-
-    token: str
-    chain_id: str
-    issued_at: float
-    spent_at: float | None = None
-
-
-@dataclass
-class Post:
-    """A post as stored, with the text as sent and as X returns it."""
-
-    id: str
-    author_id: str
-    raw_text: str  # as sent
-    text: str  # as X returns it
-    created_at: float
-    client_id: str
-    conversation_id: str
-    reply_to: str | None = None
-    in_reply_to_user_id: str | None = None
-    media_ids: tuple[str, ...] = ()
-    media_keys: tuple[str, ...] = ()
-    poll: dict[str, Any] | None = None
-    quote_tweet_id: str | None = None
-    reply_settings: str | None = None
-    deleted_at: float | None = None
-
-
-@dataclass
-class Media:
-    """An upload: sizes, state of processing, image facts, alt text; an image's bytes.
-
-    Only images keep their bytes (at most 5 MB each, so the timeline page can show them);
-    GIFs and videos keep sizes and their first segment's head, enough to name their type.
-    """
-
-    id: str
-    media_key: str
-    owner_id: str
-    category: str
-    media_type: str
-    created_at: float
-    total_bytes: int | None = None
-    segments: dict[int, int] = field(default_factory=dict)
-    size: int = 0
-    state: str = "uploading"  # uploading → pending → in_progress → succeeded | failed
-    polls: int = 0
-    image: dict[str, Any] | None = None
-    video_type: str | None = None
-    expires_at: float = 0.0
-    finalized_at: float | None = None
-    ready_at: float | None = None  # set when processing takes sandbox-clock seconds
-    will_fail: bool = False
-    alt_text: str | None = None
-    data: bytes | None = None
-    chunks: dict[int, bytes] = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        """"image", "gif", "video" or "subtitles", from the upload's category."""
-        return MEDIA_KINDS.get(self.category, "image")
-
-    @property
-    def x_type(self) -> str:
-        """The type X's media objects name: photo, animated_gif, video (subtitles: subtitles)."""
-        return {"image": "photo", "gif": "animated_gif"}.get(self.kind, self.kind)
-
-    def row(self) -> dict[str, Any]:
-        """The media as listed by the control API (no bytes)."""
-        return {"id": self.id, "media_key": self.media_key, "type": self.x_type, "alt_text": self.alt_text}
-
-
-MEDIA_KINDS = {"tweet_image": "image", "dm_image": "image", "tweet_gif": "gif", "dm_gif": "gif",
-               "tweet_video": "video", "dm_video": "video", "amplify_video": "video", "subtitles": "subtitles"}
-MEDIA_LIFETIME = 24 * 60 * 60  # X's expires_after_secs for a new upload
-
-
-FAULT_MODES = ("status", "drop", "store_then_status", "store_then_drop", "latency")
-
-
-@dataclass
-class Fault:
-    """An injected failure on one endpoint (or "*"): see `sandbox/control.py`."""
-
-    id: str
-    endpoint: str
-    mode: str
-    status: int = 503
-    probability: float = 1.0
-    latency: float = 0.0
-    times: int | None = None  # fire at most this often, then disappear
-    after: int = 0  # let this many matching requests through first
-    fired: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        """The JSON form for the control API."""
-        return asdict(self)
-
-
 class World:
     """The whole sandbox state; every public method is thread-safe."""
 
@@ -347,8 +72,7 @@ class World:
     def reset(self) -> None:
         """Back to the start: default users, the configured clients, default options, clock 0."""
         with self.lock:
-            self.options = Options(tier=self.config.tier, access_token_lifetime=self.config.access_token_lifetime,
-                                   media_processing_seconds=float(self.config.media_processing_seconds))
+            self.options = Options.starting(self.config)
             self.clock_offset = 0.0
             self.rng = random.Random(self.config.seed)
             self.users: dict[str, User] = {}
@@ -818,20 +542,6 @@ def pkce_matches(verifier: str, challenge: str, method: str) -> bool:
     return secrets.compare_digest(verifier, challenge)
 
 
-def iso(ts: float) -> str:
-    """X's timestamp format: 2026-01-31T12:00:00.000Z."""
-    moment = datetime.fromtimestamp(ts, tz=timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def parse_iso(value: str) -> float:
-    """An RFC 3339 timestamp (as X's `start_time` takes) to Unix seconds; ValueError if malformed."""
-    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
-
-
 def _escape(text: str) -> str:
     """X's entity escaping of post text (only these three characters)."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -851,4 +561,4 @@ def current_world() -> World:
 
 __all__ = ["World", "SandboxConfig", "ClientSpec", "Options", "User", "Client", "Post", "Media", "Fault",
            "KNOWN_SCOPES", "DEFAULT_GRANT_SCOPES", "FAULT_MODES", "pkce_matches", "iso", "parse_iso",
-           "current_world"]
+           "current_world", "ClientSpec", "MEDIA_KINDS", "MEDIA_LIFETIME", "Chain"]
