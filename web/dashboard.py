@@ -37,6 +37,7 @@ from bot.models import DISCONNECTED, Account, Post, utcnow
 from bot.schedules import NoSlots, free_slots, load_slots, queue_in_next_slot
 from bot.when import WhenError, parse_when
 from web import settings, store
+from web.charts import charts_panel
 from web.display import (
     SlotsView,
     account_hold,
@@ -115,6 +116,7 @@ def render_dashboard(compose: Compose, error: str | None = None, status: int = 2
         **accounts_panel(now),
         **queue_panel(page_number(request.args.get("queue_page")), now, accounts),
         **history_panel(page_number(request.args.get("history_page")), now, accounts),
+        **charts_panel(store(), settings(), accounts, now, request.args.get("chart")),
         slots=slots, slot_choices=[s for s in slots if s.next_free and s.user_id in can_post],
         zones=zone_names(),
         failures=[failure_view(e, handles, zone) for e in store().events(FAILURES_SHOWN, kind=FAILED_EVENT)],
