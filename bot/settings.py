@@ -10,6 +10,7 @@ client); with it, to X. Both bases can be overridden.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +66,9 @@ class Settings:
     platform: str | None = None  # the PaaS running this process (PLATFORMS), None elsewhere
     metrics_token: str | None = None  # a bearer token that may read /metrics without signing in
     database_url: str | None = None
+    # Whose X-Forwarded-For/-Proto/-Host the web app believes: a number of proxy hops in front of it
+    # (0: none, the client's own address counts), or the networks its proxies are in.
+    trusted_proxies: int | tuple[str, ...] = 0
 
     @property
     def redirect_uri(self) -> str:
@@ -167,6 +171,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         platform=env.platform(),
         database_url=env.database_url("DATABASE_URL"),
         metrics_token=env.secret("METRICS_TOKEN") if env.text("METRICS_TOKEN", "") else None,
+        trusted_proxies=env.proxies("TRUSTED_PROXIES", default=1 if env.platform() else 0),
     )
 
 
@@ -260,6 +265,20 @@ class _Env:
                 ) from None
         return keys
 
+
+    def proxies(self, name: str, default: int) -> int | tuple[str, ...]:
+        """A number of hops (0 to 5), or comma-separated addresses and CIDR networks; unset: `default`."""
+        raw = self.text(name, str(default))
+        if raw.isdigit():
+            return self.integer(name, default, low=0, high=5)
+        networks = []
+        for part in (p.strip() for p in raw.split(",")):
+            try:
+                networks.append(str(ipaddress.ip_network(part, strict=False)))
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a number of proxies (0 to 5) nor a list of "
+                                    "addresses or networks (e.g. 10.0.0.0/8, 127.0.0.1)") from None
+        return tuple(networks)
 
     def platform(self) -> str | None:
         """The platform (PLATFORMS) whose variable is set, or None."""

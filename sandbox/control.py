@@ -1,12 +1,20 @@
 """Test and demo hooks under `/_sandbox/` (JSON in, JSON out; not part of X).
 
-Every endpoint and shape is listed in this module's views; `tests/conftest.py`'s
+Every endpoint and shape is listed in this module's views; `tests/sandbox_helpers.py`'s
 `SandboxControl` wraps them. Bad input answers 400 `{"error": "<what is wrong>"}`.
-There is no authentication: the sandbox listens on 127.0.0.1 by default.
+There is no authentication: the sandbox listens on 127.0.0.1 by default. So that a page
+on another site cannot drive them through the visitor's browser (`POST /_sandbox/reset`
+from a hidden form would wipe every token), a hook that changes anything refuses
+(`refuse_other_sites`):
+- an `Origin` (or, without one, a `Referer`) that is not the sandbox itself: 403;
+- a body that is not JSON (a form, text/plain, multipart: what a page elsewhere can send
+  without asking): 415. A hook with nothing to say may send no body and no Content-Type.
+A client outside a browser (the tests, curl, the bench) sends no Origin and JSON, as before.
 """
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -23,6 +31,26 @@ class ControlError(SandboxError):
 
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(status, {"error": message})
+
+
+READING = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@bp.before_request
+def refuse_other_sites() -> ResponseReturnValue | None:
+    """Refuse a state-changing hook called from another site or with a body a form could send."""
+    if request.method in READING:
+        return None
+    origin = request.headers.get("Origin")
+    if origin is None and request.referrer:
+        referrer = urlsplit(request.referrer)
+        origin = f"{referrer.scheme}://{referrer.netloc}"
+    if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
+        return jsonify({"error": f"the control hooks answer the sandbox itself, not {origin}"}), 403
+    if (request.mimetype != "application/json"
+            and (request.content_type or request.content_length or request.data)):
+        return jsonify({"error": "send JSON (Content-Type: application/json)"}), 415
+    return None
 
 
 def body() -> dict[str, Any]:

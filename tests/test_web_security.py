@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import requests
 from flask import request
 
 from bot.models import POSTED, Post, utcnow
@@ -48,6 +49,9 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
     post_id = repo.queued_posts()[0].id
     browser.get("/")
     browser.get("/text-rules.json")
+    browser.get("/calendar")
+    for fragment in ("accounts", "queue", "history", "calendar"):
+        browser.get(f"/fragments/{fragment}")
     browser.get("/healthz")
     browser.get("/static/counter.js")
     browser.client.get(f"/media/{'0' * 64}")  # no post carries it: 404
@@ -66,13 +70,21 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
     browser.post(f"/accounts/{alice.user_id}/slots", {"spec": "daily 09:00", "tz": ""})
     browser.post(f"/accounts/{alice.user_id}/slots", {"spec": "nonsense", "tz": ""})  # refused
     browser.post(f"/accounts/{alice.user_id}/slots/clear")
+    browser.get(f"/posts/{post_id}/edit")
+    browser.post(f"/posts/{post_id}/edit", {"account": alice.user_id, "part": "edited", "due_at": due, "when": "at"})
+    browser.get(f"/posts/{post_id}/cancel")  # the question, before the POST
+    browser.get("/metrics")
     browser.post(f"/posts/{post_id}/now")
     browser.post(f"/posts/{post_id}/retry")  # refused: not failed
     browser.post(f"/posts/{post_id}/cancel")
     browser.get("/")
+    browser.get(f"/accounts/{alice.user_id}/disconnect")
     browser.post(f"/accounts/{alice.user_id}/disconnect")
     browser.get("/")
     browser.post("/signout")
+    browser.get("/signin")
+    browser.sign_in()
+    browser.post("/signout/everywhere")
     browser.get("/signin")
 
     assert visited >= {rule.endpoint for rule in app.url_map.iter_rules()}, "a page was not rendered"
@@ -119,7 +131,7 @@ def test_pages_carry_no_inline_script_or_style(tmp_path: Path, sandbox: SandboxC
 
 
 def test_the_session_cookie_is_httponly_lax_and_secure_under_https(tmp_path: Path, sandbox: SandboxControl) -> None:
-    app = make_app(tmp_path, sandbox)
+    app = make_app(tmp_path, sandbox, TRUSTED_PROXIES="1")  # a TLS proxy in front
     plain = app.test_client().get("/signin").headers["Set-Cookie"]
     behind_tls = app.test_client().get("/signin", headers={"X-Forwarded-Proto": "https"}).headers["Set-Cookie"]
 
@@ -132,7 +144,7 @@ def test_the_session_cookie_is_httponly_lax_and_secure_under_https(tmp_path: Pat
 
 def test_behind_a_tls_proxy_the_forwarded_host_proto_and_address_count(tmp_path: Path,
                                                                        sandbox: SandboxControl) -> None:
-    app = make_app(tmp_path, sandbox)
+    app = make_app(tmp_path, sandbox, TRUSTED_PROXIES="1")
     proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "bot.example.org", "X-Forwarded-For": "203.0.113.5"}
     client = app.test_client()
     page = client.get("/signin", headers=proxy).get_data(as_text=True)
@@ -164,3 +176,55 @@ def test_a_session_from_another_secret_key_is_not_signed_in(tmp_path: Path, sand
     other.set_cookie(signed.cookie() or "")
 
     assert other.client.get("/").status_code == 303
+
+
+# --- Strict-Transport-Security -------------------------------------------------------------
+
+def test_hsts_whenever_the_site_is_https(tmp_path: Path, sandbox: SandboxControl) -> None:
+    public_https = make_app(tmp_path / "a", sandbox, PUBLIC_URL="https://bot.example.org").test_client()
+    behind_tls = make_app(tmp_path / "b", sandbox, TRUSTED_PROXIES="1").test_client()
+    plain = make_app(tmp_path / "c", sandbox).test_client()
+
+    for answer in (public_https.get("/signin"), public_https.get("/healthz"),
+                   behind_tls.get("/signin", headers={"X-Forwarded-Proto": "https"})):
+        assert answer.headers["Strict-Transport-Security"] == "max-age=31536000"
+    assert "Strict-Transport-Security" not in plain.get("/signin").headers  # http://127.0.0.1: make run
+    # A client that only claims https (no trusted proxy) gets none either.
+    assert "Strict-Transport-Security" not in plain.get("/signin", headers={"X-Forwarded-Proto": "https"}).headers
+
+
+# --- the sandbox's control hooks refuse other sites ----------------------------------------
+
+def test_another_site_cannot_reset_the_sandbox(sandbox: SandboxControl) -> None:
+    """A page elsewhere can make a browser POST a form (or a text/plain or body-less fetch) to the
+    sandbox; every such request is refused before it changes anything."""
+    sandbox.configure(access_token_lifetime=77)
+    reset = sandbox.url + "/_sandbox/reset"
+    evil = "https://evil.example"
+    tries = {
+        "form from another site": requests.post(reset, data={"a": "b"}, headers={"Origin": evil}, timeout=10),
+        "form, Referer only": requests.post(reset, data={"a": "b"}, headers={"Referer": evil + "/page"}, timeout=10),
+        "form, no Origin": requests.post(reset, data={"a": "b"}, timeout=10),
+        "text/plain": requests.post(reset, data="{}", headers={"Content-Type": "text/plain"}, timeout=10),
+        "multipart": requests.post(reset, files={"f": ("x", b"y")}, timeout=10),
+        "body-less from another site": requests.post(reset, headers={"Origin": evil}, timeout=10),
+        "JSON from another site": requests.post(reset, json={}, headers={"Origin": evil}, timeout=10),
+        "JSON from a sandboxed frame": requests.post(reset, json={}, headers={"Origin": "null"}, timeout=10),
+        "config as a form": requests.post(sandbox.url + "/_sandbox/config", data={"tier": "free"}, timeout=10),
+        "faults cleared cross-site": requests.delete(sandbox.url + "/_sandbox/faults", headers={"Origin": evil},
+                                                     timeout=10),
+    }
+
+    for name, answer in tries.items():
+        assert answer.status_code in (403, 415), (name, answer.status_code, answer.text)
+        assert "error" in answer.json(), name
+    assert sandbox.configure()["access_token_lifetime"] == 77  # nothing was reset
+    assert sandbox.configure()["tier"] != "free"
+    # The sandbox's own origin, and a client that sends no Origin (the tests, curl), still work.
+    same_site = requests.post(reset, json={}, headers={"Origin": sandbox.url}, timeout=10)
+    assert same_site.status_code == 200
+    sandbox.configure(access_token_lifetime=78)
+    sandbox.reset()
+    assert sandbox.configure()["access_token_lifetime"] != 78
+    # Reading is not refused (the timeline page's images come from the hooks).
+    assert requests.get(sandbox.url + "/_sandbox/clock", headers={"Origin": evil}, timeout=10).status_code == 200

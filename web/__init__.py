@@ -1,9 +1,11 @@
 """The web app: admin sign-in, the consent flow, the dashboard, the health check.
 
 `create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
-settings then, never at import time. The store is opened lazily, once per process.
-Each concern is one blueprint (`auth`, `connect`, `dashboard`, `slots`, `media`, `health`),
-registered here; `web.security` adds what every response needs (CSRF, cookies, headers, proxy).
+settings then, never at import time. Each concern is one blueprint (`auth`, `connect`,
+`dashboard`, `slots`, `media`, `health`), registered here; the blueprints import
+`web.db` (settings, the store opened lazily once per process, the X client, the clock),
+never this package, so nothing imports in a circle. `web.security` adds what every
+response needs (CSRF, cookies, headers, proxy trust).
 A request body may carry one video at X's limit (`web.uploads.MAX_BODY`); a larger one gets
 a 413 page that says so.
 """
@@ -13,40 +15,41 @@ import logging
 import sys
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
-from bot.store import UNUSABLE, Repository, SchemaBehind, open_store
-from bot.xclient import XClient
+from bot.store import UNUSABLE, SchemaBehind, open_store
+from web import (
+    auth,
+    calendar,
+    confirm,
+    connect,
+    dashboard,
+    db,
+    edit,
+    fragments,
+    health,
+    media,
+    metrics,
+    security,
+    slots,
+    uploads,
+)
 
 log = logging.getLogger("tweetbot.web")
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Build the app; `test_config` may carry `SETTINGS` (a `Settings`) and Flask config."""
+    """Build the app; `test_config` may carry `SETTINGS` (a `Settings`), `CLOCK` (a callable
+    returning the UTC time, for tests that move time) and Flask config."""
     app = Flask(__name__)
     config = dict(test_config or {})
     settings: Settings = config.pop("SETTINGS", None) or _settings_or_exit()
     _refuse_an_old_schema(settings)
 
-    from web import (
-        auth,
-        calendar,
-        confirm,
-        connect,
-        dashboard,
-        edit,
-        fragments,
-        health,
-        media,
-        metrics,
-        security,
-        slots,
-        uploads,
-    )
-
-    app.config.update(SECRET_KEY=settings.secret_key, TWEETBOT_SETTINGS=settings, MAX_CONTENT_LENGTH=uploads.MAX_BODY)
+    db.init_app(app, settings)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=uploads.MAX_BODY)
     app.config.update(config)
     configure_logging(sys.stderr)  # gunicorn's error log
 
@@ -93,20 +96,3 @@ def _settings_or_exit() -> Settings:
         print(f"tweetbot: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
-
-def settings() -> Settings:
-    """The running app's settings."""
-    return current_app.config["TWEETBOT_SETTINGS"]
-
-
-def store() -> Repository:
-    """The running app's store, opened on first use and shared by its threads."""
-    opened = current_app.extensions.get("tweetbot.store")
-    if opened is None:
-        opened = current_app.extensions["tweetbot.store"] = open_store(settings())
-    return opened
-
-
-def x_client() -> XClient:
-    """The X (or sandbox) client for the running app's settings."""
-    return XClient(settings())

@@ -24,7 +24,7 @@ from flask.typing import ResponseReturnValue
 from bot.models import Account, Post, utcnow
 from bot.schedules import load_slots
 from bot.store import Repository
-from web import settings, store
+from web.db import settings, store
 from web.display import clock_text, post_link, span_words
 
 bp = Blueprint("calendar", __name__)

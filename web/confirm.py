@@ -11,7 +11,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bot.models import DISCONNECTED, SCHEDULED, utcnow
-from web import settings, store
+from web.db import settings, store
 from web.display import when_text
 from web.panels import back_target
 

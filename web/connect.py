@@ -22,7 +22,7 @@ from oauthlib.oauth2 import OAuth2Error
 
 from bot import accounts
 from bot.xclient import ClientRejected, TokenRejected, TokenSet, XError, states_match
-from web import settings, store, x_client
+from web.db import settings, store, x_client
 
 log = logging.getLogger("tweetbot.web.connect")
 bp = Blueprint("connect", __name__)

@@ -36,8 +36,8 @@ from bot.media import ACCEPTED, MediaFile
 from bot.models import DISCONNECTED, Account, Post, utcnow
 from bot.schedules import NoSlots, free_slots, load_slots, queue_in_next_slot
 from bot.when import WhenError, parse_when
-from web import settings, store
 from web.charts import charts_panel
+from web.db import settings, store
 from web.display import (
     SlotsView,
     account_hold,

@@ -20,7 +20,7 @@ from bot import queue
 from bot.models import DISCONNECTED, SCHEDULED, Post, utcnow
 from bot.schedules import NoSlots, load_slots
 from bot.when import WhenError, parse_when
-from web import settings, store
+from web.db import settings, store
 from web.display import clock_text, media_fields, past_reason
 from web.panels import back_target
 from xtext import MAX_WEIGHTED_LENGTH

@@ -18,7 +18,7 @@ from flask.typing import ResponseReturnValue
 
 from bot.models import utcnow
 from bot.store import UNUSABLE
-from web import store
+from web.db import store
 
 log = logging.getLogger("tweetbot.web")
 bp = Blueprint("health", __name__)

@@ -16,8 +16,8 @@ from flask.typing import ResponseReturnValue
 
 from bot.models import MediaRef, Post
 from bot.store import RecordMissing
-from web import store
 from web.dashboard import HISTORY_SHOWN
+from web.db import store
 
 log = logging.getLogger("tweetbot.web.media")
 bp = Blueprint("media", __name__)

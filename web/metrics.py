@@ -36,7 +36,7 @@ from prometheus_client.registry import Collector
 
 from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, from_iso, utcnow
 from bot.store import Repository
-from web import settings, store
+from web.db import settings, store
 
 bp = Blueprint("metrics", __name__)
 ENDPOINT = "metrics.metrics"

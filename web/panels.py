@@ -15,7 +15,7 @@ from bot.limits import queue_warnings
 from bot.models import FAILED, Account, utcnow
 from bot.pricing import POST_PRICE, URL_POST_PRICE, cost_line, dollars
 from bot.queue import requeued_posts
-from web import settings, store
+from web.db import settings, store
 from web.display import account_view, held_accounts, history_view, queued_view
 
 PAGE_SIZE = 50

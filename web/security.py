@@ -1,8 +1,10 @@
 """What every request and response of the web app gets: proxy trust, CSRF, cookies, headers.
 
-- `ProxyFix` trusts one proxy's `X-Forwarded-For/-Proto/-Host` (every PaaS terminates
-  TLS in front of the app), so `request.is_secure`, the client address and the URLs we
-  build are the public ones.
+- `X-Forwarded-For/-Proto/-Host` are believed only from the proxies `TRUSTED_PROXIES`
+  names (`TrustedProxies`: a number of hops, werkzeug's `ProxyFix`; or networks, the
+  nearest untrusted address in the chain). By default that is the PaaS router where a
+  platform is detected, and nobody elsewhere: a client cannot name its own address
+  (the sign-in lockout counts the real one) nor claim https.
 - Flask-WTF's `CSRFProtect` checks a token on every POST; a refused form gets a page
   that says why, not a bare 400.
 - The session cookie is HttpOnly and SameSite=Lax always, Secure whenever the request
@@ -13,10 +15,15 @@
   signed-in pages (the one exception: a stored image's bytes, which never change for
   their digest, say `private` themselves; see `web.media`). `img-src` allows `blob:`
   so the compose form can preview a chosen image before it is uploaded.
+  `Strict-Transport-Security` (a year) whenever PUBLIC_URL is https or the request came
+  over https.
 """
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, render_template, request
@@ -26,7 +33,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.settings import Settings
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
 SESSION_LIFETIME = timedelta(hours=12)
+HSTS = "max-age=31536000"  # a year; no includeSubDomains: the operator's other hosts are not ours to pin
 SELF_CACHED = frozenset({"media.media"})  # endpoints whose answers set their own (private) Cache-Control
 
 
@@ -37,9 +48,53 @@ class SessionInterface(SecureCookieSessionInterface):
         return request.is_secure or super().get_cookie_secure(app)
 
 
+class TrustedProxies:
+    """Believe forwarding headers only from trusted proxies (WSGI middleware around the app).
+
+    `trusted` is a number of hops (the last N proxies before the app; 0 believes no one) or
+    networks: when the connecting address is in one, the client is the right-most address of
+    `X-Forwarded-For` outside them, and `-Proto`/`-Host` are the nearest proxy's; from any
+    other address every forwarding header is ignored.
+    """
+
+    def __init__(self, app: WSGIApplication, trusted: int | Iterable[str]) -> None:
+        self.app = app
+        self.hops = trusted if isinstance(trusted, int) else 0
+        self.networks = () if isinstance(trusted, int) else tuple(ipaddress.ip_network(n) for n in trusted)
+        self._fixed: dict[int, ProxyFix] = {}
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        hops = self._hops(environ) if self.networks else self.hops
+        if hops == 0:
+            for header in ("HTTP_X_FORWARDED_FOR", "HTTP_X_FORWARDED_PROTO", "HTTP_X_FORWARDED_HOST",
+                           "HTTP_X_FORWARDED_PORT", "HTTP_X_FORWARDED_PREFIX"):
+                environ.pop(header, None)  # nobody below may read what a client claimed
+            return self.app(environ, start_response)
+        fixed = self._fixed.get(hops)
+        if fixed is None:
+            fixed = self._fixed[hops] = ProxyFix(self.app, x_for=hops, x_proto=1, x_host=1)
+        return fixed(environ, start_response)
+
+    def _hops(self, environ: WSGIEnvironment) -> int:
+        """How many of the addresses before the app are trusted proxies (the connecting one first)."""
+        chain = [environ.get("REMOTE_ADDR", "")]
+        chain += reversed([a.strip() for a in environ.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()])
+        hops = 0
+        while hops < len(chain) - 1 and self._trusted(chain[hops]):
+            hops += 1
+        return hops
+
+    def _trusted(self, address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in self.networks)
+
+
 def init_app(app: Flask, settings: Settings) -> None:
     """Wire the proxy trust, CSRF, cookie settings and security headers into `app`."""
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1)  # type: ignore[method-assign]
+    app.wsgi_app = TrustedProxies(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     app.session_interface = SessionInterface()
     app.config.update(
         SESSION_COOKIE_NAME="tweetbot_session",  # cookies ignore ports: the sandbox shares 127.0.0.1
@@ -50,7 +105,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     CSRFProtect(app)
     app.register_error_handler(CSRFError, _csrf_refused)
     policy = content_security_policy(settings.authorize_url)
-    app.after_request(lambda response: _add_headers(response, policy))
+    https_site = settings.public_url.startswith("https://")
+    app.after_request(lambda response: _add_headers(response, policy, https_site))
 
 
 def content_security_policy(authorize_url: str) -> str:
@@ -69,8 +125,10 @@ def content_security_policy(authorize_url: str) -> str:
     ))
 
 
-def _add_headers(response: Response, policy: str) -> Response:
+def _add_headers(response: Response, policy: str, https_site: bool) -> Response:
     response.headers["Content-Security-Policy"] = policy
+    if https_site or request.is_secure:
+        response.headers["Strict-Transport-Security"] = HSTS
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["X-Content-Type-Options"] = "nosniff"

@@ -14,8 +14,8 @@ from flask import Blueprint, flash, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bot.schedules import SlotSpecError, clear_slots, load_slots, parse_slots, save_slots
-from web import settings, store
 from web.dashboard import Compose, SlotForm, render_dashboard
+from web.db import settings, store
 
 log = logging.getLogger("tweetbot.web.slots")
 bp = Blueprint("slots", __name__)
