@@ -26,8 +26,8 @@ from dataclasses import replace
 import click
 
 from sandbox.limits import TIERS
+from sandbox.options import ClientSpec, SandboxConfig
 from sandbox.server import serve
-from sandbox.state import ClientSpec, SandboxConfig
 
 DEFAULT_CLIENT = SandboxConfig().clients[0]
 

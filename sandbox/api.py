@@ -1,13 +1,13 @@
 """X's v2 post and user endpoints (x-api-facts §2 and §3).
 
 `POST /2/tweets` refuses what X refuses, in X's words: unknown fields, over-long text
-(weighted length by `bot.text`, the twitter-text v3 rules), the same text as a recent
+(weighted length by `xtext`, the twitter-text v3 rules), the same text as a recent
 post of the same user, replies the reply policy forbids, quotes (Enterprise only),
 media that is not the caller's, not ready, expired or mixed (1–4 images, or one GIF or
-video). The duplicate check and the store happen under one lock, so two identical posts
-sent at once give one 201 and one 403, as at X. A post with media comes back with one
-`https://t.co/…` link for its media at the end of its text, as at X; the duplicate check
-compares the text as sent.
+video). The checks of the body's shape are here; the ones that read the world, and the
+store, are one step of `Timeline.create` (sandbox/timeline.py), so two identical posts
+sent at once give one 201 and one 403, as at X. Lookups build their answer inside
+`World.answer`, so a post and what its expansions include are read at one moment.
 """
 from __future__ import annotations
 
@@ -20,24 +20,20 @@ from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from sandbox.errors import (
-    DUPLICATE_DETAIL,
     JSON_TYPE_NAMES,
-    MEDIA_INVALID_MESSAGE,
     NOT_PERMITTED_DETAIL,
-    REPLY_NOT_ALLOWED_DETAIL,
     TOO_LONG_MESSAGE,
     forbidden,
     invalid_request,
     json_type,
     lookup_not_found,
-    not_found,
     not_found_entry,
 )
 from sandbox.expansions import Answer
 from sandbox.fields import post_request, user_request
-from sandbox.media import settle
+from sandbox.records import Post, parse_iso
 from sandbox.resource import READ, WRITE, add_rate_headers, resource
-from sandbox.state import Post, User, World, current_world, parse_iso
+from sandbox.state import World, current_world
 from xtext import MAX_WEIGHTED_LENGTH, fits, weighted_length
 
 bp = Blueprint("api", __name__)
@@ -67,8 +63,8 @@ def users_me() -> ResponseReturnValue:
     """The user behind the token."""
     world = current_world()
     answer = Answer(world, user_request(), g.chain.scopes)
-    with world.lock:
-        return jsonify(answer.body(answer.user(g.user)))
+    user = g.user
+    return jsonify(world.answer(lambda: answer.body(answer.user(user))))
 
 
 @bp.post("/2/tweets")
@@ -79,7 +75,16 @@ def create_post() -> ResponseReturnValue:
     if not isinstance(body, dict):
         raise invalid_request("Request body must be a JSON object.")
     check_shape(body)
-    world = current_world()
+    check_content(body)
+    post = current_world().timeline.create(g.user, g.chain.client_id, body)
+    answer = jsonify({"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}})
+    answer.status_code = 201
+    answer.headers["location"] = f"{request.scheme}://{request.host}/2/tweets/{post.id}"
+    return answer
+
+
+def check_content(body: dict[str, Any]) -> None:
+    """What X refuses before looking at anything stored: no text, too long, mixed, quotes, a bad poll."""
     text = body.get("text", "")
     media_ids = tuple(body.get("media", {}).get("media_ids", ()))
     if not text.strip() and not media_ids:
@@ -90,29 +95,12 @@ def create_post() -> ResponseReturnValue:
     if text.strip() and not fits(text):
         if weighted_length(text) <= MAX_WEIGHTED_LENGTH:  # short enough, but U+FFFE and the like
             raise invalid_request("Your Tweet text contains invalid characters.", {"text": [text]})
-        if world.options.too_long_status == 403:
+        if current_world().options.too_long_status == 403:
             raise forbidden(NOT_PERMITTED_DETAIL)
         raise invalid_request(TOO_LONG_MESSAGE, {"text": [text]})
     if "quote_tweet_id" in body:
         raise forbidden(NOT_PERMITTED_DETAIL)  # quote posts need the Enterprise tier
     check_poll(body.get("poll"))
-    with world.lock:  # the duplicate check and the store are one step, as at X
-        reply_to, reply_user = check_reply(world, body.get("reply"))
-        media_keys = check_media(world, media_ids) if media_ids else ()
-        if text and world.duplicate_of(g.user.id, text) is not None:
-            raise forbidden(DUPLICATE_DETAIL)
-        post_id = world.snowflake()
-        root = world.posts[reply_to].conversation_id if reply_to else post_id
-        post = Post(id=post_id, author_id=g.user.id, raw_text=text,
-                    text=world.returned_text(text, media_ids),
-                    created_at=world.now(), client_id=g.chain.client_id, conversation_id=root,
-                    reply_to=reply_to, in_reply_to_user_id=reply_user, media_ids=media_ids, media_keys=media_keys,
-                    poll=body.get("poll"), reply_settings=body.get("reply_settings"))
-        world.store_post(post)
-    answer = jsonify({"data": {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}})
-    answer.status_code = 201
-    answer.headers["location"] = f"{request.scheme}://{request.host}/2/tweets/{post.id}"
-    return answer
 
 
 def check_shape(body: dict[str, Any]) -> None:
@@ -164,55 +152,12 @@ def check_poll(poll: dict[str, Any] | None) -> None:
         raise invalid_request("$.poll.duration_minutes: must be between 5 and 10080")
 
 
-def check_reply(world: World, reply: dict[str, Any] | None) -> tuple[str | None, str | None]:
-    """The replied-to post and its author, if the reply policy lets the caller reply to it."""
-    if reply is None:
-        return None, None
-    target = world.posts.get(reply["in_reply_to_tweet_id"])
-    if target is None or target.deleted_at is not None:
-        raise invalid_request("The post you are replying to has been deleted or is not visible to you.",
-                              {"reply.in_reply_to_tweet_id": [reply["in_reply_to_tweet_id"]]})
-    policy = world.options.reply_policy
-    summoned = target.author_id == g.user.id or g.user.username.lower() in world.mentions(target.raw_text)
-    if policy == "no_replies" or (policy == "summoned" and not summoned):
-        raise forbidden(REPLY_NOT_ALLOWED_DETAIL)
-    return target.id, target.author_id
-
-
-def check_media(world: World, media_ids: tuple[str, ...]) -> tuple[str, ...]:
-    """The media keys of the ids, if each is the caller's, processed (`succeeded`), not expired,
-    and together 1–4 images or one GIF or one video.
-
-    X's words for the mix rule are not on record; it answers the other cases with
-    "Your media IDs are invalid.", so the sandbox does for all of them.
-    """
-    found = []
-    for media_id in media_ids:
-        media = world.media.get(media_id)
-        if media is not None:
-            settle(world, media)
-        if (media is None or media.owner_id != g.user.id or media.state != "succeeded"
-                or world.now() >= media.expires_at or media.kind == "subtitles"):
-            raise invalid_request(MEDIA_INVALID_MESSAGE, {"media.media_ids": list(media_ids)})
-        found.append(media)
-    if len(found) > 1 and any(m.kind != "image" for m in found):
-        raise invalid_request(MEDIA_INVALID_MESSAGE, {"media.media_ids": list(media_ids)})
-    return tuple(m.media_key for m in found)
-
-
 @bp.delete("/2/tweets/<post_id>")
 @resource("DELETE /2/tweets/:id", WRITE)
 def delete_post(post_id: str) -> ResponseReturnValue:
     """Delete one of the caller's own posts."""
-    world = current_world()
     check_id_parameter(post_id)
-    with world.lock:
-        post = world.posts.get(post_id)
-        if post is None or post.deleted_at is not None:
-            raise not_found("tweet", post_id)
-        if post.author_id != g.user.id:
-            raise forbidden("You are not allowed to delete a Tweet you did not author.")
-        post.deleted_at = world.now()
+    current_world().timeline.delete(post_id, g.user.id)
     return jsonify({"data": {"deleted": True}})
 
 
@@ -223,11 +168,13 @@ def get_post(post_id: str) -> ResponseReturnValue:
     world = current_world()
     check_id_parameter(post_id)
     answer = Answer(world, post_request(), g.chain.scopes)
-    with world.lock:
-        post = visible_post(world, post_id)
+
+    def build() -> dict[str, Any] | None:
+        post = world.timeline.visible(post_id)
         if post is None:
             answer.errors.append(not_found_entry("tweet", post_id))
-        return lookup_answer(world, answer, None if post is None else answer.post(post))
+        return None if post is None else answer.post(post)
+    return lookup_answer(world, answer, world.answer(build))
 
 
 @bp.get("/2/tweets")
@@ -237,15 +184,17 @@ def get_posts() -> ResponseReturnValue:
     world = current_world()
     ids = id_list("ids")
     answer = Answer(world, post_request(), g.chain.scopes)
-    with world.lock:
+
+    def build() -> list[dict[str, Any]] | None:
         data = []
         for post_id in ids:
-            post = visible_post(world, post_id)
+            post = world.timeline.visible(post_id)
             if post is None:
                 answer.errors.append(not_found_entry("tweet", post_id, "ids"))
             else:
                 data.append(answer.post(post))
-        return lookup_answer(world, answer, data or None)
+        return data or None
+    return lookup_answer(world, answer, world.answer(build))
 
 
 @bp.get("/2/users/<user_id>")
@@ -285,16 +234,18 @@ def user_lookup(keys: list[str], parameter: str, single: bool) -> ResponseReturn
     """The users `keys` name (ids or usernames, as `parameter` says); the missing ones as `errors`."""
     world = current_world()
     answer = Answer(world, user_request(), g.chain.scopes)
-    with world.lock:
+    by_name = parameter.startswith("username")
+
+    def build() -> Any:
         data = []
         for key in keys:
-            user = find_user(world, key, by_name=parameter.startswith("username"))
+            user = world.people.by_name(key) if by_name else world.people.by_id(key)
             if user is None:
                 answer.errors.append(not_found_entry("user", key, parameter))
             else:
                 data.append(answer.user(user))
-        found: Any = (data[0] if data else None) if single else (data or None)
-        return lookup_answer(world, answer, found)
+        return (data[0] if data else None) if single else (data or None)
+    return lookup_answer(world, answer, world.answer(build))
 
 
 @bp.get("/2/users/<user_id>/tweets")
@@ -305,29 +256,23 @@ def user_posts(user_id: str) -> ResponseReturnValue:
     check_id_parameter(user_id)
     query = timeline_query()
     answer = Answer(world, post_request(), g.chain.scopes)
-    with world.lock:
-        if user_id not in world.users:
-            answer.errors.append(not_found_entry("user", user_id))
-            return lookup_answer(world, answer, None)
-        page, more = select_posts(world.posts_by_user[user_id], query)
-        data = [answer.post(p) for p in page]
+
+    def build() -> tuple[list[dict[str, Any]], bool] | None:
+        if world.people.by_id(user_id) is None:
+            return None
+        page, more = select_posts(world.timeline.posts_of(user_id), query)
+        return [answer.post(p) for p in page], more
+    found = world.answer(build)
+    if found is None:
+        answer.errors.append(not_found_entry("user", user_id))
+        return lookup_answer(world, answer, None)
+    data, more = found
     meta: dict[str, Any] = {"result_count": len(data)}
     if data:
         meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])
         if more:
             meta["next_token"] = encode_page_token(data[-1]["id"])
     return jsonify({**answer.body(data or None), "meta": meta})
-
-
-def visible_post(world: World, post_id: str) -> Post | None:
-    """A post that exists and is not deleted."""
-    post = world.posts.get(post_id)
-    return None if post is None or post.deleted_at is not None else post
-
-
-def find_user(world: World, key: str, by_name: bool) -> User | None:
-    """A user by id, or by username (any case)."""
-    return world.users_by_name.get(key.lower()) if by_name else world.users.get(key)
 
 
 def lookup_answer(world: World, answer: Answer, data: Any) -> ResponseReturnValue:

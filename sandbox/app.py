@@ -12,7 +12,8 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox import api, control, faults, media, oauth, pages
 from sandbox.errors import SandboxError, generic_problem
-from sandbox.state import SandboxConfig, World
+from sandbox.options import SandboxConfig
+from sandbox.state import World
 
 # Big enough for X's largest simple upload (a 512 MB video) plus multipart overhead.
 MAX_UPLOAD = 513 * 1024 * 1024

@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 from flask import Blueprint, Response, jsonify, request
 from flask.typing import ResponseReturnValue
 
+from sandbox.consent import DEFAULT_GRANT_SCOPES
 from sandbox.errors import SandboxError
-from sandbox.limits import tier_table
-from sandbox.state import DEFAULT_GRANT_SCOPES, current_world
+from sandbox.state import current_world
 
 bp = Blueprint("control", __name__, url_prefix="/_sandbox")
 
@@ -108,7 +108,7 @@ def move_clock() -> ResponseReturnValue:
 @bp.get("/config")
 def config() -> ResponseReturnValue:
     """The current switches (see `Options`)."""
-    return jsonify(current_world().options.as_json())
+    return jsonify(current_world().options_json())
 
 
 @bp.post("/config")
@@ -120,19 +120,13 @@ def update_config() -> ResponseReturnValue:
 @bp.get("/limits")
 def limits() -> ResponseReturnValue:
     """The effective windows per endpoint and the live counters."""
-    world = current_world()
-    with world.lock:
-        keys = set(tier_table(world.options.tier)) | set(world.options.limit_overrides)
-        table = {key: [w.as_json() for w in world.windows(key)] for key in sorted(keys)}
-        return jsonify({"tier": world.options.tier, "enabled": world.options.rate_limits, "windows": table,
-                        "counters": world.limiter.snapshot(world.now())})
+    return jsonify(current_world().traffic.limits_json())
 
 
 @bp.get("/faults")
 def faults() -> ResponseReturnValue:
     """The active faults: `{"faults": [...]}`."""
-    with current_world().lock:
-        return jsonify({"faults": [f.as_json() for f in current_world().faults]})
+    return jsonify({"faults": current_world().traffic.fault_rows()})
 
 
 @bp.post("/faults")
@@ -145,21 +139,14 @@ def add_fault() -> ResponseReturnValue:
 @bp.delete("/faults")
 def clear_faults() -> ResponseReturnValue:
     """Remove every fault: `{"removed": n}`."""
-    world = current_world()
-    with world.lock:
-        removed = len(world.faults)
-        world.faults.clear()
+    removed = current_world().traffic.clear_faults()
     return jsonify({"removed": removed})
 
 
 @bp.delete("/faults/<fault_id>")
 def remove_fault(fault_id: str) -> ResponseReturnValue:
     """Remove one fault by id: `{"removed": 1}` or 404."""
-    world = current_world()
-    with world.lock:
-        kept = [f for f in world.faults if f.id != fault_id]
-        removed = len(world.faults) - len(kept)
-        world.faults[:] = kept
+    removed = current_world().traffic.remove_fault(fault_id)
     if not removed:
         raise ControlError(f"no fault {fault_id}", 404)
     return jsonify({"removed": removed})
@@ -168,8 +155,7 @@ def remove_fault(fault_id: str) -> ResponseReturnValue:
 @bp.get("/users")
 def users() -> ResponseReturnValue:
     """Every sandbox user: `{"users": [{"id", "username", "name", "created_at"}]}`."""
-    with current_world().lock:
-        return jsonify({"users": [u.as_json() for u in current_world().users.values()]})
+    return jsonify({"users": [u.as_json() for u in current_world().people.all()]})
 
 
 @bp.post("/users")
@@ -181,26 +167,10 @@ def create_users() -> ResponseReturnValue:
         count, prefix = data["count"], data.get("prefix", "user")
         if not isinstance(count, int) or not 1 <= count <= 10000:
             raise ControlError("count must be 1 to 10000")
-        made = _bulk_users(count, str(prefix))
+        made = _checked(world.people.add_many, count, str(prefix))
     else:
         made = [_checked(world.add_user, data.get("username", ""), data.get("name"))]
     return jsonify({"users": [u.as_json() for u in made]}), 201
-
-
-def _bulk_users(count: int, prefix: str) -> list[Any]:
-    """Create `count` users named `<prefix>_<n>`, skipping names that are taken."""
-    world = current_world()
-    made: list[Any] = []
-    number = 1
-    with world.lock:
-        while len(made) < count:
-            username = f"{prefix}_{number}"
-            if len(username) > 15:
-                raise ControlError("prefix too long for 15-character usernames")
-            if world.find_user(username) is None:
-                made.append(_checked(world.add_user, username, None))
-            number += 1
-    return made
 
 
 @bp.post("/clients")
@@ -256,23 +226,19 @@ def posts() -> ResponseReturnValue:
     """
     world = current_world()
     wanted = request.args.get("username")
-    with world.lock:
-        user = world.find_user(wanted) if wanted else None
-        if wanted and user is None:
-            raise ControlError(f"unknown user {wanted!r}", 404)
-        rows = [world.post_row(p) for p in world.posts.values()
-                if (user is None or p.author_id == user.id)
-                and (request.args.get("include_deleted") or p.deleted_at is None)]
+    user = world.find_user(wanted) if wanted else None
+    if wanted and user is None:
+        raise ControlError(f"unknown user {wanted!r}", 404)
+    rows = world.timeline.rows(user.id if user else None, bool(request.args.get("include_deleted")))
     return jsonify({"posts": rows})
 
 
 @bp.post("/media/<media_id>/expire")
 def expire_media(media_id: str) -> ResponseReturnValue:
     """Make a media id expire now, so a post naming it is refused: `{"id", "media_key", "expires_after_secs": 0}`."""
-    world = current_world()
-    if media_id not in world.media:
+    media = current_world().uploads.expire(media_id)
+    if media is None:
         raise ControlError(f"no media {media_id}", 404)
-    media = world.expire_media(media_id)
     return jsonify({"id": media.id, "media_key": media.media_key, "expires_after_secs": 0})
 
 

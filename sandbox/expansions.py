@@ -7,8 +7,9 @@ met, into `includes` (`users`, `media`, and `tweets` — `posts` when the reques
 way X does, as an `errors` entry beside `data`.
 
 Fields the sandbox has nothing for (metrics, entities, articles, notes…) are accepted
-and left out, as X leaves out a field a post does not have. The caller holds the
-world's lock while an answer is built, so the posts and users it reads stay put.
+and left out, as X leaves out a field a post does not have. The caller builds an
+answer inside `World.answer`, which holds the world's lock, so the posts, users and
+media it reads (through the parts' methods) stay put while it runs.
 """
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ from flask import request
 
 from sandbox.errors import not_found_entry
 from sandbox.fields import Wanted
-from sandbox.state import Media, Post, User, World, iso
+from sandbox.records import Media, Post, User, iso
+from sandbox.state import World
 
 DEFAULT_PROFILE_IMAGE = "https://abs.twimg.com/sticky/default_profile_images/default_profile_normal.png"
 EDIT_WINDOW = 60 * 60  # X lets a post be edited for an hour, five times
@@ -82,7 +84,7 @@ class Answer:
     # --- includes -----------------------------------------------------------------------
 
     def _include_user(self, user_id: str) -> None:
-        user = self.world.users.get(user_id)
+        user = self.world.people.by_id(user_id)
         if user is not None and user_id not in self.users:
             self.users[user_id] = user_json(self.world, user, self.wanted, self.scopes)
 
@@ -98,7 +100,7 @@ class Answer:
 
     def _include_referenced(self, post_id: str) -> None:
         """The referenced post (and, when asked, its author and media); X's error if it is gone."""
-        post = self.world.posts.get(post_id)
+        post = self.world.timeline.post(post_id)
         if post is None or post.deleted_at is not None:
             parameter = "referenced_posts" if self.wanted.current else "referenced_tweets.id"
             self.errors.append(not_found_entry("tweet", post_id, parameter))
@@ -181,4 +183,4 @@ def media_json(media: Media, wanted: Wanted) -> dict[str, Any]:
 
 def latest_post(world: World, user_id: str) -> Post | None:
     """The user's newest post that is not deleted."""
-    return next((p for p in reversed(world.posts_by_user.get(user_id, [])) if p.deleted_at is None), None)
+    return world.timeline.latest(user_id)

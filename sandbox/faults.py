@@ -46,8 +46,8 @@ def before_request() -> Response | None:
     if key is None:
         return None
     world = current_world()
-    world.count_request(key)
-    fault = world.take_fault(key)
+    world.traffic.count_request(key)
+    fault = world.traffic.take_fault(key)
     if fault is None:
         return None
     if fault.latency:

@@ -8,6 +8,8 @@ STATUS poll says `in_progress` and the next `succeeded`, so a client's polling l
 through every state without waiting; with N > 0 they are `succeeded` once N seconds of
 sandbox clock have passed since FINALIZE, as at X. `media_processing` makes every
 GIF/video (`failed`) or only the next one (`fail_next`) fail, with X's `error` object.
+The uploads and their processing live in `sandbox/uploads.py`; these views check the
+requests, call it, and render the copy of the media it hands back as X's media object.
 """
 from __future__ import annotations
 
@@ -15,15 +17,17 @@ import base64
 import binascii
 import math
 import re
-import struct
 from typing import Any
 
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from sandbox.errors import invalid_request, json_type, not_found
+from sandbox.errors import invalid_request, json_type
+from sandbox.records import MEDIA_KINDS, MEDIA_LIFETIME, Media
 from sandbox.resource import MEDIA, add_rate_headers, resource
-from sandbox.state import MEDIA_KINDS, MEDIA_LIFETIME, Media, World, current_world
+from sandbox.sniff import image_info, video_type
+from sandbox.state import World, current_world
+from sandbox.uploads import UNRECOGNIZED
 
 bp = Blueprint("media", __name__)
 bp.after_request(add_rate_headers)
@@ -34,7 +38,6 @@ CATEGORIES = MEDIA_KINDS
 MEDIA_TYPES = ("video/mp4", "video/webm", "video/mp2t", "video/quicktime", "text/srt", "text/vtt", "image/jpeg",
                "image/gif", "image/bmp", "image/png", "image/webp", "image/pjpeg", "image/tiff")
 EXPIRES_AFTER = MEDIA_LIFETIME
-HEAD_BYTES = 64 * 1024
 ALT_TEXT_LIMIT = 1000
 # X's STATUS error for media it cannot process (v1.1 docs' example; the 2.167 spec omits it).
 PROCESSING_ERROR = {"code": 1, "name": "InvalidMedia", "message": "Unsupported video format"}
@@ -45,7 +48,6 @@ METADATA_FIELDS = frozenset({
     "shared_info", "sticker_info", "upload_source",
 })
 _MEDIA_ID = re.compile(r"^[0-9]{1,19}$")
-UNRECOGNIZED = "media type unrecognized."
 
 
 @bp.post("/2/media/upload")
@@ -59,11 +61,8 @@ def simple_upload() -> ResponseReturnValue:
                               {"media": [f"{len(data)} bytes"]})
     media_type = _sniff(kind, data)
     world = current_world()
-    media = world.add_media(g.user.id, category, media_type)
-    with world.lock:
-        media.size, media.total_bytes, media.segments = len(data), len(data), {0: len(data)}
-        _finish(world, media, data)
-        return jsonify({"data": media_json(world, media)})
+    media = world.uploads.upload(g.user.id, category, media_type, data)
+    return jsonify({"data": media_json(world, media)})
 
 
 def _upload_body() -> tuple[str, bytes]:
@@ -120,9 +119,7 @@ def initialize() -> ResponseReturnValue:
     if not isinstance(total, int) or isinstance(total, bool) or not 0 < total <= LIMITS[kind]:
         raise invalid_request(f"$.total_bytes: must be between 1 and {LIMITS[kind]} for {category}",
                               {"total_bytes": [str(total)]})
-    world = current_world()
-    media = world.add_media(g.user.id, category, media_type)
-    media.total_bytes = total
+    media = current_world().uploads.start(g.user.id, category, media_type, total)
     return jsonify({"data": {"id": media.id, "media_key": media.media_key, "expires_after_secs": EXPIRES_AFTER}})
 
 
@@ -156,17 +153,8 @@ def _default_category(media_type: Any) -> str:
 def append(media_id: str) -> ResponseReturnValue:
     """One segment (index 0–999) of a chunked upload; sending an index again replaces it."""
     segment, data = _segment()
-    world = current_world()
-    with world.lock:
-        media = _own_upload(world, media_id)
-        if media.state != "uploading":
-            raise invalid_request("This upload has been finalized already.", {"id": [media_id]})
-        media.segments[segment] = len(data)
-        if media.kind == "image":
-            media.chunks[segment] = data
-        elif segment == 0:
-            media.chunks[0] = data[:HEAD_BYTES]
-        return jsonify({"data": {"expires_at": int(media.expires_at)}})
+    media = current_world().uploads.append(g.user.id, media_id, segment, data)
+    return jsonify({"data": {"expires_at": int(media.expires_at)}})
 
 
 def _segment() -> tuple[int, bytes]:
@@ -195,21 +183,8 @@ def _segment() -> tuple[int, bytes]:
 def finalize(media_id: str) -> ResponseReturnValue:
     """End a chunked upload; images are ready, GIFs and videos start processing."""
     world = current_world()
-    with world.lock:
-        media = _own_upload(world, media_id)
-        if media.state != "uploading":
-            raise invalid_request("This upload has been finalized already.", {"id": [media_id]})
-        size = sum(media.segments.values())
-        if size != media.total_bytes or sorted(media.segments) != list(range(len(media.segments))):
-            raise invalid_request(f"File size does not match total_bytes: received {size} of "
-                                  f"{media.total_bytes} bytes in segments {sorted(media.segments)}",
-                                  {"total_bytes": [str(media.total_bytes)]})
-        data = b"".join(media.chunks[i] for i in sorted(media.chunks))
-        if media.kind in ("image", "gif") and image_info(data) is None:
-            raise invalid_request(UNRECOGNIZED, {"id": [media_id]})
-        media.size, media.chunks = size, {}
-        _finish(world, media, data)
-        return jsonify({"data": media_json(world, media)})
+    media = world.uploads.finalize(g.user.id, media_id)
+    return jsonify({"data": media_json(world, media)})
 
 
 @bp.get("/2/media/upload")
@@ -221,13 +196,8 @@ def status() -> ResponseReturnValue:
         raise invalid_request(f"The `command` query parameter value [{command}] is not one of [STATUS]",
                               {"command": [command]})
     world = current_world()
-    with world.lock:
-        media = _own_upload(world, media_id)
-        if media.state == "uploading":
-            raise invalid_request("This upload has not been finalized.", {"media_id": [media_id]})
-        settle(world, media, polled=True)
-        media.polls += 1
-        return jsonify({"data": media_json(world, media)})
+    media = world.uploads.status(g.user.id, media_id)
+    return jsonify({"data": media_json(world, media)})
 
 
 @bp.post("/2/media/metadata")
@@ -246,12 +216,8 @@ def metadata() -> ResponseReturnValue:
         raise invalid_request(f"$.metadata: {json_type(meta)} found, object expected")
     _only_known("$.metadata", meta, METADATA_FIELDS)
     alt_text = _alt_text(meta.get("alt_text"))
-    world = current_world()
-    with world.lock:
-        media = _own_upload(world, media_id, parameter="id")
-        if alt_text is not None:
-            media.alt_text = alt_text
-        return jsonify({"data": {"id": media.id, "associated_metadata": meta}})
+    media = current_world().uploads.set_alt_text(g.user.id, media_id, alt_text)
+    return jsonify({"data": {"id": media.id, "associated_metadata": meta}})
 
 
 def _alt_text(value: Any) -> str | None:
@@ -270,50 +236,6 @@ def _alt_text(value: Any) -> str | None:
         raise invalid_request(f"$.metadata.alt_text.text: may only be {ALT_TEXT_LIMIT} characters long",
                               {"metadata.alt_text.text": [f"{len(text)} characters"]})
     return text
-
-
-def _own_upload(world: World, media_id: str, parameter: str = "media_id") -> Media:
-    """The caller's upload session or media; another user's is as good as unknown."""
-    media = world.media.get(media_id)
-    if media is None or media.owner_id != g.user.id:
-        raise not_found("media", media_id, parameter=parameter)
-    return media
-
-
-def _finish(world: World, media: Media, data: bytes) -> None:
-    """Keep what the sandbox keeps of the bytes; images are ready, GIFs and videos wait for processing."""
-    if media.kind in ("image", "gif"):
-        media.image = image_info(data)
-    if media.kind == "image":
-        media.data = data
-    if media.kind == "video":
-        media.video_type = video_type(data) or media.media_type
-    if media.kind in ("image", "subtitles"):
-        media.state = "succeeded"
-        return
-    options = world.options
-    media.state, media.finalized_at = "pending", world.now()
-    if options.media_processing_seconds > 0:
-        media.ready_at = media.finalized_at + options.media_processing_seconds
-    if options.media_processing == "fail_next":
-        media.will_fail, options.media_processing = True, "succeeded"
-
-
-def settle(world: World, media: Media, polled: bool = False) -> None:
-    """Move processing on: one step per poll, or by the sandbox clock when it takes seconds."""
-    if media.state not in ("pending", "in_progress"):
-        return
-    if media.ready_at is not None and world.now() >= media.ready_at:
-        media.state = _outcome(world, media)
-    elif media.ready_at is not None:
-        media.state = "in_progress" if polled else media.state
-    elif polled:
-        media.state = "in_progress" if media.state == "pending" else _outcome(world, media)
-
-
-def _outcome(world: World, media: Media) -> str:
-    """How processing ends: `failed` when switched so for all or for this upload."""
-    return "failed" if media.will_fail or world.options.media_processing == "failed" else "succeeded"
 
 
 def media_json(world: World, media: Media) -> dict[str, Any]:
@@ -351,58 +273,3 @@ def _percent(world: World, media: Media) -> int:
         return 50
     total = max(media.ready_at - media.finalized_at, 1e-9)
     return min(99, int(100 * (world.now() - media.finalized_at) / total))
-
-
-def image_info(data: bytes) -> dict[str, Any] | None:
-    """PNG, GIF, JPEG or WEBP type and size from the first bytes, or None."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return {"image_type": "image/png", "w": width, "h": height}
-    if data[:6] in (b"GIF87a", b"GIF89a") and len(data) >= 10:
-        width, height = struct.unpack("<HH", data[6:10])
-        return {"image_type": "image/gif", "w": width, "h": height}
-    if data[:2] == b"\xff\xd8":
-        return _jpeg_info(data)
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return _webp_info(data)
-    return None
-
-
-def _jpeg_info(data: bytes) -> dict[str, Any] | None:
-    """Walk the JPEG markers to the first SOF frame, which holds the size."""
-    index = 2
-    while index + 9 < len(data):
-        if data[index] != 0xFF:
-            return None
-        marker = data[index + 1]
-        length = struct.unpack(">H", data[index + 2:index + 4])[0]
-        if marker in (0xC0, 0xC1, 0xC2):
-            height, width = struct.unpack(">HH", data[index + 5:index + 9])
-            return {"image_type": "image/jpeg", "w": width, "h": height}
-        index += 2 + length
-    return None
-
-
-def _webp_info(data: bytes) -> dict[str, Any] | None:
-    """A WEBP's size from its first chunk: VP8 (lossy), VP8L (lossless) or VP8X (extended)."""
-    chunk = data[12:16]
-    size: tuple[int, int] | None = None
-    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
-        width, height = struct.unpack("<HH", data[26:30])
-        size = (width & 0x3FFF, height & 0x3FFF)
-    elif chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
-        bits = int.from_bytes(data[21:25], "little")
-        size = ((bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
-    elif chunk == b"VP8X" and len(data) >= 30:
-        size = (int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1)
-    return {"image_type": "image/webp", "w": size[0], "h": size[1]} if size else None
-
-
-def video_type(data: bytes) -> str | None:
-    """MP4 or QuickTime (MOV) from the first box, or None: `ftyp` names the brand; old MOVs start bare."""
-    box = data[4:8]
-    if box == b"ftyp":
-        return "video/quicktime" if data[8:12] == b"qt  " else "video/mp4"
-    if box in (b"moov", b"mdat", b"wide", b"free", b"skip"):
-        return "video/quicktime"
-    return None

@@ -6,7 +6,7 @@ a consent page: a real HTML form POSTed back to the same URL, so a browser and a
 `code`; Cancel → 302 with `error=access_denied` and `state`.
 
 `POST /2/oauth2/token` serves the code grant (PKCE S256/plain) and the refresh grant
-(rotation; reuse detection lives in `World.refresh`). Confidential clients must send
+(rotation; reuse detection lives in `Consent.refresh`, sandbox/consent.py). Confidential clients must send
 Basic auth; public clients send `client_id` in the body (or Basic with an empty secret,
 which is what requests-oauthlib sends for a client without a secret).
 """
@@ -20,9 +20,11 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, jsonify, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
+from sandbox.consent import KNOWN_SCOPES
 from sandbox.errors import OAuthError, SandboxError, callback_not_approved, oauth_missing, unauthorized_client
 from sandbox.faults import x_endpoint
-from sandbox.state import KNOWN_SCOPES, Client, current_world
+from sandbox.records import Client
+from sandbox.state import current_world
 
 bp = Blueprint("oauth", __name__)
 
@@ -30,7 +32,7 @@ AUTHORIZE_FIELDS = ("response_type", "client_id", "redirect_uri", "scope", "stat
                     "code_challenge", "code_challenge_method")
 MAX_STATE = 500
 _S256_CHALLENGE = re.compile(r"^[A-Za-z0-9_-]{43}$")
-_PLAIN_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{1,128}$")  # see state._VERIFIER
+_PLAIN_CHALLENGE = re.compile(r"^[A-Za-z0-9\-._~]{1,128}$")  # see consent._VERIFIER
 
 
 class AuthorizeRefused(SandboxError):
@@ -49,7 +51,7 @@ class AuthorizeRefused(SandboxError):
 def check_authorize(params: dict[str, str]) -> tuple[Client, tuple[str, ...]]:
     """Validate an authorize request as X does; the client and the requested scopes."""
     world = current_world()
-    client = world.clients.get(params.get("client_id", ""))
+    client = world.consent.client(params.get("client_id", ""))
     if client is None:
         raise AuthorizeRefused("invalid_client", "This app is not registered (unknown client_id).")
     if params.get("redirect_uri", "") not in client.redirect_uris:
@@ -79,9 +81,7 @@ def authorize_page() -> ResponseReturnValue:
     """The consent page: pick a sandbox user, Authorize or Cancel."""
     params = {name: request.args.get(name, "") for name in AUTHORIZE_FIELDS}
     client, scopes = check_authorize(params)
-    world = current_world()
-    with world.lock:
-        users = list(world.users.values())
+    users = current_world().people.all()
     return render_template("consent.html", params=params, client=client, scopes=scopes, users=users)
 
 
@@ -97,8 +97,8 @@ def authorize_decision() -> ResponseReturnValue:
     user = world.find_user(request.form.get("user_id", ""))
     if user is None:
         raise AuthorizeRefused("invalid_request", "Pick a sandbox user.")
-    code = world.issue_code(client.client_id, user.id, params["redirect_uri"], scopes,
-                            params["code_challenge"], params["code_challenge_method"])
+    code = world.consent.issue_code(client.client_id, user.id, params["redirect_uri"], scopes,
+                                    params["code_challenge"], params["code_challenge_method"])
     return redirect(_callback(params["redirect_uri"], {"state": params["state"], "code": code}))
 
 
@@ -117,7 +117,7 @@ def authenticate_client() -> Client:
             client_id, _, secret = base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")
         except (binascii.Error, UnicodeDecodeError):
             raise unauthorized_client() from None
-        client = world.clients.get(client_id)
+        client = world.consent.client(client_id)
         if client is None or (body_id is not None and body_id != client_id):
             raise unauthorized_client()
         if (client.client_secret or "") != secret:
@@ -125,7 +125,7 @@ def authenticate_client() -> Client:
         return client
     if body_id is None:
         raise oauth_missing("client_id")
-    client = world.clients.get(body_id)
+    client = world.consent.client(body_id)
     if client is None:
         raise unauthorized_client()
     if client.confidential:
@@ -158,12 +158,13 @@ def token() -> ResponseReturnValue:
         for name in ("code", "redirect_uri", "code_verifier"):
             if not form.get(name):
                 raise oauth_missing(name)
-        return _token_answer(world.redeem_code(client, form["code"], form["redirect_uri"], form["code_verifier"]))
+        answer = world.consent.redeem_code(client, form["code"], form["redirect_uri"], form["code_verifier"])
+        return _token_answer(answer)
     if grant_type == "refresh_token":
         if not form.get("refresh_token"):
             raise oauth_missing("refresh_token")
         scopes = tuple(form.get("scope", "").split()) or None
-        return _token_answer(world.refresh(client, form["refresh_token"], scopes))
+        return _token_answer(world.consent.refresh(client, form["refresh_token"], scopes))
     raise OAuthError(400, "unsupported_grant_type", "Value passed for the grant type was invalid.")
 
 
@@ -175,5 +176,5 @@ def revoke() -> ResponseReturnValue:
     value = request.form.get("token")
     if not value:
         raise oauth_missing("token")
-    current_world().revoke(client, value)
+    current_world().consent.revoke(client, value)
     return jsonify({"revoked": True})

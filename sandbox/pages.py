@@ -12,7 +12,8 @@ from typing import Any
 from flask import Blueprint, abort, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from sandbox.state import Post, World, current_world, iso
+from sandbox.records import Post, iso
+from sandbox.state import World, current_world
 
 bp = Blueprint("pages", __name__)
 
@@ -21,10 +22,11 @@ bp = Blueprint("pages", __name__)
 def index() -> ResponseReturnValue:
     """Every sandbox user with their number of live posts."""
     world = current_world()
-    with world.lock:
-        rows = [(user, sum(1 for p in world.posts_by_user[user.id] if p.deleted_at is None))
-                for user in world.users.values()]
-        clients = list(world.clients.values())
+
+    def build() -> tuple[list[tuple[Any, int]], list[Any]]:
+        counts = world.timeline.live_counts()
+        return [(user, counts.get(user.id, 0)) for user in world.people.all()], world.consent.clients()
+    rows, clients = world.answer(build)
     return render_template("index.html", rows=rows, clients=clients)
 
 
@@ -32,13 +34,13 @@ def index() -> ResponseReturnValue:
 def timeline(username: str) -> ResponseReturnValue:
     """One user's live posts, newest first."""
     world = current_world()
-    with world.lock:
-        user = world.find_user(username)
-        if user is None or user.id == username:
-            abort(404)
-        posts = [{"id": p.id, "text": p.raw_text, "created_at": iso(p.created_at), "reply_to": p.reply_to,
-                  "media": _media(world, p), "poll": (p.poll or {}).get("options")}
-                 for p in reversed(world.posts_by_user[user.id]) if p.deleted_at is None]
+    user = world.find_user(username)
+    if user is None or user.id == username:
+        abort(404)
+    posts = world.answer(lambda: [{"id": p.id, "text": p.raw_text, "created_at": iso(p.created_at),
+                                   "reply_to": p.reply_to, "media": _media(world, p),
+                                   "poll": (p.poll or {}).get("options")}
+                                  for p in world.timeline.live_posts(user.id)])
     return render_template("timeline.html", user=user, posts=posts)
 
 
@@ -46,7 +48,7 @@ def _media(world: World, post: Post) -> list[dict[str, Any]]:
     """A post's media for the page: type, alt text, and the image URL where the bytes are kept."""
     shown = []
     for media_id in post.media_ids:
-        media = world.media.get(media_id)
+        media = world.uploads.get(media_id)
         if media is None:
             continue
         src = url_for("control.media_file", media_key=media.media_key) if media.data is not None else None

@@ -15,7 +15,8 @@ from flask import Response, g, request
 
 from sandbox.errors import credits_depleted, forbidden, too_many_requests, unauthorized, usage_capped
 from sandbox.faults import x_endpoint
-from sandbox.state import Chain, User, current_world
+from sandbox.records import Chain, User
+from sandbox.state import current_world
 
 READ = ("tweet.read", "users.read")
 WRITE = ("tweet.read", "tweet.write", "users.read")
@@ -34,7 +35,7 @@ def resource(key: str, scopes: tuple[str, ...]) -> Callable[[Callable[..., Any]]
                 raise usage_capped()
             if world.options.credits_depleted:
                 raise credits_depleted(chain.client_id)
-            allowed, headers = world.check_rate(key, chain.client_id, user.id)
+            allowed, headers = world.traffic.check_rate(key, chain.client_id, user.id)
             g.rate_headers = headers
             if not allowed:
                 raise too_many_requests(headers)

@@ -21,7 +21,8 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
 
 from sandbox.app import create_app
-from sandbox.state import SandboxConfig, current_world
+from sandbox.options import SandboxConfig
+from sandbox.state import current_world
 
 IDLE_TIMEOUT = 75.0  # seconds a kept-alive connection may sit idle (as nginx's default)
 
@@ -118,7 +119,7 @@ def serve(config: SandboxConfig, host: str, port: int) -> None:
     base = f"http://{host}:{server.port}"
     with app.app_context():
         world = current_world()
-        users = ", ".join("@" + u.username for u in world.users.values())
+        users = ", ".join("@" + u.username for u in world.people.all())
         client = world.config.clients[0]
     kind = "confidential" if client.client_secret else "public"
     print(f"X sandbox on {base}  (users: {users}; client {client.client_id} ({kind}), "
