@@ -13,9 +13,20 @@ DEMO_TOKEN_HEADROOM = 60  # seconds
 ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 
 
+# Threads per gunicorn worker. A sync worker is held whole by one client that never finishes its
+# headers (two such clients stalled both workers until /healthz timed out); a gthread worker's
+# main loop keeps accepting and a stalled client holds one thread. Measured: with four stalled
+# clients /healthz answers at once (tests/test_web_processes.py prints the figure).
+THREADS = 8
+TIMEOUT = 30  # s: a worker whose main loop is silent that long is restarted (gunicorn's default)
+KEEPALIVE = 5  # s: an idle kept-alive connection is closed after this (it holds no thread meanwhile)
+
+
 def gunicorn_command(host: str, port: int, workers: int = 2) -> list[str]:
     """gunicorn serving `web:create_app()`; the Procfile's web line says the same."""
-    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"{host}:{port}",
+    return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
+            "--threads", str(THREADS), "--timeout", str(TIMEOUT), "--keep-alive", str(KEEPALIVE),
+            "--bind", f"{host}:{port}",
             "--access-logfile", "-", "--access-logformat", ACCESS_LOG_FORMAT, "web:create_app()"]
 
 

@@ -7,7 +7,11 @@ lockout earned on one holds on the other. The sandbox is the real process too.
 from __future__ import annotations
 
 import re
+import socket
+import time
 from pathlib import Path
+
+import requests
 
 from bot.models import ACTIVE
 
@@ -47,3 +51,28 @@ def test_a_lockout_on_one_process_holds_on_another(tmp_path: Path, sandbox: Sand
             assert statuses == [401, 401, 401, 401, 429]
             assert sixth.status_code == 429
             assert re.search(r"closed to it for 1[45] more min", sixth.text)
+
+
+def test_four_slow_clients_do_not_stall_the_web_app(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Four connections that send part of their headers and then nothing hold what they hold; /healthz
+    (on either gunicorn worker) still answers, quickly."""
+    with gunicorn(tmp_path, sandbox) as server:  # as the Procfile runs it: 2 workers
+        port = int(server.url.rsplit(":", 1)[1])
+        slow = []
+        for _ in range(4):
+            client = socket.create_connection(("127.0.0.1", port), timeout=5)
+            client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and never the rest
+            slow.append(client)
+        try:
+            time.sleep(1.0)  # the workers have taken them up
+            took = []
+            for _ in range(6):  # fresh connections, so both workers answer some
+                started = time.monotonic()
+                answer = requests.get(server.url + "/healthz", timeout=20, headers={"Connection": "close"})
+                took.append(time.monotonic() - started)
+                assert answer.status_code in (200, 503), answer.text  # 503: no worker beats here; it answered
+            print(f"/healthz with 4 slow clients holding connections: slowest {max(took):.3f} s of {len(took)}")
+            assert max(took) < 2.0, took
+        finally:
+            for client in slow:
+                client.close()
