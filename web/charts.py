@@ -17,7 +17,7 @@ Every chart carries its numbers in data attributes (`data-day`, `data-posted`…
 series into geometry and `_charts.html` draws it (Jinja escapes every text and attribute).
 
 Cost per request: the history and the events read newest first in growing pages, stopping at 30 days
-back (as the calendar does), the queue only up to 7 days ahead (`queued_posts(due_by=…)`).
+back (as the calendar does); the queue the page has read already (else only up to 7 days ahead).
 """
 from __future__ import annotations
 
@@ -224,6 +224,7 @@ class Chart:
     width: int = 600
     height: int = 170
     plot: dict[str, float] = field(default_factory=dict)
+    compact: bool = False  # one of many (the token chains): no legend of its own, tooltips only on days with bars
 
 
 LEFT, RIGHT, TOP, BOTTOM = 34.0, 8.0, 10.0, 22.0
@@ -232,10 +233,11 @@ LEFT, RIGHT, TOP, BOTTOM = 34.0, 8.0, 10.0, 22.0
 def layout(chart_id: str, title: str, desc: str, rows: Sequence[tuple[date, dict[str, int]]],
            legend: Sequence[tuple[str, str]], data: dict[str, str], width: int = 600, height: int = 170,
            limit: int | None = None, limit_label: str = "", tick_every: int = 1, top_pad: float = 0.0,
-           gauge: dict[str, Any] | None = None) -> Chart:
-    """Stacked bars, one column per day; `rows` hold each day's values by kind (in `legend`'s order)."""
+           gauge: dict[str, Any] | None = None, compact: bool = False) -> Chart:
+    """Stacked bars, one column per day; `rows` hold each day's value of every kind in `legend` (and no other)."""
     kinds = [kind for kind, _ in legend]
-    tallest = max((sum(values.get(k, 0) for k in kinds) for _, values in rows), default=0)
+    totals = [sum(values.values()) for _, values in rows]
+    tallest = max(totals, default=0)
     shown_limit = limit if limit is not None and limit <= max(3 * tallest, 10) else None
     top = max(tallest, shown_limit or 0, 1)
     plot_top, plot_bottom = TOP + top_pad, height - BOTTOM
@@ -244,31 +246,33 @@ def layout(chart_id: str, title: str, desc: str, rows: Sequence[tuple[date, dict
     columns = []
     for index, (day, values) in enumerate(rows):
         y, segments = plot_bottom, []
-        for kind in kinds:
-            h = values.get(kind, 0) * scale
+        total = totals[index]
+        for kind in kinds if total else ():
+            h = values[kind] * scale
             if h:
                 y -= h
                 segments.append(Segment(kind, round(y, 2), round(h, 2)))
-        total = sum(values.get(k, 0) for k in kinds)
-        words = ", ".join(f"{values.get(k, 0)} {label}" for k, label in legend)
+        words = ", ".join(f"{values[k]} {label}" for k, label in legend)
         columns.append(Column(
             x=round(LEFT + index * step + step * 0.12, 2), width=round(step * 0.76, 2),
             title=f"{day:%a} {day.day} {day:%b}: {words}",
-            data={"data-day": day.isoformat(), **{f"data-{k}": str(values.get(k, 0)) for k in kinds},
+            data={"data-day": day.isoformat(), **{f"data-{k}": str(values[k]) for k in kinds},
                   **({"data-over": "true"} if limit is not None and total > limit else {})},
             segments=tuple(segments), tick=f"{day.day} {day:%b}" if index % tick_every == 0 else None,
             over=limit is not None and total > limit))
     limit_y = round(plot_bottom - shown_limit * scale, 2) if shown_limit is not None else None
     return Chart(chart_id, title, desc, data, tuple(columns), tuple(legend), top, limit_y, limit_label, gauge,
-                 width, height, {"left": LEFT, "right": width - RIGHT, "top": plot_top, "bottom": plot_bottom})
+                 width, height, {"left": LEFT, "right": width - RIGHT, "top": plot_top, "bottom": plot_bottom},
+                 compact)
 
 
 # -- the page's charts -------------------------------------------------------------------------
 
 def charts_panel(repo: Repository, settings: Settings, accounts: list[Account], now: datetime,
-                 pick: str | None = None) -> dict[str, Any]:
+                 pick: str | None = None, queued: list[Post] | None = None) -> dict[str, Any]:
     """The dashboard's charts section: `pick` (`?chart=<username or id>`) narrows posts and the week ahead
-    to one account (the filter's form says the username, so the address reads as a person would say it)."""
+    to one account (the filter's form says the username, so the address reads as a person would say it).
+    `queued`: the queue as the page already read it (else the week ahead is read from the store)."""
     zone = settings.zone
     wanted = (pick or "").lstrip("@").lower()
     chosen = next((a for a in accounts if wanted and wanted in (a.user_id, a.username.lower())), None)
@@ -281,7 +285,7 @@ def charts_panel(repo: Repository, settings: Settings, accounts: list[Account], 
         "chart_accounts": accounts, "chart_chosen": chosen,
         "posts_chart": _posts_chart(outcomes, who, chosen),
         "token_charts": [_token_chart(token_chain(a, events, past[-TOKEN_DAYS:], zone, now)) for a in accounts],
-        "ahead_chart": _ahead_chart(repo, settings, now, chosen, who),
+        "ahead_chart": _ahead_chart(repo, settings, now, chosen, who, queued),
     }
 
 
@@ -312,15 +316,17 @@ def _token_chart(chain: TokenChain) -> Chart:
         f"backed off, {sum(d.refused for d in chain.days)} refused; {chain.summary}.",
         [(d.day, {"refreshes": d.refreshes, "failures": d.failures, "refused": d.refused}) for d in chain.days],
         (("refreshes", "refreshes"), ("failures", "failed, backed off"), ("refused", "refused")),
-        data, width=300, height=130, top_pad=18.0, gauge=gauge)
+        data, width=300, height=130, top_pad=18.0, gauge=gauge, tick_every=TOKEN_DAYS - 1, compact=True)
 
 
-def _ahead_chart(repo: Repository, settings: Settings, now: datetime, chosen: Account | None, who: str) -> Chart:
+def _ahead_chart(repo: Repository, settings: Settings, now: datetime, chosen: Account | None, who: str,
+                 queued: list[Post] | None) -> Chart:
     zone, tier = settings.zone, settings.x_tier
     days = next_days(now, zone, AHEAD_DAYS)
-    end = day_start(days[-1] + timedelta(days=1), zone)
-    queued = [*repo.sending_posts(chosen.user_id if chosen else None),
-              *repo.queued_posts(chosen.user_id if chosen else None, due_by=end)]
+    if queued is None:
+        end = day_start(days[-1] + timedelta(days=1), zone)
+        queued = [*repo.sending_posts(chosen.user_id if chosen else None),
+                  *repo.queued_posts(chosen.user_id if chosen else None, due_by=end)]
     ahead = due_per_day(queued, days, zone, now, chosen.user_id if chosen else None)
     scope = USER if chosen else APP
     limit = daily_limit(tier, scope)

@@ -111,12 +111,13 @@ def render_dashboard(compose: Compose, error: str | None = None, status: int = 2
     slots = [account_slots(a, now, slot_form) for a in accounts]
     compose.due_at = compose.due_at or default_due(now, zone)
     compose.account = compose.account or (postable[0].user_id if postable else "")
+    queue = queue_panel(page_number(request.args.get("queue_page")), now, accounts)
     page = render_template(
         "dashboard.html",
         **accounts_panel(now),
-        **queue_panel(page_number(request.args.get("queue_page")), now, accounts),
+        **queue,
         **history_panel(page_number(request.args.get("history_page")), now, accounts),
-        **charts_panel(store(), settings(), accounts, now, request.args.get("chart")),
+        **charts_panel(store(), settings(), accounts, now, request.args.get("chart"), queue["queued_posts"]),
         slots=slots, slot_choices=[s for s in slots if s.next_free and s.user_id in can_post],
         zones=zone_names(),
         failures=[failure_view(e, handles, zone) for e in store().events(FAILURES_SHOWN, kind=FAILED_EVENT)],

@@ -49,6 +49,7 @@ def queue_panel(page: int = 1, now: datetime | None = None,
         "prices": {"post": dollars(POST_PRICE), "url": dollars(URL_POST_PRICE)},
         "warnings": queue_warnings(queued, settings().x_tier, {a.user_id: a.handle for a in accounts}, zone),
         "held": held_accounts(accounts, now, zone),
+        "queued_posts": queued,  # the whole queue as read, for the charts (web.charts); no template shows it
     }
 
 
