@@ -1,9 +1,14 @@
 """Starting tweetbot's long-running processes (what `make run` and the Procfile do)."""
 from __future__ import annotations
 
+import errno
 import os
+import re
 import shlex
+import signal
+import socket
 import sys
+from typing import Any
 
 from bot.settings import Settings
 
@@ -77,12 +82,67 @@ def process_table(settings: Settings) -> dict[str, str]:
     return table
 
 
-def run_all(settings: Settings) -> int:
-    """Run every process of `process_table` under honcho until one stops; its exit code."""
+def port_taken(host: str, port: int) -> bool:
+    """Whether something listens on `host:port` already (a socket merely closing there does not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn and the sandbox bind
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
+
+
+def taken_ports(settings: Settings) -> list[str]:
+    """One line for each port `tweetbot run` needs that is taken, naming the variable that moves it."""
+    wanted = [("web app", settings.port, "PORT")]
+    if settings.sandbox:
+        wanted.append(("sandbox", settings.sandbox_port, "SANDBOX_PORT"))
+    return [f"tweetbot: port {port} (the {what}) is taken on 127.0.0.1: set {variable} in .env to another port"
+            for what, port, variable in wanted if port_taken("127.0.0.1", port)]
+
+
+_STOPPED_BY_US = re.compile(r" stopped \(rc=-(?:2|15)\)")
+
+
+def _manager() -> Any:
+    """honcho's Manager, quiet about the processes it stopped itself: "web stopped", not "(rc=-15)"."""
     from honcho.manager import Manager
 
-    manager = Manager()
+    class Quiet(Manager):
+        stopping = False
+
+        def terminate(self) -> None:
+            self.stopping = True
+            super().terminate()
+
+        def _system_print(self, data: str) -> None:
+            super()._system_print(_STOPPED_BY_US.sub(" stopped", data) if self.stopping else data)
+
+    return Quiet()
+
+
+def run_all(settings: Settings) -> int:
+    """Run every process of `process_table` under honcho until one stops or a signal comes.
+
+    A port that is taken stops it before anything starts, with one line per port naming the
+    variable that moves it (exit 2). SIGINT (Ctrl-C) or SIGTERM stops every process; when each
+    stopped cleanly (0, or by the signal honcho passed on) the exit code is 0. Otherwise it is
+    the code of the process that stopped first.
+    """
+    taken = taken_ports(settings)
+    if taken:
+        print("\n".join(taken), file=sys.stderr, flush=True)
+        return 2
+    manager = _manager()
     for name, command in process_table(settings).items():
-        manager.add_process(name, command, env=dict(os.environ))
+        # exec: the program itself gets honcho's signal, not a shell that would die of it (rc=-15).
+        manager.add_process(name, f"exec {command}", env=dict(os.environ))
     manager.loop()
-    return manager.returncode or 0
+    signalled = manager.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)
+    stopped = [p.get("returncode") for p in manager._processes.values()]
+    if signalled and all(rc in (0, -signal.SIGINT, -signal.SIGTERM) for rc in stopped):
+        return 0
+    return int(manager.returncode or 0)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -44,13 +45,32 @@ def wait_for(url: str, process: subprocess.Popen, until, seconds: float = 60) ->
         time.sleep(0.2)
 
 
-def test_run_starts_web_worker_and_sandbox_and_healthz_answers(tmp_path: Path) -> None:
+def run_env(tmp_path: Path, port: int, sandbox_port: int) -> dict[str, str]:
+    """`tweetbot init` in `tmp_path` (as `make run` does once) and the environment `tweetbot run` gets."""
     subprocess.run([TWEETBOT, "init"], cwd=tmp_path, check=True, capture_output=True)
-    port, sandbox_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if k not in {"X_CLIENT_ID", "SECRET_KEY", "TOKEN_KEY"}}
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"X_CLIENT_ID", "SECRET_KEY", "TOKEN_KEY", "ADMIN_PASSWORD", "DYNO", "TRUSTED_PROXIES"}}
     env.update(PORT=str(port), SANDBOX_PORT=str(sandbox_port))
-    process = subprocess.Popen([TWEETBOT, "run"], cwd=tmp_path, env=env, start_new_session=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return env
+
+
+def start_run(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen([TWEETBOT, "run"], cwd=tmp_path, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def assert_stopped_cleanly(process: subprocess.Popen, output: str) -> None:
+    """Exit 0, every process's stop said plainly: no `rc=-15` (a shell killed under it), no error line."""
+    assert process.returncode == 0, output[-3000:]
+    assert "rc=-15" not in output and "rc=-2" not in output, output[-3000:]
+    assert not re.search(r"(?im)^.*\b(error|traceback)\b", output), output[-3000:]
+    for name in ("web", "worker", "sandbox"):
+        assert re.search(rf"\| {name} stopped( \(rc=0\))?$", output, re.M), (name, output[-3000:])
+
+
+def test_run_starts_web_worker_and_sandbox_and_healthz_answers(tmp_path: Path) -> None:
+    port, sandbox_port = free_port(), free_port()
+    process = start_run(tmp_path, run_env(tmp_path, port, sandbox_port))
     try:
         status, body = wait_for(f"http://127.0.0.1:{port}/healthz", process,
                                 until=lambda status, body: status == 200)
@@ -61,7 +81,37 @@ def test_run_starts_web_worker_and_sandbox_and_healthz_answers(tmp_path: Path) -
         # The demo sandbox's tokens expire a minute past the refresh margin: a refresh shows up soon.
         assert get(f"http://127.0.0.1:{sandbox_port}/_sandbox/config")[1]["access_token_lifetime"] == 600 + 60
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, signal.SIGTERM)  # as the platform, or `kill` on make run's group
         output, _ = process.communicate(timeout=30)
     assert "Booting worker" in output  # gunicorn
     assert "tweetbot.worker: started" in output
+    assert_stopped_cleanly(process, output)
+
+
+def test_ctrl_c_on_run_ends_with_exit_0_and_no_error_lines(tmp_path: Path) -> None:
+    port, sandbox_port = free_port(), free_port()
+    process = start_run(tmp_path, run_env(tmp_path, port, sandbox_port))
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", process, until=lambda status, body: status == 200)
+    finally:
+        os.killpg(process.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the foreground group
+        output, _ = process.communicate(timeout=30)
+    assert "SIGINT received" in output
+    assert_stopped_cleanly(process, output)
+
+
+def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path: Path) -> None:
+    for variable in ("PORT", "SANDBOX_PORT"):
+        folder = tmp_path / variable
+        folder.mkdir()
+        port, sandbox_port = free_port(), free_port()
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", port if variable == "PORT" else sandbox_port))
+            squatter.listen()
+            run = subprocess.run([TWEETBOT, "run"], cwd=folder, env=run_env(folder, port, sandbox_port),
+                                 capture_output=True, text=True, timeout=60)
+        taken = port if variable == "PORT" else sandbox_port
+        assert run.returncode == 2, run.stdout + run.stderr
+        assert run.stdout == ""  # nothing was started
+        assert run.stderr == (f"tweetbot: port {taken} (the {'web app' if variable == 'PORT' else 'sandbox'}) "
+                              f"is taken on 127.0.0.1: set {variable} in .env to another port\n")
