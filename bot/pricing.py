@@ -1,7 +1,7 @@
 """What the queue will cost under X's pay-per-use pricing (`x-api-facts.md` §2).
 
 Each tweet is billed on its own: $0.015, or $0.20 when it contains a URL (as
-`bot.text.contains_url` finds them, the same rule that weighs a link at 23). A
+`xtext.contains_url` finds them, the same rule that weighs a link at 23). A
 thread's parts are the account's replies to its own posts, billed as posts: the
 $0.01 "summoned reply" price is for answering someone who mentioned the account,
 which a thread is not. Money is `Decimal`, never float, so totals add up exactly.

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
@@ -25,7 +26,7 @@ from psycopg import sql
 
 from bot.store.migrate import migrate
 
-from sandbox_helpers import SandboxControl, SpecRecorder, checked_bodies_summary, x_spec
+from sandbox_helpers import CHECKED_BODIES, SandboxControl, SpecRecorder, checked_bodies_summary, x_spec
 from store_support import FILE, STORES, StoreAt
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -167,6 +168,20 @@ def xcheck(reference: Path) -> Iterator[SpecRecorder]:
     recorder = SpecRecorder(x_spec(reference))
     yield recorder
     recorder.verify()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Under pytest-xdist, a worker hands its counts of validated bodies to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["checked_bodies"] = [[endpoint, status, n] for (endpoint, status), n in CHECKED_BODIES.items()]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """The controller adds up what each xdist worker validated."""
+    for endpoint, status, n in getattr(node, "workeroutput", {}).get("checked_bodies", []):
+        CHECKED_BODIES[(endpoint, status)] += n
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

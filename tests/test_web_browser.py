@@ -4,7 +4,7 @@ Sign in → Connect → the sandbox's consent page → pick a user → Authorize
 shows the account active with its expiry → compose a thread for later (the live counter
 agrees with the server) → the queue shows it and its cost → give the account slots →
 compose into the next free slot → Post now → Cancel → Disconnect → the sandbox shows the
-token revoked. Also: the page's counter (static/counter.js) against `bot.text` on every text of
+token revoked. Also: the page's counter (static/counter.js) against `xtext` on every text of
 twitter-text's conformance suite; and media: choose two images in the compose form (previews,
 alt text, the limits flagged before upload), queue, Post now, a real worker posts them, and
 the sandbox's timeline page shows both with their alt text (screenshots in tmp_path).

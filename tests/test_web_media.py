@@ -298,3 +298,15 @@ def test_the_form_states_the_limits_and_names_its_fields(app: Flask, browser: Br
     assert (f'data-limit-image="{LIMITS["image"]}" data-limit-gif="{LIMITS["gif"]}" '
             f'data-limit-video="{LIMITS["video"]}"') in form
     assert 'data-max-images="4" data-max-alt="1000"' in form
+
+
+def test_a_huge_text_field_is_refused_before_it_is_read(app: Flask, browser: Browser) -> None:
+    user_id, repo = connected(app, browser)
+    before = store_state(repo)
+    answer = browser.post("/posts", {"account": user_id, "part": "x" * (2 * 1024 * 1024), "due_at": tomorrow()})
+    assert answer.status_code == 413
+    page = text(answer)
+    assert "Too much to send at once" in page and "nothing was queued" in page and "Traceback" not in page
+    assert store_state(repo) == before
+    fine = browser.post("/posts", {"account": user_id, "part": "a normal post", "due_at": tomorrow()})
+    assert fine.status_code == 303 and len(repo.queued_posts()) == 1

@@ -57,6 +57,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     for error in UNUSABLE:
         app.register_error_handler(error, health.unusable_error)
     app.register_blueprint(auth.bp)  # next: its sign-in gate runs before any other check
+    app.before_request(uploads.limit_text_bodies)  # before anything reads the form (the CSRF check does)
     security.init_app(app, settings)
     app.register_blueprint(connect.bp)
     app.register_blueprint(dashboard.bp)

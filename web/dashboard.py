@@ -6,7 +6,7 @@ is read by `bot.when.parse_when` as the CLI's `--at` is (the operator's zone; a 
 the clocks skip is refused), so the web form refuses what the CLI refuses with the
 same reason; "next free slot" goes through `bot.schedules.queue_in_next_slot` as
 `tweetbot post` without `--at` does. The live counter on the page is a port of
-`bot.text` (`static/counter.js`) fed by `/text-rules.json`; the server's check is the
+`xtext` (`static/counter.js`) fed by `/text-rules.json`; the server's check is the
 one that counts.
 
 "Post now" and "Retry" change the store through `bot.queue.post_now` and
@@ -230,5 +230,5 @@ def _waiting(post: Post, now: datetime) -> str:
 
 @bp.get("/text-rules.json")
 def text_rules() -> ResponseReturnValue:
-    """The weighting config and TLD list the page's counter needs: one source, `bot.text`."""
+    """The weighting config and TLD list the page's counter needs: one source, `xtext`."""
     return jsonify(config=V3_JSON, tlds=sorted(ALL_TLDS))

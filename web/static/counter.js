@@ -1,10 +1,10 @@
 /* The compose form's live weighted-length counter.
  *
- * A port of bot/text.py (twitter-text v3 `parseTweet`), so what the page shows is
+ * A port of xtext/__init__.py (twitter-text v3 `parseTweet`), so what the page shows is
  * what the server will say: the text is NFC-normalised; each code point weighs
  * 1 or 2 by the config's ranges (a character outside the BMP weighs 2); every emoji
  * sequence weighs 2; every URL weighs 23. The weighting config and the TLD list
- * come from the server (/text-rules.json, built from bot/text.py and bot/tlds.py),
+ * come from the server (/text-rules.json, built from xtext/__init__.py and xtext/tlds.py),
  * so the two cannot drift apart. The server checks every post again anyway.
  *
  * Works on every <textarea data-counter> and the <output> named by its
@@ -13,7 +13,7 @@
 (function () {
   "use strict";
 
-  // -- character classes (bot/text.py, twitter-text js/src/regexp) ---------------
+  // -- character classes (xtext/__init__.py, twitter-text js/src/regexp) ---------------
   var INVALID_CHARS = "\\ufffe\\ufeff\\uffff";
   var DIRECTIONAL = "\\u202a-\\u202e\\u061c\\u200e\\u200f\\u2066-\\u2069";
   var SPACES = "\\x09-\\x0d\\x20\\x85\\xa0\\u1680\\u180e\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000";
@@ -127,7 +127,7 @@
   }
 
   function validIpHost(host) {
-    if (host.charAt(0) === "[") { return false; }  // only IPv4 can reach here (bot/text.py `_IP_HOST`)
+    if (host.charAt(0) === "[") { return false; }  // only IPv4 can reach here (xtext/__init__.py `_IP_HOST`)
     var parts = host.split(".");
     return parts.length === 4 && parts.every(function (p) {
       return /^[0-9]{1,3}$/.test(p) && Number(p) <= 255 && !(p.length > 1 && p.charAt(0) === "0");
@@ -148,7 +148,7 @@
     return sound && (protocol || "https://").length + url.length <= MAX_URL_LENGTH;
   }
 
-  /* URL spans (start and end in UTF-16 code units, as JS indexes strings): bot.text._find_urls. */
+  /* URL spans (start and end in UTF-16 code units, as JS indexes strings): xtext._find_urls. */
   function findUrls(rules, text) {
     var spans = [];
     if (!rules.url || text.indexOf(".") < 0) { return spans; }
@@ -189,7 +189,7 @@
     return config.defaultWeight;
   }
 
-  /* X's weighted length of `text` (bot.text.parse_post's weighted_length) and whether it may be posted. */
+  /* X's weighted length of `text` (xtext.parse_post's weighted_length) and whether it may be posted. */
   function measure(rules, raw) {
     var config = rules.config;
     var text = raw.normalize("NFC");
