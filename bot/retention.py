@@ -12,14 +12,12 @@ both stores share it; it reads only as much history as the retention period cove
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
-from bot.models import Post
+from bot.recent import finished_time, history_since
 from bot.store import Repository
 
 UPLOAD_GRACE = timedelta(hours=1)
-_FIRST_PAGE = 500  # history read in growing pages: most runs need only the newest few hundred posts
 
 
 def forget_finished_media(store: Repository, now: datetime, retention: timedelta) -> int:
@@ -44,26 +42,6 @@ def media_in_use(store: Repository, finished_since: datetime) -> set[str]:
         needed |= post.digests()
     for post in store.sending_posts():  # part of the queue already; asked so no store's reading can miss one
         needed |= post.digests()
-    for post in recently_finished(store, finished_since):
+    for post in history_since(store, finished_since, when=finished_time):
         needed |= post.digests()
     return needed
-
-
-def finished_time(post: Post) -> datetime:
-    """When a finished post finished (a post finished before `finished_at` existed: its posting or due time)."""
-    return post.finished_at or post.posted_at or post.due_at
-
-
-def recently_finished(store: Repository, since: datetime) -> Iterator[Post]:
-    """Finished posts that finished at or after `since`.
-
-    The history comes most recently finished first, so pages of it are read, each larger
-    than the last, only until one reaches past `since` (or the history's end).
-    """
-    limit = _FIRST_PAGE
-    while True:
-        page = store.history(limit=limit)
-        if len(page) < limit or finished_time(page[-1]) < since:
-            yield from (post for post in page if finished_time(post) >= since)
-            return
-        limit *= 4

@@ -20,7 +20,7 @@ from typing import Any
 from sandbox.errors import INVALID_CODE, INVALID_TOKEN, VERIFIER_MISMATCH, OAuthError
 from sandbox.people import People
 from sandbox.records import AccessToken, AuthCode, Chain, Client, RefreshToken
-from sandbox.shared import Shared
+from sandbox.shared import Part, Shared
 
 KNOWN_SCOPES = frozenset({
     "tweet.read", "tweet.write", "tweet.moderate.write", "users.email", "users.read", "follows.read",
@@ -36,14 +36,12 @@ _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{1,128}$")
 REDIRECT_MISMATCH = "Value passed for the redirect uri did not match the uri of the authorization code."
 
 
-class Consent:
+class Consent(Part):
     """Registered clients, outstanding codes, token chains and their events."""
 
     def __init__(self, shared: Shared, people: People) -> None:
-        self._shared = shared
         self._people = people
-        self._lock = shared.lock
-        self.reset()
+        super().__init__(shared)
 
     def reset(self) -> None:
         """No clients, codes, chains, tokens or events."""

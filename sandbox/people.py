@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 from sandbox.records import User, iso
-from sandbox.shared import Shared
+from sandbox.shared import Part
 
 # Sandbox user ids are numeric strings of X's length; the first users always get the
 # same ids, so a reset world looks the same every time.
@@ -16,13 +16,8 @@ USER_ID_BASE = 1_720_000_000_000_000_000
 _USERNAME = re.compile(r"[A-Za-z0-9_]{1,15}")
 
 
-class People:
+class People(Part):
     """Every sandbox user, by id and by lower-cased username."""
-
-    def __init__(self, shared: Shared) -> None:
-        self._shared = shared
-        self._lock = shared.lock
-        self.reset()
 
     def reset(self) -> None:
         """No users; the next one gets the first id again."""

@@ -52,3 +52,17 @@ class Shared:
             value = max(value, self._last_snowflake + 1)
             self._last_snowflake = value
             return str(value)
+
+
+class Part:
+    """One part of a world (its users, consents, uploads, posts, traffic): it shares the world's
+    lock and clock, takes the lock in its own methods, and empties itself on `reset`."""
+
+    def __init__(self, shared: Shared) -> None:
+        self._shared = shared
+        self._lock = shared.lock
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to empty (the world's reset calls every part's, under the lock)."""
+        raise NotImplementedError

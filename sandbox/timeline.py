@@ -15,7 +15,7 @@ from typing import Any
 from sandbox.errors import DUPLICATE_DETAIL, REPLY_NOT_ALLOWED_DETAIL, forbidden, invalid_request, not_found
 from sandbox.people import People
 from sandbox.records import Post, User, iso
-from sandbox.shared import Shared
+from sandbox.shared import Part, Shared
 from sandbox.uploads import Uploads
 from xtext import extract_urls
 
@@ -23,15 +23,13 @@ _MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})")
 REPLY_GONE = "The post you are replying to has been deleted or is not visible to you."
 
 
-class Timeline:
+class Timeline(Part):
     """Every post, each user's posts in order, and recent texts for the duplicate rule."""
 
     def __init__(self, shared: Shared, people: People, uploads: Uploads) -> None:
-        self._shared = shared
         self._people = people
         self._uploads = uploads
-        self._lock = shared.lock
-        self.reset()
+        super().__init__(shared)
 
     def reset(self) -> None:
         """No posts."""

@@ -11,17 +11,15 @@ from typing import Any
 
 from sandbox.limits import RateLimiter, Window, tier_table
 from sandbox.records import FAULT_MODES, Fault
-from sandbox.shared import Shared
+from sandbox.shared import Part, Shared
 
 
-class Traffic:
+class Traffic(Part):
     """The active faults, the per-endpoint request counts and the rate-limit counters."""
 
     def __init__(self, shared: Shared) -> None:
-        self._shared = shared
-        self._lock = shared.lock
         self._limiter = RateLimiter()
-        self.reset()
+        super().__init__(shared)
 
     def reset(self) -> None:
         """No faults, no counts, fresh windows."""

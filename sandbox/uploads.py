@@ -13,7 +13,7 @@ from typing import Any
 
 from sandbox.errors import MEDIA_INVALID_MESSAGE, invalid_request, not_found
 from sandbox.records import MEDIA_LIFETIME, Media
-from sandbox.shared import Shared
+from sandbox.shared import Part
 from sandbox.sniff import image_info, video_type
 
 HEAD_BYTES = 64 * 1024
@@ -21,13 +21,8 @@ UNRECOGNIZED = "media type unrecognized."
 FINALIZED = "This upload has been finalized already."
 
 
-class Uploads:
+class Uploads(Part):
     """Every upload of the world, by media id."""
-
-    def __init__(self, shared: Shared) -> None:
-        self._shared = shared
-        self._lock = shared.lock
-        self.reset()
 
     def reset(self) -> None:
         """No media."""

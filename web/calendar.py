@@ -22,8 +22,8 @@ from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bot.models import Account, Post, utcnow
+from bot.recent import history_since, outcome_time
 from bot.schedules import load_slots
-from bot.store import Repository
 from web.db import settings, store
 from web.display import clock_text, post_link, span_words
 
@@ -50,22 +50,6 @@ class Day:
     today: bool
     past: bool
     items: tuple[Item, ...]
-
-
-def history_since(repo: Repository, since: datetime, account_id: str | None = None) -> list[Post]:
-    """Finished posts that finished at or after `since`, newest first (the history read in growing pages)."""
-    limit = 200
-    while True:
-        read = repo.history(limit, account_id)
-        finished = [p for p in read if finished_at(p) >= since]
-        if len(read) < limit or len(finished) < len(read):
-            return finished
-        limit *= 4
-
-
-def finished_at(post: Post) -> datetime:
-    """When the post went out (or failed, or was canceled): the moment the calendar shows it at."""
-    return post.posted_at or post.finished_at or post.due_at
 
 
 def excerpt(post: Post) -> str:
@@ -98,7 +82,7 @@ def calendar_context(account_id: str | None) -> dict[str, Any]:
                                             clock_text(post.due_at, now, zone) + ", " + span_words(post.due_at, now),
                                             handle(post), excerpt(post), post.id)))
     for post in history_since(repo, start, chosen.user_id if chosen else None):
-        moment = finished_at(post)
+        moment = outcome_time(post)
         if start <= moment < end:
             items.append((moment, Item(post.status, moment.astimezone(zone).strftime("%H:%M"),
                                        clock_text(moment, now, zone) + ", " + span_words(moment, now), handle(post),

@@ -29,6 +29,7 @@ from typing import Any
 
 from bot.limits import APP, USER, windows
 from bot.models import DISCONNECTED, FAILED, POSTED, Account, Post
+from bot.recent import events_since, history_since, outcome_time
 from bot.settings import Settings
 from bot.store import Event, Repository
 from web.display import span_words
@@ -40,36 +41,6 @@ TOKEN_LIFETIME = timedelta(hours=2)  # an X access token's life: the gauge's ful
 HELD = "held"
 TOKEN_KINDS = {"refreshed": "refreshes", "refresh_failed": "failures", "needs_reconnect": "refused"}
 DAY = timedelta(hours=24)
-
-
-# -- reading the store (bounded) -----------------------------------------------------------------
-
-def history_since(repo: Repository, since: datetime, first_page: int = 200) -> list[Post]:
-    """Finished posts that went out (or failed, or were canceled) at or after `since`, newest first:
-    the history read in growing pages, stopping at the first page that reaches back past `since`."""
-    limit = first_page
-    while True:
-        read = repo.history(limit)
-        kept = [p for p in read if outcome_time(p) >= since]
-        if len(read) < limit or len(kept) < len(read):
-            return kept
-        limit *= 4
-
-
-def events_since(repo: Repository, since: datetime, first_page: int = 500) -> list[Event]:
-    """Every event at or after `since`, newest first, read as the history is."""
-    limit = first_page
-    while True:
-        read = repo.events(limit)
-        kept = [e for e in read if e.at >= since]
-        if len(read) < limit or len(kept) < len(read):
-            return kept
-        limit *= 4
-
-
-def outcome_time(post: Post) -> datetime:
-    """When a finished post went out (or failed): the moment it counts on."""
-    return post.posted_at or post.finished_at or post.due_at
 
 
 # -- series (pure) ---------------------------------------------------------------------------
