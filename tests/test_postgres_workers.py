@@ -83,21 +83,27 @@ def test_two_workers_share_1000_posts_each_once_in_order(tmp_path: Path, sandbox
 def test_a_worker_killed_mid_run_leaves_its_accounts_to_the_other(tmp_path: Path, sandbox: SandboxControl,
                                                                   database_url: str) -> None:
     sandbox.configure(rate_limits=False)
-    sandbox.fault(TWEETS, "latency", latency=0.05)
+    sandbox.fault(TWEETS, "latency", latency=0.2)  # 40 posts an account: 8 s of posting each
     env = env_for(tmp_path, sandbox, DATABASE_URL=database_url, HTTP_TIMEOUT="2")
     store = open_test_store(env)
     queue_many(store, sandbox, 400, 10, "survivor")
-    doomed, survivor = WorkerProcess(env, tmp_path, name="doomed"), WorkerProcess(env, tmp_path, name="survivor")
+    # The first worker to start takes every account (each is claimed again as soon as a batch
+    # ends), so the doomed one starts first and is killed once the survivor is up.
+    doomed = WorkerProcess(env, tmp_path, name="doomed")
+    survivor: WorkerProcess | None = None
     try:
-        wait_until(lambda: len(sandbox.posts()) >= 100 and sent_by(store, doomed), 120,
-                   "a quarter out, some of it by the worker to be killed")
+        wait_until(lambda: sent_by(store, doomed), 60, "the worker to be killed to have sent a post")
+        survivor = WorkerProcess(env, tmp_path, name="survivor")
+        survivor.wait_started()
         doomed.kill()
         killed_at = time.monotonic()
         wait_until(lambda: not store.queued_posts(), 180, "the survivor to finish every account", every=0.5)
         assert survivor.terminate() == 0
     finally:
         doomed.stop_quietly()
-        survivor.stop_quietly()
+        if survivor is not None:
+            survivor.stop_quietly()
     time.sleep(max(0.0, killed_at + 3 - time.monotonic()))  # anything the dead worker sent has landed
     by_worker = each_post_once_in_order(sandbox, store, 400, "one worker killed mid-run")
+    assert survivor is not None
     assert by_worker[worker_name(doomed)] > 0 and by_worker[worker_name(survivor)] > 0

@@ -15,6 +15,7 @@ share no disk, and for more than one worker. How it keeps the contract:
 """
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -46,6 +47,11 @@ from bot.store.records import (
     unseal_account,
     update_account_in,
 )
+
+# psycopg warns through logging (e.g. "error ignored terminating <psycopg.Pipeline …>" after the
+# error we already turn into a StoreError). Where nothing configured logging (a CLI command), Python
+# would print that to stderr beside our one line; a process that logs still gets it, as a warning.
+logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
 CONNECT_TIMEOUT = 10.0  # seconds to wait for a pooled connection (or the first one)
 # Connections a process keeps at most. No transaction waits on X, so a few serve the worker's
