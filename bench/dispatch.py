@@ -46,6 +46,23 @@ def tweets_sent(sandbox: SandboxControl) -> int:
     return sandbox.state("request_counts")["request_counts"].get(TWEETS, 0)
 
 
+def seconds_to_post(env: dict[str, str], work: Path, sandbox: SandboxControl, count: int,
+                    name: str = "worker") -> float:
+    """Start a real worker; seconds from its start until the sandbox has `count` more posts; stop it."""
+    before = tweets_sent(sandbox)
+    worker = WorkerProcess(env, work, name=name)
+    try:
+        worker.wait_started()
+        started = time.monotonic()
+        # A cheap counter, polled: reading every post back while the worker runs would steal its CPU.
+        wait_until(lambda: tweets_sent(sandbox) - before >= count, 900, "every post out", every=0.05)
+        wall = time.monotonic() - started
+        worker.terminate()
+    finally:
+        worker.stop_quietly()
+    return wall
+
+
 def worker_run(work: Path, sandbox: SandboxControl, accounts: int, posts: list[tuple[int, datetime]],
                concurrency: int | None = None, store_kind: str = FILE) -> tuple[float, list[float]]:
     """Queue `posts` (account index, due), run a worker until all are out; (wall s, lateness list s).
@@ -64,17 +81,9 @@ def _worker_run(work: Path, sandbox: SandboxControl, accounts: int, posts: list[
     connected = connect_accounts(store, sandbox, accounts, prefix=f"b{int(time.time() * 1000) % 10**6}")
     queued = store.add_posts([Post(id=0, account_id=connected[n].user_id, parts=(f"bench {i} {n} {due}",),
                                    due_at=due) for i, (n, due) in enumerate(posts)])
-    before = tweets_sent(sandbox)
-    worker = WorkerProcess(env, work, name=f"worker-{len(posts)}-{concurrency}")
     try:
-        worker.wait_started()
-        started = time.monotonic()
-        # A cheap counter, polled: reading every post back while the worker runs would steal its CPU.
-        wait_until(lambda: tweets_sent(sandbox) - before >= len(posts), 900, "every post out", every=0.05)
-        wall = time.monotonic() - started
-        worker.terminate()
+        wall = seconds_to_post(env, work, sandbox, len(posts), name=f"worker-{len(posts)}-{concurrency}")
     finally:
-        worker.stop_quietly()
         store.close()
     due_of = {p.parts[0]: p.due_at for p in queued}
     late = [max((datetime.fromisoformat(x["created_at"].replace("Z", "+00:00")) - due_of[x["text"]])

@@ -23,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import requests
+from dispatch import seconds_to_post
 from stores import FILE, add_store_option, store_env
 
 from bot.media import MediaFile, inspect  # noqa: E402
@@ -34,14 +35,9 @@ from bot.xclient import SEGMENT_BYTES, XClient  # noqa: E402
 from conftest import start_sandbox, stop_process, tweetbot_env  # noqa: E402
 from media_support import png_of_size, video_bytes  # noqa: E402
 from sandbox_helpers import SandboxControl  # noqa: E402
-from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until  # noqa: E402
+from worker_support import connect_accounts, open_test_store  # noqa: E402
 
-TWEETS = "POST /2/tweets"
 MB = 1024 * 1024
-
-
-def tweets_sent(sandbox: SandboxControl) -> int:
-    return sandbox.state("request_counts")["request_counts"].get(TWEETS, 0)
 
 
 def worker_run(work: Path, sandbox: SandboxControl, images: list[bytes], store_kind: str) -> float:
@@ -55,18 +51,10 @@ def worker_run(work: Path, sandbox: SandboxControl, images: list[bytes], store_k
         for n, data in enumerate(images):
             queue_post(store, accounts[n % 10].user_id, [f"worker image {n}"], now, now,
                        media=[[MediaFile(f"{n}.png", data)]])
-        before = tweets_sent(sandbox)
-        worker = WorkerProcess(env, work)
         try:
-            worker.wait_started()
-            started = time.monotonic()
-            wait_until(lambda: tweets_sent(sandbox) - before >= len(images), 900, "every post out", every=0.05)
-            wall = time.monotonic() - started
-            worker.terminate()
+            return seconds_to_post(env, work, sandbox, len(images))
         finally:
-            worker.stop_quietly()
             store.close()
-        return wall
 
 
 def bare_session(sandbox: SandboxControl, prefix: str) -> requests.Session:
