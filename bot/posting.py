@@ -27,7 +27,7 @@ import socket
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from bot.limits import SentLog
 from bot.models import ACTIVE, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
@@ -60,6 +60,7 @@ USAGE_CAP_HOLD = timedelta(hours=1)
 MIN_HOLD = timedelta(seconds=15)
 SETTLE_RETRY_FIRST = timedelta(seconds=15)
 MAX_REUPLOADS = 1
+LEAD_SCAN_EVERY = timedelta(seconds=15)  # how often the queue is read MEDIA_LEAD ahead (due posts: every round)
 
 
 def this_worker() -> str:
@@ -117,6 +118,7 @@ class Dispatcher:
         self.uploader = Uploader(store, tokens, self._api, clock, should_stop)
         self.settle_after = settle_after(settings)
         self._settle_failures: dict[int, tuple[int, datetime]] = {}  # post id: (failures, next try)
+        self._next_lead_scan = datetime.min.replace(tzinfo=timezone.utc)
         self._reuploads: dict[int, int] = {}  # post id: media uploaded again after X refused the ids
         self._lease: Lock | None = None
         self._told_no_lease = False
@@ -150,7 +152,9 @@ class Dispatcher:
         now = self.clock()
         left = self._left_sending(now)
         waiting = {p.account_id for p in self.store.queued_posts(due_by=now)}
-        waiting |= {p.account_id for p in self.uploader.posts_to_prepare(now)}
+        if now >= self._next_lead_scan:  # media of posts due within MEDIA_LEAD: a look now and then is enough
+            waiting |= {p.account_id for p in self.uploader.posts_to_prepare(now)}
+            self._next_lead_scan = now + LEAD_SCAN_EVERY
         started = 0
         for account_id in sorted(waiting | {a for a, ready in left.items() if ready}):
             if account_id in self.in_flight or left.get(account_id) is False:
@@ -246,9 +250,8 @@ class Dispatcher:
             if self.should_stop() or not batch.open(self.clock()) or not self._may_send(batch.account, self.clock()):
                 return True
             outcome = self._send_post(batch, batch.unsent[0])
-            if outcome is None:  # handed back: the claim closed first (claim again), or media are missing
-                return batch.open(self.clock()) is False or ready_media_ids(
-                    batch.unsent[0], _next_part(batch.unsent[0]), self.clock()) is not None
+            if outcome is None:  # handed back: the claim closed first (claim again), or its media are missing
+                return not batch.open(self.clock())  # (the turn ends: they go up before its next turn)
             batch.unsent.pop(0)
             if outcome.status != POSTED:
                 batch.account = self.store.get_account(outcome.account_id)  # a hold or a flag may have changed it
@@ -429,11 +432,6 @@ class _ClaimClosed(Exception):
     def __init__(self, post: Post) -> None:
         super().__init__(f"post {post.id}: the claim closed")
         self.post = post
-
-
-def _next_part(post: Post) -> int:
-    """The first part X does not have."""
-    return next((i for i, tid in enumerate(post.tweet_ids) if not tid), len(post.tweet_ids))
 
 
 def _uncounted(post: Post) -> Post:

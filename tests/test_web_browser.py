@@ -61,6 +61,17 @@ def sign_in(page: Page, base: str) -> None:
     page.wait_for_load_state("load")  # the URL changes before the dashboard's scripts have run
 
 
+def connect_in_browser(page: Page, sandbox: SandboxControl, username: str) -> None:
+    """Press Connect and authorize `username` on the sandbox's consent page, which must ask for
+    every default scope (offline.access for the token chain, media.write for media)."""
+    page.click("#connect")
+    page.wait_for_url(sandbox.url + "/i/oauth2/authorize?*")
+    for scope in ("offline.access", "media.write"):
+        expect(page.locator("#scopes")).to_contain_text(scope)
+    page.select_option("#user_id", sandbox.user(username)["id"])
+    page.click("#authorize")
+
+
 def test_connect_compose_and_disconnect_in_a_real_browser(tmp_path: Path, sandbox: SandboxControl) -> None:
     with gunicorn(tmp_path, sandbox, workers=2) as server, chromium() as browser:
         page = browser.new_page()
@@ -72,11 +83,7 @@ def test_connect_compose_and_disconnect_in_a_real_browser(tmp_path: Path, sandbo
         sign_in(page, server.url)
         pages.append(page.content())
 
-        page.click("#connect")
-        page.wait_for_url(sandbox.url + "/i/oauth2/authorize?*")
-        expect(page.locator("#scopes")).to_contain_text("offline.access")
-        page.select_option("#user_id", sandbox.user("sandbox_bob")["id"])
-        page.click("#authorize")
+        connect_in_browser(page, sandbox, "sandbox_bob")
 
         page.wait_for_url(server.url + "/")
         expect(page.locator(".flash.ok")).to_have_text("Connected @sandbox_bob")
@@ -225,11 +232,7 @@ def test_compose_two_images_with_alt_text_and_see_them_on_the_sandbox(tmp_path: 
         page.on("console", lambda message: console.append(f"{message.type}: {message.text}")
                 if message.location.get("url", "").startswith(server.url) else None)
         sign_in(page, server.url)
-        page.click("#connect")
-        page.wait_for_url(sandbox.url + "/i/oauth2/authorize?*")
-        expect(page.locator("#scopes")).to_contain_text("media.write")
-        page.select_option("#user_id", sandbox.user("sandbox_alice")["id"])
-        page.click("#authorize")
+        connect_in_browser(page, sandbox, "sandbox_alice")
         page.wait_for_url(server.url + "/")
         expect(page.locator("#media-limits")).to_contain_text("1–4 images, or one GIF, or one video")
 
