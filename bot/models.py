@@ -39,6 +39,17 @@ def from_iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
 
 
+_FIELD_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _field_names(cls: type) -> frozenset[str]:
+    """The dataclass's field names, worked out once per class (documents are read by the ten thousand)."""
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = frozenset(f.name for f in fields(cls))
+    return names
+
+
 class Record:
     """A dataclass that converts to and from a JSON document (datetimes as ISO)."""
 
@@ -55,7 +66,7 @@ class Record:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Any:
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        known = _field_names(cls)
         values = {k: v for k, v in doc.items() if k in known}
         for name in cls._times:
             if name in values:
@@ -164,13 +175,16 @@ class MediaRef:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> MediaRef:
-        known = {f.name for f in fields(cls)}
+        known = _field_names(cls)
         return cls(**{k: v for k, v in doc.items() if k in known})
 
 
-@dataclass
+@dataclass(frozen=True)
 class Post(Record):
-    """One queued post, or a thread when it has several parts."""
+    """One queued post, or a thread when it has several parts.
+
+    Frozen: a change is a new post (`dataclasses.replace`), so the file store may hand
+    the same parsed posts to every reader of an unchanged queue."""
 
     id: int
     account_id: str
@@ -200,9 +214,8 @@ class Post(Record):
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Any:
-        post = super().from_doc(doc)
-        post.media = tuple(tuple(MediaRef.from_doc(ref) for ref in part) for part in doc.get("media") or ())
-        return post
+        media = tuple(tuple(MediaRef.from_doc(ref) for ref in part) for part in doc.get("media") or ())
+        return super().from_doc({**doc, "media": media})
 
     def media_of(self, index: int) -> tuple[MediaRef, ...]:
         """The media of part `index` (none when the post has no media there)."""

@@ -43,8 +43,7 @@ def unsent_cost(post: Post) -> Decimal:
 
 def cost_next_days(posts: Iterable[Post], now: datetime, days: int = 30) -> Decimal:
     """What the unfinished posts due before `now + days` will cost (overdue ones included: they go out next)."""
-    horizon = now + timedelta(days=days)
-    return sum((unsent_cost(post) for post in posts if not post.finished and post.due_at < horizon), Decimal(0))
+    return sum((unsent_cost(post) for post in _upcoming(posts, now, days)), Decimal(0))
 
 
 def cost_line(posts: Sequence[Post], now: datetime, tier: str, days: int = 30) -> str:
@@ -54,12 +53,17 @@ def cost_line(posts: Sequence[Post], now: datetime, tier: str, days: int = 30) -
     (prices are pay-per-use; under a subscription tier the line says the figure is
     what the posts would cost if billed per use).
     """
-    upcoming = [p for p in posts if not p.finished and p.due_at < now + timedelta(days=days)]
+    upcoming = _upcoming(posts, now, days)
     billing = "" if tier == "payg" else f" if billed per use (X_TIER={tier} is a subscription)"
     parts = sum(unsent_parts(p) for p in upcoming)
     counted = _plural(len(upcoming), "post") + (f" ({_plural(parts, 'part')}, each billed)"
                                                 if parts != len(upcoming) else "")
-    return f"Next {days} days: {counted}, {dollars(cost_next_days(posts, now, days))}{billing}."
+    return f"Next {days} days: {counted}, {dollars(cost_next_days(upcoming, now, days))}{billing}."
+
+
+def _upcoming(posts: Iterable[Post], now: datetime, days: int) -> list[Post]:
+    horizon = now + timedelta(days=days)
+    return [p for p in posts if not p.finished and p.due_at < horizon]
 
 
 def unsent_parts(post: Post) -> int:

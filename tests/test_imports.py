@@ -113,3 +113,15 @@ def test_importing_a_package_loads_none_of_the_others(package: str, banned: tupl
     )
     done = subprocess.run([sys.executable, "-P", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_web_app_and_the_worker_load_psycopg_only_for_postgresql() -> None:
+    """psycopg is some 10 MB of each gunicorn worker: the file store's web app and worker never load it."""
+    code = (
+        "import sys\n"
+        "import web, bot.worker, bot.store\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in {'psycopg', 'psycopg_pool'}))\n"
+    )
+    done = subprocess.run([sys.executable, "-P", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", done.stdout

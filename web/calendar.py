@@ -12,20 +12,22 @@ back as the first day shown (read in growing pages, newest first).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from itertools import takewhile
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from bot.models import Account, Post, utcnow
+from bot.models import DISCONNECTED, Account, Post, utcnow
 from bot.recent import history_since, outcome_time
 from bot.schedules import load_slots
 from web.db import settings, store
-from web.display import clock_text, post_link, span_words
+from web.display import post_link, when_text
 
 bp = Blueprint("calendar", __name__)
 DAYS = 14
@@ -40,8 +42,10 @@ class Item:
     handle: str
     text: str = ""
     post_id: int | None = None
-    link: str | None = None
+    link: str | None = None  # a posted post's page on X (or the sandbox)
     fill: str | None = None  # a slot's prefilled compose form
+    edit: str | None = None  # a scheduled post's edit page and its "Post now" action
+    post_now: str | None = None
 
 
 @dataclass(frozen=True)
@@ -52,71 +56,116 @@ class Day:
     items: tuple[Item, ...]
 
 
+@dataclass(frozen=True)
+class View:
+    """What one calendar shows: the days from `start` (a Monday, local midnight) to `end`, for `shown`."""
+
+    now: datetime
+    zone: ZoneInfo
+    start: datetime
+    end: datetime
+    by_id: dict[str, Account]
+    shown: list[Account]
+    chosen: Account | None
+    back: str  # this calendar's own URL, where its forms come back to
+
+    def handle(self, post: Post) -> str:
+        found = self.by_id.get(post.account_id)
+        return found.handle if found else f"account {post.account_id}"
+
+    def item(self, kind: str, moment: datetime, handle: str, **rest: Any) -> tuple[datetime, Item]:
+        return moment, Item(kind, moment.astimezone(self.zone).strftime("%H:%M"),
+                            when_text(moment, self.now, self.zone), handle, **rest)
+
+
 def excerpt(post: Post) -> str:
     first = post.parts[0]
     text = first if len(first) <= EXCERPT else first[:EXCERPT - 1] + "…"
     return text + (f" (+{len(post.parts) - 1} parts)" if len(post.parts) > 1 else "")
 
 
-def calendar_context(account_id: str | None) -> dict[str, Any]:
+def per_post_url(endpoint: str, **values: Any) -> Callable[[int], str]:
+    """`url_for(endpoint, post_id=…)` for many posts at the cost of one `url_for` (two weeks of a
+    full queue are thousands of posts, and building each URL through the routing map showed)."""
+    marker = 918273645  # an id no store hands out this early: it only marks where the id goes
+    head, _, tail = url_for(endpoint, post_id=marker, **values).partition(str(marker))
+    return lambda post_id: f"{head}{post_id}{tail}"
+
+
+def calendar_view(account_id: str | None) -> View:
     now, zone = utcnow(), settings().zone
-    repo = store()
-    accounts = repo.list_accounts()
+    accounts = store().list_accounts()
     by_id = {a.user_id: a for a in accounts}
     chosen = by_id.get(account_id or "")
-    shown: list[Account] = [chosen] if chosen else accounts
-    start_day = now.astimezone(zone).date() - timedelta(days=now.astimezone(zone).weekday())
+    local_today = now.astimezone(zone).date()
+    start_day = local_today - timedelta(days=local_today.weekday())
     start = datetime.combine(start_day, datetime.min.time(), zone)
     end = datetime.combine(start_day + timedelta(days=DAYS), datetime.min.time(), zone)
     back = url_for("calendar.week", account=chosen.user_id if chosen else None)
-    items: list[tuple[datetime, Item]] = []
+    return View(now, zone, start, end, by_id, [chosen] if chosen else accounts, chosen, back)
 
-    def handle(post: Post) -> str:
-        found = by_id.get(post.account_id)
-        return found.handle if found else f"account {post.account_id}"
 
-    queued = repo.queued_posts(chosen.user_id if chosen else None)
-    for post in queued:
-        if post.due_at < end:
-            items.append((post.due_at, Item(post.status, post.due_at.astimezone(zone).strftime("%H:%M"),
-                                            clock_text(post.due_at, now, zone) + ", " + span_words(post.due_at, now),
-                                            handle(post), excerpt(post), post.id)))
-    for post in history_since(repo, start, chosen.user_id if chosen else None):
+def queued_items(view: View, queued: list[Post]) -> list[tuple[datetime, Item]]:
+    """The queued posts due before the calendar's end (overdue ones too: today, as they go out next)."""
+    edit, post_now = per_post_url("edit.edit", back=view.back), per_post_url("dashboard.post_now")
+    return [view.item(post.status, post.due_at, view.handle(post), text=excerpt(post), post_id=post.id,
+                      edit=edit(post.id), post_now=post_now(post.id))
+            for post in queued if post.due_at < view.end]
+
+
+def finished_items(view: View) -> list[tuple[datetime, Item]]:
+    """Posted, failed and canceled posts at the time they were finished, with their links."""
+    found = []
+    for post in history_since(store(), view.start, view.chosen.user_id if view.chosen else None):
         moment = outcome_time(post)
-        if start <= moment < end:
-            items.append((moment, Item(post.status, moment.astimezone(zone).strftime("%H:%M"),
-                                       clock_text(moment, now, zone) + ", " + span_words(moment, now), handle(post),
-                                       excerpt(post), post.id, post_link(settings(), by_id.get(post.account_id),
-                                                                        post))))
+        if view.start <= moment < view.end:
+            found.append(view.item(post.status, moment, view.handle(post), text=excerpt(post), post_id=post.id,
+                                   link=post_link(settings(), view.by_id.get(post.account_id), post)))
+    return found
+
+
+def slot_items(view: View, queued: list[Post]) -> list[tuple[datetime, Item]]:
+    """Each shown account's free slots until the calendar's end: boxes that open compose prefilled."""
     taken: dict[str, set[datetime]] = {}
     for post in queued:
         taken.setdefault(post.account_id, set()).add(post.due_at)
-    for account in shown:
-        if account.status == "disconnected":
-            continue
-        schedule = load_slots(repo, account.user_id)
+    found = []
+    for account in view.shown:
+        schedule = load_slots(store(), account.user_id) if account.status != DISCONNECTED else None
         if schedule is None:
             continue
-        for moment in takewhile(lambda m: m < end, schedule.times_after(now)):
-            if moment in taken.get(account.user_id, ()):
-                continue
-            local = moment.astimezone(zone)
-            fill = url_for("dashboard.index") + "?" + urlencode(
-                {"account": account.user_id, "at": local.strftime("%Y-%m-%dT%H:%M"), "back": back}) + "#compose"
-            items.append((moment, Item("slot", local.strftime("%H:%M"),
-                                       clock_text(moment, now, zone) + ", " + span_words(moment, now),
-                                       account.handle, fill=fill)))
-    items.sort(key=lambda pair: pair[0])
+        for moment in takewhile(lambda m: m < view.end, schedule.times_after(view.now)):
+            if moment not in taken.get(account.user_id, ()):
+                at = moment.astimezone(view.zone).strftime("%Y-%m-%dT%H:%M")
+                fill = url_for("dashboard.index") + "?" + urlencode(
+                    {"account": account.user_id, "at": at, "back": view.back}) + "#compose"
+                found.append(view.item("slot", moment, account.handle, fill=fill))
+    return found
+
+
+def days_of(view: View, items: list[tuple[datetime, Item]]) -> list[Day]:
+    """The items grouped by local day, in time order, one `Day` for each of the `DAYS` days."""
+    by_day: dict[date, list[tuple[datetime, Item]]] = {}
+    for moment, item in items:
+        by_day.setdefault(moment.astimezone(view.zone).date(), []).append((moment, item))
+    today, first = view.now.astimezone(view.zone).date(), view.start.date()
     days = []
-    today = now.astimezone(zone).date()
-    for offset in range(DAYS):
-        day = start_day + timedelta(days=offset)
-        inside = tuple(item for moment, item in items if moment.astimezone(zone).date() == day)
+    for day in (first + timedelta(days=offset) for offset in range(DAYS)):
+        inside = tuple(item for _, item in sorted(by_day.get(day, ()), key=lambda pair: pair[0]))
         label = ("today, " if day == today else "") + f"{day:%a %d %b}"
         days.append(Day(label, day == today, day < today, inside))
-    return {"weeks": [days[:7], days[7:]], "accounts": accounts, "chosen": chosen, "back": back,
-            "zone": settings().timezone,
-            "live": url_for("fragments.calendar", account=chosen.user_id if chosen else None)}
+    return days
+
+
+def calendar_context(account_id: str | None) -> dict[str, Any]:
+    """What `calendar.html` and its live fragment show (one read of the queue for all three kinds)."""
+    view = calendar_view(account_id)
+    queued = store().queued_posts(view.chosen.user_id if view.chosen else None)
+    items = queued_items(view, queued) + finished_items(view) + slot_items(view, queued)
+    days = days_of(view, items)
+    return {"weeks": [days[:7], days[7:]], "accounts": list(view.by_id.values()), "chosen": view.chosen,
+            "back": view.back, "zone": settings().timezone,
+            "live": url_for("fragments.calendar", account=view.chosen.user_id if view.chosen else None)}
 
 
 @bp.get("/calendar")

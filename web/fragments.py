@@ -11,6 +11,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
+from web.calendar import calendar_context
 from web.panels import accounts_panel, history_panel, page_number, queue_panel
 
 bp = Blueprint("fragments", __name__, url_prefix="/fragments")
@@ -37,5 +38,4 @@ def history() -> ResponseReturnValue:
 
 @bp.get("/calendar")
 def calendar() -> ResponseReturnValue:
-    from web.calendar import calendar_context  # the calendar imports this blueprint's URLs, not this module
     return fragment("_calendar.html", calendar_context(request.args.get("account")))

@@ -34,9 +34,8 @@ from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import Account, Post
 from bot.settings import Settings
 from bot.store.backup import BackupError, BackupSummary, restore_backup
-from bot.store.errors import RESTORE_HINT, RecordMissing, StoreDamaged, StoreError, StoreUnusable
+from bot.store.errors import RESTORE_HINT, RecordMissing, SchemaBehind, StoreDamaged, StoreError, StoreUnusable
 from bot.store.locks import Lock, LockTimeout
-from bot.store.migrate import SchemaBehind
 from bot.store.records import Event, StoreContents
 from bot.store.tiny import SCHEMA_VERSION, TinyStore
 

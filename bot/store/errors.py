@@ -31,3 +31,7 @@ class RecordMissing(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "no such record"
+
+
+class SchemaBehind(StoreUnusable):
+    """The database's schema is older (or newer) than this code's: `tweetbot migrate` (or an upgrade) fixes it."""

@@ -14,7 +14,7 @@ from importlib import resources
 
 import psycopg
 
-from bot.store.errors import StoreUnusable
+from bot.store.errors import SchemaBehind
 
 log = logging.getLogger("tweetbot.migrate")
 
@@ -24,10 +24,6 @@ _CREATE_LEDGER = """CREATE TABLE IF NOT EXISTS schema_migrations (
     name       text NOT NULL,
     applied_at timestamptz NOT NULL DEFAULT now()
 )"""
-
-
-class SchemaBehind(StoreUnusable):
-    """The database's schema is older (or newer) than this code's: `tweetbot migrate` (or an upgrade) fixes it."""
 
 
 def advisory_key(name: str) -> int:

@@ -93,6 +93,15 @@ class _QueueIndex:
         self.ready_at = [at for at, _ in ready]
         self.ready_ids = [doc_id for _, doc_id in ready]
         self.sending = [int(key) for key, doc in items if doc["status"] == SENDING]
+        self._parsed: list[Post] | None = None
+
+    def parsed(self) -> list[Post]:
+        """Every queued post, parsed once for this state, earliest due first (posts are frozen, so the
+        dashboard's many readers of an unchanged queue of thousands share one parse)."""
+        if self._parsed is None:
+            self._parsed = sorted((Post.from_doc(dict(doc)) for doc in (self.posts or {}).values()),
+                                  key=lambda p: (p.due_at, p.id))
+        return self._parsed
 
     def fits(self, posts: dict[str, Any] | None, version: int) -> bool:
         return posts is self.posts and version == self.version
@@ -517,10 +526,8 @@ class TinyStore:
         """
         with self._reading():
             if due_by is None:
-                docs = list(self._tables.get("posts", {}).values())
-            else:
-                docs = self._docs(self._queue_index().due_ids(str(to_iso(due_by))))
-            return self._posts(docs, account_id)
+                return [p for p in self._queue_index().parsed() if account_id in (None, p.account_id)]
+            return self._posts(self._docs(self._queue_index().due_ids(str(to_iso(due_by)))), account_id)
 
     def sending_posts(self, account_id: str | None = None) -> list[Post]:
         """Posts being sent (status `sending`), earliest due first; as cheap as `queued_posts(due_by=…)`."""
