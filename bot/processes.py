@@ -8,6 +8,8 @@ import shlex
 import signal
 import socket
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from bot.settings import Settings
@@ -124,6 +126,48 @@ def _manager() -> Any:
     return Quiet()
 
 
+@contextmanager
+def keystrokes_to_us() -> Iterator[None]:
+    """Be the terminal's foreground process group while running, as a shell makes each job it runs.
+
+    Under `make run`, make leads the terminal's foreground group, so Ctrl-C signals make as well
+    as us, and make dies of SIGINT (re-raised after its child ends) whatever we do: exit 130 and
+    `make: *** [run] Interrupt` after a clean stop. In a group of our own that the terminal puts
+    in front, Ctrl-C reaches only us; we stop everything, exit 0, and make exits with us. The
+    terminal goes back to the group it came from on the way out. Nothing changes when there is
+    no terminal, when we run in the background, or when a shell already gave us our own group.
+    """
+    try:
+        terminal = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
+    except OSError:  # no controlling terminal (a PaaS, a test, a pipe)
+        yield
+        return
+    try:
+        before = os.tcgetpgrp(terminal)
+        if before != os.getpgrp() or os.getpgrp() == os.getpid():
+            yield
+            return
+        os.setpgid(0, 0)
+        _hand_terminal_to(terminal, os.getpgrp())
+        try:
+            yield
+        finally:
+            _hand_terminal_to(terminal, before)
+    finally:
+        os.close(terminal)
+
+
+def _hand_terminal_to(terminal: int, group: int) -> None:
+    """tcsetpgrp from a group that is not (or no longer) in front stops us with SIGTTOU unless ignored."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(terminal, group)
+    except OSError:  # the group we came from is gone (make was killed): nobody to give it back to
+        pass
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
 def run_all(settings: Settings) -> int:
     """Run every process of `process_table` under honcho until one stops or a signal comes.
 
@@ -140,7 +184,8 @@ def run_all(settings: Settings) -> int:
     for name, command in process_table(settings).items():
         # exec: the program itself gets honcho's signal, not a shell that would die of it (rc=-15).
         manager.add_process(name, f"exec {command}", env=dict(os.environ))
-    manager.loop()
+    with keystrokes_to_us():
+        manager.loop()
     signalled = manager.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)
     stopped = [p.get("returncode") for p in manager._processes.values()]
     if signalled and all(rc in (0, -signal.SIGINT, -signal.SIGTERM) for rc in stopped):

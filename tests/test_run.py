@@ -1,13 +1,17 @@
 """`tweetbot run` (what `make run` starts): web app, worker and sandbox, and /healthz says so."""
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
+import select
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import termios
 import time
 import urllib.error
 import urllib.request
@@ -115,3 +119,63 @@ def test_a_taken_port_is_named_with_the_variable_that_moves_it(tmp_path: Path) -
         assert run.stdout == ""  # nothing was started
         assert run.stderr == (f"tweetbot: port {taken} (the {'web app' if variable == 'PORT' else 'sandbox'}) "
                               f"is taken on 127.0.0.1: set {variable} in .env to another port\n")
+
+
+def start_make_run_in_a_terminal(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    """`make run` (the README's command) in `tmp_path` with a pseudo-terminal as its controlling terminal,
+    as a person's shell starts it: make leads the terminal's foreground group. Returns make and the pty."""
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy2(root / "pyproject.toml", tmp_path / "pyproject.toml")  # the install stamp's prerequisite
+    controller, terminal = os.openpty()
+
+    def own_the_terminal() -> None:  # a new session, this pty its controlling terminal, make its foreground
+        os.setsid()
+        fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
+
+    venv = Path(sys.executable).parent.parent
+    make = subprocess.Popen(["make", "--no-print-directory", "-f", str(root / "Makefile"), f"VENV={venv}", "run"],
+                            cwd=tmp_path, env=env, stdin=terminal, stdout=terminal, stderr=terminal,
+                            preexec_fn=own_the_terminal)
+    os.close(terminal)
+    return make, controller
+
+
+def read_terminal(controller: int, process: subprocess.Popen, seconds: float = 60) -> str:
+    """Everything the terminal shows until `process` ends (and the terminal is left to nobody)."""
+    seen = b""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # EIO: every process holding the terminal is gone
+                break
+            if not chunk:
+                break
+            seen += chunk
+        elif process.poll() is not None:
+            break
+    process.wait(timeout=30)
+    return seen.decode(errors="replace").replace("\r\n", "\n")
+
+
+def test_ctrl_c_in_the_terminal_ends_make_run_with_exit_0_and_no_make_error(tmp_path: Path) -> None:
+    """The real keystroke: ^C typed into `make run`'s terminal. make, which would die of SIGINT itself and
+    print `make: *** [Makefile:…: run] Interrupt`, sees `tweetbot run` stop everything and exit 0."""
+    port, sandbox_port = free_port(), free_port()
+    env = run_env(tmp_path, port, sandbox_port)
+    (tmp_path / ".env").unlink()  # make run writes it, as on a fresh clone
+    make, controller = start_make_run_in_a_terminal(tmp_path, env)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200)
+        os.write(controller, b"\x03")  # Ctrl-C: the terminal signals its foreground process group
+        output = read_terminal(controller, make)
+    finally:
+        if make.poll() is None:
+            os.killpg(make.pid, signal.SIGKILL)
+        os.close(controller)
+    assert (tmp_path / ".env").exists()
+    assert "make: ***" not in output and "Interrupt" not in output, output[-3000:]
+    assert "SIGINT received" in output, output[-3000:]
+    assert_stopped_cleanly(make, output)
