@@ -25,6 +25,7 @@ from bot.models import POSTED, SCHEDULED, utcnow
 from bot.settings import DEFAULT_SCOPES, MEDIA_SCOPE, REQUIRED_SCOPES
 from bot.store import TinyStore
 from web import create_app
+from web.panels import PAGE_SIZE
 
 from sandbox_helpers import SandboxControl
 from web_support import (  # noqa: F401 (shared fixtures, used by name)
@@ -109,8 +110,8 @@ def test_two_images_with_alt_texts_queue_one_post_with_both(app: Flask, browser:
     page = text(browser.get("/"))
     assert "Queued a post with 2 images for" in page
     queue = section(page, "queue")
-    assert f'<img class="thumb" src="/media/{digest(chart)}" alt="A red chart" title="chart.png">' in queue
-    assert f'<img class="thumb" src="/media/{digest(photo)}" alt="A blue photo" title="photo.png">' in queue
+    assert f'<img class="thumb" src="/posts/{post.id}/media/{digest(chart)}" alt="A red chart" title="chart.png">' in queue
+    assert f'<img class="thumb" src="/posts/{post.id}/media/{digest(photo)}" alt="A blue photo" title="photo.png">' in queue
     assert "with 2 images" in queue
 
 
@@ -131,7 +132,7 @@ def test_each_part_of_a_thread_keeps_its_own_files_and_alt_texts(app: Flask, bro
     assert "with 1 GIF and 1 image" in queue
     assert '<span class="media-placeholder gif">GIF: spin.gif</span>' in queue
     assert f"/media/{digest(animation)}" not in queue  # a GIF is labelled, not shown inline
-    assert f'src="/media/{digest(picture)}" alt="Green"' in queue
+    assert f'src="/posts/{post.id}/media/{digest(picture)}" alt="Green"' in queue
 
 
 def test_a_video_shows_as_a_labelled_count_in_the_history(app: Flask, browser: Browser) -> None:
@@ -216,19 +217,24 @@ def test_the_media_route_needs_sign_in_and_serves_only_what_a_post_carries(app: 
     picture, stray = png((250, 200, 0)), png((0, 200, 250))
     assert compose(browser, user_id, **{"media-1": files(("sun.png", picture))}).status_code == 303
     repo.put_media(stray)  # stored, but no post refers to it
+    [post] = repo.queued_posts()
+    other = repo.add_posts([replace(post, id=0, media=())])[0]  # a post without it
 
-    served = browser.client.get(f"/media/{digest(picture)}")
+    served = browser.client.get(f"/posts/{post.id}/media/{digest(picture)}")
     assert served.status_code == 200 and served.data == picture
     assert served.headers["Content-Type"] == "image/png"
     assert served.headers["X-Content-Type-Options"] == "nosniff"
     assert served.headers["Cache-Control"].startswith("private")
-    for path in (f"/media/{digest(stray)}", f"/media/{'0' * 64}", "/media/..%2Ftweetbot.json", "/media/tweetbot"):
+    for path in (f"/posts/{post.id}/media/{digest(stray)}", f"/posts/{post.id}/media/{'0' * 64}",
+                 f"/posts/{other.id}/media/{digest(picture)}", f"/posts/{post.id + 99}/media/{digest(picture)}",
+                 f"/posts/{post.id}/media/..%2Ftweetbot.json", f"/posts/{post.id}/media/tweetbot",
+                 f"/media/{digest(picture)}"):
         answer = browser.client.get(path)
         assert answer.status_code == 404, path
         assert answer.headers["Cache-Control"] == "no-store"
 
     stranger = Browser(app)  # not signed in
-    refused = stranger.client.get(f"/media/{digest(picture)}")
+    refused = stranger.client.get(f"/posts/{post.id}/media/{digest(picture)}")
     assert refused.status_code == 303 and "/signin" in refused.headers["Location"]
     assert picture not in refused.data
 
@@ -242,8 +248,27 @@ def test_the_media_route_serves_a_posted_posts_image(app: Flask, browser: Browse
 
     history = section(text(browser.get("/")), "history")
 
-    assert f'src="/media/{digest(picture)}"' in history
-    assert browser.client.get(f"/media/{digest(picture)}").data == picture
+    assert f'src="/posts/{post.id}/media/{digest(picture)}"' in history
+    assert browser.client.get(f"/posts/{post.id}/media/{digest(picture)}").data == picture
+
+
+def test_a_thumbnail_on_a_later_history_page_is_served(app: Flask, browser: Browser) -> None:
+    """The history's second page lists posts older than the first page's: their images show too."""
+    user_id, repo = connected(app, browser)
+    picture = png((0, 90, 200))
+    assert compose(browser, user_id, **{"media-1": files(("old.png", picture))}).status_code == 303
+    [old] = repo.queued_posts()
+    repo.update_post(old.id, status=POSTED, tweet_ids=("1860000000000000011",), posted_at=utcnow())
+    newer = repo.add_posts([replace(old, id=0, media=(), parts=(f"newer {n}",)) for n in range(PAGE_SIZE)])
+    for post in newer:
+        repo.update_post(post.id, status=POSTED, tweet_ids=(f"18600000000000001{post.id:02d}",), posted_at=utcnow())
+
+    assert f"/media/{digest(picture)}" not in section(text(browser.get("/")), "history")
+    second = section(text(browser.get("/?history_page=2")), "history")
+    source = f"/posts/{old.id}/media/{digest(picture)}"
+    assert f'src="{source}"' in second
+    served = browser.client.get(source)
+    assert served.status_code == 200 and served.data == picture
 
 
 def test_an_account_without_media_write_says_reconnect_to_post_media(tmp_path: Path,

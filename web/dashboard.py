@@ -49,7 +49,7 @@ from web.display import (
     slots_view,
     zone_names,
 )
-from web.panels import PAGE_SIZE, accounts_panel, back_target, history_panel, page_number, queue_panel
+from web.panels import accounts_panel, back_target, history_panel, page_number, queue_panel
 from web.uploads import ACCEPT, Chosen, chosen_of, files_of, limits
 from xtext import MAX_WEIGHTED_LENGTH, V3_JSON
 from xtext.tlds import ALL_TLDS
@@ -57,7 +57,6 @@ from xtext.tlds import ALL_TLDS
 log = logging.getLogger("tweetbot.web.dashboard")
 bp = Blueprint("dashboard", __name__)
 
-HISTORY_SHOWN = PAGE_SIZE  # the newest finished posts listed on the first page (web.media serves their files)
 SLOTS_SHOWN = 5        # next free slot times shown per account, as `tweetbot slots show` lists them
 FAILURES_SHOWN = 5     # the last generator failures shown
 AT, SLOT = "at", "slot"  # the compose form's two ways to say when

@@ -71,6 +71,7 @@ class MediaView:
     alt: str
     label: str
     thumbnail: bool
+    post_id: int  # the post that carries it: `/posts/<id>/media/<digest>` serves it
 
 
 @dataclass(frozen=True)
@@ -262,15 +263,15 @@ def media_fields(post: Post) -> dict[str, Any]:
     """A post view's `media` (per part, as many as `parts`) and `media_count`."""
     if not post.media_count:
         return {}
-    per_part = tuple(tuple(media_view(ref) for ref in post.media_of(i)) for i in range(len(post.parts)))
+    per_part = tuple(tuple(media_view(ref, post.id) for ref in post.media_of(i)) for i in range(len(post.parts)))
     return {"media": per_part, "media_count": media_count(post)}
 
 
-def media_view(ref: MediaRef) -> MediaView:
+def media_view(ref: MediaRef, post_id: int) -> MediaView:
     """An image gets a thumbnail; a GIF or a video a label with its name (its bytes are not shown inline)."""
     label = f"{KIND_WORDS.get(ref.kind, (ref.kind,))[0]}: {ref.name or 'unnamed'}"
     return MediaView(kind=ref.kind, digest=ref.digest, name=ref.name, alt=ref.alt or "", label=label,
-                     thumbnail=ref.kind == "image")
+                     thumbnail=ref.kind == "image", post_id=post_id)
 
 
 def media_count(post: Post) -> str:

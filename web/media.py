@@ -1,10 +1,11 @@
-"""`/media/<digest>`: the stored bytes of a post's media, for the dashboard's thumbnails.
+"""`/posts/<id>/media/<digest>`: the stored bytes of a post's media, for the thumbnails of the
+queue, the history (every page of it) and the edit form.
 
-Behind sign-in like every page. It serves only a digest that a post the dashboard lists
-(the queue and the newest history) refers to, with the type that post's `MediaRef`
-recorded when it was queued (read from the bytes then), never a type guessed now, and
-`nosniff`; any other stored file, or a name that is not a digest, is 404. A digest's
-bytes never change, so the browser may keep them, privately.
+Behind sign-in like every page. It serves only a digest that the named post (queued or
+finished) refers to, with the type that post's `MediaRef` recorded when it was queued
+(read from the bytes then), never a type guessed now, and `nosniff`; a stored file no
+such post carries, or a name that is not a digest, is 404. A digest's bytes never change,
+so the browser may keep them, privately.
 """
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from flask.typing import ResponseReturnValue
 
 from bot.models import MediaRef, Post
 from bot.store import RecordMissing
-from web.dashboard import HISTORY_SHOWN
 from web.db import store
 
 log = logging.getLogger("tweetbot.web.media")
@@ -25,16 +25,17 @@ bp = Blueprint("media", __name__)
 MEDIA_CACHE = "private, max-age=86400"  # a digest's bytes never change; signed-in browsers only
 
 
-@bp.get("/media/<digest>")
-def media(digest: str) -> ResponseReturnValue:
-    """The stored bytes of a file a listed post carries, with its recorded type; 404 for anything else."""
-    ref = find_ref(digest, _listed_posts())
+@bp.get("/posts/<int:post_id>/media/<digest>")
+def media(post_id: int, digest: str) -> ResponseReturnValue:
+    """The stored bytes of a file post `post_id` carries, with its recorded type; 404 for anything else."""
+    post = store().get_post(post_id)
+    ref = find_ref(digest, [post] if post is not None else [])
     if ref is None:
         abort(404)
     try:
         data = store().get_media(digest)
     except RecordMissing:
-        log.info("media %s of a listed post is no longer stored", digest)
+        log.info("media %s of post %s is no longer stored", digest, post_id)
         abort(404)
     response = Response(data, mimetype=ref.mime)
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -50,9 +51,3 @@ def find_ref(digest: str, posts: Iterable[Post]) -> MediaRef | None:
                 if ref.digest == digest:
                     return ref
     return None
-
-
-def _listed_posts() -> Iterable[Post]:
-    """The posts the dashboard lists: the queue, then the newest of the history."""
-    yield from store().queued_posts()
-    yield from store().history(HISTORY_SHOWN)
