@@ -19,7 +19,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.crypto import TokenKeyError
-from bot.models import FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
+from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
 from bot.store import Repository
 from bot.store.migrate import latest_version
 
@@ -98,6 +98,46 @@ def test_finished_posts_leave_the_queue_for_the_history(store_at: StoreAt) -> No
     assert [(p.id, p.status) for p in store.history()] == [(third.id, FAILED), (first.id, POSTED)]
     assert store.get_post(first.id).tweet_ids == ("100",)  # type: ignore[union-attr]
     assert store.get_post(second.id).status == SCHEDULED  # type: ignore[union-attr]
+
+
+def counted_by_reading(store: Repository) -> dict[tuple[str, str], int]:
+    """What `post_counts` must say, counted the long way: every queued and every finished post."""
+    found: dict[tuple[str, str], int] = {}
+    for post in [*store.queued_posts(), *store.history(limit=10_000)]:
+        found[post.account_id, post.status] = found.get((post.account_id, post.status), 0) + 1
+    return found
+
+
+def test_post_and_event_counts_follow_every_change_and_skip_what_was_rolled_back(store_at: StoreAt) -> None:
+    store = store_at.open()
+    posts = store.add_posts([Post(id=0, account_id=account_id, parts=(f"{account_id} {n}",), due_at=utcnow())
+                             for account_id in ("42", "43") for n in range(4)])
+    store.update_post(posts[0].id, status=POSTED, tweet_ids=("100",))
+    store.update_post(posts[1].id, status=FAILED, last_error="duplicate")
+    store.update_post(posts[4].id, status=SENDING)
+    for kind, account_id in [("refreshed", "42"), ("refreshed", "42"), ("refreshed", "43"),
+                             ("refresh_failed", "43"), ("posted", "42"), ("refreshed", None)]:
+        store.record_event(kind, account_id)
+    assert store.post_counts() == counted_by_reading(store) == {
+        ("42", POSTED): 1, ("42", FAILED): 1, ("42", SCHEDULED): 2, ("43", SENDING): 1, ("43", SCHEDULED): 3}
+    kinds = ["refreshed", "refresh_failed", "needs_reconnect"]
+    assert store.event_counts(kinds) == {("42", "refreshed"): 2, ("43", "refreshed"): 1,
+                                         ("43", "refresh_failed"): 1, (None, "refreshed"): 1}
+
+    # Counted once, then changed: by this store, by another process, and by a transaction that failed.
+    store.update_post(posts[2].id, status=POSTED, tweet_ids=("101",))
+    other = store_at.open()
+    other.update_post(posts[4].id, status=POSTED, tweet_ids=("102",))
+    other.record_event("needs_reconnect", "43")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.update_post(posts[3].id, status=CANCELED)
+        store.record_event("refreshed", "42")
+        raise RuntimeError("boom")
+    assert store.post_counts() == counted_by_reading(store) == {
+        ("42", POSTED): 2, ("42", FAILED): 1, ("42", SCHEDULED): 1, ("43", POSTED): 1, ("43", SCHEDULED): 3}
+    assert store.event_counts(["needs_reconnect", "refreshed"]) == {
+        ("42", "refreshed"): 2, ("43", "refreshed"): 1, (None, "refreshed"): 1, ("43", "needs_reconnect"): 1}
+    assert store_at.open().post_counts() == store.post_counts()  # a fresh reader counts the same
 
 
 def test_history_reads_backwards_across_blocks(store_at: StoreAt) -> None:

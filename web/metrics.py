@@ -1,6 +1,7 @@
 """`/metrics`: the bot's state in Prometheus' text format, for a scraper or a person signed in.
 
-Everything is read from the store at the moment of the request, through a collector
+Everything is read from the store at the moment of the request (posts and events as the
+store counts them, never by reading each one), through a collector
 registered on a fresh `CollectorRegistry` each time (no process-global state, so every
 gunicorn worker answers the same):
 
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import sys
 from collections import Counter
 from collections.abc import Iterator
 
@@ -55,10 +55,11 @@ class StoreCollector(Collector):
         accounts = self.repo.list_accounts()
         handles = {account.user_id: account.handle for account in accounts}
         queued = self.repo.queued_posts()
-        finished = self.repo.history(limit=sys.maxsize)
 
         posts = GaugeMetricFamily("tweetbot_posts", "Posts by account and status.", labels=["account", "status"])
-        counts = Counter((handles.get(post.account_id, post.account_id), post.status) for post in [*queued, *finished])
+        counts: Counter[tuple[str, str]] = Counter()
+        for (account_id, status), number in self.repo.post_counts().items():
+            counts[handles.get(account_id, account_id), status] += number
         for handle in sorted({handle for handle, _ in counts} | set(handles.values())):
             for status in POST_STATUSES:
                 posts.add_metric([handle, status], counts.get((handle, status), 0))
@@ -77,10 +78,10 @@ class StoreCollector(Collector):
             by_status.add_metric([status], number)
         yield by_status
 
+        events = self.repo.event_counts(["refreshed", *FAILURE_EVENTS])
         refreshes = CounterMetricFamily("tweetbot_token_refreshes", "Token refreshes stored, by account.",
                                         labels=["account"])
-        refreshed = Counter(event.account_id for event in self.repo.events(limit=sys.maxsize, kind="refreshed"))
-        for handle, number in self._per_account(refreshed, handles):
+        for handle, number in self._per_account(self._of_kind(events, "refreshed"), handles):
             refreshes.add_metric([handle], number)
         yield refreshes
 
@@ -88,8 +89,7 @@ class StoreCollector(Collector):
                                        "Failed token refreshes by account: passing (backed off) or refused by X.",
                                        labels=["account", "kind"])
         for event_kind, kind in FAILURE_EVENTS.items():
-            failed = Counter(event.account_id for event in self.repo.events(limit=sys.maxsize, kind=event_kind))
-            for handle, number in self._per_account(failed, handles):
+            for handle, number in self._per_account(self._of_kind(events, event_kind), handles):
                 failures.add_metric([handle, kind], number)
         yield failures
 
@@ -97,6 +97,10 @@ class StoreCollector(Collector):
         if beat is not None:
             yield GaugeMetricFamily("tweetbot_worker_heartbeat_age_seconds",
                                     "Seconds since the newest worker heartbeat.", value=(now - beat).total_seconds())
+
+    @staticmethod
+    def _of_kind(events: dict[tuple[str | None, str], int], kind: str) -> Counter[str | None]:
+        return Counter({account_id: number for (account_id, found), number in events.items() if found == kind})
 
     @staticmethod
     def _per_account(counted: Counter[str | None], handles: dict[str, str]) -> list[tuple[str, int]]:

@@ -121,6 +121,20 @@ class AppendLog:
             for line in handle.read(committed).splitlines():
                 yield decode(line)
 
+    def read_from(self, start: int, committed: int) -> Iterator[dict[str, Any]]:
+        """The committed records from byte `start` (where a record begins) on, oldest first, a line at a
+        time (a log of 100,000 posts is never held whole)."""
+        if committed <= start:
+            return
+        with open(self.path, "rb") as handle:
+            handle.seek(start)
+            left = committed - start
+            for line in handle:
+                left -= len(line)
+                if left < 0:  # appended by a transaction not yet committed
+                    return
+                yield decode(line)
+
     def read_newest(self, committed: int, block: int = 65536) -> Iterator[dict[str, Any]]:
         """Committed records newest first, reading the file backwards in blocks."""
         if committed <= 0:

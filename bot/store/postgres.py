@@ -382,6 +382,10 @@ class PostgresStore:
                               "ORDER BY finished_seq DESC LIMIT %s", (account_id, limit))
         return [Post.from_doc(row[0]) for row in rows]
 
+    def post_counts(self) -> dict[tuple[str, str], int]:
+        rows = self._rows("SELECT account_id, status, count(*) FROM posts GROUP BY account_id, status")
+        return {(account_id, status): int(number) for account_id, status, number in rows}
+
     # -- schedules ----------------------------------------------------------------------------------
 
     def get_schedule(self, account_id: str) -> dict[str, Any] | None:
@@ -408,6 +412,11 @@ class PostgresStore:
             "AND (%(account)s::text IS NULL OR account_id = %(account)s) "
             "ORDER BY id DESC LIMIT %(limit)s", {"kind": kind, "account": account_id, "limit": limit})
         return [Event(*row) for row in rows]
+
+    def event_counts(self, kinds: Iterable[str]) -> dict[tuple[str | None, str], int]:
+        rows = self._rows("SELECT account_id, kind, count(*) FROM events WHERE kind = ANY(%s) "
+                          "GROUP BY account_id, kind", (list(kinds),))
+        return {(account_id, kind): int(number) for account_id, kind, number in rows}
 
     # -- media ------------------------------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ from __future__ import annotations
 import sys
 import threading
 from bisect import bisect_right
-from collections.abc import Iterable, Iterator
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -111,6 +112,38 @@ class _QueueIndex:
         return self.ready_ids[:bisect_right(self.ready_at, by)]
 
 
+class _LogTally:
+    """Counts of a log's records by `key`, carried forward from the committed length last counted.
+
+    A log only grows (what is cut is an uncommitted tail, never a committed record), so each
+    call reads just the records committed since the last: /metrics, scraped every few seconds,
+    does not read 100,000 finished posts each time. A log that is another file now (a restored
+    store) or shorter than what was counted is counted afresh.
+    """
+
+    def __init__(self, key: Callable[[dict[str, Any]], tuple[Any, ...]]) -> None:
+        self.key = key
+        self.counts: Counter[tuple[Any, ...]] = Counter()
+        self.file: tuple[int, int] | None = None  # the log's (device, inode) when counted
+        self.counted = 0  # bytes counted
+        self.lock = threading.Lock()  # its own: a first count of a long log does not hold the store's mutex
+
+    def update(self, log: AppendLog, committed: int) -> Counter[tuple[Any, ...]]:
+        """The counts of the records up to `committed` (a copy)."""
+        with self.lock:
+            try:
+                st = log.path.stat()
+                file: tuple[int, int] | None = (st.st_dev, st.st_ino)
+            except FileNotFoundError:
+                file = None
+            if file != self.file or committed < self.counted:
+                self.counts, self.file, self.counted = Counter(), file, 0
+            for record in log.read_from(self.counted, committed):
+                self.counts[self.key(record)] += 1
+            self.counted = max(self.counted, committed)
+            return Counter(self.counts)
+
+
 @dataclass
 class StoreMoment:
     """The store at one committed moment: the main file's bytes, each log open at its start and its length,
@@ -158,6 +191,8 @@ class TinyStore:
         self._index: _QueueIndex | None = None
         self._logs = {"history": AppendLog(self.path.with_suffix(".history.jsonl")),
                       "events": AppendLog(self.path.with_suffix(".events.jsonl"))}
+        self._tallies = {"history": _LogTally(lambda doc: (doc["account_id"], doc["status"])),
+                         "events": _LogTally(lambda doc: (doc["account_id"], doc["kind"]))}
         self.media = MediaFolder(media_folder(self.path), Path(str(self.path) + ".media.lock"))
         self._db = TinyDB(self, storage=_Snapshot)
 
@@ -597,6 +632,14 @@ class TinyStore:
                     break
         return found
 
+    def post_counts(self) -> dict[tuple[str, str], int]:
+        """The queue counted from the tables, the history from its tally (only new records are read)."""
+        with self._reading():
+            counts = Counter((doc["account_id"], doc["status"]) for doc in self._tables.get("posts", {}).values())
+            committed = self._committed("history")
+        counts.update(self._tallies["history"].update(self._logs["history"], committed))
+        return dict(counts)
+
     # -- schedules -----------------------------------------------------------------
 
     def get_schedule(self, account_id: str) -> dict[str, Any] | None:
@@ -628,6 +671,13 @@ class TinyStore:
                 if len(found) >= limit:
                     break
         return found
+
+    def event_counts(self, kinds: Iterable[str]) -> dict[tuple[str | None, str], int]:
+        wanted = set(kinds)
+        with self._reading():
+            committed = self._committed("events")
+        counts = self._tallies["events"].update(self._logs["events"], committed)
+        return {key: number for key, number in counts.items() if key[1] in wanted}
 
     # -- media -------------------------------------------------------------------------
 
