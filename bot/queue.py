@@ -244,6 +244,17 @@ def requeued_posts(store: Repository) -> dict[int, int]:
 EDITED_EVENT = "edited"
 
 
+def why_not_editable(post: Post) -> str | None:
+    """Why `post` cannot be edited (being sent, finished, or a thread X has a part of), or None."""
+    if post.status == SENDING:
+        return f"post {post.id} is being sent right now"
+    if post.status != SCHEDULED:
+        return f"post {post.id} is already {post.status}"
+    if any(post.tweet_ids):
+        return f"post {post.id} is partly at X already: it cannot be edited"
+    return None
+
+
 def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str], due_at: datetime,
               now: datetime | None = None) -> Post:
     """Change a scheduled post's account, parts and time, checked as `draft` checks a new post; its media stay
@@ -254,11 +265,10 @@ def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str
     """
     now = now or utcnow()
     with store.transaction():
-        post = waiting_post(store, post_id)
-        if post.status != SCHEDULED:
-            raise QueueError(f"post {post_id} is already {post.status}")
-        if any(post.tweet_ids):
-            raise QueueError(f"post {post_id} is partly at X already: it cannot be edited")
+        post = existing_post(store, post_id)
+        refusal = why_not_editable(post)
+        if refusal:
+            raise QueueError(refusal)
         checked = draft(store, account, parts, due_at, now, post.source)
         with_media = [n for n, part in enumerate(post.media, start=1) if part]
         if with_media and with_media[-1] > len(checked.parts):

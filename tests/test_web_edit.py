@@ -109,14 +109,19 @@ def test_the_past_is_said_on_the_operators_clock_not_in_iso(app: Flask, browser:
     assert "2020-01-01T09:00:00+00:00" not in page
 
 
-@pytest.mark.parametrize("status", [SENDING, POSTED])
+PARTLY_AT_X = "partly at X"  # a thread whose first part X has, waiting to retry the second
+
+
+@pytest.mark.parametrize("status", [SENDING, POSTED, PARTLY_AT_X])
 def test_a_post_being_sent_or_finished_cannot_be_edited(app: Flask, browser: Browser, status: str) -> None:
     alice, _ = two_accounts(app, browser)
-    post_id = queued(app, alice)
+    post_id = queued(app, alice, ("the first words", "and the rest"))
     store = open_store(app.config["TWEETBOT_SETTINGS"])
-    store.update_post(post_id, status=status, **({"tweet_ids": ("186",), "posted_at": utcnow()}
-                                                 if status == POSTED else {"sending_since": utcnow()}))
-    why = "is being sent right now" if status == SENDING else "is already posted"
+    store.update_post(post_id, **{SENDING: {"status": SENDING, "sending_since": utcnow()},
+                                  POSTED: {"status": POSTED, "tweet_ids": ("186", "187"), "posted_at": utcnow()},
+                                  PARTLY_AT_X: {"tweet_ids": ("186",), "attempts": 1}}[status])
+    why = {SENDING: "is being sent right now", POSTED: "is already posted",
+           PARTLY_AT_X: "is partly at X already: it cannot be edited"}[status]
 
     shown = browser.get(f"/posts/{post_id}/edit")
     assert shown.status_code == 303
@@ -125,9 +130,9 @@ def test_a_post_being_sent_or_finished_cannot_be_edited(app: Flask, browser: Bro
                                                     "due_at": local_input()})
     assert saved.status_code == 400 and why.replace("is ", "", 1) in text(saved)
     after = open_store(app.config["TWEETBOT_SETTINGS"]).get_post(post_id)
-    assert after is None or after.parts == ("the first words",)
+    assert after is None or after.parts == ("the first words", "and the rest")
     if status == POSTED:
-        assert store.history(1)[0].parts == ("the first words",)
+        assert store.history(1)[0].parts == ("the first words", "and the rest")
 
 
 def test_an_edited_post_keeps_its_media_and_shows_them(app: Flask, browser: Browser) -> None:

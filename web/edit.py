@@ -17,7 +17,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bot import queue
-from bot.models import DISCONNECTED, SCHEDULED, Post, utcnow
+from bot.models import DISCONNECTED, Post, utcnow
 from bot.schedules import NoSlots, load_slots
 from bot.when import WhenError, parse_when
 from web.db import settings, store
@@ -77,9 +77,9 @@ def edit(post_id: int) -> ResponseReturnValue:
     post = store().get_post(post_id)
     if post is None:
         return refused(post_id, f"no post {post_id}", back)
-    if post.status != SCHEDULED:
-        why = "is being sent right now" if post.status == "sending" else f"is already {post.status}"
-        return refused(post_id, f"post {post_id} {why}", back)
+    refusal = queue.why_not_editable(post)
+    if refusal:
+        return refused(post_id, refusal, back)
     return render_edit(post, form_of(post, back))
 
 
