@@ -493,6 +493,8 @@ def test_every_page_fits_a_phone_and_a_desktop(tmp_path: Path, sandbox: SandboxC
                     .filter(e => e.type !== 'hidden' && !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
                     .map(e => e.name || e.id)""")
                 assert unlabelled == [], f"{name}: controls without a label: {unlabelled}"
+                shown = page.inner_text("body")
+                assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", shown), f"{name} shows a raw ISO time"
                 page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
             context.close()
     for name in [*pages, "signin"]:

@@ -54,7 +54,7 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
         browser.get(f"/fragments/{fragment}")
     browser.get("/healthz")
     browser.get("/static/counter.js")
-    browser.client.get(f"/media/{'0' * 64}")  # no post carries it: 404
+    browser.client.get(f"/posts/{post_id}/media/{'0' * 64}")  # the post carries no such file: 404
     browser.get(browser.consent("sandbox_bob", decision="cancel"))  # denied
     browser.get(re.sub(r"state=[^&]+", "state=forged", browser.consent("sandbox_bob")))  # state mismatch
     authorize = browser.start_connect()
