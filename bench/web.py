@@ -1,6 +1,7 @@
 """The dashboard and the calendar under gunicorn: memory of a worker and response time, with a full store.
 
     .venv/bin/python bench/web.py [--requests 100] [--accounts 50] [--queued 10000] [--finished 100000]
+                                  [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
 
 Fills a scratch store with 50 connected accounts (tokens encrypted, as connected ones
 are), 10,000 queued posts and 100,000 finished ones, starts the web app as the Procfile does
@@ -8,6 +9,10 @@ are), 10,000 queued posts and 100,000 finished ones, starts the web app as the P
 signs in and asks for the dashboard, the calendar and /metrics 100 times each. Prints the median and p95
 response time seen by the client and the resident memory (VmRSS) of each gunicorn worker afterwards.
 Targets: ≤ 100 MB per worker, ≤ 100 ms median each.
+
+By default the store is the TinyDB file (`make run`'s). With `--database-url` (a server the
+bench may create databases on) it is PostgreSQL, as on a PaaS: a scratch database is made,
+migrated, filled, and dropped afterwards.
 """
 from __future__ import annotations
 
@@ -20,8 +25,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import requests
 from cryptography.fernet import Fernet
@@ -29,10 +37,10 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.crypto import TokenCipher  # noqa: E402
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow  # noqa: E402
 from bot.processes import gunicorn_command  # noqa: E402
-from bot.store import TinyStore  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from bot.store import Repository, open_store  # noqa: E402
 
 PASSWORD = "bench-admin-password"
 MEMORY_TARGET_MB = 100
@@ -45,7 +53,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def fill(store: TinyStore, accounts: int, queued: int, finished: int = 200) -> None:
+def fill(store: Repository, accounts: int, queued: int, finished: int = 200) -> None:
     """Connected accounts with tokens, a queue spread over them, and some history."""
     now = utcnow()
     for n in range(accounts):
@@ -62,6 +70,26 @@ def fill(store: TinyStore, accounts: int, queued: int, finished: int = 200) -> N
     store.add_posts([Post(id=0, account_id=ids[n % accounts], due_at=now - timedelta(hours=n), status=POSTED,
                           parts=(f"posted {n} " + "x" * 100,), tweet_ids=(str(1_860_000_000_000_000_000 + n),),
                           posted_at=now - timedelta(hours=n)) for n in range(finished)])
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A new, migrated database on `server_url`'s server, dropped afterwards; its URL."""
+    import psycopg
+    from psycopg import sql
+
+    from bot.store.migrate import migrate
+
+    name = f"tweetbot_bench_{os.getpid()}"
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    try:
+        migrate(url)
+        yield url
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def environment(folder: Path, port: int) -> dict[str, str]:
@@ -115,14 +143,18 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=50)
     parser.add_argument("--queued", type=int, default=10_000)
     parser.add_argument("--finished", type=int, default=100_000)
+    parser.add_argument("--database-url", help="a PostgreSQL server to bench the PostgreSQL store on")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         folder = Path(scratch)
         port = free_port()
         env = environment(folder, port)
-        fill(TinyStore(folder / "tweetbot.json", TokenCipher([env["TOKEN_KEY"]])), args.accounts, args.queued,
-             args.finished)
+        if args.database_url:
+            env["DATABASE_URL"] = stack.enter_context(scratch_database(args.database_url))
+        store = open_store(load_settings(None, env))
+        fill(store, args.accounts, args.queued, args.finished)
+        store.close()
         url = f"http://127.0.0.1:{port}"
         with (folder / "gunicorn.log").open("wb") as log:
             process = subprocess.Popen(gunicorn_command("127.0.0.1", port, 2), cwd=ROOT, env=env,
@@ -144,8 +176,8 @@ def main() -> None:
             process.wait(timeout=10)
 
     worst = max(memory.values())
-    print(f"{args.accounts} accounts, {args.queued:,} queued posts, {args.finished:,} in history; "
-          f"{args.requests} requests each, gunicorn 2 workers")
+    print(f"{'PostgreSQL' if args.database_url else 'file'} store: {args.accounts} accounts, {args.queued:,} queued "
+          f"posts, {args.finished:,} in history; {args.requests} requests each, gunicorn 2 workers")
     for path, times in timings.items():
         times.sort()
         median = statistics.median(times)

@@ -256,6 +256,30 @@ def test_the_queue_index_follows_other_processes_and_rollbacks(store_at: StoreAt
     assert other.queued_posts(due_by=now) == [] and [p.id for p in other.sending_posts()] == [post.id]
 
 
+def test_the_whole_queue_read_again_follows_every_change_made_elsewhere(store_at: StoreAt) -> None:
+    """Both stores keep the parsed queue while it is unchanged: each kind of change made by another
+    process shows in the next read, a rolled-back one never does, and what a reader gets is its own."""
+    reader, writer = store_at.open(), store_at.open()
+    first, second = writer.add_posts([Post(id=0, account_id="1", parts=(f"p{n}",), due_at=utcnow()) for n in (1, 2)])
+
+    def seen() -> list[tuple[int, str, tuple[str, ...]]]:
+        return [(p.id, p.status, p.parts) for p in reader.queued_posts()]
+
+    assert seen() == [(first.id, SCHEDULED, ("p1",)), (second.id, SCHEDULED, ("p2",))]
+    writer.update_post(first.id, parts=("edited",))  # same count of posts, a changed one
+    assert seen() == [(first.id, SCHEDULED, ("edited",)), (second.id, SCHEDULED, ("p2",))]
+    writer.update_post(second.id, status=POSTED, tweet_ids=("9",))  # finished: gone from the queue
+    (third,) = writer.add_posts([Post(id=0, account_id="2", parts=("p3",), due_at=utcnow())])  # count as before
+    assert seen() == [(first.id, SCHEDULED, ("edited",)), (third.id, SCHEDULED, ("p3",))]
+    assert [p.id for p in reader.queued_posts("2")] == [third.id]
+    with pytest.raises(RuntimeError), writer.transaction():
+        writer.update_post(first.id, parts=("never",))
+        raise RuntimeError("roll back")
+    assert seen() == [(first.id, SCHEDULED, ("edited",)), (third.id, SCHEDULED, ("p3",))]
+    reader.queued_posts().clear()  # a caller's list is its own
+    assert len(reader.queued_posts()) == 2
+
+
 def test_claims_take_due_posts_in_order_and_none_while_the_account_is_sending(store_at: StoreAt) -> None:
     store = store_at.open()
     now = utcnow()

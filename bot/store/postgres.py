@@ -21,13 +21,15 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
+import orjson
 import psycopg
-from psycopg.types.json import Jsonb
+from psycopg.types.json import Jsonb, set_json_loads
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.crypto import TokenCipher
@@ -70,6 +72,43 @@ def describe(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
 
 
+def _configure(conn: psycopg.Connection) -> None:
+    """Each pooled connection reads jsonb with orjson (the queue's documents are read by the thousand)."""
+    set_json_loads(orjson.loads, conn)
+
+
+# The whole queue, each row with the fingerprint of the rows it was read with (one snapshot):
+# how many there are and the sum of a hash of each one's id and xmin, which every insert,
+# update and finish changes (an update writes a new row version with a new xmin).
+_QUEUE_FINGERPRINT = ("SELECT count(*), coalesce(sum(hashtextextended(id::text || ':' || xmin::text, 0)"
+                      "::numeric), 0) FROM posts WHERE finished_seq IS NULL")
+_WHOLE_QUEUE = ("SELECT doc, count(*) OVER (), sum(hashtextextended(id::text || ':' || xmin::text, 0)::numeric) "
+                "OVER () FROM posts WHERE finished_seq IS NULL ORDER BY due_at, id")
+
+
+class _QueueCache:
+    """The whole queue as last read, parsed, and the fingerprint of the rows it came from.
+
+    The dashboard, the calendar and /metrics each want every queued post; with ten thousand
+    queued that read was most of their time. Asking the fingerprint scans the queue's rows
+    without sending or parsing a document; only a changed queue is read again. Posts are
+    frozen, so readers share them.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.fingerprint: tuple[int, Decimal] | None = None
+        self.posts: list[Post] = []
+
+    def get(self, fingerprint: tuple[int, Decimal]) -> list[Post] | None:
+        with self.lock:
+            return self.posts if fingerprint == self.fingerprint else None
+
+    def keep(self, fingerprint: tuple[int, Decimal], posts: list[Post]) -> None:
+        with self.lock:
+            self.fingerprint, self.posts = fingerprint, posts
+
+
 class PostgresStore:
     """The repository over PostgreSQL; see `bot.store.Repository` for the contract."""
 
@@ -79,10 +118,11 @@ class PostgresStore:
         self.url = database_url(url)
         self._cipher = cipher
         self._pool = ConnectionPool(self.url, min_size=1, max_size=pool_size, open=False, name="tweetbot",
-                                    timeout=CONNECT_TIMEOUT)
+                                    timeout=CONNECT_TIMEOUT, configure=_configure)
         self._pool_lock = threading.Lock()
         self._opened = False
         self._local = threading.local()
+        self._queue = _QueueCache()
 
     # -- connections and transactions -------------------------------------------------
 
@@ -312,7 +352,10 @@ class PostgresStore:
         return Post.from_doc(rows[0][0]) if rows else None
 
     def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]:
-        """Unfinished posts, earliest due first; with `due_by`, only scheduled ones whose time has come."""
+        """Unfinished posts, earliest due first; with `due_by`, only scheduled ones whose time has come.
+        The whole queue (no `due_by`, outside a transaction) comes from `_QueueCache` while it is unchanged."""
+        if due_by is None and self._conn is None:
+            return [post for post in self._whole_queue() if account_id in (None, post.account_id)]
         where, params = ["finished_seq IS NULL"], list[Any]()
         if due_by is not None:
             where += ["status = 'scheduled'", "ready_at <= %s"]
@@ -322,6 +365,16 @@ class PostgresStore:
             params.append(account_id)
         rows = self._rows(f"SELECT doc FROM posts WHERE {' AND '.join(where)} ORDER BY due_at, id", tuple(params))
         return [Post.from_doc(row[0]) for row in rows]
+
+    def _whole_queue(self) -> list[Post]:
+        [(count, total)] = self._rows(_QUEUE_FINGERPRINT)
+        kept = self._queue.get((int(count), Decimal(total)))
+        if kept is not None:
+            return kept
+        rows = self._rows(_WHOLE_QUEUE)
+        posts = [Post.from_doc(row[0]) for row in rows]
+        self._queue.keep((int(rows[0][1]), Decimal(rows[0][2])) if rows else (0, Decimal(0)), posts)
+        return posts
 
     def sending_posts(self, account_id: str | None = None) -> list[Post]:
         """Posts `sending` (by any worker), earliest due first."""
