@@ -136,8 +136,9 @@ def keystrokes_to_us() -> Iterator[None]:
     as us, and make dies of SIGINT (re-raised after its child ends) whatever we do: exit 130 and
     `make: *** [run] Interrupt` after a clean stop. In a group of our own that the terminal puts
     in front, Ctrl-C reaches only us; we stop everything, exit 0, and make exits with us. The
-    terminal goes back to the group it came from on the way out. Nothing changes when there is
-    no terminal, when we run in the background, or when a shell already gave us our own group.
+    terminal goes back to the group it came from on the way out. Ctrl-Z is ignored meanwhile.
+    Nothing changes when there is no terminal, when we run in the background, or when a shell
+    already gave us our own group.
     """
     try:
         terminal = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
@@ -151,9 +152,12 @@ def keystrokes_to_us() -> Iterator[None]:
             return
         os.setpgid(0, 0)
         _hand_terminal_to(terminal, os.getpgrp())
+        # Ctrl-Z would stop us alone, not make: the shell would never get its terminal back.
+        suspend = signal.signal(signal.SIGTSTP, signal.SIG_IGN)
         try:
             yield
         finally:
+            signal.signal(signal.SIGTSTP, suspend)
             _hand_terminal_to(terminal, before)
     finally:
         os.close(terminal)

@@ -6,7 +6,6 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -125,7 +124,6 @@ def start_make_run_in_a_terminal(tmp_path: Path, env: dict[str, str]) -> tuple[s
     """`make run` (the README's command) in `tmp_path` with a pseudo-terminal as its controlling terminal,
     as a person's shell starts it: make leads the terminal's foreground group. Returns make and the pty."""
     root = Path(__file__).resolve().parents[1]
-    shutil.copy2(root / "pyproject.toml", tmp_path / "pyproject.toml")  # the install stamp's prerequisite
     controller, terminal = os.openpty()
 
     def own_the_terminal() -> None:  # a new session, this pty its controlling terminal, make its foreground
@@ -133,7 +131,9 @@ def start_make_run_in_a_terminal(tmp_path: Path, env: dict[str, str]) -> tuple[s
         fcntl.ioctl(terminal, termios.TIOCSCTTY, 0)
 
     venv = Path(sys.executable).parent.parent
-    make = subprocess.Popen(["make", "--no-print-directory", "-f", str(root / "Makefile"), f"VENV={venv}", "run"],
+    # -o: the install stamp counts as done; make must never install into this venv from `tmp_path`.
+    make = subprocess.Popen(["make", "--no-print-directory", "-f", str(root / "Makefile"), f"VENV={venv}",
+                             "-o", str(venv / ".installed"), "run"],
                             cwd=tmp_path, env=env, stdin=terminal, stdout=terminal, stderr=terminal,
                             preexec_fn=own_the_terminal)
     os.close(terminal)
