@@ -1,4 +1,4 @@
-"""The dashboard's live panels: `/fragments/accounts`, `/fragments/queue`, `/fragments/history`.
+"""The dashboard's live panels: `/fragments/accounts`, `/queue`, `/history` and `/charts`.
 
 Real processes: gunicorn (2 workers), the worker and the sandbox. A fragment is the same
 HTML the full page shows for that panel, and it follows the store as the worker changes
@@ -33,6 +33,13 @@ def without_tokens(html: str) -> str:
     return re.sub(r'name="csrf_token" value="[^"]+"', 'name="csrf_token" value=""', html)
 
 
+def posted_today(charts: str) -> int:
+    """The posts chart's figure for its last day (today), from the SVG's data attributes."""
+    svg = re.search(r'<svg class="chart" id="chart-posts".*?</svg>', charts, re.S)
+    assert svg, "no posts chart"
+    return int(re.findall(r'data-posted="(\d+)"', svg.group(0))[-1])
+
+
 def rows(html: str) -> list[str]:
     return re.findall(r'<tr class="post ([a-z]+)" data-post="(\d+)">', html)
 
@@ -48,12 +55,13 @@ def test_the_fragments_are_the_page_panels_and_follow_the_worker(tmp_path: Path,
         web = HttpBrowser(server.url)
         assert web.sign_in().status_code == 302
         page = web.get("/").text
-        for section in ("accounts", "queue", "history"):
+        for section in ("accounts", "queue", "history", "charts"):
             answer = web.get(f"/fragments/{section}")
             assert answer.status_code == 200 and answer.headers["X-Fragment"] == "1"
             assert without_tokens(answer.text) == without_tokens(panel(page, section))
         assert rows(web.get("/fragments/queue").text) == [("scheduled", str(later.id)), ("scheduled", str(soon.id))]
         assert rows(web.get("/fragments/history").text) == []
+        assert posted_today(web.get("/fragments/charts").text) == 0
 
         assert web.post(f"/posts/{soon.id}/now").status_code == 303
         worker = WorkerProcess(env, tmp_path)
@@ -69,6 +77,7 @@ def test_the_fragments_are_the_page_panels_and_follow_the_worker(tmp_path: Path,
         assert posted is not None and posted.status == POSTED
         assert f'href="{server.settings.api_base}/{alice.username}#post-{posted.tweet_ids[0]}"' in history
         assert rows(web.get("/fragments/queue").text) == [("scheduled", str(later.id))]
+        assert posted_today(web.get("/fragments/charts").text) == 1
 
         store.update_account(alice.user_id, status=NEEDS_RECONNECT, last_error="X refused the refresh token")
         accounts = web.get("/fragments/accounts").text
@@ -77,7 +86,7 @@ def test_the_fragments_are_the_page_panels_and_follow_the_worker(tmp_path: Path,
 
 def test_a_signed_out_poll_gets_no_fragment(tmp_path: Path, sandbox: SandboxControl) -> None:
     with gunicorn(tmp_path, sandbox, workers=1) as server:
-        for section in ("accounts", "queue", "history"):
+        for section in ("accounts", "queue", "history", "charts", "calendar"):
             answer = requests.get(f"{server.url}/fragments/{section}", allow_redirects=False, timeout=10)
             assert answer.status_code == 303 and "/signin" in answer.headers["Location"]
             assert "X-Fragment" not in answer.headers

@@ -98,9 +98,9 @@ class TokenChain:
     handle: str
     status: str
     days: tuple[TokenDay, ...]
-    expires_in: int | None  # seconds until the access token expires (< 0: expired); None: no token
+    expires_in: int | None  # seconds (whole minutes) until the access token expires (<= 0: expired); None: no token
     failures_in_row: int
-    retry_in: int | None  # seconds until the backed-off refresh is tried again; None: not backing off
+    retry_in: int | None  # seconds (whole minutes) until the backed-off refresh is tried again; None: not backing off
     summary: str
 
 
@@ -113,11 +113,17 @@ def token_chain(account: Account, events: Iterable[Event], days: Sequence[date],
             counts[event.at.astimezone(zone).date(), TOKEN_KINDS[event.kind]] += 1
     series = tuple(TokenDay(d, counts[d, "refreshes"], counts[d, "failures"], counts[d, "refused"]) for d in days)
     has_token = account.expires_at is not None and account.status != DISCONNECTED
-    expires_in = int((account.expires_at - now).total_seconds()) if has_token and account.expires_at else None
-    retry_in = (int((account.next_refresh_at - now).total_seconds())
+    expires_in = _minutes_up(account.expires_at - now) if has_token and account.expires_at else None
+    retry_in = (_minutes_up(account.next_refresh_at - now)
                 if account.next_refresh_at is not None and account.next_refresh_at > now else None)
     return TokenChain(account.user_id, account.handle, account.status, series, expires_in,
                       account.refresh_failures, retry_in, _chain_summary(account, expires_in, retry_in, now))
+
+
+def _minutes_up(span: timedelta) -> int:
+    """`span` in seconds, rounded up to a whole minute: the live page's charts then change once a
+    minute, not on every poll (an expired token stays at 0 or below, a pending retry above 0)."""
+    return -(-int(span.total_seconds()) // 60) * 60
 
 
 def _chain_summary(account: Account, expires_in: int | None, retry_in: int | None, now: datetime) -> str:

@@ -1,7 +1,7 @@
 """The dashboard's live panels as HTML fragments, which `static/live.js` polls and swaps in.
 
 Each fragment is the partial template the full page includes, rendered from the same
-values (`web.panels`), so a poll shows what a reload would. A fragment answer carries
+values (`web.panels`, `web.charts`, `web.calendar`), so a poll shows what a reload would. A fragment answer carries
 `X-Fragment: 1`: the script swaps in only such answers, never the sign-in page a
 signed-out session is sent to. No single-page framework: the server renders, the
 script replaces one element's children.
@@ -11,7 +11,10 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
+from bot.models import utcnow
 from web.calendar import calendar_context
+from web.charts import charts_panel
+from web.db import settings, store
 from web.panels import accounts_panel, history_panel, page_number, queue_panel
 
 bp = Blueprint("fragments", __name__, url_prefix="/fragments")
@@ -34,6 +37,12 @@ def queue() -> ResponseReturnValue:
 @bp.get("/history")
 def history() -> ResponseReturnValue:
     return fragment("_history.html", history_panel(page_number(request.args.get("page"))))
+
+
+@bp.get("/charts")
+def charts() -> ResponseReturnValue:
+    return fragment("_charts.html", charts_panel(store(), settings(), store().list_accounts(), utcnow(),
+                                                 request.args.get("chart")))
 
 
 @bp.get("/calendar")
