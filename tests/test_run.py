@@ -1,6 +1,7 @@
 """`tweetbot run` (what `make run` starts): web app, worker and sandbox, and /healthz says so."""
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -15,6 +16,8 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+
+import pytest
 
 TWEETBOT = str(Path(sys.executable).with_name("tweetbot"))
 
@@ -160,22 +163,38 @@ def read_terminal(controller: int, process: subprocess.Popen, seconds: float = 6
     return seen.decode(errors="replace").replace("\r\n", "\n")
 
 
-def test_ctrl_c_in_the_terminal_ends_make_run_with_exit_0_and_no_make_error(tmp_path: Path) -> None:
-    """The real keystroke: ^C typed into `make run`'s terminal. make, which would die of SIGINT itself and
-    print `make: *** [Makefile:…: run] Interrupt`, sees `tweetbot run` stop everything and exit 0."""
+def child_of(process: subprocess.Popen) -> int:
+    """The pid of `process`'s one child (make's: `tweetbot run`)."""
+    [child] = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
+    return int(child)
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_ends_make_run_in_a_terminal_with_exit_0_and_no_make_error(tmp_path: Path,
+                                                                                    stop: str) -> None:
+    """The real keystroke: ^C typed into `make run`'s terminal (or SIGTERM to `tweetbot run`, as
+    `kill` would). make, which would die of SIGINT itself and print `make: *** [Makefile:…: run]
+    Interrupt`, sees `tweetbot run` stop everything and exit 0, and exits 0 too."""
     port, sandbox_port = free_port(), free_port()
     env = run_env(tmp_path, port, sandbox_port)
     (tmp_path / ".env").unlink()  # make run writes it, as on a fresh clone
     make, controller = start_make_run_in_a_terminal(tmp_path, env)
+    run = None
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200)
-        os.write(controller, b"\x03")  # Ctrl-C: the terminal signals its foreground process group
+        run = child_of(make)
+        if stop == "ctrl-c":
+            os.write(controller, b"\x03")  # the terminal signals its foreground process group
+        else:
+            os.kill(run, signal.SIGTERM)
         output = read_terminal(controller, make)
     finally:
-        if make.poll() is None:
-            os.killpg(make.pid, signal.SIGKILL)
+        if make.poll() is None:  # it did not stop: leave nothing running (tweetbot run has a group of its own)
+            for pid in (pid for pid in (run, make.pid) if pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(os.getpgid(pid), signal.SIGKILL)
         os.close(controller)
     assert (tmp_path / ".env").exists()
     assert "make: ***" not in output and "Interrupt" not in output, output[-3000:]
-    assert "SIGINT received" in output, output[-3000:]
+    assert ("SIGINT received" if stop == "ctrl-c" else "SIGTERM received") in output, output[-3000:]
     assert_stopped_cleanly(make, output)
