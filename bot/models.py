@@ -183,8 +183,9 @@ class MediaRef:
 class Post(Record):
     """One queued post, or a thread when it has several parts.
 
-    Frozen: a change is a new post (`dataclasses.replace`), so the file store may hand
-    the same parsed posts to every reader of an unchanged queue."""
+    Frozen: a change is a new post (`dataclasses.replace`), so both stores may hand the
+    same parsed posts to every reader of an unchanged queue. `uploads` is a dict: it is
+    never changed in place either (a change is a new dict, as `bot.uploads` makes it)."""
 
     id: int
     account_id: str

@@ -7,9 +7,10 @@ import re
 import shlex
 import signal
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from bot.settings import Settings
@@ -27,8 +28,9 @@ ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 THREADS = 8
 TIMEOUT = 30  # s: a worker whose main loop is silent that long is restarted (gunicorn's default)
 KEEPALIVE = 5  # s: an idle kept-alive connection is closed after this (it holds no thread meanwhile)
-# --no-control-socket: gunicorn ≥ 25.1 would listen on ~/.gunicorn/gunicorn.ctl, one path for every
-# gunicorn of the user (two tweetbots, or the tests' many, take it from each other); we use no control.
+# --no-control-socket: gunicorn ≥ 25.1 would listen on $XDG_RUNTIME_DIR/gunicorn.ctl (else
+# ~/.gunicorn/gunicorn.ctl), one path for every gunicorn of the user (two tweetbots, or the tests'
+# many, take it from each other); we use no control interface.
 
 
 def gunicorn_command(host: str, port: int, workers: int = 2) -> list[str]:
@@ -128,6 +130,20 @@ def _manager() -> Any:
     return Quiet()
 
 
+# Left in make's process group while `tweetbot run` leads its own: a signal sent to make's whole
+# job (`kill -INT %1`, an IDE's stop button) reaches make and this, which passes it on to us.
+_RELAY = """
+import os, signal, sys, time
+target = int(sys.argv[1])
+def relay(signum, frame):
+    os.kill(target, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGINT)
+for name in ("SIGINT", "SIGHUP", "SIGQUIT"):
+    signal.signal(getattr(signal, name), relay)
+while os.getppid() == target:
+    time.sleep(0.5)
+"""
+
+
 @contextmanager
 def keystrokes_to_us() -> Iterator[None]:
     """Be the terminal's foreground process group while running, as a shell makes each job it runs.
@@ -135,10 +151,11 @@ def keystrokes_to_us() -> Iterator[None]:
     Under `make run`, make leads the terminal's foreground group, so Ctrl-C signals make as well
     as us, and make dies of SIGINT (re-raised after its child ends) whatever we do: exit 130 and
     `make: *** [run] Interrupt` after a clean stop. In a group of our own that the terminal puts
-    in front, Ctrl-C reaches only us; we stop everything, exit 0, and make exits with us. The
-    terminal goes back to the group it came from on the way out. Ctrl-Z is ignored meanwhile.
-    Nothing changes when there is no terminal, when we run in the background, or when a shell
-    already gave us our own group.
+    in front, Ctrl-C reaches only us; we stop everything, exit 0, and make exits with us. A small
+    relay stays in make's group for the signals sent to the whole job; Ctrl-Z is ignored meanwhile
+    (it would stop us and not make). The terminal goes back to the group it came from on the way
+    out. Nothing changes without a terminal, in the background, when our output goes to a pipe (a
+    pager in make's job needs the terminal), or when a shell already gave us our own group.
     """
     try:
         terminal = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
@@ -147,31 +164,49 @@ def keystrokes_to_us() -> Iterator[None]:
         return
     try:
         before = os.tcgetpgrp(terminal)
-        if before != os.getpgrp() or os.getpgrp() == os.getpid():
+        if before != os.getpgrp() or os.getpgrp() == os.getpid() or not (os.isatty(1) and os.isatty(2)):
             yield
             return
-        os.setpgid(0, 0)
-        _hand_terminal_to(terminal, os.getpgrp())
-        # Ctrl-Z would stop us alone, not make: the shell would never get its terminal back.
-        suspend = signal.signal(signal.SIGTSTP, signal.SIG_IGN)
+        relay = subprocess.Popen([sys.executable, "-c", _RELAY, str(os.getpid())], stdin=subprocess.DEVNULL)
+        # A handler, not SIG_IGN: exec resets a handler, so the processes we start can still be stopped.
+        suspend = signal.signal(signal.SIGTSTP, lambda signum, frame: None)
         try:
+            with suppress(OSError):  # not allowed (a session leader): stay in make's group, as before
+                os.setpgid(0, 0)
+                if not _hand_terminal_to(terminal, os.getpgrp()):
+                    os.setpgid(0, before)  # the terminal would not take us
             yield
         finally:
+            if os.getpgrp() != before:
+                _hand_terminal_to(terminal, before)
             signal.signal(signal.SIGTSTP, suspend)
-            _hand_terminal_to(terminal, before)
+            relay.terminate()
+            relay.wait(timeout=5)
     finally:
         os.close(terminal)
 
 
-def _hand_terminal_to(terminal: int, group: int) -> None:
-    """tcsetpgrp from a group that is not (or no longer) in front stops us with SIGTTOU unless ignored."""
+def _hand_terminal_to(terminal: int, group: int) -> bool:
+    """Make `group` the terminal's foreground; False if it cannot be (the group is gone: make was killed).
+    tcsetpgrp from a group that is not in front stops the caller with SIGTTOU unless that is ignored."""
     previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
     try:
         os.tcsetpgrp(terminal, group)
-    except OSError:  # the group we came from is gone (make was killed): nobody to give it back to
-        pass
+        return True
+    except OSError:
+        return False
     finally:
         signal.signal(signal.SIGTTOU, previous)
+
+
+def _stop_on_hangup(signum: int, frame: object) -> None:
+    """A closed terminal (SIGHUP) stops everything as SIGTERM does: honcho handles only INT and TERM.
+    What would still be printed goes nowhere: writing to a hung-up terminal fails."""
+    quiet = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(quiet, 1)
+    os.dup2(quiet, 2)
+    os.close(quiet)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def run_all(settings: Settings) -> int:
@@ -190,6 +225,7 @@ def run_all(settings: Settings) -> int:
     for name, command in process_table(settings).items():
         # exec: the program itself gets honcho's signal, not a shell that would die of it (rc=-15).
         manager.add_process(name, f"exec {command}", env=dict(os.environ))
+    signal.signal(signal.SIGHUP, _stop_on_hangup)
     with keystrokes_to_us():
         manager.loop()
     signalled = manager.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)

@@ -65,9 +65,10 @@ def start_run(tmp_path: Path, env: dict[str, str]) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def assert_stopped_cleanly(process: subprocess.Popen, output: str) -> None:
-    """Exit 0, every process's stop said plainly: no `rc=-15` (a shell killed under it), no error line."""
-    assert process.returncode == 0, output[-3000:]
+def assert_stopped_cleanly(process: subprocess.Popen, output: str, returncode: int = 0) -> None:
+    """Exit 0 (or `returncode`), every process's stop said plainly: no `rc=-15` (a shell killed under it),
+    no error line."""
+    assert process.returncode == returncode, output[-3000:]
     assert "rc=-15" not in output and "rc=-2" not in output, output[-3000:]
     assert not re.search(r"(?im)^.*\b(error|traceback)\b", output), output[-3000:]
     for name in ("web", "worker", "sandbox"):
@@ -169,12 +170,12 @@ def child_of(process: subprocess.Popen) -> int:
     return int(child)
 
 
-@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm"])
-def test_ctrl_c_or_sigterm_ends_make_run_in_a_terminal_with_exit_0_and_no_make_error(tmp_path: Path,
-                                                                                    stop: str) -> None:
-    """The real keystroke: ^C typed into `make run`'s terminal (or SIGTERM to `tweetbot run`, as
-    `kill` would). make, which would die of SIGINT itself and print `make: *** [Makefile:…: run]
-    Interrupt`, sees `tweetbot run` stop everything and exit 0, and exits 0 too."""
+@pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "sigint to the job"])
+def test_make_run_in_a_terminal_stops_cleanly_and_ctrl_c_ends_it_with_exit_0(tmp_path: Path, stop: str) -> None:
+    """The real keystroke: ^C typed into `make run`'s terminal, or SIGTERM to `tweetbot run` (as `kill`
+    would): make, which would die of SIGINT itself and print `make: *** [Makefile:…: run] Interrupt`,
+    sees `tweetbot run` stop everything and exit 0, and exits 0 too. SIGINT sent to make's whole job
+    (`kill -INT %1`) reaches make, which always dies of it, and `tweetbot run`, which stops as cleanly."""
     port, sandbox_port = free_port(), free_port()
     env = run_env(tmp_path, port, sandbox_port)
     (tmp_path / ".env").unlink()  # make run writes it, as on a fresh clone
@@ -185,8 +186,10 @@ def test_ctrl_c_or_sigterm_ends_make_run_in_a_terminal_with_exit_0_and_no_make_e
         run = child_of(make)
         if stop == "ctrl-c":
             os.write(controller, b"\x03")  # the terminal signals its foreground process group
-        else:
+        elif stop == "sigterm":
             os.kill(run, signal.SIGTERM)
+        else:
+            os.killpg(make.pid, signal.SIGINT)  # make's group, which `tweetbot run` has left
         output = read_terminal(controller, make)
     finally:
         if make.poll() is None:  # it did not stop: leave nothing running (tweetbot run has a group of its own)
@@ -195,6 +198,48 @@ def test_ctrl_c_or_sigterm_ends_make_run_in_a_terminal_with_exit_0_and_no_make_e
                     os.killpg(os.getpgid(pid), signal.SIGKILL)
         os.close(controller)
     assert (tmp_path / ".env").exists()
-    assert "make: ***" not in output and "Interrupt" not in output, output[-3000:]
-    assert ("SIGINT received" if stop == "ctrl-c" else "SIGTERM received") in output, output[-3000:]
-    assert_stopped_cleanly(make, output)
+    assert ("SIGTERM received" if stop == "sigterm" else "SIGINT received") in output, output[-3000:]
+    if stop != "sigint to the job":
+        assert "make: ***" not in output and "Interrupt" not in output, output[-3000:]
+    # make dies of a SIGINT sent to it (after the clean stop); else it ends as tweetbot run did: 0.
+    assert_stopped_cleanly(make, output, -signal.SIGINT if stop == "sigint to the job" else 0)
+
+
+def test_closing_make_runs_terminal_stops_every_process(tmp_path: Path) -> None:
+    """A closed terminal window: the terminal hangs up and the shell sends SIGHUP to its jobs (make's
+    group). `tweetbot run` stops everything it started, as for SIGTERM, instead of dying of it and
+    leaving the web app, the worker and the sandbox running."""
+    port, sandbox_port = free_port(), free_port()
+    make, controller = start_make_run_in_a_terminal(tmp_path, run_env(tmp_path, port, sandbox_port))
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200)
+        run = child_of(make)
+        started = [int(pid) for pid in Path(f"/proc/{run}/task/{run}/children").read_text().split()]
+    finally:
+        os.close(controller)  # the terminal hangs up
+    try:
+        os.killpg(make.pid, signal.SIGHUP)  # as the shell does to its jobs when its terminal is gone
+        make.wait(timeout=30)
+        assert make.returncode == -signal.SIGHUP  # make's own death, once tweetbot run has stopped
+        assert not Path(f"/proc/{run}").exists()
+        for pid in started:
+            wait_until_gone(pid)
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:  # what did not stop (the test failed) is not left running
+        for pid in [run, *started]:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+
+
+def wait_until_gone(pid: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":  # exited, not yet reaped by its (gone) parent's successor
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"process {pid} still runs {seconds} s after the hangup")

@@ -133,6 +133,8 @@ def test_a_post_being_sent_or_finished_cannot_be_edited(app: Flask, browser: Bro
     assert after is None or after.parts == ("the first words", "and the rest")
     if status == POSTED:
         assert store.history(1)[0].parts == ("the first words", "and the rest")
+    for page in ("/", "/calendar"):  # and no Edit is offered for it
+        assert f"/posts/{post_id}/edit" not in text(browser.get(page)), page
 
 
 def test_an_edited_post_keeps_its_media_and_shows_them(app: Flask, browser: Browser) -> None:

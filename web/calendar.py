@@ -24,6 +24,7 @@ from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bot.models import DISCONNECTED, Account, Post, utcnow
+from bot.queue import why_not_editable
 from bot.recent import history_since, outcome_time
 from bot.schedules import load_slots
 from web.db import settings, store
@@ -106,10 +107,11 @@ def calendar_view(account_id: str | None) -> View:
 
 
 def queued_items(view: View, queued: list[Post]) -> list[tuple[datetime, Item]]:
-    """The queued posts due before the calendar's end (overdue ones too: today, as they go out next)."""
+    """The queued posts due before the calendar's end, at their due times (an overdue one on its day;
+    one due before the first day shown is not shown), with Edit where the post can still be edited."""
     edit, post_now = per_post_url("edit.edit", back=view.back), per_post_url("dashboard.post_now")
     return [view.item(post.status, post.due_at, view.handle(post), text=excerpt(post), post_id=post.id,
-                      edit=edit(post.id), post_now=post_now(post.id))
+                      edit=edit(post.id) if why_not_editable(post) is None else None, post_now=post_now(post.id))
             for post in queued if post.due_at < view.end]
 
 

@@ -34,7 +34,7 @@ from bot.models import (
     Post,
 )
 from bot.pricing import dollars, post_cost
-from bot.queue import refused_as_duplicate
+from bot.queue import refused_as_duplicate, why_not_editable
 from bot.schedules import SlotSchedule
 from bot.settings import Settings
 from bot.store import Event
@@ -234,7 +234,8 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
         note = f"being sent by worker {post.claimed_by}" + (f"; {note}" if note else "")
     scheduled = post.status == SCHEDULED
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=when_text(post.due_at, now, zone),
-                    status=post.status, note=note, link=None, cancellable=scheduled, editable=scheduled,
+                    status=post.status, note=note, link=None, cancellable=scheduled,
+                    editable=why_not_editable(post) is None,
                     cost=dollars(post_cost(post)), can_post_now=scheduled, **media_fields(post))
 
 

@@ -80,10 +80,10 @@ def _configure(conn: psycopg.Connection) -> None:
 # The whole queue, each row with the fingerprint of the rows it was read with (one snapshot):
 # how many there are and the sum of a hash of each one's id and xmin, which every insert,
 # update and finish changes (an update writes a new row version with a new xmin).
-_QUEUE_FINGERPRINT = ("SELECT count(*), coalesce(sum(hashtextextended(id::text || ':' || xmin::text, 0)"
-                      "::numeric), 0) FROM posts WHERE finished_seq IS NULL")
-_WHOLE_QUEUE = ("SELECT doc, count(*) OVER (), sum(hashtextextended(id::text || ':' || xmin::text, 0)::numeric) "
-                "OVER () FROM posts WHERE finished_seq IS NULL ORDER BY due_at, id")
+_ROW_HASH = "hashtextextended(id::text || ':' || xmin::text, 0)::numeric"
+_QUEUE_FINGERPRINT = f"SELECT count(*), coalesce(sum({_ROW_HASH}), 0) FROM posts WHERE finished_seq IS NULL"
+_WHOLE_QUEUE = (f"SELECT doc, count(*) OVER (), sum({_ROW_HASH}) OVER () FROM posts WHERE finished_seq IS NULL "
+                "ORDER BY due_at, id")
 
 
 class _QueueCache:
@@ -353,9 +353,10 @@ class PostgresStore:
 
     def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]:
         """Unfinished posts, earliest due first; with `due_by`, only scheduled ones whose time has come.
-        The whole queue (no `due_by`, outside a transaction) comes from `_QueueCache` while it is unchanged."""
-        if due_by is None and self._conn is None:
-            return [post for post in self._whole_queue() if account_id in (None, post.account_id)]
+        The whole queue (no account, no `due_by`, outside a transaction) comes from `_QueueCache` while
+        it is unchanged; one account's posts are read alone (the worker asks for them after each change)."""
+        if due_by is None and account_id is None and self._conn is None:
+            return list(self._whole_queue())
         where, params = ["finished_seq IS NULL"], list[Any]()
         if due_by is not None:
             where += ["status = 'scheduled'", "ready_at <= %s"]

@@ -96,6 +96,9 @@ class _QueueIndex:
         self.sending = [int(key) for key, doc in items if doc["status"] == SENDING]
         self._parsed: list[Post] | None = None
 
+    def is_parsed(self) -> bool:
+        return self._parsed is not None
+
     def parsed(self) -> list[Post]:
         """Every queued post, parsed once for this state, earliest due first (posts are frozen, so the
         dashboard's many readers of an unchanged queue of thousands share one parse)."""
@@ -117,8 +120,10 @@ class _LogTally:
 
     A log only grows (what is cut is an uncommitted tail, never a committed record), so each
     call reads just the records committed since the last: /metrics, scraped every few seconds,
-    does not read 100,000 finished posts each time. A log that is another file now (a restored
-    store) or shorter than what was counted is counted afresh.
+    does not read 100,000 finished posts each time. A caller whose snapshot is older than what
+    was counted (another thread got there first) gets the counts at its own length: the few
+    records in between are read and taken off. A log that is another file now (a restored
+    store) is counted afresh.
     """
 
     def __init__(self, key: Callable[[dict[str, Any]], tuple[Any, ...]]) -> None:
@@ -128,19 +133,21 @@ class _LogTally:
         self.counted = 0  # bytes counted
         self.lock = threading.Lock()  # its own: a first count of a long log does not hold the store's mutex
 
-    def update(self, log: AppendLog, committed: int) -> Counter[tuple[Any, ...]]:
-        """The counts of the records up to `committed` (a copy)."""
+    def at(self, log: AppendLog, committed: int) -> Counter[tuple[Any, ...]]:
+        """The counts of the records up to `committed` (a record boundary), as a new Counter."""
         with self.lock:
             try:
                 st = log.path.stat()
                 file: tuple[int, int] | None = (st.st_dev, st.st_ino)
             except FileNotFoundError:
                 file = None
-            if file != self.file or committed < self.counted:
+            if file != self.file:
                 self.counts, self.file, self.counted = Counter(), file, 0
+            if committed < self.counted:
+                return self.counts - Counter(self.key(r) for r in log.read_from(committed, self.counted))
             for record in log.read_from(self.counted, committed):
                 self.counts[self.key(record)] += 1
-            self.counted = max(self.counted, committed)
+            self.counted = committed
             return Counter(self.counts)
 
 
@@ -560,9 +567,12 @@ class TinyStore:
         the queue is unchanged and nothing is due.
         """
         with self._reading():
-            if due_by is None:
-                return [p for p in self._queue_index().parsed() if account_id in (None, p.account_id)]
-            return self._posts(self._docs(self._queue_index().due_ids(str(to_iso(due_by)))), account_id)
+            index = self._queue_index()
+            if due_by is None and (account_id is None or index.is_parsed()):
+                return [p for p in index.parsed() if account_id in (None, p.account_id)]
+            if due_by is None:  # one account's posts, of a queue not parsed whole since it changed
+                return self._posts(list(self._tables.get("posts", {}).values()), account_id)
+            return self._posts(self._docs(index.due_ids(str(to_iso(due_by)))), account_id)
 
     def sending_posts(self, account_id: str | None = None) -> list[Post]:
         """Posts being sent (status `sending`), earliest due first; as cheap as `queued_posts(due_by=…)`."""
@@ -637,7 +647,7 @@ class TinyStore:
         with self._reading():
             counts = Counter((doc["account_id"], doc["status"]) for doc in self._tables.get("posts", {}).values())
             committed = self._committed("history")
-        counts.update(self._tallies["history"].update(self._logs["history"], committed))
+        counts.update(self._tallies["history"].at(self._logs["history"], committed))
         return dict(counts)
 
     # -- schedules -----------------------------------------------------------------
@@ -676,7 +686,7 @@ class TinyStore:
         wanted = set(kinds)
         with self._reading():
             committed = self._committed("events")
-        counts = self._tallies["events"].update(self._logs["events"], committed)
+        counts = self._tallies["events"].at(self._logs["events"], committed)
         return {key: number for key, number in counts.items() if key[1] in wanted}
 
     # -- media -------------------------------------------------------------------------
