@@ -28,13 +28,14 @@ ACCESS_LOG_FORMAT = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(M)sms'
 THREADS = 8
 TIMEOUT = 30  # s: a worker whose main loop is silent that long is restarted (gunicorn's default)
 KEEPALIVE = 5  # s: an idle kept-alive connection is closed after this (it holds no thread meanwhile)
-# --no-control-socket: gunicorn ≥ 25.1 would listen on $XDG_RUNTIME_DIR/gunicorn.ctl (else
-# ~/.gunicorn/gunicorn.ctl), one path for every gunicorn of the user (two tweetbots, or the tests'
-# many, take it from each other); we use no control interface.
 
 
 def gunicorn_command(host: str, port: int, workers: int = 2) -> list[str]:
-    """gunicorn serving `web:create_app()`; the Procfile's web line says the same."""
+    """gunicorn serving `web:create_app()`; the Procfile's web line says the same.
+
+    `--no-control-socket`: gunicorn ≥ 25.1 would listen on $XDG_RUNTIME_DIR/gunicorn.ctl (else
+    ~/.gunicorn/gunicorn.ctl), one path for every gunicorn of the user, which two tweetbots (or
+    the tests' many) would take from each other; nothing here uses a control interface."""
     return [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--worker-class", "gthread",
             "--threads", str(THREADS), "--timeout", str(TIMEOUT), "--keep-alive", str(KEEPALIVE),
             "--bind", f"{host}:{port}", "--no-control-socket",

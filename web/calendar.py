@@ -45,8 +45,8 @@ class Item:
     post_id: int | None = None
     link: str | None = None  # a posted post's page on X (or the sandbox)
     fill: str | None = None  # a slot's prefilled compose form
-    edit: str | None = None  # a scheduled post's edit page and its "Post now" action
-    post_now: str | None = None
+    edit: str | None = None  # a post's edit page, while it can be edited
+    post_now: str | None = None  # a scheduled post's "Post now" action
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ so the browser may keep them, privately.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 
 from flask import Blueprint, Response, abort
 from flask.typing import ResponseReturnValue
@@ -28,8 +27,7 @@ MEDIA_CACHE = "private, max-age=86400"  # a digest's bytes never change; signed-
 @bp.get("/posts/<int:post_id>/media/<digest>")
 def media(post_id: int, digest: str) -> ResponseReturnValue:
     """The stored bytes of a file post `post_id` carries, with its recorded type; 404 for anything else."""
-    post = store().get_post(post_id)
-    ref = find_ref(digest, [post] if post is not None else [])
+    ref = carried_ref(store().get_post(post_id), digest)
     if ref is None:
         abort(404)
     try:
@@ -43,11 +41,7 @@ def media(post_id: int, digest: str) -> ResponseReturnValue:
     return response
 
 
-def find_ref(digest: str, posts: Iterable[Post]) -> MediaRef | None:
-    """The first `MediaRef` of `posts` that names `digest`."""
-    for post in posts:
-        for part in post.media:
-            for ref in part:
-                if ref.digest == digest:
-                    return ref
-    return None
+def carried_ref(post: Post | None, digest: str) -> MediaRef | None:
+    """The `MediaRef` of `post` (if there is one) that names `digest`."""
+    refs = (ref for part in post.media for ref in part) if post is not None else ()
+    return next((ref for ref in refs if ref.digest == digest), None)

@@ -564,7 +564,9 @@ class TinyStore:
         With `due_by`, only scheduled posts whose time (and retry time) has come by
         then. The worker asks that every second with thousands of posts queued, so
         it is answered from the queue index: nothing is scanned or parsed while
-        the queue is unchanged and nothing is due.
+        the queue is unchanged and nothing is due. The whole queue (the dashboard's
+        question) is parsed once per state and shared; one account's posts are parsed
+        alone until then.
         """
         with self._reading():
             index = self._queue_index()
