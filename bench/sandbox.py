@@ -49,7 +49,7 @@ def start_sandbox(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
         try:
             if requests.get(url + "/_sandbox/clock", timeout=1).ok:
                 return process, url
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or busy booting
             time.sleep(0.05)
     process.kill()
     raise SystemExit("the sandbox did not start")

@@ -9,6 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -114,9 +115,35 @@ def taken_ports(settings: Settings) -> list[str]:
 _STOPPED_BY_US = re.compile(r" stopped \(rc=-(?:2|15)\)")
 
 
+class _Output:
+    """Where honcho prints every process's lines: fd 1, written straight (no buffer that a signal
+    handler printing "SIGTERM received" could re-enter). When the reader is gone (a closed terminal
+    says EIO, a quit pager EPIPE) everything stops, as on a hangup; honcho's own printer would raise
+    out of its loop instead and leave the web app, the worker and the sandbox running."""
+
+    def isatty(self) -> bool:
+        return os.isatty(1)
+
+    def write(self, text: str) -> int:
+        data = text.encode(errors="replace")
+        try:
+            while data:
+                data = data[os.write(1, data):]
+        except OSError as exc:
+            if exc.errno not in (errno.EIO, errno.EPIPE):
+                raise
+            _stop_without_output()
+        return len(text)
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
+
+
 def _manager() -> Any:
-    """honcho's Manager, quiet about the processes it stopped itself: "web stopped", not "(rc=-15)"."""
+    """honcho's Manager, printing to `_Output`, quiet about the processes it stopped itself: "web
+    stopped", not "(rc=-15)"."""
     from honcho.manager import Manager
+    from honcho.printer import Printer
 
     class Quiet(Manager):
         stopping = False
@@ -128,7 +155,7 @@ def _manager() -> Any:
         def _system_print(self, data: str) -> None:
             super()._system_print(_STOPPED_BY_US.sub(" stopped", data) if self.stopping else data)
 
-    return Quiet()
+    return Quiet(Printer(_Output()))
 
 
 # Left in make's process group while `tweetbot run` leads its own: a signal sent to make's whole
@@ -201,13 +228,38 @@ def _hand_terminal_to(terminal: int, group: int) -> bool:
 
 
 def _stop_on_hangup(signum: int, frame: object) -> None:
-    """A closed terminal (SIGHUP) stops everything as SIGTERM does: honcho handles only INT and TERM.
-    What would still be printed goes nowhere: writing to a hung-up terminal fails."""
+    """A closed terminal (SIGHUP) stops everything as SIGTERM does: honcho handles only INT and TERM."""
+    _stop_without_output()
+
+
+def _stop_without_output() -> None:
+    """Stop everything as SIGTERM does; what would still be printed goes nowhere, since writing to a
+    hung-up terminal or a closed pipe fails."""
     quiet = os.open(os.devnull, os.O_WRONLY)
     os.dup2(quiet, 1)
     os.dup2(quiet, 2)
     os.close(quiet)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _stop_what_is_left(manager: Any) -> None:
+    """After honcho's loop ended, normally (nothing is left) or by an error: SIGTERM what still runs and
+    SIGKILL what has not stopped within honcho's 5 s. Else it would outlive us, and multiprocessing
+    would wait for it at our exit, forever."""
+    from honcho.manager import KILL_WAIT
+
+    runners = [p["process"] for p in manager._processes.values() if "process" in p]
+    for force in (False, True):
+        if not any(runner.is_alive() for runner in runners):
+            return
+        if force:
+            manager.kill()
+        else:
+            manager._terminating = False  # again: the loop may have raised before it sent its SIGTERMs
+            manager.terminate()
+        deadline = time.monotonic() + KILL_WAIT
+        for runner in runners:  # a runner ends when its process does
+            runner.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
 def run_all(settings: Settings) -> int:
@@ -228,7 +280,10 @@ def run_all(settings: Settings) -> int:
         manager.add_process(name, f"exec {command}", env=dict(os.environ))
     signal.signal(signal.SIGHUP, _stop_on_hangup)
     with keystrokes_to_us():
-        manager.loop()
+        try:
+            manager.loop()
+        finally:
+            _stop_what_is_left(manager)
     signalled = manager.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)
     stopped = [p.get("returncode") for p in manager._processes.values()]
     if signalled and all(rc in (0, -signal.SIGINT, -signal.SIGTERM) for rc in stopped):

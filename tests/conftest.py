@@ -127,7 +127,7 @@ def start_sandbox(workdir: Path, port: int | None = None, timeout: float = 20.0,
         try:
             if requests.get(url + "/_sandbox/clock", timeout=1).ok:
                 return SandboxServer(url, port, process, log_path)
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or busy booting
             time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"the sandbox did not answer within {timeout} s:\n{log_path.read_text()}")

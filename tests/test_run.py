@@ -45,7 +45,7 @@ def wait_for(url: str, process: subprocess.Popen, until, seconds: float = 60) ->
             status, body = get(url)
             if until(status, body):
                 return status, body
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # not listening yet, or busy booting (URLError, a refused connection, a timeout)
             pass
         assert time.monotonic() < deadline, f"{url} did not answer as expected within {seconds} s"
         time.sleep(0.2)
@@ -164,10 +164,35 @@ def read_terminal(controller: int, process: subprocess.Popen, seconds: float = 6
     return seen.decode(errors="replace").replace("\r\n", "\n")
 
 
+def children_of(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
 def child_of(process: subprocess.Popen) -> int:
     """The pid of `process`'s one child (make's: `tweetbot run`)."""
-    [child] = Path(f"/proc/{process.pid}/task/{process.pid}/children").read_text().split()
-    return int(child)
+    [child] = children_of(process.pid)
+    return child
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process under `pid`: honcho's runners and, in sessions of their own, what they run."""
+    found = children_of(pid)
+    for child in list(found):
+        found += descendants(child)
+    return found
+
+
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL each process, what runs under it now, and their groups (after a failed test: nothing is
+    left running). `pids` also names what was seen under them earlier, in case their parents are gone."""
+    for pid in [*pids, *(found for seen in pids for found in descendants(seen))]:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize("stop", ["ctrl-c", "sigterm", "sigint to the job"])
@@ -180,10 +205,11 @@ def test_make_run_in_a_terminal_stops_cleanly_and_ctrl_c_ends_it_with_exit_0(tmp
     env = run_env(tmp_path, port, sandbox_port)
     (tmp_path / ".env").unlink()  # make run writes it, as on a fresh clone
     make, controller = start_make_run_in_a_terminal(tmp_path, env)
-    run = None
+    started: list[int] = []
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200)
         run = child_of(make)
+        started = [run, *descendants(run)]
         if stop == "ctrl-c":
             os.write(controller, b"\x03")  # the terminal signals its foreground process group
         elif stop == "sigterm":
@@ -192,10 +218,8 @@ def test_make_run_in_a_terminal_stops_cleanly_and_ctrl_c_ends_it_with_exit_0(tmp
             os.killpg(make.pid, signal.SIGINT)  # make's group, which `tweetbot run` has left
         output = read_terminal(controller, make)
     finally:
-        if make.poll() is None:  # it did not stop: leave nothing running (tweetbot run has a group of its own)
-            for pid in (pid for pid in (run, make.pid) if pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(os.getpgid(pid), signal.SIGKILL)
+        if make.poll() is None:  # it did not stop: leave nothing running
+            kill_all([make.pid, *started])
         os.close(controller)
     assert (tmp_path / ".env").exists()
     assert ("SIGTERM received" if stop == "sigterm" else "SIGINT received") in output, output[-3000:]
@@ -214,22 +238,43 @@ def test_closing_make_runs_terminal_stops_every_process(tmp_path: Path) -> None:
     try:
         wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200)
         run = child_of(make)
-        started = [int(pid) for pid in Path(f"/proc/{run}/task/{run}/children").read_text().split()]
+        started = [run, *descendants(run)]
     finally:
         os.close(controller)  # the terminal hangs up
     try:
         os.killpg(make.pid, signal.SIGHUP)  # as the shell does to its jobs when its terminal is gone
         make.wait(timeout=30)
         assert make.returncode == -signal.SIGHUP  # make's own death, once tweetbot run has stopped
-        assert not Path(f"/proc/{run}").exists()
-        for pid in started:
-            wait_until_gone(pid)
-        with pytest.raises(OSError):
-            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        assert_all_gone(started, port)
     finally:  # what did not stop (the test failed) is not left running
-        for pid in [run, *started]:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
+        kill_all([make.pid, *started])
+
+
+def test_a_closed_output_pipe_stops_every_process(tmp_path: Path) -> None:
+    """`tweetbot run | less`, and the pager is quit: the next line printed fails (EPIPE), and instead of
+    raising out of honcho's loop, leaving the web app, the worker and the sandbox running and itself
+    waiting for them forever, `tweetbot run` stops each of them and exits 0, as for SIGTERM."""
+    port, sandbox_port = free_port(), free_port()
+    process = start_run(tmp_path, run_env(tmp_path, port, sandbox_port))
+    started = [process.pid]
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", process, until=lambda status, body: status == 200)
+        started += descendants(process.pid)
+        assert len(started) >= 1 + 2 * 3  # honcho's runner and its process, for each of three
+        process.stdout.close()  # the reader is gone
+        with contextlib.suppress(OSError):  # not its answer: gunicorn's access log line, printed next
+            get(f"http://127.0.0.1:{port}/healthz")
+        assert process.wait(timeout=30) == 0
+        assert_all_gone(started, port)
+    finally:
+        kill_all(started)
+
+
+def assert_all_gone(pids: list[int], port: int) -> None:
+    for pid in pids:
+        wait_until_gone(pid)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 def wait_until_gone(pid: int, seconds: float = 30) -> None:

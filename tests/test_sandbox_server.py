@@ -68,7 +68,7 @@ def test_python_m_sandbox_runs_on_its_own(tmp_path: Path) -> None:
             try:
                 if requests.get(url + "/_sandbox/clock", timeout=1).ok:
                     break
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or busy booting
                 assert time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.05)
         state = requests.get(url + "/_sandbox/state", params={"only": "clients,config"}, timeout=10).json()
