@@ -9,12 +9,13 @@ from bot.store import Repository
 from bot.xclient import TokenSet, XClient, XError
 
 log = logging.getLogger("tweetbot.accounts")
+LOCK_WAIT = 20.0  # seconds to wait for a refresh in flight (a web request is cut at 30 s)
 
 
 def connect(store: Repository, tokens: TokenSet, me: dict[str, str]) -> Account:
     """Create the account, or give a reconnected one its new tokens, a clean slate and `active`."""
     user_id = me["id"]
-    with store.account_lock(user_id), store.transaction():
+    with store.account_lock(user_id, timeout=LOCK_WAIT), store.transaction():
         existing = store.get_account(user_id)
         account = replace(
             existing or Account(user_id=user_id, username=me["username"]),
@@ -30,7 +31,7 @@ def connect(store: Repository, tokens: TokenSet, me: dict[str, str]) -> Account:
 
 def disconnect(store: Repository, x: XClient, user_id: str) -> Account:
     """Revoke the token at X, forget the tokens here; queued posts stay, held."""
-    with store.account_lock(user_id):
+    with store.account_lock(user_id, timeout=LOCK_WAIT):
         account = store.get_account(user_id)
         if account is None:
             raise KeyError(f"no account {user_id}")

@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet
 from bot.logs import configure_logging
 from bot.models import NEEDS_RECONNECT, Account
 from bot.settings import PLATFORMS, Settings, SettingsError, load_settings
-from bot.store import UNUSABLE, BackupError, Repository, open_store, restore_store
+from bot.store import BROKEN, UNUSABLE, BackupError, Repository, StoreError, open_store, restore_store
 from bot.store.files import PRIVATE, atomic_write
 from bot.when import relative
 from bot.xclient import XClient
@@ -153,6 +153,11 @@ def check() -> None:
     click.echo(f"Talks to {target} at {settings.api_base} (authorize: {settings.authorize_url})")
     store = f"PostgreSQL at {shown['database_url']}" if settings.database_url else settings.store_path.resolve()
     click.echo(f"Store: {store}")
+    if settings.database_url:
+        from bot.store.budget import describe_database
+
+        for line in describe_database(settings):
+            click.echo(line)
     for warning in platform_warnings(settings):
         click.secho(f"warning: {warning}", fg="yellow")
 
@@ -211,8 +216,15 @@ def worker() -> None:
     from bot.worker import Worker
 
     configure_logging(sys.stdout)
-    settings, store, x = open_everything()  # verifies the store: a damaged one stops here, exit 2
-    sys.exit(Worker(settings, store, x).run())
+    settings = settings_or_exit()
+    store = open_store(settings)
+    try:
+        store.verify()
+    except BROKEN as exc:  # damaged, a wrong TOKEN_KEY, a schema behind: one line, exit 2
+        stop_unusable(exc)
+    except StoreError:
+        pass  # a database it cannot reach yet: the worker waits for it
+    sys.exit(Worker(settings, store, XClient(settings)).run())
 
 
 @main.command()
@@ -226,16 +238,26 @@ def backup(file: Path) -> None:
 
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--force", is_flag=True, help="Replace a store that holds anything (its files are kept beside it).")
+@click.option("--force", is_flag=True, help="Replace a store that holds anything (a file store's files are kept "
+                                            "beside it; a database's records are replaced in one transaction).")
 def restore(file: Path, force: bool) -> None:
-    """Check the backup FILE, then make it the store (STORE_PATH); refuses while a worker runs."""
+    """Check the backup FILE, then make it the store (DATABASE_URL, else STORE_PATH); refuses while a worker runs."""
     settings = settings_or_exit()
     try:
         summary = restore_store(settings, file, force=force)
     except BackupError as exc:
         click.secho(f"tweetbot: {exc}", fg="red", err=True)
         sys.exit(2)
-    click.echo(f"Restored {summary.describe()} from {file} into {settings.store_path}.")
+    click.echo(f"Restored {summary.describe()} from {file} into {store_location(settings)}.")
+
+
+def store_location(settings: Settings) -> str:
+    """Where the store lives, for messages (a database's URL without its password)."""
+    if settings.database_url:
+        from bot.store.connections import describe
+
+        return f"PostgreSQL at {describe(settings.database_url)}"
+    return str(settings.store_path)
 
 
 @main.command()
@@ -243,7 +265,7 @@ def accounts() -> None:
     """List the connected accounts with their token health."""
     _, store, _ = open_everything()
     from bot.media import RECONNECT_FOR_MEDIA, can_post_media
-    from bot.worker import known_workers
+    from bot.store.heartbeats import known_workers
 
     rows = store.list_accounts()
     if not rows:

@@ -25,6 +25,13 @@ the rest of the worker go on.
 
 The jobs run on the worker's `schedule.Scheduler`, in the worker's thread, so a
 slow function delays the jobs after it.
+
+Every worker runs every generator, and each run has a key: the generator, its
+schedule and the period the run belongs to (the day at 09:00 in its zone, the
+three-hour stretch of "3 hours"). The key is written in the transaction that queues
+the run's post, so however many workers run it, and however often a worker starts
+(each start runs every job once), a period's post is queued once; the function may
+be called by each worker, and what the later calls return is dropped.
 """
 from __future__ import annotations
 
@@ -36,7 +43,7 @@ import tomllib
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -45,7 +52,7 @@ import schedule
 
 from bot.media import MediaFile, read_file
 from bot.models import Post, utcnow
-from bot.queue import QueueError, queue_post
+from bot.queue import QueueError, draft, save_posts
 from bot.settings import Settings
 from bot.store import Repository
 
@@ -59,6 +66,7 @@ _CALL = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _EVERY = re.compile(r"^(?:every\s+)?(?:(?P<count>\d+)\s+)?(?P<unit>[a-z]+)(?:\s+at\s+(?P<at>\S+))?$")
 _UNITS = {"second", "seconds", "minute", "minutes", "hour", "hours", "day", "days", "week", "weeks",
           "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"}
+_ELAPSED = {"second": 1, "minute": 60, "hour": 3600}  # units of elapsed time (their plurals too)
 
 
 class GeneratorConfigError(ValueError):
@@ -188,21 +196,46 @@ def schedule_generators(scheduler: schedule.Scheduler, settings: Settings, store
     return jobs
 
 
+def run_key(spec: GeneratorSpec, moment: datetime) -> str:
+    """The key of the run at `moment`: the generator, its schedule, and the period of its schedule
+    that `moment` falls in (a span of elapsed time from the epoch, or days and weeks in its zone)."""
+    match = _EVERY.match(spec.every)
+    assert match is not None  # checked when the file was loaded
+    count, unit = int(match["count"] or 1), match["unit"].rstrip("s")
+    if unit in _ELAPSED:
+        span = count * _ELAPSED[unit]
+        start = datetime.fromtimestamp(moment.timestamp() // span * span, timezone.utc)
+        period = start.isoformat(timespec="seconds")
+    else:
+        day = moment.astimezone(ZoneInfo(spec.tz)).date()
+        days = count if unit == "day" else 7 * count
+        monday = day - timedelta(days=0 if unit == "day" else day.weekday())
+        period = f"day {monday.toordinal() // days * days}"
+    return f"{spec.name}|{spec.every}|{spec.tz}|{period}"
+
+
 def run_generator(spec: GeneratorSpec, store: Repository,
                   clock: Callable[[], datetime] = utcnow) -> Post | None:
-    """Call the function and queue what it returns, due now; the post, or None. Never raises an Exception."""
+    """Call the function and queue what it returns, due now, once per run key (see the module); the
+    post, or None (nothing returned, or this period's post queued already). Never raises an Exception."""
+    now = clock()
     try:
         produced = resolve_call(spec.call, spec.folder)()
         returned = returned_post(produced, spec.folder or Path("."))
         if returned is None:
             log.info("%s returned nothing to post", spec.describe())
             return None
-        now = clock()
         parts, media = returned
-        post = queue_post(store, spec.account, parts, due_at=now, now=now, source=SOURCE, media=media)
+        drafted = draft(store, spec.account, parts, due_at=now, now=now, source=SOURCE, media=media)
+        queued = save_posts(store, [drafted], run_key=run_key(spec, now))
     except Exception as exc:
         report_failure(store, spec, exc, clock)
         return None
+    if not queued:
+        log.info("%s: this period's post is queued already (by another worker, or before a restart)",
+                 spec.describe())
+        return None
+    post = queued[0]
     log.info("%s queued post %s (%d part%s)", spec.describe(), post.id, len(post.parts),
              "s" if len(post.parts) != 1 else "")
     return post

@@ -201,11 +201,13 @@ class Post(Record):
     created_at: datetime | None = None
     source: str = "cli"
     claimed_by: str | None = None  # the worker whose claim marked it `sending` (and, once posted, sent it)
+    claim_token: str | None = None  # while `sending`: its claim's token; an outcome is written only under it
+    claimed_at: datetime | None = None  # when that claim was made (a settler's take-over renews it)
     media: tuple[tuple[MediaRef, ...], ...] = ()  # per part (empty: no media at all)
     uploads: dict[str, dict[str, str]] = field(default_factory=dict)  # "part.index": X's media id, expiry
     finished_at: datetime | None = None  # set by the store when the post becomes posted, failed or canceled
 
-    _times = ("due_at", "next_attempt_at", "sending_since", "posted_at", "created_at", "finished_at")
+    _times = ("due_at", "next_attempt_at", "sending_since", "posted_at", "created_at", "finished_at", "claimed_at")
     _tuples = ("parts", "tweet_ids")
 
     def to_doc(self) -> dict[str, Any]:
@@ -237,3 +239,19 @@ class Post(Record):
     @property
     def text(self) -> str:
         return self.parts[0]
+
+    @property
+    def claim_started(self) -> datetime | None:
+        """When the claim it is `sending` under was made (older claims: when it began sending)."""
+        return self.claimed_at or self.sending_since
+
+
+def handed_back(**changes: Any) -> dict[str, Any]:
+    """The changes that give a post back to the queue: scheduled, its claim gone, plus `changes`."""
+    return {"status": SCHEDULED, "sending_since": None, "claimed_by": None, "claim_token": None,
+            "claimed_at": None, **changes}
+
+
+def finished_claim(**changes: Any) -> dict[str, Any]:
+    """The changes that end a post's claim as it finishes (the worker that sent it stays named)."""
+    return {"claim_token": None, "claimed_at": None, **changes}

@@ -8,10 +8,14 @@ stored durably after; a post whose call ended without a clear answer is
 before anything is retried.
 
 A batch's requests all leave within `CLAIM_WINDOW` of its claim: the sender hands
-back what it has not sent by then. So a post another process left `sending` is
-settled once its claim is older than that window plus the time a request may take
-to land (`settle_after`), never while a request for it may still be on its way.
-An attempt is counted when a request leaves, and stored with the post's outcome.
+back what it has not sent by then. So a post left `sending` is settled once its
+claim is older than that window plus the time a request may take to land
+(`settle_after`), never while a request for it may still be on its way and never
+while its claim is live, whichever worker holds it. The claim carries a token, and
+every outcome is written under it: a post whose claim was taken over (its worker
+stalled past that time) is never recorded over. An outcome X gave is written until
+the store takes it (`bot.durable`). An attempt is counted when a request leaves,
+and stored with the post's outcome.
 
 Posts of different accounts go out in parallel (POST_CONCURRENCY threads); one
 account's posts go out in order, one at a time. A thread posts part by part,
@@ -29,12 +33,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 
+from bot.durable import GaveUp, until_stored
 from bot.limits import SentLog
-from bot.models import ACTIVE, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
-from bot.outcomes import mark_failed, mark_posted, still_claimed
+from bot.models import ACTIVE, POSTED, SENDING, Account, Post, handed_back, utcnow
+from bot.outcomes import mark_failed, mark_posted
 from bot.settings import Settings
 from bot.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
-from bot.store import BROKEN, Lock, LockTimeout, Repository
+from bot.store import BROKEN, ClaimLost, Lock, LockTimeout, Repository, StoreError
 from bot.tokens import TokenKeeper, backoff
 from bot.uploads import Uploader, ready_media_ids
 from bot.when import format_utc
@@ -87,6 +92,7 @@ class Batch:
     claimed_at: datetime
     unsent: list[Post]
     posted: list[tuple[Post, datetime]] = field(default_factory=list)
+    claim_token: str | None = None  # the claim its posts are `sending` under
 
     def open(self, now: datetime) -> bool:
         """Whether a request for this batch may still leave (see `CLAIM_WINDOW`)."""
@@ -118,6 +124,7 @@ class Dispatcher:
         self.uploader = Uploader(store, tokens, self._api, clock, should_stop)
         self.settle_after = settle_after(settings)
         self._settle_failures: dict[int, tuple[int, datetime]] = {}  # post id: (failures, next try)
+        self._settling: set[str] = set()  # claims this worker took over to settle (it sends nothing under them)
         self._next_lead_scan = datetime.min.replace(tzinfo=timezone.utc)
         self._reuploads: dict[int, int] = {}  # post id: media uploaded again after X refused the ids
         self._lease: Lock | None = None
@@ -175,10 +182,19 @@ class Dispatcher:
         return ready
 
     def _settleable(self, post: Post, now: datetime) -> bool:
-        """Its last request can no longer land at X, and no failed look at X asks us to wait."""
-        landed_by = (post.sending_since or now) + CLAIM_WINDOW + self.settle_after
+        """Its claim is dead (no request of it can still land at X), or is ours to settle, and no
+        failed look at X asks us to wait."""
         failures = self._settle_failures.get(post.id)
-        return now >= landed_by and (failures is None or now >= failures[1])
+        return (self._ours_to_settle(post) or now >= self._dead_before(post, now)) and \
+            (failures is None or now >= failures[1])
+
+    def _dead_before(self, post: Post, now: datetime) -> datetime:
+        """When the post's claim is dead: its batch's requests left within CLAIM_WINDOW of it, and
+        each can land until `settle_after` later."""
+        return (post.claim_started or now) + CLAIM_WINDOW + self.settle_after
+
+    def _ours_to_settle(self, post: Post) -> bool:
+        return post.claimed_by == self.worker_id and post.claim_token in self._settling
 
     def shutdown(self) -> None:
         """Wait for the calls in flight to end (turns stop between calls), then let another worker post."""
@@ -201,7 +217,9 @@ class Dispatcher:
                 error = future.exception()
                 if isinstance(error, BROKEN):
                     raise error
-                if error is not None:
+                if isinstance(error, StoreError):  # the database away: the store says so, the next round tries
+                    log.debug("the turn of account %s ended: %s", account_id, error)
+                elif error is not None:
                     log.error("the turn of account %s failed unexpectedly", account_id, exc_info=error)
 
     # -- one account's turn ---------------------------------------------------------------
@@ -214,18 +232,33 @@ class Dispatcher:
             self._send_due(account_id, account)
 
     def _settle_left(self, account_id: str) -> bool:
-        """Settle the account's posts left `sending` (oldest first); whether none is left."""
+        """Settle the account's posts left `sending` with a dead claim (oldest first); whether none is left.
+        A live claim (another worker's batch, or ours) ends the turn: the account waits for it."""
         for post in self.store.sending_posts(account_id):
-            if self.should_stop():
+            now = self.clock()
+            if self.should_stop() or not self._settleable(post, now):
                 return False
+            taken = post if self._ours_to_settle(post) else self._take_over(post, now)
+            if taken is None:
+                return False  # another worker took it over, or its worker finished it, meanwhile
             try:
-                settled = self.settler.settle(post, "the worker that sent it stopped before X answered", waited=True)
+                settled = self.settler.settle(taken, "the worker that sent it stopped before X answered", waited=True)
             except CannotSettleYet:
-                self._settle_failed(post)
+                self._settle_failed(taken)
                 return False
             self._settle_failures.pop(post.id, None)
-            log.info("settled post %s, left sending by a run that ended: %s", post.id, settled.status)
+            self._settling.discard(taken.claim_token or "")
+            log.info("settled post %s, left sending by a run that ended (worker %s): %s", post.id, post.claimed_by,
+                     settled.status)
         return True
+
+    def _take_over(self, post: Post, now: datetime) -> Post | None:
+        """The post under a claim of ours, if its claim is still the dead one we read (one write decides)."""
+        cutoff = now - CLAIM_WINDOW - self.settle_after
+        taken = self.store.take_over(post, self.worker_id, now, claimed_before=cutoff)
+        if taken is not None:
+            self._settling.add(taken.claim_token or "")
+        return taken
 
     def _settle_failed(self, post: Post) -> None:
         failures = self._settle_failures.get(post.id, (0, self.clock()))[0] + 1
@@ -282,6 +315,8 @@ class Dispatcher:
             except (XError, AccountUnusable) as exc:
                 return self._outcome_of(batch, getattr(exc, "post", post), index, exc)
             post = self._record_part(batch, replace(post, attempts=post.attempts + 1), index, tweet_id)
+            if post.status == SENDING and post.claim_token != batch.claim_token:
+                return post  # its claim was taken over (we stalled): the settler finishes it
         return post
 
     def _create(self, batch: Batch, post: Post, index: int) -> str:
@@ -359,10 +394,11 @@ class Dispatcher:
     def _claim(self, account_id: str, account: Account | None, post_id: int | None = None) -> Batch:
         """Mark the account's due posts `sending` in one durable write, before X is called (no attempt yet)."""
         now = self.clock()
-        return Batch(account, now, self.store.claim_due(account_id, now, CLAIM_BATCH, self.worker_id, post_id))
+        claimed = self.store.claim_due(account_id, now, CLAIM_BATCH, self.worker_id, post_id)
+        return Batch(account, now, claimed, claim_token=claimed[0].claim_token if claimed else None)
 
     def _record_part(self, batch: Batch, post: Post, index: int, tweet_id: str) -> Post:
-        """Store the part's id at once; the last part's outcome is written with the batch."""
+        """Store the part's id at once (until it lands); the last part's outcome is written with the batch."""
         self.sent.add(post.account_id, self.clock())
         ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
         ids[index] = tweet_id
@@ -370,21 +406,44 @@ class Dispatcher:
         if all(ids):
             batch.posted.append((post, self.clock()))
             return replace(post, status=POSTED)
-        return self.store.update_post(post.id, tweet_ids=post.tweet_ids, attempts=post.attempts)
+        return self._write_claimed(post, f"post {post.id} part {index + 1}",
+                                   tweet_ids=post.tweet_ids, attempts=post.attempts)
 
     def _finish(self, batch: Batch) -> None:
-        """Write the batch's posted outcomes, and hand back the posts it never sent, in one write."""
+        """Write the batch's posted outcomes, and hand back the posts it never sent, in one write, under
+        the batch's claim; X's answers are written until the store takes them (or the worker stops:
+        then the posts stay `sending`, and settling finds at X what went out)."""
         if not batch.posted and not batch.unsent:
             return
+        try:
+            until_stored(lambda: self._write_batch(batch), f"the outcomes of {len(batch.posted)} post(s)",
+                         give_up=self.should_stop)
+        except GaveUp as exc:
+            log.warning("%s; they are settled by X's timeline once their claim is dead", exc)
+        batch.posted, batch.unsent = [], []
+
+    def _write_batch(self, batch: Batch) -> None:
         with self.store.transaction():
             for post, at in batch.posted:
-                if still_claimed(self.store, post):
+                try:
                     mark_posted(self.store, post, at)
+                except ClaimLost:
+                    log.info("post %s was settled by another worker (its claim looked dead); its outcome stands",
+                             post.id)
             for post in batch.unsent:
-                if still_claimed(self.store, post):
-                    self.store.update_post(post.id, status=SCHEDULED, sending_since=None, claimed_by=None,
-                                           tweet_ids=post.tweet_ids, attempts=post.attempts)
-        batch.posted, batch.unsent = [], []
+                self._write_claimed(post, f"post {post.id}", **handed_back(
+                    tweet_ids=post.tweet_ids, attempts=post.attempts))
+
+    def _write_claimed(self, post: Post, what: str, **changes: object) -> Post:
+        """Change the post under its claim, until the store takes it; the post as stored (as it is now
+        when its claim was taken over meanwhile: nothing of ours is written over another's)."""
+        def write() -> Post:
+            try:
+                return self.store.update_post(post.id, under_claim=post.claim_token, **changes)
+            except ClaimLost:
+                log.info("%s: its claim was taken over meanwhile; leaving it to its settler", what)
+                return self.store.get_post(post.id) or post
+        return until_stored(write, what)
 
     def _settle_now(self, batch: Batch, post: Post, why: str, duplicate: bool = False) -> Post:
         """Our own request ended without a clear answer: settle it by X's timeline at once."""
@@ -392,15 +451,18 @@ class Dispatcher:
             return self.settler.settle(post, why, taken=batch.owned_ids(), duplicate=duplicate)
         except CannotSettleYet:
             self._settle_failed(post)
-            return self.store.update_post(post.id, attempts=post.attempts, tweet_ids=post.tweet_ids)
+            return self._write_claimed(post, f"post {post.id}", attempts=post.attempts, tweet_ids=post.tweet_ids)
 
     def _fail(self, post: Post, index: int, exc: XError) -> Post:
         where = f"part {index + 1}: " if len(post.parts) > 1 else ""
         reason = f"{where}X refused it ({exc.status}): {exc}"
-        with self.store.transaction():
-            failed = mark_failed(self.store, post, reason, self.clock())
-            if isinstance(exc, XUnauthorized):
-                self.store.update_account(post.account_id, last_error=f"X refused the access token twice: {exc}")
+        try:
+            with self.store.transaction():
+                failed = mark_failed(self.store, post, reason, self.clock())
+                if isinstance(exc, XUnauthorized):
+                    self.store.update_account(post.account_id, last_error=f"X refused the access token twice: {exc}")
+        except ClaimLost:
+            return self.store.get_post(post.id) or post
         return failed
 
     def _upload_again(self, post: Post, index: int, exc: XError) -> Post:
@@ -411,17 +473,20 @@ class Dispatcher:
         self._reuploads[post.id] = self._reuploads.get(post.id, 0) + 1
         kept = {key: value for key, value in post.uploads.items() if not key.startswith(f"{index}.")}
         log.warning("post %s part %d: X refused its media ids (%s); uploading them again", post.id, index + 1, exc)
-        return self.store.update_post(post.id, status=SCHEDULED, sending_since=None, claimed_by=None,
-                                      attempts=post.attempts, tweet_ids=post.tweet_ids, uploads=kept)
+        return self._write_claimed(post, f"post {post.id}", **handed_back(
+            attempts=post.attempts, tweet_ids=post.tweet_ids, uploads=kept))
 
     def _hold(self, post: Post, until: datetime | None, reason: str) -> Post:
         """Put the post back and hold the account's queue until `until`."""
-        with self.store.transaction():
-            held = self.store.update_post(post.id, status=SCHEDULED, attempts=post.attempts, last_error=reason,
-                                          tweet_ids=post.tweet_ids, sending_since=None, claimed_by=None)
-            if until is not None:
-                self.store.update_account(post.account_id, hold_until=until, hold_reason=reason)
-            self.store.record_event("held", post.account_id, post.id, detail=reason, at=self.clock())
+        try:
+            with self.store.transaction():
+                held = self.store.update_post(post.id, under_claim=post.claim_token, **handed_back(
+                    attempts=post.attempts, last_error=reason, tweet_ids=post.tweet_ids))
+                if until is not None:
+                    self.store.update_account(post.account_id, hold_until=until, hold_reason=reason)
+                self.store.record_event("held", post.account_id, post.id, detail=reason, at=self.clock())
+        except ClaimLost:
+            return self.store.get_post(post.id) or post
         log.warning("post %s held: %s", post.id, reason)
         return held
 

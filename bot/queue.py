@@ -114,8 +114,9 @@ def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
     return Post(id=0, account_id=found.user_id, parts=checked, due_at=due_at, source=source, media=refs)
 
 
-def save_posts(store: Repository, posts: Sequence[Post]) -> list[Post]:
-    """Store checked drafts in one write, their media's bytes first (each distinct file once).
+def save_posts(store: Repository, posts: Sequence[Post], run_key: str | None = None) -> list[Post]:
+    """Store checked drafts in one write, their media's bytes first (each distinct file once); with
+    `run_key` (a generator run's), none if that key was used before (see `Repository.add_posts`).
 
     Bytes stored just before a write that then fails are no post's: the retention job
     deletes them after its grace hour.
@@ -128,7 +129,7 @@ def save_posts(store: Repository, posts: Sequence[Post]) -> list[Post]:
                     store.put_media(ref.data)
         bare.append(replace(post, media=tuple(tuple(replace(ref, data=None) for ref in part)
                                               for part in post.media)))
-    return store.add_posts(bare)
+    return store.add_posts(bare, run_key=run_key)
 
 
 def queue_post(store: Repository, account: str, parts: Sequence[str], due_at: datetime,

@@ -66,6 +66,7 @@ class Settings:
     platform: str | None = None  # the PaaS running this process (PLATFORMS), None elsewhere
     metrics_token: str | None = None  # a bearer token that may read /metrics without signing in
     database_url: str | None = None
+    database_pool_size: int = 4  # connections each process keeps at most (PostgreSQL)
     # Whose X-Forwarded-For/-Proto/-Host the web app believes: a number of proxy hops in front of it
     # (0: none, the client's own address counts), or the networks its proxies are in.
     trusted_proxies: int | tuple[str, ...] = 0
@@ -170,6 +171,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         generators_file=Path(env.text("GENERATORS_FILE", "tweetbot.toml")),
         platform=env.platform(),
         database_url=env.database_url("DATABASE_URL"),
+        database_pool_size=env.integer("DATABASE_POOL_SIZE", 4, low=1, high=100),
         metrics_token=env.secret("METRICS_TOKEN") if env.text("METRICS_TOKEN", "") else None,
         trusted_proxies=env.proxies("TRUSTED_PROXIES", default=1 if env.platform() else 0),
     )

@@ -9,6 +9,9 @@ given up after MAX_ATTEMPTS requests.
 A request may still be on its way to X after the process that sent it died, so a
 post left `sending` by another process is settled only once its last request can
 no longer land (`settle_after`): until then it, and its account's later posts, wait.
+Its settler first takes its claim over (`Repository.take_over`), so one worker settles
+it, and writes the outcome under that claim: a worker that still held the old claim
+can no longer record over it.
 """
 from __future__ import annotations
 
@@ -20,10 +23,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.models import SCHEDULED, Post
-from bot.outcomes import mark_failed, mark_posted, still_claimed
+from bot.models import Post, handed_back
+from bot.outcomes import mark_failed, mark_posted
 from bot.settings import Settings
-from bot.store import Repository
+from bot.store import ClaimLost, Repository
 from bot.tokens import TokenKeeper, backoff
 from bot.xclient import XApi, XBadRequest, XError, XForbidden, XNotFound
 
@@ -91,7 +94,8 @@ class Settler:
         """Adopt the parts X has; then post, resume, retry later or give up. The post as stored.
 
         `post` may hold part ids and attempts the store does not have yet: the outcome
-        writes them. `taken` holds tweet ids other posts own that the store does not know yet.
+        writes them, under the post's claim (if the claim is gone, the post as it is now).
+        `taken` holds tweet ids other posts own that the store does not know yet.
         `duplicate`: X refused a resend as duplicate content, which is evidence that an
         earlier attempt went out; if the timeline does not show it, the post fails with
         X's words. `waited`: the post was left by a run that ended and has waited until its
@@ -105,12 +109,14 @@ class Settler:
         except (XError, AccountUnusable) as exc:
             log.warning("post %s: cannot settle yet (%s); it stays sending", post.id, exc)
             raise CannotSettleYet(str(exc)) from exc
-        with self.store.transaction():  # decided on the claim as read: another worker may have settled it
-            if not still_claimed(self.store, post):
-                return self.store.get_post(post.id) or post
-            if isinstance(settled, str):
-                return self._fail(post, settled)
-            return self._outcome(post, settled, why, duplicate, waited)
+        try:
+            with self.store.transaction():
+                if isinstance(settled, str):
+                    return self._fail(post, settled)
+                return self._outcome(post, settled, why, duplicate, waited)
+        except ClaimLost:  # another worker settled it meanwhile: its outcome stands
+            log.info("post %s was settled by another worker meanwhile; leaving it as it is", post.id)
+            return self.store.get_post(post.id) or post
 
     def _outcome(self, post: Post, settled: Post, why: str | None, duplicate: bool, waited: bool) -> Post:
         """What the timeline says: posted, failed (a duplicate X refused), resumed, or tried again later."""
@@ -166,8 +172,8 @@ class Settler:
     def _resume(self, post: Post) -> Post:
         """The uncertain part was stored after all: the rest of the thread goes out at once."""
         with self.store.transaction():
-            again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=None,
-                                           tweet_ids=post.tweet_ids, attempts=post.attempts)
+            again = self.store.update_post(post.id, under_claim=post.claim_token, **handed_back(
+                next_attempt_at=None, tweet_ids=post.tweet_ids, attempts=post.attempts))
             self.store.record_event("resumed", post.account_id, post.id, at=self.clock())
         return again
 
@@ -178,8 +184,8 @@ class Settler:
         retry_at = self.clock() if at_once else \
             self.clock() + backoff(post.attempts, first=timedelta(seconds=self.settings.retry_backoff))
         with self.store.transaction():
-            again = self.store.update_post(post.id, status=SCHEDULED, next_attempt_at=retry_at, last_error=why,
-                                           tweet_ids=post.tweet_ids, attempts=post.attempts)
+            again = self.store.update_post(post.id, under_claim=post.claim_token, **handed_back(
+                next_attempt_at=retry_at, last_error=why, tweet_ids=post.tweet_ids, attempts=post.attempts))
             self.store.record_event("retry", post.account_id, post.id,
                                     detail=f"not found at X; retrying at {retry_at.isoformat()}", at=self.clock())
         log.info("post %s was not stored by X; retrying at %s", post.id, retry_at.isoformat())

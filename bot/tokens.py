@@ -4,27 +4,36 @@ X's access tokens live two hours and every refresh spends the refresh token it
 used. An account is lost for good when the new pair X issued is not stored (a
 crash between X's answer and our write), or when two processes refresh at once
 (the second one spends a token the first already spent). So a refresh
-- holds the account's lock, across processes (worker, web callback, CLI),
+- holds the account's lock, across processes (worker, web callback, CLI), which
+  survives a dropped database connection and a transaction pooler, and whose wait
+  ends (at its timeout, or when the worker stops);
 - re-reads the account under it and stops if someone else already refreshed,
-- writes the new pair durably before it does anything else,
+- writes the new pair durably before it does anything else: while the database
+  cannot be reached it tries again until the pair lands (`bot.durable`), still
+  holding the lock, so nobody refreshes that account meanwhile; the write replaces
+  only the pair whose refresh token it spent;
 - on "token invalid" re-reads once more before declaring the account dead.
 Network errors and 5xx never mark an account dead; they back off and retry.
+The only loss left is a process killed between X's answer and the write.
 """
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from bot.durable import until_stored
 from bot.models import ACTIVE, NEEDS_RECONNECT, Account, utcnow
-from bot.store import Repository
+from bot.store import Lock, LockTimeout, Repository
 from bot.xclient import TokenRejected, TokenSet, XClient, XError
 
 log = logging.getLogger("tweetbot.tokens")
 
 LAZY_MARGIN = timedelta(minutes=1)
+LOCK_MARGIN = 5.0  # seconds a wait for an account's lock gives beyond the holder's call to X
 BACKOFF_FIRST = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(minutes=15)
 
@@ -54,35 +63,51 @@ class TokenKeeper:
     """Refreshes accounts' tokens safely; see the module docstring for the rules."""
 
     def __init__(self, store: Repository, x: XClient, margin: timedelta,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, should_stop: Callable[[], bool] = lambda: False,
+                 lock_wait: float = 2 * 15.0 + LOCK_MARGIN) -> None:
         self.store = store
         self.x = x
         self.margin = margin
         self.clock = clock
+        self.should_stop = should_stop
+        self.lock_wait = lock_wait  # a holder's refresh takes up to twice the HTTP timeout
         self._refreshing = 0
         self._quiet = threading.Condition()
 
-    def refresh_all_due(self, should_stop: Callable[[], bool] = lambda: False) -> int:
-        """Refresh every account whose token expires within the margin; how many were refreshed."""
-        refreshed = 0
-        for account in self.store.list_accounts():
-            if should_stop():
-                break
-            if refresh_due(account, self.margin, self.clock()):
-                before = account.refresh_token
-                after = self.refresh_if_due(account.user_id)
-                refreshed += after is not None and after.refresh_token != before
-        return refreshed
+    def refresh_all_due(self, threads: int = 1) -> int:
+        """Refresh every account whose token expires within the margin, on up to `threads` threads at
+        once; how many were refreshed. An account another process is refreshing is left to it."""
+        due = [a for a in self.store.list_accounts() if refresh_due(a, self.margin, self.clock())]
+        if not due:
+            return 0
+        with ThreadPoolExecutor(max_workers=min(threads, len(due)), thread_name_prefix="refresh") as pool:
+            return sum(pool.map(self._refresh_one_due, due))
 
-    def refresh_if_due(self, user_id: str, force: bool = False) -> Account | None:
-        """Refresh the account if it still needs it once we hold its lock (always, with `force`)."""
-        with self.store.account_lock(user_id):
+    def _refresh_one_due(self, account: Account) -> bool:
+        """Refresh the account unless the worker stops or another process holds its lock (it is
+        refreshing it now); whether this call refreshed it."""
+        if self.should_stop():
+            return False
+        try:
+            after = self.refresh_if_due(account.user_id, wait=0)
+        except LockTimeout:
+            return False
+        return after is not None and after.refresh_token != account.refresh_token
+
+    def refresh_if_due(self, user_id: str, force: bool = False, wait: float | None = None) -> Account | None:
+        """Refresh the account if it still needs it once we hold its lock (always, with `force`). The lock
+        is waited for `wait` s (default: as long as a holder's refresh may take), else `LockTimeout`."""
+        with self._lock(user_id, wait):
             account = self.store.get_account(user_id)
             if account is None or account.status != ACTIVE or not account.refresh_token:
                 return account
             if not force and not refresh_due(account, self.margin, self.clock()):
                 return account
             return self._refresh_locked(account)
+
+    def _lock(self, user_id: str, wait: float | None = None) -> Lock:
+        return self.store.account_lock(user_id, timeout=self.lock_wait if wait is None else wait,
+                                       stop=self.should_stop)
 
     def fresh_access_token(self, user_id: str, known: Account | None = None) -> str | None:
         """The access token to call X with, refreshed first if it expires within a minute.
@@ -96,10 +121,13 @@ class TokenKeeper:
             not expires_within(known, LAZY_MARGIN, self.clock())
         account = known if usable else self.store.get_account(user_id)
         if account is not None and self._lazy_refresh_due(account):
-            with self.store.account_lock(user_id):
+            try:
+                with self._lock(user_id):
+                    account = self.store.get_account(user_id)
+                    if account is not None and self._lazy_refresh_due(account):
+                        account = self._refresh_locked(account)
+            except LockTimeout:  # another process is still refreshing it: use what is stored now
                 account = self.store.get_account(user_id)
-                if account is not None and self._lazy_refresh_due(account):
-                    account = self._refresh_locked(account)
         if account is None or account.status != ACTIVE:
             return None
         expired = account.expires_at is not None and account.expires_at <= self.clock()
@@ -112,7 +140,7 @@ class TokenKeeper:
 
     def after_unauthorized(self, user_id: str, rejected_access_token: str) -> str | None:
         """X said 401 to this access token: refresh once, unless someone already did."""
-        with self.store.account_lock(user_id):
+        with self._lock(user_id):
             account = self.store.get_account(user_id)
             if account is None or account.status != ACTIVE:
                 return None
@@ -153,8 +181,21 @@ class TokenKeeper:
             return self._quiet.wait_for(lambda: self._refreshing == 0, timeout)
 
     def _store_new_pair(self, account: Account, tokens: TokenSet) -> Account:
-        """The first thing after X's answer: the new pair, durably."""
+        """The first thing after X's answer: the new pair, durably, until it lands (see the module)."""
+        updated = until_stored(lambda: self._write_pair(account, tokens), f"the new tokens of {account.handle}")
+        log.info("refreshed %s; the access token expires at %s", account.handle, tokens.expires_at.isoformat())
+        return updated
+
+    def _write_pair(self, account: Account, tokens: TokenSet) -> Account:
+        """Replace the pair whose refresh token was spent (fenced by that token: a newer pair stored
+        meanwhile is never overwritten with this one)."""
         with self.store.transaction():
+            current = self.store.get_account(account.user_id)
+            if current is None:
+                return account  # disconnected meanwhile: nothing to keep the pair for
+            if current.refresh_token != account.refresh_token:
+                log.warning("%s: a newer pair was stored while this refresh ran; keeping it", account.handle)
+                return current
             updated = self.store.update_account(
                 account.user_id, access_token=tokens.access_token,
                 refresh_token=tokens.refresh_token or account.refresh_token,
@@ -162,8 +203,7 @@ class TokenKeeper:
                 refreshed_at=self.clock(), status=ACTIVE, last_error=None, refresh_failures=0,
                 next_refresh_at=None)
             self.store.record_event("refreshed", account.user_id, at=self.clock())
-        log.info("refreshed %s; the access token expires at %s", account.handle, tokens.expires_at.isoformat())
-        return updated
+            return updated
 
     def _rejected(self, account: Account, exc: TokenRejected) -> Account:
         """X called the refresh token invalid: dead, unless another process had refreshed it."""

@@ -4,6 +4,12 @@ It sleeps until the next job is due. One job's exception is logged with its
 traceback and never stops the loop. SIGTERM or SIGINT only sets a flag: the
 job in hand finishes (a refresh is stored, not abandoned) and the loop exits 0;
 a second signal exits at once. A PaaS sends SIGTERM and kills 30 s later.
+
+A database that cannot be reached stops nothing: the store says so once a minute,
+each job tries again on its next round, and a worker started while it is away
+waits for it. Jobs that must run once per deployment, whatever the number of
+workers, run under a lease (alerts, media retention) or are keyed in the store
+(each generator run).
 """
 from __future__ import annotations
 
@@ -20,12 +26,12 @@ import schedule
 
 from bot import alerts
 from bot.generators import schedule_generators
-from bot.models import from_iso, to_iso, utcnow
+from bot.models import utcnow
 from bot.posting import Dispatcher, this_worker
 from bot.retention import forget_finished_media
 from bot.settings import Settings
-from bot.store import BROKEN, Repository, StoreError
-from bot.tokens import TokenKeeper
+from bot.store import BROKEN, LockTimeout, Repository, StoreError, StoreUnreachable, heartbeats
+from bot.tokens import LOCK_MARGIN, TokenKeeper
 from bot.xclient import XClient
 
 log = logging.getLogger("tweetbot.worker")
@@ -35,11 +41,10 @@ def one_line(exc: BaseException) -> str:
     """An error's message on one line, for a log or a terminal."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
-HEARTBEAT_EVERY = 30  # seconds; the web's /healthz alarms after 120
-WORKERS_KEY = "workers"  # meta: {worker name: its last heartbeat}
-FORGET_WORKER_AFTER = timedelta(days=1)
 DISPATCH_EVERY = 1
 MEDIA_CLEANUP_EVERY = 60  # minutes: retention is counted in days, so an hour late is never late
+RUN_KEYS_KEPT = timedelta(days=30)  # generator run keys older than any run they could collide with
+STORE_WAIT_EVERY = 1.0  # seconds between two looks at a store that cannot be reached at start-up
 
 
 class Worker:
@@ -50,8 +55,9 @@ class Worker:
         self.settings = settings
         self.store = store
         self.clock = clock
-        self.tokens = TokenKeeper(store, x, timedelta(seconds=settings.refresh_margin), clock)
         self._stop = threading.Event()
+        self.tokens = TokenKeeper(store, x, timedelta(seconds=settings.refresh_margin), clock,
+                                  should_stop=self._stop.is_set, lock_wait=2 * settings.http_timeout + LOCK_MARGIN)
         self.worker_id = this_worker()
         self.dispatcher = Dispatcher(settings, store, x, self.tokens, clock, should_stop=self._stop.is_set,
                                      worker_id=self.worker_id)
@@ -64,34 +70,49 @@ class Worker:
     def heartbeat(self) -> None:
         """Say this worker is alive: its own beat (`tweetbot accounts` lists the workers) and the
         newest beat of any worker (what `/healthz` reads)."""
-        now = self.clock()
         with self.store.transaction():
-            workers = {name: beat for name, beat in (self.store.get_meta(WORKERS_KEY) or {}).items()
-                       if _within(beat, now, FORGET_WORKER_AFTER)}
-            workers[self.worker_id] = to_iso(now)
-            self.store.set_meta(WORKERS_KEY, workers)
-            self.store.set_meta("worker_heartbeat", to_iso(now))
+            heartbeats.beat(self.store, self.worker_id, self.clock())
 
     def refresh_due_tokens(self) -> None:
-        self.tokens.refresh_all_due(should_stop=self._stop.is_set)
-        alerts.notify_changes(self.store, self.settings.alert_webhook_url, self.settings.http_timeout)
+        """Refresh what expires within the margin (on the posting threads' number of threads), then
+        tell the owner of any account that needs them (one worker at a time: the message goes once)."""
+        self.tokens.refresh_all_due(threads=self.settings.post_concurrency)
+        self._once("alerts", lambda: alerts.notify_changes(self.store, self.settings.alert_webhook_url,
+                                                           self.settings.http_timeout))
 
     def dispatch(self) -> None:
         self.dispatcher.dispatch_due()
 
     def forget_media(self) -> None:
-        """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished)."""
+        """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished), and
+        generator run keys too old to matter; one worker at a time."""
+        self._once("retention", self._forget_old)
+
+    def _forget_old(self) -> None:
         retention = timedelta(days=self.settings.media_retention_days)
         deleted = forget_finished_media(self.store, self.clock(), retention)
         if deleted:
             log.info("deleted %s media file(s) of posts finished over %s day(s) ago", deleted,
                      self.settings.media_retention_days)
+        self.store.forget_runs(self.clock() - RUN_KEYS_KEPT)
+
+    def _once(self, job: str, run: Callable[[], Any]) -> None:
+        """Run a maintenance job under its lease; skip it when another worker is running it now."""
+        lease = self.store.lease(f"maintenance:{job}", stop=self._stop.is_set)
+        try:
+            lease.acquire(timeout=0)
+        except LockTimeout:
+            return
+        try:
+            run()
+        finally:
+            lease.release()
 
     def schedule_jobs(self) -> None:
         every = self.settings.refresh_every
         self.scheduler.every(DISPATCH_EVERY).seconds.do(self._guarded, self.dispatch).tag("dispatch")
         self.scheduler.every(every).seconds.do(self._guarded, self.refresh_due_tokens).tag("refresh")
-        self.scheduler.every(HEARTBEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
+        self.scheduler.every(heartbeats.BEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
         self.scheduler.every(MEDIA_CLEANUP_EVERY).minutes.do(self._guarded, self.forget_media).tag("media")
         schedule_generators(self.scheduler, self.settings, self.store, self.clock)
 
@@ -109,7 +130,9 @@ class Worker:
             log.error("tweetbot: %s", one_line(exc))
             self.exit_code = 2
             self._stop.set()
-        except StoreError as exc:  # the database unreachable for a moment: the next round tries again
+        except StoreUnreachable:  # the store says so once a minute; the next round tries again
+            pass
+        except StoreError as exc:
             log.error("job %s failed: %s", job.__name__, one_line(exc))
         except Exception:
             log.exception("job %s failed; the worker carries on", job.__name__)
@@ -119,6 +142,8 @@ class Worker:
     def run(self) -> int:
         """Run until a signal asks us to stop; the exit code."""
         self._install_signal_handlers()
+        if not self._store_ready():
+            return self.exit_code
         self.schedule_jobs()
         log.info("started (refresh every %ss, margin %ss)", self.settings.refresh_every,
                  self.settings.refresh_margin)
@@ -134,6 +159,21 @@ class Worker:
         if self.exit_code:
             return self.exit_code
         return 0 if self._signals < 2 else 1  # a second signal is an interrupted stop, however it ends
+
+    def _store_ready(self) -> bool:
+        """Whether the store can be used: wait while the database cannot be reached (the store says so
+        once a minute) or until a signal; a store no wait mends (damaged, a wrong key) exits 2."""
+        while not self._stop.is_set():
+            try:
+                self.store.verify()
+                return True
+            except BROKEN as exc:
+                log.error("tweetbot: %s", one_line(exc))
+                self.exit_code = 2
+                return False
+            except StoreError:
+                self._stop.wait(STORE_WAIT_EVERY)
+        return False
 
     def _idle_seconds(self) -> float:
         idle = self.scheduler.idle_seconds
@@ -165,12 +205,3 @@ class Worker:
         self._stop.set()
 
 
-def _within(beat: str, now: datetime, span: timedelta) -> bool:
-    moment = from_iso(beat)
-    return moment is not None and now - moment < span
-
-
-def known_workers(store: Repository) -> dict[str, datetime]:
-    """Every worker heard from in the last day, and its last heartbeat."""
-    beats = store.get_meta(WORKERS_KEY) or {}
-    return {name: moment for name, beat in sorted(beats.items()) if (moment := from_iso(beat)) is not None}

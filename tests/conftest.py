@@ -26,8 +26,9 @@ from psycopg import sql
 
 from bot.store.migrate import migrate
 
+from pg_servers import Pgbouncer
 from sandbox_helpers import CHECKED_BODIES, SandboxControl, SpecRecorder, checked_bodies_summary, x_spec
-from store_support import FILE, STORES, StoreAt
+from store_support import CONTRACT_STORES, DATABASES, FILE, PGBOUNCER, STORES, StoreAt
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,6 +248,15 @@ def database_url(pg_template: str) -> Iterator[str]:
 
 
 @pytest.fixture
+def second_database_url(database_url: str, pg_template: str) -> Iterator[str]:
+    """Another empty, migrated database of this test's own (a restore's target beside its source)."""
+    name = f"tweetbot_test_{os.getpid()}_{next(_databases)}"
+    _admin(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name), sql.Identifier(pg_template)))
+    yield _database(name)
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
 def unmigrated_database_url() -> Iterator[str]:
     """The URL of a database of this test's own with no schema at all (what a new add-on hands out)."""
     name = f"tweetbot_bare_{os.getpid()}_{next(_databases)}"
@@ -255,15 +265,48 @@ def unmigrated_database_url() -> Iterator[str]:
     _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-@pytest.fixture(params=STORES)
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[Pgbouncer]:
+    """Debian's pgbouncer in transaction mode in front of the shared server (Supabase's and Neon's
+    pooled URLs are this), one per test process."""
+    bouncer = Pgbouncer(test_database_url())
+    yield bouncer
+    bouncer.close()
+
+
+@pytest.fixture(params=CONTRACT_STORES)
 def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
-    """The test runs once on a file store and once on PostgreSQL."""
+    """The test runs on a file store, on PostgreSQL, and on PostgreSQL through pgbouncer."""
     if request.param == FILE:
         return StoreAt(FILE, str(tmp_path / "tweetbot.json"))
-    return StoreAt(request.param, request.getfixturevalue("database_url"))
+    direct = request.getfixturevalue("database_url")
+    if request.param == PGBOUNCER:
+        return StoreAt(PGBOUNCER, request.getfixturevalue("pgbouncer").through(direct), admin=direct)
+    return StoreAt(request.param, direct)
+
+
+def _store_variables(request: pytest.FixtureRequest) -> dict[str, str]:
+    if request.param == FILE:
+        return {}
+    direct = request.getfixturevalue("database_url")
+    if request.param == PGBOUNCER:
+        return {"DATABASE_URL": request.getfixturevalue("pgbouncer").through(direct)}
+    return {"DATABASE_URL": direct}
 
 
 @pytest.fixture(params=STORES)
 def store_env(request: pytest.FixtureRequest) -> dict[str, str]:
     """Variables for real processes: the file store in the test's folder, or a PostgreSQL database of its own."""
-    return {} if request.param == FILE else {"DATABASE_URL": request.getfixturevalue("database_url")}
+    return _store_variables(request)
+
+
+@pytest.fixture(params=CONTRACT_STORES)
+def any_store_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """`store_env`, and PostgreSQL through pgbouncer in transaction mode too."""
+    return _store_variables(request)
+
+
+@pytest.fixture(params=DATABASES)
+def database_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    """DATABASE_URL of a database of the test's own: direct, and through pgbouncer in transaction mode."""
+    return _store_variables(request)

@@ -11,21 +11,34 @@ from cryptography.fernet import Fernet
 from bot.settings import Settings, load_settings
 from bot.store import Repository, open_store
 
-FILE, POSTGRES = "file", "postgres"
-STORES = (FILE, POSTGRES)
+FILE, POSTGRES, PGBOUNCER = "file", "postgres", "pgbouncer"
+STORES = (FILE, POSTGRES)  # where real processes' stores live in most tests (`store_env`)
+CONTRACT_STORES = (FILE, POSTGRES, PGBOUNCER)  # the store suite also runs through a transaction pooler
+DATABASES = (POSTGRES, PGBOUNCER)
 
 
 @dataclass
 class StoreAt:
-    """A store location: `location` is the file's path or the database's URL."""
+    """A store location: `location` is the file's path or the database's URL (through pgbouncer for
+    PGBOUNCER; `admin` is then the direct URL, for the test's own SQL)."""
 
     kind: str
     location: str
     key: str = field(default_factory=lambda: Fernet.generate_key().decode())
+    admin: str = ""
+
+    @property
+    def database(self) -> bool:
+        return self.kind != FILE
+
+    @property
+    def admin_url(self) -> str:
+        """A URL for the test's own SQL: the server itself (statements a pooler would trip on are fine)."""
+        return self.admin or self.location
 
     def env(self) -> dict[str, str]:
         """The variables that name this store."""
-        return {"DATABASE_URL": self.location} if self.kind == POSTGRES else {"STORE_PATH": self.location}
+        return {"DATABASE_URL": self.location} if self.database else {"STORE_PATH": self.location}
 
     def settings(self, token_key: str | None = None) -> Settings:
         environ = {"SECRET_KEY": "s" * 32, "ADMIN_PASSWORD": "store-test-password",
@@ -41,7 +54,7 @@ class StoreAt:
         if self.kind == FILE:
             folder = Path(self.location).parent
             return b"".join(p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file())
-        with psycopg.connect(self.location) as conn:
+        with psycopg.connect(self.admin_url) as conn:
             tables = [row[0] for row in conn.execute(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename")]
             return b"".join(str(conn.execute(f'SELECT t::text FROM "{name}" t ORDER BY 1').fetchall()).encode()

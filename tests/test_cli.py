@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from pg_servers import Pgbouncer
+
 TWEETBOT = str(Path(sys.executable).with_name("tweetbot"))
 
 
@@ -170,3 +172,21 @@ def test_check_warns_that_the_sandbox_does_not_run_on_a_platform(tmp_path: Path)
         "warning: X_CLIENT_ID is not set: the bot talks to the sandbox at http://127.0.0.1:8100, which does not run "
         "on Fly.io; set X_CLIENT_ID and X_CLIENT_SECRET from your X app"
     ]
+
+
+def test_check_says_whether_the_database_is_reached_directly_or_through_a_pooler_and_the_connection_budget(
+        tmp_path: Path, database_url: str, pgbouncer: Pgbouncer) -> None:
+    tweetbot(tmp_path, "init")
+    for url, kind in ((database_url, "direct"), (pgbouncer.through(database_url), "pooled")):
+        result = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "DATABASE_URL": url,
+                                                  "DATABASE_POOL_SIZE": "3"})
+        assert result.returncode == 0, result.stderr
+        [database] = [line for line in result.stdout.splitlines() if line.startswith("Database: ")]
+        assert database.endswith(kind) if kind == "direct" else f", {kind}: a pooler stands between" in database
+        assert ("Connections: at most 3 per process (DATABASE_POOL_SIZE): web 6 (2 gunicorn processes), "
+                "each worker 3, migrate 1, a command 1; 14 with 2 workers") in result.stdout
+        assert re.search(r"^The server allows \d+ connections \(max_connections \d+ less \d+ reserved\)",
+                         result.stdout, re.M)
+    crowded = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "DATABASE_URL": database_url,
+                                               "DATABASE_POOL_SIZE": "100"})
+    assert "lower DATABASE_POOL_SIZE" in crowded.stdout  # 404 connections wanted: more than the server allows

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import textwrap
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -11,7 +11,7 @@ import pytest
 import schedule
 from test_queue_support import BotFolder, make_folder, utc
 
-from bot.generators import FAILED_EVENT, schedule_generators
+from bot.generators import FAILED_EVENT, GeneratorSpec, run_key, schedule_generators
 
 CLOCK_NOW = utc(2026, 12, 1, 8, 0)
 
@@ -141,13 +141,37 @@ def test_what_the_functions_return_is_queued_and_failures_are_recorded(
     assert any("returned nothing to post" in r.getMessage() for r in caplog.records)
 
 
-def test_a_job_run_twice_queues_twice_and_none_queues_nothing(folder: BotFolder) -> None:
+def test_a_job_run_twice_in_one_period_queues_once_and_none_queues_nothing(folder: BotFolder) -> None:
     store = folder.store()
-    jobs = by_name(schedule_generators(schedule.Scheduler(), folder.settings(), store, lambda: CLOCK_NOW))
+    clock = [CLOCK_NOW]
+    jobs = by_name(schedule_generators(schedule.Scheduler(), folder.settings(), store, lambda: clock[0]))
     jobs["quote"].run()
+    jobs["quote"].run()  # a second worker, or a restart, on the same day: its period's post is queued already
+    assert [p.text for p in store.queued_posts()] == ["Simplicity is prerequisite for reliability."]
+    clock[0] = CLOCK_NOW + timedelta(days=1)
     jobs["quote"].run()
     next(job for name, job in jobs.items() if name.endswith(":nothing")).run()
     assert [p.text for p in store.queued_posts()] == ["Simplicity is prerequisite for reliability."] * 2
+
+
+@pytest.mark.parametrize(("every", "tz", "same", "next_period"), [
+    # a day in its own zone: after the clocks go forward (30 March 2025 in London), 00:30 on the 31st is
+    # 23:30 UTC on the 30th, the same UTC day as the run before it, and still the next period
+    ("day at 00:30", "Europe/London", [utc(2025, 3, 30, 0, 30), utc(2025, 3, 30, 22, 0)], utc(2025, 3, 30, 23, 30)),
+    ("3 hours", "UTC", [utc(2026, 12, 1, 9, 0), utc(2026, 12, 1, 11, 59)], utc(2026, 12, 1, 12, 0)),
+    ("monday at 08:30", "Europe/Berlin", [utc(2026, 11, 30, 7, 30), utc(2026, 12, 6, 22, 0)], utc(2026, 12, 6, 23, 0)),
+    ("10 seconds", "UTC", [utc(2026, 12, 1, 9, 0), datetime(2026, 12, 1, 9, 0, 9, tzinfo=ZoneInfo("UTC"))],
+     datetime(2026, 12, 1, 9, 0, 10, tzinfo=ZoneInfo("UTC"))),
+])
+def test_a_run_key_names_the_period_of_the_schedule_a_run_falls_in(
+        every: str, tz: str, same: list[datetime], next_period: datetime) -> None:
+    spec = GeneratorSpec(name="g", account="@alice", every=every, tz=tz, call="m:f", folder=Path("."))
+    keys = {run_key(spec, moment) for moment in same}
+    assert len(keys) == 1
+    assert run_key(spec, next_period) not in keys
+    other = GeneratorSpec(name="g", account="@alice", every="2 " + every.split(" ", 1)[-1] if every[0].isdigit()
+                          else "day at 10:00", tz=tz, call="m:f", folder=Path("."))
+    assert run_key(other, same[0]) not in keys  # another schedule: another key, never a collision
 
 
 def test_unusable_entries_are_reported_and_skipped_not_raised(folder: BotFolder) -> None:

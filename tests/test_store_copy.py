@@ -132,7 +132,7 @@ def run_copy(env: dict[str, str], cwd: Path, target: str) -> subprocess.Complete
 def env_for(tmp_path: Path, source: StoreAt) -> dict[str, str]:
     """A real process's variables, its store `source`, its TOKEN_KEY the store's."""
     env = tweetbot_env(tmp_path, NO_SANDBOX, TOKEN_KEY=source.key, **source.env())
-    if source.kind == POSTGRES:
+    if source.database:
         env.pop("STORE_PATH")
     return env
 
@@ -457,3 +457,78 @@ def test_a_copy_into_a_file_that_failed_can_be_run_again(tmp_path: Path, databas
     again = run_copy(env_for(tmp_path, source), tmp_path, target.location)
     assert again.returncode == 0, again.stderr
     assert_same(dumped(target), dumped(source))
+
+
+# --- backup and restore on PostgreSQL: the file store's archive format -------------------------------------
+
+
+def run_cli(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TWEETBOT, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_a_postgres_backup_restores_into_a_fresh_database_and_into_a_file(
+        tmp_path: Path, database_url: str, second_database_url: str) -> None:
+    source = StoreAt(POSTGRES, database_url)
+    store = source.open()
+    filled = fill(store)
+    store.set_meta("worker_heartbeat", utcnow().isoformat())  # a worker runs on the original
+    store.close()
+    contents = dumped(source)
+    env = env_for(tmp_path, source)
+    archive = tmp_path / "backups" / "tweetbot.tar.gz"
+    backed = run_cli(env, tmp_path, "backup", str(archive))
+    assert backed.returncode == 0, backed.stderr
+    assert backed.stdout.startswith(f"Backed up {ACCOUNTS} account(s), {QUEUED_N} queued post(s), "
+                                    f"{FINISHED_N} finished post(s)")
+    assert archive.stat().st_mode & 0o777 == 0o600
+
+    expected = StoreContents(**{**contents.__dict__, "meta": {k: v for k, v in contents.meta.items()
+                                                               if k != "worker_heartbeat"}})
+    into_pg = StoreAt(POSTGRES, second_database_url, key=source.key)
+    restored = run_cli({**env, "DATABASE_URL": second_database_url}, tmp_path, "restore", str(archive))
+    assert restored.returncode == 0, restored.stderr
+    assert f"into PostgreSQL at {where(second_database_url)}" in restored.stdout
+    in_pg = dumped(into_pg)
+    assert in_pg.meta.pop("worker_heartbeat") is None  # no worker has run on the copy
+    assert_same(in_pg, expected)
+    assert_same_media(into_pg, filled)
+    check_working_copy(into_pg, source, filled)
+
+    into_file = StoreAt(FILE, str(tmp_path / "file" / "tweetbot.json"), key=source.key)
+    file_env = {k: v for k, v in env.items() if k != "DATABASE_URL"} | {"STORE_PATH": into_file.location}
+    to_file = run_cli(file_env, tmp_path, "restore", str(archive))
+    assert to_file.returncode == 0, to_file.stderr
+    in_file = dumped(into_file)
+    assert in_file.meta.pop("worker_heartbeat") is None
+    assert_same(in_file, expected)
+    assert_same_media(into_file, filled)
+
+
+def test_a_restore_into_postgres_refuses_a_database_in_use_unless_forced(
+        tmp_path: Path, database_url: str, second_database_url: str) -> None:
+    source = StoreAt(POSTGRES, database_url)
+    store = source.open()
+    store.save_account(Account(user_id="42", username="archived", access_token="a", refresh_token="r"))
+    store.close()
+    archive = tmp_path / "small.tar.gz"
+    assert run_cli(env_for(tmp_path, source), tmp_path, "backup", str(archive)).returncode == 0
+    target = StoreAt(POSTGRES, second_database_url, key=source.key)
+    existing = target.open()
+    existing.save_account(Account(user_id="9", username="present", access_token="t", refresh_token="u"))
+    existing.close()
+    env = env_for(tmp_path, target)
+    before = target.raw()
+    refused = run_cli(env, tmp_path, "restore", str(archive))
+    assert refused.returncode == 2 and "not empty" in refused.stderr and "--force" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and target.raw() == before
+    beating = target.open()
+    beating.set_meta("worker_heartbeat", utcnow().isoformat())
+    beating.close()
+    busy = run_cli(env, tmp_path, "restore", "--force", str(archive))
+    assert busy.returncode == 2 and "a worker is running" in busy.stderr
+    beating = target.open()
+    beating.set_meta("worker_heartbeat", None)
+    beating.close()
+    forced = run_cli(env, tmp_path, "restore", "--force", str(archive))
+    assert forced.returncode == 0, forced.stderr
+    assert [doc["user_id"] for doc in dumped(target).accounts] == ["42"]  # replaced, not merged

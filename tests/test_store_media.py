@@ -51,7 +51,7 @@ def media_files(at: StoreAt) -> list[str]:
 
 def chunk_rows(at: StoreAt) -> list[tuple[str, int, int]]:
     """PostgreSQL's pieces: (digest, seq, length) of every row."""
-    with psycopg.connect(at.location) as conn:
+    with psycopg.connect(at.admin_url) as conn:
         rows = conn.execute("SELECT digest, seq, length(data) FROM media_chunks ORDER BY digest, seq").fetchall()
     return [(row[0], row[1], row[2]) for row in rows]
 
@@ -73,7 +73,7 @@ def test_media_round_trips_and_is_kept_in_pieces(store_at: StoreAt) -> None:
     assert set(stored) == set(digests)
     assert all(before - timedelta(seconds=1) <= at <= after + timedelta(seconds=1) for at in stored.values())
     assert all(at.utcoffset() == timedelta(0) for at in stored.values())
-    if store_at.kind == POSTGRES:  # 1 MiB pieces, never one huge value
+    if store_at.database:  # 1 MiB pieces, never one huge value
         assert [(seq, size) for d, seq, size in chunk_rows(store_at) if d == digest_of(video)] == [
             (0, CHUNK), (1, CHUNK), (2, 12_345)]
         assert max(size for _, _, size in chunk_rows(store_at)) == CHUNK
@@ -133,7 +133,7 @@ def damage(at: StoreAt, digest: str) -> None:
         data[CHUNK + 10] ^= 0xFF
         path.write_bytes(bytes(data))
         return
-    with psycopg.connect(at.location, autocommit=True) as conn:
+    with psycopg.connect(at.admin_url, autocommit=True) as conn:
         changed = conn.execute("UPDATE media_chunks SET data = set_byte(data, 10, get_byte(data, 10) # 255) "
                                "WHERE digest = %s AND seq = 0", (digest,)).rowcount
     assert changed == 1
@@ -377,7 +377,7 @@ def test_a_restore_refuses_an_archive_whose_media_was_changed(tmp_path: Path) ->
 
 def env_for(tmp_path: Path, source: StoreAt) -> dict[str, str]:
     env = tweetbot_env(tmp_path, NO_SANDBOX, TOKEN_KEY=source.key, **source.env())
-    if source.kind == POSTGRES:
+    if source.database:
         env.pop("STORE_PATH")
     return env
 

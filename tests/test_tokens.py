@@ -73,9 +73,9 @@ def test_the_worker_refreshes_every_token_before_it_expires(tmp_path: Path, sand
 
 
 def test_two_workers_and_the_cli_never_spend_a_token_twice(tmp_path: Path, sandbox: SandboxControl,
-                                                            store_env: dict[str, str]) -> None:
+                                                            any_store_env: dict[str, str]) -> None:
     sandbox.configure(access_token_lifetime=4)
-    env = env_for(tmp_path, sandbox, REFRESH_MARGIN="5", **store_env)  # always due: both workers refresh every second
+    env = env_for(tmp_path, sandbox, REFRESH_MARGIN="5", **any_store_env)  # always due: both workers refresh every second
     store = open_test_store(env)
     connected = connect_accounts(store, sandbox, 20, prefix="race")
     workers = [WorkerProcess(env, tmp_path, name=f"worker{n}") for n in (1, 2)]

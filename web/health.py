@@ -11,18 +11,15 @@ a traceback: the app stays up to say what is wrong and what to do.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 from flask import Blueprint, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
-from bot.models import utcnow
-from bot.store import UNUSABLE
-from web.db import store
+from bot.store import UNUSABLE, heartbeats
+from web.db import now, store
 
 log = logging.getLogger("tweetbot.web")
 bp = Blueprint("health", __name__)
-HEARTBEAT_MAX_AGE = 120.0
 UNCHECKED_ENDPOINTS = frozenset({"health.healthz", "static"})
 _told: set[str] = set()  # problems already logged by this process
 
@@ -66,16 +63,14 @@ def unusable_error(exc: Exception) -> ResponseReturnValue:
 @bp.get("/healthz")
 def healthz() -> ResponseReturnValue:
     problem = store_problem()
-    beat = None
+    age = None
     if problem is None:
         try:
-            beat = store().get_meta("worker_heartbeat")
+            age = heartbeats.newest_age(store(), now())
         except UNUSABLE as exc:
             problem = one_line(exc)
-    age = None
-    if beat:
-        age = round((utcnow() - datetime.fromisoformat(beat).astimezone(timezone.utc)).total_seconds(), 1)
-    healthy = problem is None and age is not None and age < HEARTBEAT_MAX_AGE
+    age = None if age is None else round(age, 1)
+    healthy = problem is None and age is not None and age < heartbeats.ALIVE_WITHIN.total_seconds()
     body = {"status": "ok" if healthy else "unhealthy", "store": "ok" if problem is None else f"error: {problem}",
             "worker_heartbeat_age_seconds": age}
     return jsonify(body), 200 if healthy else 503

@@ -34,8 +34,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, from_iso, utcnow
-from bot.store import Repository
+from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, utcnow
+from bot.store import Repository, heartbeats
 from web.db import settings, store
 
 bp = Blueprint("metrics", __name__)
@@ -93,7 +93,7 @@ class StoreCollector(Collector):
                 failures.add_metric([handle, kind], number)
         yield failures
 
-        beat = from_iso(self.repo.get_meta("worker_heartbeat"))
+        beat = heartbeats.newest_beat(self.repo)
         if beat is not None:
             yield GaugeMetricFamily("tweetbot_worker_heartbeat_age_seconds",
                                     "Seconds since the newest worker heartbeat.", value=(now - beat).total_seconds())

@@ -4,11 +4,13 @@
 implementation, `PostgresStore` the server one (DATABASE_URL). `open_store` picks
 from the settings. Nothing above the store touches TinyDB or SQL: it sees the
 records of `bot.models`, `Event`, the locks of `bot.store.locks` and these errors:
-- `StoreError`: the store cannot be read or written now (the database unreachable);
+- `StoreError`: the store cannot be read or written now (`StoreUnreachable`: the database
+  cannot be reached; the store logs that once a minute, so callers need not);
 - `StoreUnusable` (`StoreDamaged`, `SchemaBehind`): it cannot be used as it is, a
   person must act; the worker stops, the CLI says so, the web answers 503;
 - `RecordMissing` (a `KeyError`): no such account, queued post or media file;
 - `LockTimeout`: a lock or lease is held by another process;
+- `ClaimLost`: a write made under a post's claim found that claim gone (nothing written);
 - `TokenKeyError`: TOKEN_KEY does not open the stored tokens.
 
 Transactions: `with store.transaction():` runs its block as one unit, committed
@@ -24,7 +26,7 @@ what no post needs any more.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -34,14 +36,24 @@ from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import Account, Post
 from bot.settings import Settings
 from bot.store.backup import BackupError, BackupSummary, restore_backup
-from bot.store.errors import RESTORE_HINT, RecordMissing, SchemaBehind, StoreDamaged, StoreError, StoreUnusable
+from bot.store.errors import (
+    RESTORE_HINT,
+    ClaimLost,
+    RecordMissing,
+    SchemaBehind,
+    StoreDamaged,
+    StoreError,
+    StoreUnreachable,
+    StoreUnusable,
+)
 from bot.store.locks import Lock, LockTimeout
-from bot.store.records import Event, StoreContents
+from bot.store.records import TAKE_OVER_EVENT, Event, StoreContents
 from bot.store.tiny import SCHEMA_VERSION, TinyStore
 
-__all__ = ["BROKEN", "RESTORE_HINT", "SCHEMA_VERSION", "UNUSABLE", "BackupError", "BackupSummary", "Event", "Lock",
-           "LockTimeout", "RecordMissing", "Repository", "SchemaBehind", "StoreDamaged", "StoreError",
-           "StoreContents", "StoreUnusable", "TinyStore", "TokenKeyError", "open_store", "restore_store"]
+__all__ = ["BROKEN", "RESTORE_HINT", "SCHEMA_VERSION", "TAKE_OVER_EVENT", "UNUSABLE", "BackupError", "BackupSummary",
+           "ClaimLost", "Event", "Lock", "LockTimeout", "RecordMissing", "Repository", "SchemaBehind", "StoreDamaged",
+           "StoreError", "StoreContents", "StoreUnreachable", "StoreUnusable", "TinyStore", "TokenKeyError",
+           "open_store", "restore_store"]
 
 #: What a store that cannot be used now raises (damaged, unreachable, or a TOKEN_KEY that does not open it).
 UNUSABLE: tuple[type[Exception], ...] = (StoreError, TokenKeyError)
@@ -68,10 +80,12 @@ class Repository(Protocol):
         """Everything the store holds, at one moment (for `tweetbot store copy`)."""
     def load(self, contents: StoreContents) -> None:
         """Fill an empty store with `contents`, ids kept, all or nothing (`StoreError` if it is not empty)."""
-    def account_lock(self, user_id: str, timeout: float = -1) -> Lock:
-        """The account's lock across processes (held around a token refresh); waits `timeout` s when entered."""
-    def lease(self, name: str) -> Lock:
-        """A lock one process holds for as long as it does a job only one may do."""
+    def account_lock(self, user_id: str, timeout: float = -1, stop: Callable[[], bool] | None = None) -> Lock:
+        """The account's lock across processes (held around a token refresh); waits `timeout` s when entered,
+        or less once `stop()` is true. Held through a dropped connection or a transaction pooler."""
+    def lease(self, name: str, stop: Callable[[], bool] | None = None) -> Lock:
+        """A lock one process holds for as long as it does a job only one may do (posting to a file store,
+        alerts, media retention)."""
 
     def schema_version(self) -> int: ...
     def get_meta(self, key: str, default: Any = None) -> Any: ...
@@ -84,7 +98,11 @@ class Repository(Protocol):
     def update_account(self, user_id: str, **changes: Any) -> Account: ...
     def delete_account(self, user_id: str) -> None: ...
 
-    def add_posts(self, posts: list[Post]) -> list[Post]: ...
+    def add_posts(self, posts: list[Post], run_key: str | None = None) -> list[Post]:
+        """Queue `posts` in one transaction, all or none; the posts with their ids. With `run_key` (a
+        generator run's key), only if no earlier call used that key: then nothing is queued and [] returned."""
+    def forget_runs(self, before: datetime) -> int:
+        """Forget the run keys `add_posts` kept before `before`; how many."""
     def get_post(self, post_id: int) -> Post | None: ...
     def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]: ...
     def sending_posts(self, account_id: str | None = None) -> list[Post]: ...
@@ -92,8 +110,15 @@ class Repository(Protocol):
                   post_id: int | None = None) -> list[Post]:
         """Mark up to `limit` of the account's due posts `sending` by `claimer` at `now` (only `post_id`, if
         given), earliest due first, with a `sending` event each; none while a post of the account is
-        `sending`, so one account's posts go out in order, one batch at a time, whoever posts."""
-    def update_post(self, post_id: int, **changes: Any) -> Post: ...
+        `sending`, so one account's posts go out in order, one batch at a time, whoever posts. The posts
+        carry the claim (`claim_token`, `claimed_at`); outcomes are written under it (`update_post`)."""
+    def take_over(self, post: Post, claimer: str, now: datetime, claimed_before: datetime) -> Post | None:
+        """Claim for `claimer`, under a new token, a post left `sending` under `post.claim_token`, if that is
+        still its claim and was made before `claimed_before` (decided in the write itself), with a
+        `TAKE_OVER_EVENT`; the post under its new claim, or None (taken or settled by another meanwhile)."""
+    def update_post(self, post_id: int, under_claim: str | None = None, **changes: Any) -> Post:
+        """Change a queued post; one that becomes finished joins the history (`RecordMissing` if it is not
+        queued). With `under_claim`, only while it is `sending` under that claim token, else `ClaimLost`."""
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]: ...
     def post_counts(self) -> dict[tuple[str, str], int]:
         """How many posts, queued and finished, each account has in each status: {(account_id, status): n}
@@ -127,10 +152,22 @@ def open_store(settings: Settings) -> Repository:
     if settings.database_url:
         from bot.store.postgres import PostgresStore  # psycopg is loaded only where it is used
 
-        return PostgresStore(settings.database_url, cipher)
+        return PostgresStore(settings.database_url, cipher, settings.database_pool_size)
     return TinyStore(settings.store_path, cipher)
 
 
 def restore_store(settings: Settings, archive: Path, force: bool = False) -> BackupSummary:
-    """Put the backup `archive` back as the store the settings name, after checking it (`BackupError` if not)."""
-    return restore_backup(archive, settings.store_path, TokenCipher(settings.token_keys), force=force)
+    """Put the backup `archive` back as the store the settings name (PostgreSQL when DATABASE_URL is set),
+    after checking it (`BackupError` if not)."""
+    cipher = TokenCipher(settings.token_keys)
+    if settings.database_url:
+        from bot.store.backup import restore_into_database
+        from bot.store.postgres import PostgresStore
+
+        store = PostgresStore(settings.database_url, cipher, settings.database_pool_size)
+        try:
+            store.verify()
+            return restore_into_database(archive, store, cipher, force=force)
+        finally:
+            store.close()
+    return restore_backup(archive, settings.store_path, cipher, force=force)

@@ -11,12 +11,19 @@ time it was stored, read one at a time: a file that no longer matches its digest
 fails the backup with its name, a file deleted meanwhile (no post needed it) is left
 out. Archives without media (format 1) still restore.
 
+A PostgreSQL store is backed up in the same format: its dump (one repeatable-read
+snapshot) is loaded into a file store in a private scratch folder, which is then
+backed up as above. One archive restores into either store.
+
 `tweetbot restore FILE` checks the archive first (it opens, every file matches the
 manifest, the main file parses and its committed lengths are the logs' lengths,
 every log line parses, TOKEN_KEY decrypts a token), refuses while a worker runs
-(it holds the posting lease, or its heartbeat is fresh), refuses to overwrite a
-store that holds anything unless forced (and then keeps the old files aside), and
-writes the media files, then the logs, then the main file, each atomically.
+(it holds the posting lease, or its heartbeat is fresh), and refuses to overwrite
+a store that holds anything unless forced. Into a file store it writes the media
+files, then the logs, then the main file, each atomically (forced, the old files
+are kept aside); into PostgreSQL it loads the archive's records in one transaction
+(forced, what the database held is deleted in that same transaction). A restored
+store carries no worker heartbeat: no worker has run on it yet.
 """
 from __future__ import annotations
 
@@ -25,30 +32,35 @@ import io
 import os
 import shutil
 import tarfile
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from filelock import FileLock
 
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import from_iso, to_iso, utcnow
+from bot.store import heartbeats
 from bot.store.errors import StoreDamaged
 from bot.store.files import PRIVATE, atomic_write, atomic_write_with, decode, encode
 from bot.store.locks import LockTimeout
 from bot.store.media_files import PRIVATE_DIR, is_digest, set_stored_time
+from bot.store.records import StoreContents
 from bot.store.tiny import StoreMoment, TinyStore, media_folder
+
+if TYPE_CHECKING:
+    from bot.store.postgres import PostgresStore
 
 FORMAT = 2  # 2: with media files; 1 (none) is still read
 READABLE = (1, 2)
 MANIFEST = "manifest.json"
 MEDIA = "media/"  # member name prefix: media/<digest>
 MEMBERS = {"main": "store.json", "history": "history.jsonl", "events": "events.jsonl"}
-WORKER_ALIVE_WITHIN = 120.0  # seconds: a heartbeat this fresh means a worker runs (as web/health.py judges it)
 _CHUNK = 1 << 20
 
 
@@ -131,6 +143,14 @@ def _write_archive(store: TinyStore, raw: BinaryIO, target: Path) -> BackupSumma
                     "files": files, "held": summary.held(), "media": media}
         _add(archive, MANIFEST, encode(manifest))
     return summary
+
+
+def write_contents_backup(contents: StoreContents, target: Path, cipher: TokenCipher) -> BackupSummary:
+    """Write another store's dump to `target` in the file store's format (see the module)."""
+    with tempfile.TemporaryDirectory(prefix="tweetbot-backup-") as scratch:  # 0700: the tokens pass here
+        staging = TinyStore(Path(scratch) / "tweetbot.json", cipher)
+        staging.load(contents)
+        return write_backup(staging, target)
 
 
 def _add_media(archive: tarfile.TarFile, store: TinyStore, moment: StoreMoment) -> dict[str, dict[str, Any]]:
@@ -291,7 +311,7 @@ def _check_key(archive: Path, tables: dict[str, Any], cipher: TokenCipher) -> No
 
 
 def restore_backup(archive: Path, store_path: Path, cipher: TokenCipher, force: bool = False) -> BackupSummary:
-    """Check `archive`, then make it the store at `store_path`; refuses while a worker runs.
+    """Check `archive`, then make it the file store at `store_path`; refuses while a worker runs.
 
     A store that holds anything is replaced only with `force`, and its files are kept
     beside it (`NAME.replaced-STAMP`), never deleted.
@@ -311,8 +331,34 @@ def restore_backup(archive: Path, store_path: Path, cipher: TokenCipher, force: 
         atomic_write(paths[1], checked.files[MEMBERS["history"]])
         atomic_write(paths[2], checked.files[MEMBERS["events"]])
         atomic_write(paths[0], checked.files[MEMBERS["main"]])  # last: until now the old state stood
-    TinyStore(store_path, cipher).verify()
+    restored = TinyStore(store_path, cipher)
+    restored.verify()
+    with restored.transaction():
+        heartbeats.forget_all(restored)
     return checked.summary
+
+
+def restore_into_database(archive: Path, store: PostgresStore, cipher: TokenCipher,
+                          force: bool = False) -> BackupSummary:
+    """Check `archive`, then load it into the PostgreSQL `store` in one transaction; refuses while a
+    worker heartbeats there, and, unless `force`, when the database holds anything."""
+    with tempfile.TemporaryDirectory(prefix="tweetbot-restore-") as scratch:  # 0700: the tokens pass here
+        summary = restore_backup(archive, Path(scratch) / "tweetbot.json", cipher)
+        contents = TinyStore(Path(scratch) / "tweetbot.json", cipher).dump()
+        _refuse_while_beating(heartbeats.newest_age(store))
+        if not force and not store.dump().empty:
+            raise BackupError("the database is not empty; `tweetbot restore --force` replaces what it holds "
+                              "(in one transaction: all of it, or nothing if the restore fails)")
+        store.load(contents, replace=force)
+    summary.path = Path(archive)
+    return summary
+
+
+def _refuse_while_beating(age: float | None) -> None:
+    alive = heartbeats.ALIVE_WITHIN.total_seconds()
+    if age is not None and age < alive:
+        raise BackupError(f"a worker is running (its heartbeat is {age:.0f} s old): stop it before restoring, "
+                          f"or wait {alive - age:.0f} s after it stopped")
 
 
 def _store_files(store_path: Path) -> list[Path]:
@@ -370,21 +416,15 @@ def _no_worker(store: TinyStore) -> Iterator[None]:
     except LockTimeout:
         raise BackupError("a worker is running (it holds the posting lease): stop it before restoring") from None
     try:
-        age = _heartbeat_age(store)
-        if age is not None and age < WORKER_ALIVE_WITHIN:
-            raise BackupError(f"a worker is running (its heartbeat is {age:.0f} s old): stop it before restoring, "
-                              f"or wait {WORKER_ALIVE_WITHIN - age:.0f} s after it stopped")
+        _refuse_while_beating(_heartbeat_age(store))
         yield
     finally:
         lease.release()
 
 
 def _heartbeat_age(store: TinyStore) -> float | None:
-    """Seconds since the current store's worker heartbeat; None if there is none (or the store cannot say)."""
+    """Seconds since the store's newest worker heartbeat; None if there is none (or the store cannot say)."""
     try:
-        beat = decode(store.path.read_bytes()).get("meta", {}).get("1", {}).get("worker_heartbeat")
-    except (OSError, ValueError, AttributeError):
+        return heartbeats.newest_age(store)
+    except (OSError, ValueError, StoreDamaged):
         return None
-    if not beat:
-        return None
-    return (utcnow() - datetime.fromisoformat(beat)).total_seconds()

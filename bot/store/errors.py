@@ -1,6 +1,7 @@
 """The store contract's errors, apart from any implementation so callers catch them without importing one.
 
-`StoreError`: the store cannot be read or written. `StoreDamaged`: what is on disk
+`StoreError`: the store cannot be read or written (`StoreUnreachable`: the database, for now).
+`ClaimLost`: a write conditional on a post's claim found the claim gone. `StoreDamaged`: what is on disk
 is not a whole store (a main file missing beside its logs, a main file that does
 not parse, a log shorter than the main file says); the store refuses to touch it,
 and the message is one line naming the file and what to do.
@@ -12,6 +13,11 @@ RESTORE_HINT = "restore from a backup: tweetbot restore FILE"
 
 class StoreError(Exception):
     """The store cannot be read or written."""
+
+
+class StoreUnreachable(StoreError):
+    """The database cannot be reached now (down, restarting, a dropped connection): waiting mends it.
+    The store says so in its log once a minute; callers try again later instead of logging each failure."""
 
 
 class StoreUnusable(StoreError):
@@ -31,6 +37,11 @@ class RecordMissing(KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else "no such record"
+
+
+class ClaimLost(Exception):
+    """A post is no longer `sending` under the claim a write was conditional on: another worker settled
+    it (its claim looked dead), or it was handed back. The write did nothing; the post is as it is now."""
 
 
 class SchemaBehind(StoreUnusable):

@@ -1,8 +1,9 @@
 """Schema migrations for the PostgreSQL store: numbered SQL files in `bot/store/migrations/`.
 
 `tweetbot migrate` applies the ones a database lacks, each in its own transaction,
-under an advisory lock so two runs at once (two release phases) cannot collide:
-the second waits, then finds nothing left to do. Web and worker refuse to start on
+under a transaction-scoped advisory lock so two runs at once (two release phases)
+cannot collide: the second waits, then finds nothing left to do. Nothing is kept in
+the session, so it works through a transaction pooler too. Web and worker refuse to start on
 a database whose schema is older than the code (`SchemaBehind`).
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from importlib import resources
 
 import psycopg
 
+from bot.store.connections import connect
 from bot.store.errors import SchemaBehind
 
 log = logging.getLogger("tweetbot.migrate")
@@ -55,24 +57,31 @@ def applied_version(conn: psycopg.Connection) -> int:
 
 
 def migrate(url: str) -> list[str]:
-    """Apply every migration the database lacks; the names applied (empty: it was up to date)."""
+    """Apply every migration the database lacks; the names applied (empty: it was up to date).
+
+    Each migration is one transaction that takes the migrations' transaction-scoped advisory
+    lock and then looks at the ledger again, so two runs at once apply each version once, and
+    a transaction pooler (which may hand each transaction to another session) changes nothing.
+    """
     applied: list[str] = []
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_advisory_lock(%s)", (advisory_key("migrate"),))
-        try:
+    with connect(url) as conn:
+        with conn.transaction():
+            _lock_migrations(conn)
             conn.execute(_CREATE_LEDGER)
-            have = applied_version(conn)
-            for version, name, sql in migrations():
-                if version <= have:
+        for version, name, sql in migrations():
+            with conn.transaction():
+                _lock_migrations(conn)
+                if version <= applied_version(conn):
                     continue
-                with conn.transaction():
-                    conn.execute(sql.encode())
-                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
-                log.info("applied migration %s", name)
-                applied.append(name)
-        finally:
-            conn.execute("SELECT pg_advisory_unlock(%s)", (advisory_key("migrate"),))
+                conn.execute(sql.encode())
+                conn.execute("INSERT INTO schema_migrations (version, name) VALUES (%s, %s)", (version, name))
+            log.info("applied migration %s", name)
+            applied.append(name)
     return applied
+
+
+def _lock_migrations(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_key("migrate"),))
 
 
 def check_schema(conn: psycopg.Connection) -> None:

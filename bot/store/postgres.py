@@ -1,51 +1,57 @@
-"""The server store: PostgreSQL through psycopg 3 and its pool, chosen when DATABASE_URL is set.
+"""The server store: PostgreSQL through psycopg 3, chosen when DATABASE_URL is set.
 
 It keeps what the file store keeps, for platforms whose web and worker processes
-share no disk, and for more than one worker. How it keeps the contract:
-- `transaction()` is a database transaction on one pooled connection, held by the
-  thread for the whole block (re-entrant); every row read inside it is locked
-  (`FOR UPDATE`), so a check-then-update never acts on a row another process changes;
+share no disk, and for more than one worker. Nothing that matters lives in a database
+session, because managed databases restart, drop connections and are often reached
+through a transaction pooler. How it keeps the contract:
+- `transaction()` is a database transaction on one connection (`bot.store.connections`:
+  checked as it is handed out, autocommit outside transactions, no server-side prepared
+  statements), held by the thread for the whole block (re-entrant); every row read inside
+  it is locked (`FOR UPDATE`), so a check-then-update never acts on a row another process
+  changes;
 - due posts are claimed in one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`
-  under the account's transaction-scoped advisory lock, and only while the account has
-  nothing `sending`: any number of workers share the posting, never hold the same post,
-  and one account's posts go out in order, one batch at a time;
-- an account's lock and a lease are session advisory locks on a connection of their
-  own, released by the database when the process holding them dies;
+  under the account's transaction-scoped advisory lock (tried, never waited for), and only
+  while the account has nothing `sending`: any number of workers share the posting, never hold the same post,
+  and one account's posts go out in order, one batch at a time. Each claim carries a
+  token; an outcome is written only under the claim that still holds the post;
+- an account's lock and a lease are rows of `leases` (`bot.store.leases`), renewed while
+  held, so a dropped connection or a pooler does not free them;
 - tokens are sealed with TOKEN_KEY exactly as in the file store (the same documents).
 """
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
 
 import orjson
 import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
-from psycopg_pool import ConnectionPool, PoolTimeout
 
 from bot.crypto import TokenCipher
-from bot.models import Account, Post, to_iso, utcnow
+from bot.models import SENDING, Account, Post, to_iso, utcnow
 from bot.store.backup import BackupSummary
-from bot.store.errors import RecordMissing, StoreError
-from bot.store.locks import LockTimeout
+from bot.store.connections import Connections, database_url, describe, one_line
+from bot.store.errors import ClaimLost, RecordMissing, StoreError, StoreUnreachable
+from bot.store.leases import LeaseKeeper, RowLease
 from bot.store.media_files import CHUNK, checked_bytes, checked_digest, digest_of, is_digest
 from bot.store.migrate import advisory_key, check_schema
 from bot.store.records import (
+    TAKE_OVER_EVENT,
     Event,
     StoreContents,
     changed_post,
     first_sealed_token,
     seal_account,
     stamped_if_finished,
+    take_over_detail,
     unseal_account,
     update_account_in,
 )
@@ -55,21 +61,19 @@ from bot.store.records import (
 # would print that to stderr beside our one line; a process that logs still gets it, as a warning.
 logging.getLogger("psycopg").addHandler(logging.NullHandler())
 
-CONNECT_TIMEOUT = 10.0  # seconds to wait for a pooled connection (or the first one)
-# Connections a process keeps at most. No transaction waits on X, so a few serve the worker's
-# posting threads; small plans cap connections (Heroku's smallest: 20 for web, worker and release).
-POOL_SIZE = 5
+# Connections a process keeps at most (DATABASE_POOL_SIZE). No transaction waits on X, so a few
+# serve the worker's posting threads; small plans cap connections (Heroku's smallest: 20 for
+# the web's two processes, the workers, the release phase and a command): see the README.
+POOL_SIZE = 4
+
+__all__ = ["POOL_SIZE", "PostgresStore", "database_url", "describe"]
 
 
-def database_url(url: str) -> str:
-    """The URL as libpq wants it: Heroku and Render hand out `postgres://`; `sslmode` and the rest pass through."""
-    return "postgresql://" + url[len("postgres://"):] if url.startswith("postgres://") else url
-
-
-def describe(url: str) -> str:
-    """Where the database is, for messages: host, port and name, never the password."""
-    parts = urlsplit(database_url(url))
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or ''}"
+# What a restore with --force empties (the schema's ledger and the leases stay).
+_DATA_TABLES = ("accounts", "posts", "schedules", "events", "meta", "media", "media_chunks", "generator_runs")
+_INSERT_POST = ("INSERT INTO posts (id, account_id, status, due_at, ready_at, sending_since, claimed_by, "
+                "claim_token, claimed_at, finished_seq, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
+                "CASE WHEN %s THEN nextval('posts_finished_seq') END, %s)")
 
 
 def _configure(conn: psycopg.Connection) -> None:
@@ -117,41 +121,28 @@ class PostgresStore:
     def __init__(self, url: str, cipher: TokenCipher, pool_size: int = POOL_SIZE) -> None:
         self.url = database_url(url)
         self._cipher = cipher
-        self._pool = ConnectionPool(self.url, min_size=1, max_size=pool_size, open=False, name="tweetbot",
-                                    timeout=CONNECT_TIMEOUT, configure=_configure)
-        self._pool_lock = threading.Lock()
-        self._opened = False
+        self._connections = Connections(self.url, pool_size, configure=_configure)
         self._local = threading.local()
         self._queue = _QueueCache()
+        self._leases = LeaseKeeper(self._run)
 
     # -- connections and transactions -------------------------------------------------
 
-    def _open_pool(self) -> ConnectionPool:
-        with self._pool_lock:
-            if not self._opened:
-                try:
-                    self._pool.open(wait=True, timeout=CONNECT_TIMEOUT)
-                except PoolTimeout as exc:
-                    raise StoreError(f"cannot connect to the database at {describe(self.url)} "
-                                     f"within {CONNECT_TIMEOUT:.0f} s: check DATABASE_URL") from exc
-                self._opened = True
-        return self._pool
-
     @contextmanager
     def _translated(self) -> Iterator[None]:
-        """psycopg's errors become the store's, with what to do."""
+        """psycopg's errors become the store's, with what to do: one line, never a traceback."""
         try:
             yield
         except psycopg.errors.UndefinedTable as exc:
             raise StoreError(f"the database at {describe(self.url)} has no tweetbot schema: "
                              "run `tweetbot migrate`") from exc
-        except PoolTimeout as exc:
-            raise StoreError(f"no database connection free within {CONNECT_TIMEOUT:.0f} s") from exc
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"the database at {describe(self.url)} failed: {' '.join(str(exc).split())}") from exc
+        except psycopg.OperationalError as exc:  # the connection or the server went away
+            self._connections.outage.failed(exc)
+            raise StoreUnreachable(f"the database at {describe(self.url)} is unreachable: {one_line(exc)}") from exc
         except psycopg.DataError as exc:  # a value it cannot keep (a NUL in a text)
-            raise StoreError(f"the database at {describe(self.url)} refused a value: "
-                             f"{' '.join(str(exc).split())}") from exc
+            raise StoreError(f"the database at {describe(self.url)} refused a value: {one_line(exc)}") from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"the database at {describe(self.url)} failed: {one_line(exc)}") from exc
 
     @property
     def _conn(self) -> psycopg.Connection | None:
@@ -167,7 +158,7 @@ class PostgresStore:
         if self._conn is not None:
             yield
             return
-        with self._translated(), self._open_pool().connection() as conn, conn.transaction():
+        with self._translated(), self._connections.connection() as conn, conn.transaction():
             self._local.conn = conn
             try:
                 yield
@@ -176,13 +167,19 @@ class PostgresStore:
 
     def _rows(self, sql: str, params: tuple[Any, ...] | dict[str, Any] = (),
               binary: bool = False) -> list[tuple[Any, ...]]:
-        """Run one statement (in the thread's transaction, if any) and fetch what it returns (`binary`:
-        in PostgreSQL's binary format, so bytea comes back as it is, not as hex text)."""
+        """Run one statement (in the thread's transaction, if any; else as its own) and fetch what it
+        returns (`binary`: in PostgreSQL's binary format, so bytea comes back as it is, not as hex text)."""
         if self._conn is not None:
             cursor = self._conn.execute(sql, params, binary=binary)
             return cursor.fetchall() if cursor.description else []
-        with self._translated(), self._open_pool().connection() as conn:
+        with self._translated(), self._connections.connection() as conn:
             cursor = conn.execute(sql, params, binary=binary)
+            return cursor.fetchall() if cursor.description else []
+
+    def _run(self, sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """One statement of its own, outside any transaction of the thread (a lease is not rolled back)."""
+        with self._translated(), self._connections.connection() as conn:
+            cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 
     def _locking(self, sql: str, table: str, key: object) -> str:
@@ -201,48 +198,53 @@ class PostgresStore:
 
     def verify(self) -> None:
         """Raise `StoreError` (unreachable, schema missing or old) or `TokenKeyError` (TOKEN_KEY wrong)."""
-        with self._translated(), self._open_pool().connection() as conn:
+        with self._translated(), self._connections.connection() as conn:
             check_schema(conn)
             docs = [row[0] for row in conn.execute("SELECT doc FROM accounts LIMIT 20").fetchall()]
         self._cipher.decrypt(first_sealed_token(docs))
 
     def close(self) -> None:
-        with self._pool_lock:
-            if self._opened:
-                self._pool.close()
-                self._opened = False
+        self._connections.close()
+
+    @property
+    def open_connections(self) -> int:
+        """Connections this process holds open now (idle or in use)."""
+        return self._connections.open_count
 
     def backup(self, target: Path) -> BackupSummary:
-        raise StoreError("a PostgreSQL store is backed up with the database's own tools (pg_dump, or the "
-                         "platform's backups), or copied to a file store: tweetbot store copy --to FILE")
+        """Write the store as of one repeatable-read snapshot to the archive `target` (the file store's format)."""
+        from bot.store.backup import write_contents_backup
+
+        self.verify()
+        return write_contents_backup(self.dump(), target, self._cipher)
 
     # -- copying ----------------------------------------------------------------------------
 
     def dump(self) -> StoreContents:
         """Everything the store holds, in one repeatable-read snapshot."""
-        with self._translated(), self._open_pool().connection() as conn:
-            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            try:
-                return StoreContents(
-                    accounts=[row[0] for row in conn.execute("SELECT doc FROM accounts ORDER BY user_id")],
-                    queue=[Post.from_doc(row[0]) for row in conn.execute(
-                        "SELECT doc FROM posts WHERE finished_seq IS NULL ORDER BY due_at, id")],
-                    history=[Post.from_doc(row[0]) for row in conn.execute(
-                        "SELECT doc FROM posts WHERE finished_seq IS NOT NULL ORDER BY finished_seq")],
-                    schedules={row[0]: row[1] for row in conn.execute("SELECT account_id, doc FROM schedules")},
-                    events=[Event(*row) for row in conn.execute(
-                        "SELECT at, kind, account_id, post_id, detail FROM events ORDER BY id")],
-                    meta={row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")},
-                    media={row[0]: _utc(row[1]) for row in conn.execute(
-                        "SELECT digest, stored_at FROM media ORDER BY stored_at, digest")},
-                    read_media=self.get_media)
-            finally:
-                conn.rollback()
+        with self._translated(), self._connections.connection() as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            return StoreContents(
+                accounts=[row[0] for row in conn.execute("SELECT doc FROM accounts ORDER BY user_id")],
+                queue=[Post.from_doc(row[0]) for row in conn.execute(
+                    "SELECT doc FROM posts WHERE finished_seq IS NULL ORDER BY due_at, id")],
+                history=[Post.from_doc(row[0]) for row in conn.execute(
+                    "SELECT doc FROM posts WHERE finished_seq IS NOT NULL ORDER BY finished_seq")],
+                schedules={row[0]: row[1] for row in conn.execute("SELECT account_id, doc FROM schedules")},
+                events=[Event(*row) for row in conn.execute(
+                    "SELECT at, kind, account_id, post_id, detail FROM events ORDER BY id")],
+                meta={row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")},
+                media={row[0]: _utc(row[1]) for row in conn.execute(
+                    "SELECT digest, stored_at FROM media ORDER BY stored_at, digest")},
+                read_media=self.get_media)
 
-    def load(self, contents: StoreContents) -> None:
-        """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty)."""
+    def load(self, contents: StoreContents, replace: bool = False) -> None:
+        """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty;
+        with `replace`, what it holds is deleted first, in the same transaction: a restore's --force)."""
         with self.transaction():
-            self._rows("LOCK TABLE accounts, posts, schedules, events, meta IN EXCLUSIVE MODE")
+            self._rows(f"LOCK TABLE {', '.join(_DATA_TABLES)} IN EXCLUSIVE MODE")
+            if replace:
+                self._rows(f"TRUNCATE {', '.join(_DATA_TABLES)}")
             if any(self._rows(f"SELECT 1 FROM {table} LIMIT 1")
                    for table in ("accounts", "posts", "schedules", "events")):
                 raise StoreError(f"the database at {describe(self.url)} is not empty: copy only into an empty store")
@@ -253,11 +255,7 @@ class PostgresStore:
                                    [(d["user_id"], str(d["username"]).lower(), Jsonb(d)) for d in contents.accounts])
                 cursor.executemany("INSERT INTO schedules (account_id, doc) VALUES (%s, %s)",
                                    [(key, Jsonb(doc)) for key, doc in contents.schedules.items()])
-                cursor.executemany(
-                    "INSERT INTO posts (id, account_id, status, due_at, ready_at, sending_since, claimed_by, "
-                    "finished_seq, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, "
-                    "CASE WHEN %s THEN nextval('posts_finished_seq') END, %s)",
-                    [_columns(post) for post in [*contents.history, *contents.queue]])
+                cursor.executemany(_INSERT_POST, [_columns(post) for post in [*contents.history, *contents.queue]])
                 cursor.executemany("INSERT INTO events (at, kind, account_id, post_id, detail) "
                                    "VALUES (%s, %s, %s, %s, %s)",
                                    [(e.at, e.kind, e.account_id, e.post_id, e.detail) for e in contents.events])
@@ -270,11 +268,12 @@ class PostgresStore:
 
     # -- locks --------------------------------------------------------------------------
 
-    def lease(self, name: str) -> AdvisoryLock:
-        return AdvisoryLock(self.url, f"lease:{name}")
+    def lease(self, name: str, stop: Callable[[], bool] | None = None) -> RowLease:
+        """A lease row (see `bot.store.leases`); `stop` ends a wait for it early."""
+        return RowLease(self._run, self._leases, f"lease:{name}", stop=stop)
 
-    def account_lock(self, user_id: str, timeout: float = -1) -> AdvisoryLock:
-        return AdvisoryLock(self.url, f"account:{user_id}", timeout)
+    def account_lock(self, user_id: str, timeout: float = -1, stop: Callable[[], bool] | None = None) -> RowLease:
+        return RowLease(self._run, self._leases, f"account:{user_id}", timeout, stop)
 
     # -- meta -----------------------------------------------------------------------------
 
@@ -324,11 +323,16 @@ class PostgresStore:
 
     # -- posts ----------------------------------------------------------------------------------
 
-    def add_posts(self, posts: list[Post]) -> list[Post]:
-        """Queue posts in one transaction, all or none; ids are assigned here (finished ones go to the history)."""
+    def add_posts(self, posts: list[Post], run_key: str | None = None) -> list[Post]:
+        """Queue posts in one transaction, all or none; ids are assigned here (finished ones go to the history).
+        With `run_key`, only if no earlier call used that key (none queued: []); the key is kept with them."""
         if not posts:
             return []
         with self.transaction():
+            if run_key is not None and not self._rows(
+                    "INSERT INTO generator_runs (key, queued_at) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1",
+                    (run_key, utcnow())):
+                return []
             ids = [row[0] for row in self._rows(
                 "SELECT nextval(pg_get_serial_sequence('posts', 'id')) FROM generate_series(1, %s)", (len(posts),))]
             stored = [stamped_if_finished(replace(post, id=post_id, created_at=post.created_at or utcnow()))
@@ -336,12 +340,14 @@ class PostgresStore:
             conn = self._conn
             assert conn is not None
             with conn.cursor() as cursor:
-                cursor.executemany(
-                    "INSERT INTO posts (id, account_id, status, due_at, ready_at, sending_since, claimed_by, "
-                    "finished_seq, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, "
-                    "CASE WHEN %s THEN nextval('posts_finished_seq') END, %s)",
-                    [_columns(post) for post in stored])
+                cursor.executemany(_INSERT_POST, [_columns(post) for post in stored])
+            if run_key is not None:
+                self._rows("UPDATE generator_runs SET post_id = %s WHERE key = %s", (stored[0].id, run_key))
             return stored
+
+    def forget_runs(self, before: datetime) -> int:
+        """Forget the keys of generator runs queued before `before`; how many."""
+        return len(self._rows("DELETE FROM generator_runs WHERE queued_at < %s RETURNING 1", (before,)))
 
     def get_post(self, post_id: int) -> Post | None:
         """A post, queued or finished."""
@@ -388,14 +394,21 @@ class PostgresStore:
 
     def claim_due(self, account_id: str, now: datetime, limit: int, claimer: str,
                   post_id: int | None = None) -> list[Post]:
-        """Mark the account's earliest due posts `sending` by `claimer` (only `post_id`, if given), in due
-        order; none while any post of the account is `sending`."""
+        """Mark the account's earliest due posts `sending` by `claimer` under one new claim (only `post_id`,
+        if given), in due order; none while any post of the account is `sending`."""
+        claim = secrets.token_hex(8)
         with self.transaction():
-            self._rows("SELECT pg_advisory_xact_lock(%s)", (advisory_key(f"claims:{account_id}"),))
+            # Another worker claiming this account's posts right now has them: no wait (a frozen one could
+            # hold the lock for as long as its session lives).
+            [(free,)] = self._rows("SELECT pg_try_advisory_xact_lock(%s)", (advisory_key(f"claims:{account_id}"),))
+            if not free:
+                return []
             rows = self._rows(
                 "UPDATE posts SET status = 'sending', sending_since = %(now)s, claimed_by = %(claimer)s,"
+                " claim_token = %(claim)s, claimed_at = %(now)s,"
                 " doc = doc || jsonb_build_object('status', 'sending', 'sending_since', %(now_iso)s::text,"
-                "                                 'claimed_by', %(claimer)s::text)"
+                "                                 'claimed_by', %(claimer)s::text, 'claim_token', %(claim)s::text,"
+                "                                 'claimed_at', %(now_iso)s::text)"
                 " WHERE id IN ("
                 "  SELECT id FROM posts WHERE account_id = %(account)s AND status = 'scheduled'"
                 "  AND ready_at <= %(now)s AND (%(only)s::bigint IS NULL OR id = %(only)s)"
@@ -403,27 +416,53 @@ class PostgresStore:
                 "  ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
                 " RETURNING doc",
                 {"account": account_id, "now": now, "now_iso": to_iso(now), "claimer": claimer, "limit": limit,
-                 "only": post_id})
+                 "only": post_id, "claim": claim})
             claimed = sorted((Post.from_doc(row[0]) for row in rows), key=lambda p: (p.due_at, p.id))
             self._rows("INSERT INTO events (at, kind, account_id, post_id, detail) "
                        "SELECT %s, 'sending', %s, unnest(%s::bigint[]), %s",
                        (now, account_id, [post.id for post in claimed], claimer))
             return claimed
 
-    def update_post(self, post_id: int, **changes: Any) -> Post:
-        """Change a queued post (its row locked); one that becomes finished joins the history."""
+    def take_over(self, post: Post, claimer: str, now: datetime, claimed_before: datetime) -> Post | None:
+        """Claim for `claimer` a post left `sending` under `post.claim_token`, if that claim is still its claim and
+        was made before `claimed_before` (one statement decides); the post under the new claim, or None."""
+        claim = secrets.token_hex(8)
+        with self.transaction():
+            rows = self._rows(
+                "UPDATE posts SET claimed_by = %(claimer)s, claim_token = %(claim)s, claimed_at = %(now)s,"
+                " doc = doc || jsonb_build_object('claimed_by', %(claimer)s::text, 'claim_token', %(claim)s::text,"
+                "                                 'claimed_at', %(now_iso)s::text)"
+                " WHERE id = %(id)s AND status = 'sending' AND claim_token IS NOT DISTINCT FROM %(old)s"
+                " AND coalesce(claimed_at, sending_since) < %(before)s RETURNING doc",
+                {"claimer": claimer, "claim": claim, "now": now, "now_iso": to_iso(now), "id": post.id,
+                 "old": post.claim_token, "before": claimed_before})
+            if not rows:
+                return None
+            self._rows("INSERT INTO events (at, kind, account_id, post_id, detail) VALUES (%s, %s, %s, %s, %s)",
+                       (now, TAKE_OVER_EVENT, post.account_id, post.id, take_over_detail(post, claimer, now)))
+            return Post.from_doc(rows[0][0])
+
+    def update_post(self, post_id: int, under_claim: str | None = None, **changes: Any) -> Post:
+        """Change a queued post (its row locked); one that becomes finished joins the history. With
+        `under_claim`, only while it is `sending` under that claim (else `ClaimLost`, nothing changed)."""
         with self.transaction():
             rows = self._rows("SELECT doc FROM posts WHERE id = %s AND finished_seq IS NULL FOR UPDATE",
                               (int(post_id),))
             if not rows:
+                if under_claim is not None:
+                    raise ClaimLost(f"post {post_id} is no longer queued")
                 raise RecordMissing(f"no queued post {post_id}")
-            post = changed_post(Post.from_doc(rows[0][0]), changes)
+            current = Post.from_doc(rows[0][0])
+            if under_claim is not None and (current.status != SENDING or current.claim_token != under_claim):
+                raise ClaimLost(f"post {post_id} is no longer sending under that claim")
+            post = changed_post(current, changes)
             self._write_post(post)
             return post
 
     def _write_post(self, post: Post) -> None:
         self._rows("UPDATE posts SET account_id = %s, status = %s, due_at = %s, ready_at = %s, sending_since = %s, "
-                   "claimed_by = %s, finished_seq = CASE WHEN %s THEN nextval('posts_finished_seq') END, doc = %s "
+                   "claimed_by = %s, claim_token = %s, claimed_at = %s, "
+                   "finished_seq = CASE WHEN %s THEN nextval('posts_finished_seq') END, doc = %s "
                    "WHERE id = %s", (*_columns(post)[1:], post.id))
 
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
@@ -531,58 +570,4 @@ def _columns(post: Post) -> tuple[Any, ...]:
     """The row of a post: the columns queries use, then the whole document."""
     ready = max(post.due_at, post.next_attempt_at) if post.next_attempt_at else post.due_at
     return (post.id, post.account_id, post.status, post.due_at, ready, post.sending_since, post.claimed_by,
-            post.finished, Jsonb(post.to_doc()))
-
-
-class AdvisoryLock:
-    """A `Lock` held as a session advisory lock on a connection of its own: PostgreSQL releases
-    it when the holder's session ends, however the process ends."""
-
-    def __init__(self, url: str, name: str, timeout: float = -1) -> None:
-        self.url = url
-        self.name = name
-        self.key = advisory_key(name)
-        self.timeout = timeout
-        self._conn: psycopg.Connection | None = None
-
-    def acquire(self, timeout: float = -1) -> None:
-        try:
-            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT))
-        except psycopg.OperationalError as exc:
-            raise StoreError(f"cannot connect to the database at {describe(self.url)} for {self.name}") from exc
-        if not self._take(conn, timeout):
-            conn.close()
-            raise LockTimeout(f"{self.name} is held by another process")
-        self._conn = conn
-
-    def _take(self, conn: psycopg.Connection, timeout: float) -> bool:
-        if timeout < 0:
-            conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
-            return True
-        if timeout > 0:
-            conn.execute("SELECT set_config('lock_timeout', %s, false)", (f"{int(timeout * 1000)}ms",))
-            try:
-                conn.execute("SELECT pg_advisory_lock(%s)", (self.key,))
-                return True
-            except psycopg.errors.LockNotAvailable:
-                return False
-        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (self.key,)).fetchone()
-        return bool(row and row[0])
-
-    def release(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
-            finally:
-                self._conn.close()
-                self._conn = None
-
-    def __enter__(self) -> AdvisoryLock:
-        self.acquire(self.timeout)
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 trace: TracebackType | None) -> None:
-        self.release()
-
-
+            post.claim_token, post.claimed_at, post.finished, Jsonb(post.to_doc()))

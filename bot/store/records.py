@@ -17,6 +17,8 @@ from bot.models import FINISHED, Account, Post, Sealed, from_iso, to_iso, utcnow
 from bot.store.errors import RecordMissing
 
 TOKENS = ("access_token", "refresh_token")
+#: The event of a claim taken over to settle a post its worker left `sending` (`Repository.take_over`).
+TAKE_OVER_EVENT = "settling"
 ACCOUNT_FIELDS = frozenset(f.name for f in fields(Account))
 
 
@@ -100,6 +102,12 @@ def changed_post(post: Post, changes: dict[str, Any]) -> Post:
     if changed.status in FINISHED and post.status not in FINISHED and changes.get("finished_at") is None:
         changed = replace(changed, finished_at=utcnow())
     return changed
+
+
+def take_over_detail(post: Post, claimer: str, now: datetime) -> str:
+    """What a take-over's event says: whose claim, how old, who settles it now."""
+    started = post.claim_started or now
+    return f"claim of {post.claimed_by} made {(now - started).total_seconds():.1f} s before, settled by {claimer}"
 
 
 def stamped_if_finished(post: Post) -> Post:

@@ -21,6 +21,7 @@ committed length: a transaction that never committed wrote them.
 """
 from __future__ import annotations
 
+import secrets
 import sys
 import threading
 from bisect import bisect_right
@@ -39,17 +40,19 @@ from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import SCHEDULED, SENDING, Account, Post, to_iso, utcnow
-from bot.store.errors import RecordMissing, StoreDamaged, StoreError
+from bot.store.errors import ClaimLost, RecordMissing, StoreDamaged, StoreError
 from bot.store.files import PRIVATE, AppendLog, atomic_write, decode, encode
 from bot.store.locks import FileHeldLock
 from bot.store.media_files import MediaFolder
 from bot.store.records import (
+    TAKE_OVER_EVENT,
     Event,
     StoreContents,
     changed_post,
     first_sealed_token,
     seal_account,
     stamped_if_finished,
+    take_over_detail,
     unseal_account,
     update_account_in,
 )
@@ -453,15 +456,16 @@ class TinyStore:
     #: One process posts at a time: the posting lease (see `Repository.exclusive_posting`).
     exclusive_posting = True
 
-    def lease(self, name: str) -> FileHeldLock:
-        """A lock one process holds for as long as it does a job only one may do (posting)."""
-        return FileHeldLock(str(self.path) + f".{name}.lock", thread_local=False)
+    def lease(self, name: str, stop: Callable[[], bool] | None = None) -> FileHeldLock:
+        """A lock one process holds for as long as it does a job only one may do (posting, maintenance)."""
+        return FileHeldLock(str(self.path) + f".{name}.lock", thread_local=False, stop=stop)
 
-    def account_lock(self, user_id: str, timeout: float = -1) -> FileHeldLock:
+    def account_lock(self, user_id: str, timeout: float = -1,
+                     stop: Callable[[], bool] | None = None) -> FileHeldLock:
         """A lock for one account across processes (held around a token refresh)."""
         folder = self.path.parent / "locks"
         folder.mkdir(exist_ok=True)
-        return FileHeldLock(str(folder / f"account-{user_id}.lock"), timeout=timeout)
+        return FileHeldLock(str(folder / f"account-{user_id}.lock"), timeout=timeout, stop=stop)
 
     # -- meta -------------------------------------------------------------------
 
@@ -523,13 +527,19 @@ class TinyStore:
 
     # -- posts ------------------------------------------------------------------
 
-    def add_posts(self, posts: list[Post]) -> list[Post]:
+    def add_posts(self, posts: list[Post], run_key: str | None = None) -> list[Post]:
         """Queue posts in one transaction, all or none; ids are assigned here.
 
         A post that is already finished (say, one recorded after the fact) goes
-        straight to the history.
+        straight to the history. With `run_key`, only if no earlier call used that key
+        (none queued: []); the key is kept with them, in the same transaction.
         """
+        if not posts:
+            return []
         with self.transaction():
+            runs = self._tables.setdefault("generator_runs", {})
+            if run_key is not None and run_key in runs:
+                return []
             next_id = int(self._meta().get("next_post_id", 1))
             stored = []
             for offset, post in enumerate(posts):
@@ -539,7 +549,21 @@ class TinyStore:
                 Document(post.to_doc(), doc_id=post.id) for post in stored if not post.finished)
             self._pending["history"].extend(post.to_doc() for post in stored if post.finished)
             self._set_meta_in_tx("next_post_id", next_id + len(stored))
+            if run_key is not None:
+                runs[run_key] = {"queued_at": to_iso(utcnow()), "post_id": stored[0].id}
+                self._dirty = True
             return stored
+
+    def forget_runs(self, before: datetime) -> int:
+        """Forget the keys of generator runs queued before `before`; how many."""
+        with self.transaction():
+            runs = self._tables.get("generator_runs", {})
+            cutoff = to_iso(before) or ""
+            old = [key for key, run in runs.items() if run["queued_at"] < cutoff]
+            for key in old:
+                del runs[key]
+            self._dirty = self._dirty or bool(old)
+            return len(old)
 
     def _set_meta_in_tx(self, key: str, value: Any) -> None:
         meta = dict(self._meta())
@@ -584,15 +608,30 @@ class TinyStore:
     def claim_due(self, account_id: str, now: datetime, limit: int, claimer: str,
                   post_id: int | None = None) -> list[Post]:
         """See `Repository.claim_due`: one transaction, under the store's lock."""
+        claim = secrets.token_hex(8)
         with self.transaction():
             if self.sending_posts(account_id):
                 return []
             due = [post for post in self.queued_posts(account_id, due_by=now) if post_id in (None, post.id)]
             claimed = []
             for post in due[:limit]:
-                claimed.append(self.update_post(post.id, status=SENDING, sending_since=now, claimed_by=claimer))
+                claimed.append(self.update_post(post.id, status=SENDING, sending_since=now, claimed_by=claimer,
+                                                claim_token=claim, claimed_at=now))
                 self.record_event("sending", account_id, post.id, detail=claimer, at=now)
             return claimed
+
+    def take_over(self, post: Post, claimer: str, now: datetime, claimed_before: datetime) -> Post | None:
+        """See `Repository.take_over`: decided and written in one transaction, under the store's lock."""
+        with self.transaction():
+            current = self.get_post(post.id)
+            started = current.claim_started if current is not None else None
+            if current is None or current.status != SENDING or current.claim_token != post.claim_token or \
+                    started is None or started >= claimed_before:
+                return None
+            taken = self.update_post(post.id, claimed_by=claimer, claim_token=secrets.token_hex(8), claimed_at=now)
+            self.record_event(TAKE_OVER_EVENT, post.account_id, post.id, detail=take_over_detail(current, claimer, now),
+                              at=now)
+            return taken
 
     def _queue_index(self) -> _QueueIndex:
         posts = self._tables.get("posts")
@@ -609,12 +648,17 @@ class TinyStore:
         chosen = (Post.from_doc(dict(doc)) for doc in docs if account_id is None or doc["account_id"] == account_id)
         return sorted(chosen, key=lambda p: (p.due_at, p.id))
 
-    def update_post(self, post_id: int, **changes: Any) -> Post:
-        """Change a queued post; one that becomes finished moves to the history log."""
+    def update_post(self, post_id: int, under_claim: str | None = None, **changes: Any) -> Post:
+        """Change a queued post; one that becomes finished moves to the history log. With `under_claim`,
+        only while it is `sending` under that claim (else `ClaimLost`, nothing changed)."""
         with self.transaction():
             doc = self._table("posts").get(doc_id=int(post_id))
             if doc is None:
+                if under_claim is not None:
+                    raise ClaimLost(f"post {post_id} is no longer queued")
                 raise RecordMissing(f"no queued post {post_id}")
+            if under_claim is not None and (doc["status"] != SENDING or doc.get("claim_token") != under_claim):
+                raise ClaimLost(f"post {post_id} is no longer sending under that claim")
             post = changed_post(Post.from_doc(dict(doc)), changes)
             if post.finished:
                 del self._tables["posts"][str(post.id)]

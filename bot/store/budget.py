@@ -1,0 +1,87 @@
+"""What `tweetbot check` says of a PostgreSQL database: reached directly or through a pooler,
+and how many connections the deploy takes against what the server allows.
+
+Each process keeps at most DATABASE_POOL_SIZE connections (`bot.store.connections`):
+the web's two gunicorn processes (the Procfile's line) each that many, every worker
+that many, the release phase's `tweetbot migrate` one, and a command one. Small plans
+cap connections (Heroku's smallest: 20), so the sum is printed beside the server's
+and the role's limits.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import psycopg
+
+from bot.settings import Settings
+from bot.store.connections import connect, database_url, describe, one_line
+
+WEB_PROCESSES = 2  # gunicorn --workers in the Procfile, render.yaml and `tweetbot web`
+WORKERS = 2  # the deploy the budget is worked out for: web + two workers
+POOLER_HOST_MARKS = ("pooler",)  # Supabase's *.pooler.supabase.com, Neon's *-pooler.* hosts
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Connections each part of a deploy takes at most."""
+
+    pool_size: int
+    web_processes: int = WEB_PROCESSES
+    workers: int = WORKERS
+
+    @property
+    def web(self) -> int:
+        return self.web_processes * self.pool_size
+
+    @property
+    def total(self) -> int:
+        """Web, the workers, the release phase's migrate and one command."""
+        return self.web + self.workers * self.pool_size + 1 + 1
+
+    def line(self) -> str:
+        return (f"Connections: at most {self.pool_size} per process (DATABASE_POOL_SIZE): web {self.web} "
+                f"({self.web_processes} gunicorn processes), each worker {self.pool_size}, migrate 1, a command 1; "
+                f"{self.total} with {self.workers} workers")
+
+
+def pooled(url: str, server_port: int | None) -> bool:
+    """Whether the URL reaches the server through a pooler: the host says so, or the server listens
+    on another port than the one the URL names (pgbouncer's 6432 in front of PostgreSQL's 5432)."""
+    parts = urlsplit(database_url(url))
+    if any(mark in (parts.hostname or "") for mark in POOLER_HOST_MARKS):
+        return True
+    return server_port is not None and server_port != (parts.port or 5432)
+
+
+def describe_database(settings: Settings) -> list[str]:
+    """The lines `tweetbot check` prints about DATABASE_URL (one line if it cannot be reached)."""
+    assert settings.database_url
+    budget = Budget(settings.database_pool_size)
+    try:
+        with connect(settings.database_url) as conn:
+            port, max_connections, reserved, role_limit = _limits(conn)
+    except psycopg.Error as exc:
+        return [f"Database: unreachable: {one_line(exc)}", budget.line()]
+    kind = ("pooled: a pooler stands between (the server listens on port "
+            f"{port}); the store keeps nothing in a session, so a transaction pooler works"
+            if pooled(settings.database_url, port) else "direct")
+    allowed = max_connections - reserved
+    lines = [f"Database: {describe(settings.database_url)}, {kind}", budget.line(),
+             f"The server allows {allowed} connections (max_connections {max_connections} less {reserved} "
+             f"reserved)" + (f", this role {role_limit} (CONNECTION LIMIT)" if role_limit >= 0 else "")]
+    limit = min(allowed, role_limit) if role_limit >= 0 else allowed
+    if budget.total > limit:
+        lines.append(f"warning: {budget.total} connections may be wanted but {limit} are allowed: "
+                     "lower DATABASE_POOL_SIZE")
+    return lines
+
+
+def _limits(conn: psycopg.Connection) -> tuple[int | None, int, int, int]:
+    """The server's port, max_connections, the connections reserved for superusers, and the role's limit."""
+    row = conn.execute(
+        "SELECT current_setting('port')::int, current_setting('max_connections')::int, "
+        "current_setting('superuser_reserved_connections')::int, "
+        "(SELECT rolconnlimit FROM pg_roles WHERE rolname = current_user)").fetchone()
+    assert row is not None
+    return row[0], row[1], row[2], row[3]

@@ -1,0 +1,162 @@
+"""Leases in the database: the PostgreSQL store's account locks and maintenance leases.
+
+A session advisory lock lives and dies with one connection: a dropped connection
+(a restart, `pg_terminate_backend`, a PaaS's maintenance) frees it while its holder
+still works, and through a transaction pooler it belongs to whichever client the
+pooler lent that session to. So a lease here is a row of `leases`:
+- a holder (a fresh name per acquisition), and a fence that grows by one each time
+  the lease is taken, so a write can check that its lease is still the current one;
+- taken by one statement that succeeds only if nobody holds the row or its holder's
+  time is up; released by one statement that frees it only for its holder;
+- renewed while held by a thread of the process (every TTL/4); a holder that died
+  stops renewing, and its lease can be taken TTL after the last renewal;
+- measured on the database's clock, never a host's, and never shorter than TTL after
+  the server started: a restart or a stop does not let another process take a lease
+  whose holder could not renew while the server was away.
+
+Every wait has an end: `acquire` polls until its timeout, and stops early when the
+caller's `stop` says the process is stopping (`LockTimeout` either way).
+"""
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from types import TracebackType
+from typing import Any
+
+from bot.store.errors import StoreError
+from bot.store.locks import LockTimeout
+
+log = logging.getLogger("tweetbot.store")
+
+LEASE_TTL = timedelta(seconds=60)
+POLL_FIRST, POLL_MOST = 0.02, 0.5  # seconds between two tries to take a held lease
+
+Run = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
+
+_TAKE = """
+INSERT INTO leases AS l (name, holder, fence, renewed_at, ttl)
+VALUES (%(name)s, %(holder)s, 1, clock_timestamp(), %(ttl)s)
+ON CONFLICT (name) DO UPDATE
+   SET holder = EXCLUDED.holder, fence = l.fence + 1, renewed_at = EXCLUDED.renewed_at, ttl = EXCLUDED.ttl
+ WHERE l.holder = ''
+    OR (l.renewed_at + l.ttl < clock_timestamp() AND pg_postmaster_start_time() + l.ttl < clock_timestamp())
+RETURNING fence"""
+_RELEASE = "UPDATE leases SET holder = '' WHERE name = %(name)s AND holder = %(holder)s"
+_RENEW = ("UPDATE leases SET renewed_at = clock_timestamp() WHERE holder = ANY(%(holders)s) AND holder <> '' "
+          "RETURNING holder")
+
+
+class RowLease:
+    """A `Lock` kept as a row of `leases` (see the module); `fence` is its number while held."""
+
+    def __init__(self, run: Run, keeper: LeaseKeeper, name: str, timeout: float = -1,
+                 stop: Callable[[], bool] | None = None, ttl: timedelta = LEASE_TTL) -> None:
+        self.run = run
+        self.keeper = keeper
+        self.name = name
+        self.timeout = timeout
+        self.stop = stop or (lambda: False)
+        self.ttl = ttl
+        self.holder = ""
+        self.fence: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Held, and not found taken by another when last renewed."""
+        return self.fence is not None and self.keeper.holds(self.holder)
+
+    def acquire(self, timeout: float = -1) -> None:
+        """Take the lease, trying until `timeout` s have passed (0: once; negative: until `stop`)."""
+        holder = secrets.token_hex(8)
+        deadline = None if timeout < 0 else time.monotonic() + timeout
+        pause = POLL_FIRST
+        while True:
+            rows = self.run(_TAKE, {"name": self.name, "holder": holder, "ttl": self.ttl})
+            if rows:
+                self.holder, self.fence = holder, int(rows[0][0])
+                self.keeper.add(self)
+                return
+            if self.stop() or (deadline is not None and time.monotonic() + pause > deadline):
+                raise LockTimeout(f"{self.name} is held by another process")
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_MOST)
+
+    def release(self) -> None:
+        """Free the lease if we still hold it. If the database cannot be reached, it frees itself
+        TTL after its last renewal (the keeper no longer renews it)."""
+        if self.fence is None:
+            return
+        self.keeper.discard(self)
+        holder, self.holder, self.fence = self.holder, "", None
+        try:
+            self.run(_RELEASE, {"name": self.name, "holder": holder})
+        except StoreError as exc:
+            log.info("could not release %s now (%s); it frees itself within %s s", self.name, exc,
+                     int(self.ttl.total_seconds()))
+
+    def __enter__(self) -> RowLease:
+        self.acquire(self.timeout)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.release()
+
+
+class LeaseKeeper:
+    """Renews every lease the process holds, on one daemon thread, while any is held."""
+
+    def __init__(self, run: Run, every: float = LEASE_TTL.total_seconds() / 4) -> None:
+        self.run = run
+        self.every = every
+        self._held: dict[str, RowLease] = {}
+        self._lost: set[str] = set()
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, lease: RowLease) -> None:
+        with self._lock:
+            self._held[lease.holder] = lease
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name="lease-keeper", daemon=True)
+                self._thread.start()
+
+    def discard(self, lease: RowLease) -> None:
+        with self._lock:
+            self._held.pop(lease.holder, None)
+            self._lost.discard(lease.holder)
+
+    def holds(self, holder: str) -> bool:
+        with self._lock:
+            return holder in self._held and holder not in self._lost
+
+    def renew_now(self) -> None:
+        """Renew every held lease once; one found taken by another is marked lost."""
+        with self._lock:
+            holders = [h for h in self._held if h not in self._lost]
+        if not holders:
+            return
+        renewed = {row[0] for row in self.run(_RENEW, {"holders": holders})}
+        with self._lock:
+            for holder in holders:
+                if holder not in renewed and holder in self._held:
+                    self._lost.add(holder)
+                    log.warning("lost the lease %s: it was taken while this process could not renew it",
+                                self._held[holder].name)
+
+    def _loop(self) -> None:
+        while not self._wake.wait(self.every):
+            with self._lock:
+                if not self._held:
+                    self._thread = None
+                    return
+            try:
+                self.renew_now()
+            except StoreError:
+                pass  # the database is away: the store says so; the next round tries again
