@@ -84,14 +84,28 @@ def recent_post_times(store: Repository, account_id: str | None, now: datetime,
     `posted_at` (the dispatcher records one time per post). `scan` bounds how
     many finished posts are read, newest first.
     """
+    return recent_times_by_account(store, account_id, now, span, scan)[0]
+
+
+def recent_times_by_account(store: Repository, account_id: str | None, now: datetime,
+                            span: timedelta = LONGEST_SPAN, scan: int = 2_000,
+                            ) -> tuple[list[datetime], dict[str, list[datetime]], bool]:
+    """`recent_post_times`, the same times by account, and whether the read covered all of `span`
+    (fewer than `scan` finished posts, or one older than the span reached): then an account
+    missing from the dict sent nothing within it."""
     since = now - span
     times: list[datetime] = []
-    for post in store.history(limit=scan, account_id=account_id):
+    by_account: dict[str, list[datetime]] = {}
+    finished = store.history(limit=scan, account_id=account_id)
+    for post in finished:
         if post.posted_at is None or post.posted_at <= since:
             continue
         sent = sum(1 for tweet_id in post.tweet_ids if tweet_id) or (1 if post.status == POSTED else 0)
         times.extend([post.posted_at] * sent)
-    return times
+        by_account.setdefault(post.account_id, []).extend([post.posted_at] * sent)
+    oldest = finished[-1].finished_at or finished[-1].posted_at if finished else None
+    covered = len(finished) < scan or (oldest is not None and oldest <= since)
+    return times, by_account, covered
 
 
 def queue_warnings(posts: Iterable[Post], tier: str, names: Mapping[str, str] | None = None,
@@ -151,7 +165,8 @@ class SentLog:
     """When each account's posts went out, to space posts within X_TIER's windows before X says 429.
 
     Seeded from the history once per account, then kept in memory, oldest first, as
-    parts go out. The windows are only worked out when a list is long enough to fill
+    parts go out; one read of the app's recent history seeds every account when it covers
+    the longest window. The windows are only worked out when a list is long enough to fill
     one: this runs before every post.
     """
 
@@ -162,24 +177,59 @@ class SentLog:
         self._times: dict[str | None, deque[datetime]] = {}
         self._lock = threading.Lock()
         self._waiting_until: dict[str, datetime] = {}
+        self._seeded_all: dict[str, list[datetime]] | None = None  # every account's, when the app's read covered all
         self._smallest_limit = {scope: min((w.limit for w in windows(tier, scope)), default=sys.maxsize)
                                 for scope in (USER, APP)}
 
-    def _of(self, account_id: str | None, now: datetime) -> deque[datetime]:
+    def _seed(self, account_id: str, now: datetime) -> None:
+        """Read the account's (and every account's) recent posts from the history once, outside the
+        lock: the posting threads of other accounts do not wait for one account's first read."""
+        self._seed_app(now)
         if account_id not in self._times:
-            self._times[account_id] = deque(sorted(recent_post_times(self.store, account_id, now)))
+            if self._seeded_all is not None:
+                known = self._seeded_all.get(account_id, [])
+            else:
+                known = recent_post_times(self.store, account_id, now)
+            with self._lock:
+                self._times.setdefault(account_id, deque(sorted(known)))
+
+    def _of(self, account_id: str | None, now: datetime) -> deque[datetime]:
+        """The account's recent post times (seeded already), those out of every window dropped."""
         times = self._times[account_id]
         while times and now - times[0] >= LONGEST_SPAN:
             times.popleft()
         return times
 
     def add(self, account_id: str, when: datetime) -> None:
+        self._seed(account_id, when)
         with self._lock:
             for key in (account_id, None):
                 self._of(key, when).append(when)
 
+    def waiting(self, now: datetime) -> set[str]:
+        """The accounts whose window was found full, until the time it has room again."""
+        with self._lock:
+            return {account for account, until in self._waiting_until.items() if until > now}
+
+    def app_room(self, now: datetime) -> bool:
+        """Whether the app's windows have room for one more post now (before any account is claimed)."""
+        self._seed_app(now)
+        with self._lock:
+            everyone = self._of(None, now)
+            return len(everyone) < self._smallest_limit[APP] or \
+                next_allowed_at(list(everyone), self.tier, now, scope=APP) is None
+
+    def _seed_app(self, now: datetime) -> None:
+        if None not in self._times:
+            times, by_account, covered = recent_times_by_account(self.store, None, now)
+            with self._lock:
+                if None not in self._times:
+                    self._times[None] = deque(sorted(times))
+                    self._seeded_all = by_account if covered else None
+
     def room_for(self, account_id: str, now: datetime) -> bool:
         """Whether one more post fits the per-user and per-app windows now."""
+        self._seed(account_id, now)
         with self._lock:
             if self._waiting_until.get(account_id, now) > now:
                 return False

@@ -220,6 +220,23 @@ class Post(Record):
         media = tuple(tuple(MediaRef.from_doc(ref) for ref in part) for part in doc.get("media") or ())
         return super().from_doc({**doc, "media": media})
 
+    @classmethod
+    def patch(cls, changes: dict[str, Any]) -> dict[str, Any]:
+        """`changes` to some fields, as they are in a document (a store merges it into the stored one)."""
+        unknown = set(changes) - _field_names(cls)
+        if unknown:
+            raise TypeError(f"Post has no field {sorted(unknown)[0]!r}")
+        doc = dict(changes)
+        for name in cls._times:
+            if name in doc:
+                doc[name] = to_iso(doc[name])
+        for name in cls._tuples:
+            if name in doc:
+                doc[name] = list(doc[name])
+        if "media" in doc:
+            doc["media"] = [[ref.to_doc() for ref in part] for part in doc["media"]]
+        return doc
+
     def media_of(self, index: int) -> tuple[MediaRef, ...]:
         """The media of part `index` (none when the post has no media there)."""
         return self.media[index] if index < len(self.media) else ()

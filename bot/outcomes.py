@@ -12,7 +12,7 @@ import logging
 from datetime import datetime
 
 from bot.models import FAILED, POSTED, Post, finished_claim
-from bot.store import Repository
+from bot.store import Event, Repository
 
 log = logging.getLogger("tweetbot.posting")
 
@@ -20,20 +20,18 @@ log = logging.getLogger("tweetbot.posting")
 def mark_posted(store: Repository, post: Post, at: datetime,
                 tweet_ids: tuple[str | None, ...] | None = None) -> Post:
     """The post is out: every part has its tweet id."""
-    with store.transaction():
-        done = store.update_post(post.id, under_claim=post.claim_token, **finished_claim(
-            status=POSTED, posted_at=at, last_error=None, tweet_ids=tweet_ids or post.tweet_ids,
-            attempts=post.attempts))
-        store.record_event("posted", post.account_id, post.id, detail=",".join(map(str, done.tweet_ids)), at=at)
+    ids = tweet_ids or post.tweet_ids
+    done = store.update_post(post.id, under_claim=post.claim_token, event=Event(
+        at, "posted", post.account_id, post.id, ",".join(map(str, ids))), **finished_claim(
+        status=POSTED, posted_at=at, last_error=None, tweet_ids=ids, attempts=post.attempts))
     log.info("post %s is out: %s", post.id, ", ".join(map(str, done.tweet_ids)))
     return done
 
 
 def mark_failed(store: Repository, post: Post, reason: str, at: datetime) -> Post:
     """The post failed for good; the reason is for a person (and the log says the attempts)."""
-    with store.transaction():
-        failed = store.update_post(post.id, under_claim=post.claim_token, **finished_claim(
-            status=FAILED, last_error=reason, tweet_ids=post.tweet_ids, attempts=post.attempts))
-        store.record_event("failed", post.account_id, post.id, detail=reason, at=at)
+    failed = store.update_post(post.id, under_claim=post.claim_token, event=Event(
+        at, "failed", post.account_id, post.id, reason), **finished_claim(
+        status=FAILED, last_error=reason, tweet_ids=post.tweet_ids, attempts=post.attempts))
     log.warning("post %s failed after %d attempt(s): %s", post.id, post.attempts, reason)
     return failed

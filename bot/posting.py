@@ -28,10 +28,12 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from bot.durable import GaveUp, until_stored
 from bot.limits import SentLog
@@ -49,6 +51,7 @@ from bot.xclient import (
     XClient,
     XError,
     XForbidden,
+    XNoAnswer,
     XRateLimited,
     XUnauthorized,
     XUnavailable,
@@ -104,7 +107,9 @@ class Batch:
 
 
 class Dispatcher:
-    """Sends due posts; one turn per account at a time, on a small thread pool."""
+    """Sends due posts on a small thread pool: posting runners, each claiming the next account's due
+    posts and sending them, again and again, until none can be claimed; and per account, a turn
+    that settles posts left `sending` under a dead claim, or uploads media due soon."""
 
     def __init__(self, settings: Settings, store: Repository, x: XClient, tokens: TokenKeeper,
                  clock: Callable[[], datetime] = utcnow, should_stop: Callable[[], bool] = lambda: False,
@@ -117,7 +122,11 @@ class Dispatcher:
         self.clock = clock
         self.should_stop = should_stop
         self.pool = ThreadPoolExecutor(max_workers=settings.post_concurrency, thread_name_prefix="post")
-        self.in_flight: dict[str, Future[None]] = {}
+        self.in_flight: dict[str, Future[object]] = {}  # an account's settle or upload turn
+        self._runners: set[Future[None]] = set()
+        self._lock = threading.Lock()  # the two sets below, shared by the runners and the scheduler's thread
+        self._posting: set[str] = set()  # accounts a runner holds a claim of now
+        self._uploads_wanted: set[str] = set()  # accounts whose media must go up before their posts
         self._apis: dict[str, tuple[str, XApi]] = {}
         self.sent = SentLog(store, settings.x_tier, clock)
         self.settler = Settler(settings, store, tokens, self._api, clock)
@@ -151,26 +160,62 @@ class Dispatcher:
         return True
 
     def dispatch_due(self) -> int:
-        """Start a turn for each account with due posts, or posts left `sending` that can be
-        settled now, and none in flight; how many started."""
+        """Start what the due work needs: a settle turn for each account with posts left `sending`
+        under a dead claim, an upload turn for each account with media to send soon, and posting
+        runners, as many as accounts wait (up to POST_CONCURRENCY in all); how many started."""
         if not self.holds_lease():
             return 0
         self._reap()
         now = self.clock()
-        left = self._left_sending(now)
-        waiting = {p.account_id for p in self.store.queued_posts(due_by=now)}
-        if now >= self._next_lead_scan:  # media of posts due within MEDIA_LEAD: a look now and then is enough
-            waiting |= {p.account_id for p in self.uploader.posts_to_prepare(now)}
-            self._next_lead_scan = now + LEAD_SCAN_EVERY
+        return self._start_settling(now) + self._start_uploads(now) + self._start_runners(now)
+
+    def _start_settling(self, now: datetime) -> int:
         started = 0
-        for account_id in sorted(waiting | {a for a, ready in left.items() if ready}):
-            if account_id in self.in_flight or left.get(account_id) is False:
-                continue  # a turn is running, or a request of another process may still land
-            account = self.store.get_account(account_id)  # read only when the account has work
-            if account_id in left or self._may_send(account, now):
-                self.in_flight[account_id] = self.pool.submit(self._take_turn, account_id, account)
+        for account_id, ready in self._left_sending(now).items():
+            if ready and account_id not in self.in_flight:
+                self.in_flight[account_id] = self.pool.submit(self._settle_left, account_id)
                 started += 1
         return started
+
+    def _start_uploads(self, now: datetime) -> int:
+        """An upload turn for each account whose media must go up (a look every LEAD_SCAN_EVERY, and
+        every account a runner found without its media ids)."""
+        if now >= self._next_lead_scan:
+            wanted = {p.account_id for p in self.uploader.posts_to_prepare(now)}
+            self._next_lead_scan = now + LEAD_SCAN_EVERY
+        else:
+            wanted = set()
+        with self._lock:
+            wanted |= self._uploads_wanted
+            self._uploads_wanted = set()
+        started = 0
+        for account_id in sorted(wanted - set(self.in_flight)):
+            account = self.store.get_account(account_id)
+            self.in_flight[account_id] = self.pool.submit(self.uploader.prepare, account_id, account)
+            started += 1
+        return started
+
+    def _start_runners(self, now: datetime) -> int:
+        """Posting runners for the accounts that wait, beside those running (none while the app's
+        windows are full)."""
+        free = self.settings.post_concurrency - len(self._runners)
+        if free <= 0 or not self.sent.app_room(now):
+            return 0
+        busy = self._busy(now)
+        wanted = min(free, len(self.store.due_accounts(now, limit=free + len(busy)) - busy))
+        for _ in range(wanted):
+            self._runners.add(self.pool.submit(self._run))
+        return wanted
+
+    def pending(self) -> list[Future[object] | Future[None]]:
+        """The turns and runners started and not yet reaped (for a host program or a test that waits)."""
+        return [*self.in_flight.values(), *self._runners]
+
+    def _busy(self, now: datetime) -> set[str]:
+        """Accounts no runner may claim now: in a turn or a runner's hands, media to upload, a full window."""
+        with self._lock:
+            busy = set(self.in_flight) | self._posting | self._uploads_wanted
+        return busy | self.sent.waiting(now)
 
     def _left_sending(self, now: datetime) -> dict[str, bool]:
         """Accounts with posts `sending` outside any turn of ours: whether all of them can be settled now."""
@@ -210,26 +255,52 @@ class Dispatcher:
         return self.sent.room_for(account.user_id, now)
 
     def _reap(self) -> None:
-        """Forget finished turns; a damaged store ends the worker (it must not carry on blind)."""
-        for account_id, future in list(self.in_flight.items()):
-            if future.done():
+        """Forget finished turns and runners; a damaged store ends the worker (it must not carry on blind)."""
+        for account_id, turn in list(self.in_flight.items()):
+            if turn.done():
                 del self.in_flight[account_id]
-                error = future.exception()
-                if isinstance(error, BROKEN):
-                    raise error
-                if isinstance(error, StoreError):  # the database away: the store says so, the next round tries
-                    log.debug("the turn of account %s ended: %s", account_id, error)
-                elif error is not None:
-                    log.error("the turn of account %s failed unexpectedly", account_id, exc_info=error)
+                self._check(turn, f"the turn of account {account_id}")
+        for runner in [f for f in self._runners if f.done()]:
+            self._runners.discard(runner)
+            self._check(runner, "a posting runner")
 
-    # -- one account's turn ---------------------------------------------------------------
+    @staticmethod
+    def _check(future: Future[object] | Future[None], what: str) -> None:
+        error = future.exception()
+        if isinstance(error, BROKEN):
+            raise error
+        if isinstance(error, StoreError):  # the database away: the store says so, the next round tries again
+            log.debug("%s ended: %s", what, error)
+        elif error is not None:
+            log.error("%s failed unexpectedly", what, exc_info=error)
 
-    def _take_turn(self, account_id: str, account: Account | None) -> None:
-        """Settle what the account has left `sending`, upload the media of posts due soon, then
-        send its due posts in order, until none is due, it must wait, or the worker stops."""
-        if self._settle_left(account_id):
-            self.uploader.prepare(account_id, account)
-            self._send_due(account_id, account)
+    # -- posting runners and settle turns ----------------------------------------------------
+
+    def _run(self) -> None:
+        """A posting runner: claim the next account's due posts and send them, again and again, until
+        none can be claimed now, the app's windows are full, or the worker stops."""
+        while not self.should_stop():
+            now = self.clock()
+            if not self.sent.app_room(now):
+                return
+            posts = self.store.claim_next(now, self.worker_id, CLAIM_BATCH, skip=self._busy(now))
+            if not posts:
+                return
+            self._send_claimed(Batch(None, now, posts, claim_token=posts[0].claim_token))
+
+    def _send_claimed(self, batch: Batch) -> None:
+        """Send a claimed batch in order while the account may post; hand back the rest."""
+        account_id = batch.unsent[0].account_id
+        with self._lock:
+            self._posting.add(account_id)
+        try:
+            batch.account = self.store.get_account(account_id)
+            if self._may_send(batch.account, self.clock()):
+                self._send_batch(batch)
+        finally:
+            self._finish(batch)
+            with self._lock:
+                self._posting.discard(account_id)
 
     def _settle_left(self, account_id: str) -> bool:
         """Settle the account's posts left `sending` with a dead claim (oldest first); whether none is left.
@@ -264,33 +335,20 @@ class Dispatcher:
         failures = self._settle_failures.get(post.id, (0, self.clock()))[0] + 1
         self._settle_failures[post.id] = (failures, self.clock() + backoff(failures, first=SETTLE_RETRY_FIRST))
 
-    def _send_due(self, account_id: str, account: Account | None) -> None:
-        """Claim and send the account's due posts, a batch at a time."""
-        while not self.should_stop() and self._may_send(account, self.clock()):
-            batch = self._claim(account_id, account)
-            if not batch.unsent:
-                return
-            try:
-                if not self._send_batch(batch):
-                    return
-            finally:
-                self._finish(batch)
-            account = batch.account
-
-    def _send_batch(self, batch: Batch) -> bool:
-        """Send the batch's posts in order while it is open; whether the account may go on."""
+    def _send_batch(self, batch: Batch) -> None:
+        """Send the batch's posts in order while its claim is open and the account may post (`_finish`
+        hands back the rest). An uncertain outcome left unsettled stops it: the later posts wait behind."""
         while batch.unsent:
             if self.should_stop() or not batch.open(self.clock()) or not self._may_send(batch.account, self.clock()):
-                return True
+                return
             outcome = self._send_post(batch, batch.unsent[0])
-            if outcome is None:  # handed back: the claim closed first (claim again), or its media are missing
-                return not batch.open(self.clock())  # (the turn ends: they go up before its next turn)
+            if outcome is None:  # handed back: the claim closed first, or its media are missing (they go up first)
+                return
             batch.unsent.pop(0)
             if outcome.status != POSTED:
                 batch.account = self.store.get_account(outcome.account_id)  # a hold or a flag may have changed it
                 if outcome.status == SENDING:
-                    return False  # uncertain and not settled: the account's later posts wait behind it
-        return True
+                    return
 
     def send(self, post: Post) -> Post:
         """Send one post now, exactly as the worker sends every post (a batch of one); it as stored after."""
@@ -339,6 +397,9 @@ class Dispatcher:
         """Part `index`, if the batch's claim is still open and the part's media are at X (else
         `_ClaimClosed`: the post goes back unsent, and its media go up before its next turn)."""
         media_ids = ready_media_ids(post, index, self.clock())
+        if media_ids is None:
+            with self._lock:
+                self._uploads_wanted.add(post.account_id)
         if not batch.open(self.clock()) or media_ids is None:
             raise _ClaimClosed(post)
         reply_to = post.tweet_ids[index - 1] if index else None
@@ -374,7 +435,7 @@ class Dispatcher:
         """What a request that brought no tweet id means for the post: the failure table."""
         if isinstance(exc, XUnavailable):
             log.warning("post %s part %d: no clear answer from X (%s); settling", post.id, index + 1, exc)
-            return self._settle_now(batch, post, str(exc))
+            return self._settle_now(batch, post, str(exc), still_landing=isinstance(exc, XNoAnswer))
         if isinstance(exc, XRateLimited):
             until = max(exc.reset_at, self.clock() + MIN_HOLD)  # X's clock may be behind ours
             return self._hold(_uncounted(post), until, f"rate limited by X until {format_utc(until)}")
@@ -434,7 +495,7 @@ class Dispatcher:
                 self._write_claimed(post, f"post {post.id}", **handed_back(
                     tweet_ids=post.tweet_ids, attempts=post.attempts))
 
-    def _write_claimed(self, post: Post, what: str, **changes: object) -> Post:
+    def _write_claimed(self, post: Post, what: str, **changes: Any) -> Post:
         """Change the post under its claim, until the store takes it; the post as stored (as it is now
         when its claim was taken over meanwhile: nothing of ours is written over another's)."""
         def write() -> Post:
@@ -445,10 +506,13 @@ class Dispatcher:
                 return self.store.get_post(post.id) or post
         return until_stored(write, what)
 
-    def _settle_now(self, batch: Batch, post: Post, why: str, duplicate: bool = False) -> Post:
-        """Our own request ended without a clear answer: settle it by X's timeline at once."""
+    def _settle_now(self, batch: Batch, post: Post, why: str, duplicate: bool = False,
+                    still_landing: bool = False) -> Post:
+        """Our own request ended without a clear answer: look at X's timeline at once (`still_landing`:
+        it got no answer at all and may still land, so a post not found yet stays uncertain until then)."""
         try:
-            return self.settler.settle(post, why, taken=batch.owned_ids(), duplicate=duplicate)
+            return self.settler.settle(post, why, taken=batch.owned_ids(), duplicate=duplicate,
+                                       still_landing=still_landing)
         except CannotSettleYet:
             self._settle_failed(post)
             return self._write_claimed(post, f"post {post.id}", attempts=post.attempts, tweet_ids=post.tweet_ids)

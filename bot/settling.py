@@ -90,7 +90,7 @@ class Settler:
         self.clock = clock
 
     def settle(self, post: Post, why: str | None = None, taken: Iterable[str] = (),
-               duplicate: bool = False, waited: bool = False) -> Post:
+               duplicate: bool = False, waited: bool = False, still_landing: bool = False) -> Post:
         """Adopt the parts X has; then post, resume, retry later or give up. The post as stored.
 
         `post` may hold part ids and attempts the store does not have yet: the outcome
@@ -100,6 +100,8 @@ class Settler:
         earlier attempt went out; if the timeline does not show it, the post fails with
         X's words. `waited`: the post was left by a run that ended and has waited until its
         requests could no longer land, so one not found goes again at once, in its due order.
+        `still_landing`: its last request got no answer and may still land at X, so one not found
+        yet stays `sending` (uncertain) until its claim is dead, and is settled again then.
         Raises `CannotSettleYet` when the timeline cannot be read now.
         """
         try:
@@ -113,13 +115,15 @@ class Settler:
             with self.store.transaction():
                 if isinstance(settled, str):
                     return self._fail(post, settled)
-                return self._outcome(post, settled, why, duplicate, waited)
+                return self._outcome(post, settled, why, duplicate, waited, still_landing)
         except ClaimLost:  # another worker settled it meanwhile: its outcome stands
             log.info("post %s was settled by another worker meanwhile; leaving it as it is", post.id)
             return self.store.get_post(post.id) or post
 
-    def _outcome(self, post: Post, settled: Post, why: str | None, duplicate: bool, waited: bool) -> Post:
-        """What the timeline says: posted, failed (a duplicate X refused), resumed, or tried again later."""
+    def _outcome(self, post: Post, settled: Post, why: str | None, duplicate: bool, waited: bool,
+                 still_landing: bool = False) -> Post:
+        """What the timeline says: posted, failed (a duplicate X refused), resumed, still uncertain, or
+        tried again later."""
         if all(settled.tweet_ids) and len(settled.tweet_ids) == len(settled.parts):
             return mark_posted(self.store, settled, self.clock())
         if duplicate:
@@ -127,6 +131,8 @@ class Settler:
                                        "the account's recent posts")
         if _known(settled) != _known(post):
             return self._resume(settled)
+        if still_landing:
+            return self._still_uncertain(settled, why)
         return self._retry_later(settled, why, at_once=waited)
 
     # -- what X has ----------------------------------------------------------------------
@@ -176,6 +182,14 @@ class Settler:
                 next_attempt_at=None, tweet_ids=post.tweet_ids, attempts=post.attempts))
             self.store.record_event("resumed", post.account_id, post.id, at=self.clock())
         return again
+
+    def _still_uncertain(self, post: Post, why: str | None) -> Post:
+        """Not at X yet, but its request may still land: it stays `sending` under its claim (its account's
+        later posts wait behind it) and is settled again once the claim is dead."""
+        log.info("post %s is not at X yet, and its request may still land: it is settled again once it "
+                 "cannot", post.id)
+        return self.store.update_post(post.id, under_claim=post.claim_token, last_error=why,
+                                      tweet_ids=post.tweet_ids, attempts=post.attempts)
 
     def _retry_later(self, post: Post, why: str | None, at_once: bool = False) -> Post:
         if post.attempts >= self.settings.max_attempts:

@@ -11,7 +11,9 @@ crash between X's answer and our write), or when two processes refresh at once
 - writes the new pair durably before it does anything else: while the database
   cannot be reached it tries again until the pair lands (`bot.durable`), still
   holding the lock, so nobody refreshes that account meanwhile; the write replaces
-  only the pair whose refresh token it spent;
+  only the pair whose refresh token it spent. A worker told to stop meanwhile goes
+  on trying until the pair lands or the process is killed (a PaaS kills 30 s after
+  SIGTERM): dropping the pair would lose the account for certain;
 - on "token invalid" re-reads once more before declaring the account dead.
 Network errors and 5xx never mark an account dead; they back off and retry.
 The only loss left is a process killed between X's answer and the write.
@@ -19,6 +21,7 @@ The only loss left is a process killed between X's answer and the write.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,12 +31,14 @@ from datetime import datetime, timedelta
 from bot.durable import until_stored
 from bot.models import ACTIVE, NEEDS_RECONNECT, Account, utcnow
 from bot.store import Lock, LockTimeout, Repository
+from bot.store.records import changed_account
 from bot.xclient import TokenRejected, TokenSet, XClient, XError
 
 log = logging.getLogger("tweetbot.tokens")
 
 LAZY_MARGIN = timedelta(minutes=1)
 LOCK_MARGIN = 5.0  # seconds a wait for an account's lock gives beyond the holder's call to X
+REFRESH_STRETCH_PER_THREAD = 4  # accounts read again together, per refresh thread, before they are refreshed
 BACKOFF_FIRST = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(minutes=15)
 
@@ -76,12 +81,21 @@ class TokenKeeper:
 
     def refresh_all_due(self, threads: int = 1) -> int:
         """Refresh every account whose token expires within the margin, on up to `threads` threads at
-        once; how many were refreshed. An account another process is refreshing is left to it."""
+        once; how many were refreshed. An account another process is refreshing is left to it. Each
+        worker goes through the accounts in an order of its own, so workers seldom meet, and reads
+        again before each stretch which are still due, so it passes over what others refreshed."""
         due = [a for a in self.store.list_accounts() if refresh_due(a, self.margin, self.clock())]
-        if not due:
-            return 0
-        with ThreadPoolExecutor(max_workers=min(threads, len(due)), thread_name_prefix="refresh") as pool:
-            return sum(pool.map(self._refresh_one_due, due))
+        random.shuffle(due)
+        refreshed = 0
+        stretch = REFRESH_STRETCH_PER_THREAD * threads
+        with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="refresh") as pool:
+            for start in range(0, len(due), stretch):
+                if self.should_stop():
+                    break
+                ids = [account.user_id for account in due[start:start + stretch]]
+                still = [a for a in self.store.get_accounts(ids) if refresh_due(a, self.margin, self.clock())]
+                refreshed += sum(pool.map(self._refresh_one_due, still))
+        return refreshed
 
     def _refresh_one_due(self, account: Account) -> bool:
         """Refresh the account unless the worker stops or another process holds its lock (it is
@@ -190,18 +204,17 @@ class TokenKeeper:
         """Replace the pair whose refresh token was spent (fenced by that token: a newer pair stored
         meanwhile is never overwritten with this one)."""
         with self.store.transaction():
-            current = self.store.get_account(account.user_id)
+            current = self.store.get_account(account.user_id)  # locked until the write
             if current is None:
                 return account  # disconnected meanwhile: nothing to keep the pair for
             if current.refresh_token != account.refresh_token:
                 log.warning("%s: a newer pair was stored while this refresh ran; keeping it", account.handle)
                 return current
-            updated = self.store.update_account(
-                account.user_id, access_token=tokens.access_token,
-                refresh_token=tokens.refresh_token or account.refresh_token,
-                expires_at=tokens.expires_at, scopes=tokens.scopes or account.scopes,
-                refreshed_at=self.clock(), status=ACTIVE, last_error=None, refresh_failures=0,
-                next_refresh_at=None)
+            updated = changed_account(current, dict(
+                access_token=tokens.access_token, refresh_token=tokens.refresh_token or account.refresh_token,
+                expires_at=tokens.expires_at, scopes=tokens.scopes or account.scopes, refreshed_at=self.clock(),
+                status=ACTIVE, last_error=None, refresh_failures=0, next_refresh_at=None))
+            self.store.save_account(updated)
             self.store.record_event("refreshed", account.user_id, at=self.clock())
             return updated
 

@@ -4,6 +4,12 @@ tweepy's API host is fixed at ``https://api.twitter.com``. Rather than patching
 tweepy, a requests transport adapter is mounted on each session tweepy (or
 requests-oauthlib) uses; it rewrites that prefix to the configured API base, so
 the same code talks to X or to the local sandbox.
+
+`Transport` is one such adapter shared by every session a process makes (one per
+account's client, one per token call): its connection pool keeps connections to
+X alive across accounts, as a browser would, instead of a new TLS handshake per
+account. Proxies come from the environment once (HTTPS_PROXY, NO_PROXY), not on
+every request, as requests does for a session left to read the environment.
 """
 from __future__ import annotations
 
@@ -32,11 +38,27 @@ class ApiBaseAdapter(HTTPAdapter):
         return super().send(request, **kwargs)
 
 
-def mount_api_base(session: requests.Session, api_base: str,
-                   timeout: float | None = None) -> requests.Session:
-    """Route ``session``'s X traffic to ``api_base`` (X itself or the sandbox)."""
-    adapter = ApiBaseAdapter(api_base, timeout)
+def mount_api_base(session: requests.Session, api_base: str, timeout: float | None = None,
+                   adapter: ApiBaseAdapter | None = None) -> requests.Session:
+    """Route ``session``'s X traffic to ``api_base`` (X itself or the sandbox), through `adapter` if given."""
+    adapter = adapter or ApiBaseAdapter(api_base, timeout)
     session.mount(TWEEPY_API_BASE, adapter)
     if not api_base.startswith(TWEEPY_API_BASE):
         session.mount(api_base.rstrip("/"), adapter)
     return session
+
+
+class Transport:
+    """One connection pool to X (or the sandbox) for every session of a process."""
+
+    def __init__(self, api_base: str, timeout: float | None, connections: int = 32) -> None:
+        self.api_base = api_base
+        self.adapter = ApiBaseAdapter(api_base, timeout)
+        self.adapter.init_poolmanager(connections, connections, block=False)  # per host: one per thread
+        self.proxies = requests.utils.get_environ_proxies(api_base)
+
+    def attach(self, session: requests.Session) -> requests.Session:
+        """`session` sends through this pool, with the proxies the environment gave at start-up."""
+        session.trust_env = False
+        session.proxies.update(self.proxies)
+        return mount_api_base(session, self.api_base, adapter=self.adapter)

@@ -23,7 +23,7 @@ from requests_oauthlib import OAuth2Session
 
 from bot.models import MediaRef, utcnow
 from bot.settings import Settings
-from bot.transport import TWEEPY_API_BASE, mount_api_base
+from bot.transport import TWEEPY_API_BASE, Transport
 
 TOKEN_URL = TWEEPY_API_BASE + "/2/oauth2/token"
 REVOKE_URL = TWEEPY_API_BASE + "/2/oauth2/revoke"
@@ -41,6 +41,11 @@ class XError(Exception):
 
 class XUnavailable(XError):
     """X did not answer clearly (5xx, timeout, dropped connection): the request may have taken effect."""
+
+
+class XNoAnswer(XUnavailable):
+    """No answer came at all (a timeout, a dropped connection): the request may still be taking effect at
+    X, and may land after its sender gave up (a 5xx is an answer: X was done with the request by then)."""
 
 
 class XUnauthorized(XError):
@@ -153,6 +158,7 @@ class XClient:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self.transport = Transport(settings.api_base, settings.http_timeout, 2 * settings.post_concurrency)
         relax_oauthlib(settings)
 
     # -- OAuth ----------------------------------------------------------------------
@@ -167,7 +173,7 @@ class XClient:
         handler = tweepy.OAuth2UserHandler(client_id=settings.x_client_id, redirect_uri=settings.redirect_uri,
                                            scope=list(settings.scopes) if scoped else None,
                                            client_secret=settings.x_client_secret)
-        mount_api_base(handler, settings.api_base, settings.http_timeout)
+        self.transport.attach(handler)
         for hook in ("access_token_response", "refresh_token_response"):
             handler.register_compliance_hook(hook, _raise_for_server_error)
         return handler
@@ -239,7 +245,7 @@ class XClient:
     def api(self, access_token: str) -> XApi:
         """The API as the user whose access token this is."""
         client = tweepy.Client(bearer_token=access_token)
-        mount_api_base(client.session, self.settings.api_base, self.settings.http_timeout)
+        self.transport.attach(client.session)
         return XApi(client)
 
 
@@ -393,7 +399,7 @@ def _call(call: Any) -> Any:
     try:
         return call()
     except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as exc:
-        raise XUnavailable(f"X did not answer: {type(exc).__name__}") from exc
+        raise XNoAnswer(f"X did not answer: {type(exc).__name__}") from exc
 
 
 def _raise_for_server_error(response: requests.Response) -> requests.Response:

@@ -100,6 +100,13 @@ class PrivateServer:
         """A fast shutdown: every session is cut, as a maintenance restart does."""
         self._ctl("-m", "fast", "stop")
 
+    def start_if_stopped(self) -> None:
+        """Start it unless it runs (a test that failed mid-outage leaves it stopped)."""
+        status = subprocess.run([pg_tool("pg_ctl"), "-D", str(self.data), "status"], capture_output=True,
+                                **_as_postgres(self.folder))  # type: ignore[call-overload]
+        if status.returncode != 0:
+            self.start()
+
     def restart(self) -> None:
         self._ctl("-m", "fast", "restart")
         wait_ready(self.url)

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from bot.models import Account
+from bot.settings import load_settings
+from bot.store import open_store
+
 from pg_servers import Pgbouncer
 
 TWEETBOT = str(Path(sys.executable).with_name("tweetbot"))
@@ -190,3 +194,23 @@ def test_check_says_whether_the_database_is_reached_directly_or_through_a_pooler
     crowded = tweetbot(tmp_path, "check", env={**NOT_ON_A_PLATFORM, "DATABASE_URL": database_url,
                                                "DATABASE_POOL_SIZE": "100"})
     assert "lower DATABASE_POOL_SIZE" in crowded.stdout  # 404 connections wanted: more than the server allows
+
+
+def test_commands_work_through_a_transaction_pooler(tmp_path: Path, database_url: str, pgbouncer: Pgbouncer) -> None:
+    """pgbouncer in transaction mode (Supabase's and Neon's pooled URLs): a statement prepared on one
+    server session is unknown on the next, so a command that repeats a statement must prepare none."""
+    tweetbot(tmp_path, "init")
+    pooled = {**NOT_ON_A_PLATFORM, "DATABASE_URL": pgbouncer.through(database_url)}
+    store = open_store(load_settings(dotenv_path=tmp_path / ".env", environ={**os.environ, **pooled}))
+    store.save_account(Account(user_id="101", username="pooled", access_token="a", refresh_token="r",
+                               scopes=("tweet.read", "tweet.write", "users.read", "offline.access")))
+    store.close()
+    rows = "".join(f"@pooled,2099-12-01 {n % 24:02d}:{n % 60:02d},row {n} through the pooler\n" for n in range(40))
+    (tmp_path / "posts.csv").write_text("account,due_at,text\n" + rows)
+    results = [tweetbot(tmp_path, "import", "posts.csv", env=pooled)]
+    results += [tweetbot(tmp_path, "post", f"post {n} through the pooler", "--at", "2099-12-02 09:00",
+                         "--account", "@pooled", env=pooled) for n in range(6)]
+    results.append(tweetbot(tmp_path, "queue", env=pooled))
+    for result in results:
+        assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+    assert results[-1].stdout.count("@pooled ") == 46  # a row per queued post

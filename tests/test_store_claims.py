@@ -13,7 +13,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from bot.models import POSTED, SCHEDULED, SENDING, Post, handed_back, utcnow
+from bot.models import POSTED, SCHEDULED, SENDING, Account, Post, handed_back, utcnow
 from bot.store import TAKE_OVER_EVENT, ClaimLost, LockTimeout, Repository
 
 from store_support import StoreAt
@@ -138,7 +138,10 @@ def test_a_lock_held_survives_its_connections_being_cut(store_at: StoreAt) -> No
         assert holder.get_meta("anything") is None  # the holder's store works on (a new connection)
     finally:
         lock.release()
-    other.account_lock("42").acquire(0)
+    with other.account_lock("42", timeout=0):
+        pass
+    holder.close()
+    other.close()
 
 
 def test_a_wait_for_a_lock_ends_when_the_caller_stops(store_at: StoreAt) -> None:
@@ -161,6 +164,39 @@ def test_a_lease_is_exclusive_and_free_again_once_released(store_at: StoreAt) ->
     lease.acquire(0)
     with pytest.raises(LockTimeout):
         second.lease("maintenance:alerts").acquire(0)
-    second.lease("maintenance:retention").acquire(0)  # another lease
+    with second.lease("maintenance:retention"):  # another lease
+        pass
     lease.release()
-    second.lease("maintenance:alerts").acquire(0)
+    with second.lease("maintenance:alerts"):
+        pass
+    first.close()
+    second.close()
+
+
+def test_a_claim_never_passes_over_an_earlier_post_another_transaction_holds(store_at: StoreAt) -> None:
+    """While another transaction holds an account's earliest due post, a claim takes nothing of that
+    account (PostgreSQL: at once; the file store: once the transaction ends) and never a later post."""
+    holder, claimer = store_at.open(), store_at.open()
+    holder.save_account(Account(user_id="1", username="one", access_token="a", refresh_token="r"))
+    first, second = queued(holder, 2)
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with holder.transaction():
+            holder.get_post(first.id)  # its row, locked (the file store: the whole store)
+            holding.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=hold)
+    thread.start()
+    holding.wait(10)
+    claims: list[list[Post]] = []
+    claiming = threading.Thread(target=lambda: claims.append(claimer.claim_next(utcnow(), "worker-b", 5)))
+    claiming.start()
+    claiming.join(1)  # PostgreSQL answers at once; the file store waits for the holder
+    release.set()
+    thread.join()
+    claiming.join()
+    assert [p.id for p in claims[0]] in ([], [first.id, second.id])
+    later = claimer.claim_next(utcnow(), "worker-b", 5)
+    assert [p.id for p in [*claims[0], *later]] == [first.id, second.id]

@@ -90,3 +90,18 @@ def test_a_signed_out_poll_gets_no_fragment(tmp_path: Path, sandbox: SandboxCont
             answer = requests.get(f"{server.url}/fragments/{section}", allow_redirects=False, timeout=10)
             assert answer.status_code == 303 and "/signin" in answer.headers["Location"]
             assert "X-Fragment" not in answer.headers
+
+
+def test_a_panel_polled_beside_a_page_never_brings_back_a_message_the_page_showed(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    """A live panel is asked with the cookie of a moment before, while the page beside it shows (and so
+    consumes) a message: its answer sets no cookie, so the message does not come back on the next page."""
+    with gunicorn(tmp_path, sandbox, workers=1) as server:
+        web = HttpBrowser(server.url)
+        assert web.sign_in().status_code == 302
+        assert web.post("/posts/999/cancel").status_code in (302, 303)  # a message now waits in the session
+        waiting = dict(web.http.cookies)
+        assert "Not canceled: no post 999" in web.get("/").text
+        poll = requests.get(f"{server.url}/fragments/queue", cookies=waiting, allow_redirects=False, timeout=10)
+        assert poll.status_code == 200 and "Set-Cookie" not in poll.headers, poll.headers
+        assert "Not canceled" not in web.get("/").text

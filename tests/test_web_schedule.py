@@ -107,7 +107,7 @@ def dispatch(settings: Settings) -> int:
     """One round of the worker's dispatch job, waited for; how many accounts it sent for."""
     with worker_of(settings) as dispatcher:
         started = dispatcher.dispatch_due()
-        for task in list(dispatcher.in_flight.values()):
+        for task in dispatcher.pending():
             task.result()
     return started
 

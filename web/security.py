@@ -100,6 +100,10 @@ def init_app(app: Flask, settings: Settings) -> None:
         SESSION_COOKIE_NAME="tweetbot_session",  # cookies ignore ports: the sandbox shares 127.0.0.1
         SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,
+        # The cookie is sent only when the session changes. Refreshed on every answer, a live panel's
+        # answer, asked with the cookie of a moment before, would put back a message the page beside it
+        # has just shown (and the 12-hour end is in the session's own mark, not the cookie's expiry).
+        SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as the session, not an hour
     )
     CSRFProtect(app)

@@ -94,6 +94,8 @@ class Repository(Protocol):
     def get_account(self, user_id: str) -> Account | None: ...
     def find_account(self, handle: str) -> Account | None: ...
     def list_accounts(self) -> list[Account]: ...
+    def get_accounts(self, user_ids: Iterable[str]) -> list[Account]:
+        """The accounts of `user_ids` that exist (one read, however many)."""
     def save_account(self, account: Account) -> None: ...
     def update_account(self, user_id: str, **changes: Any) -> Account: ...
     def delete_account(self, user_id: str) -> None: ...
@@ -112,13 +114,23 @@ class Repository(Protocol):
         given), earliest due first, with a `sending` event each; none while a post of the account is
         `sending`, so one account's posts go out in order, one batch at a time, whoever posts. The posts
         carry the claim (`claim_token`, `claimed_at`); outcomes are written under it (`update_post`)."""
+    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> list[Post]:
+        """Claim, as `claim_due` does, the due posts of the next account that can post: of the accounts
+        with a due post that are active, not held and not in `skip`, the one whose post has waited
+        longest; [] when none can be claimed now (those another worker is claiming are passed over)."""
+    def due_accounts(self, now: datetime, limit: int | None = None) -> set[str]:
+        """The accounts that can post now (active, not held) with a scheduled post whose time (and retry
+        time) has come by `now`: those `claim_next` may claim, but for the ones another worker holds.
+        With `limit`, only the accounts of the `limit` posts that have waited longest."""
     def take_over(self, post: Post, claimer: str, now: datetime, claimed_before: datetime) -> Post | None:
         """Claim for `claimer`, under a new token, a post left `sending` under `post.claim_token`, if that is
         still its claim and was made before `claimed_before` (decided in the write itself), with a
         `TAKE_OVER_EVENT`; the post under its new claim, or None (taken or settled by another meanwhile)."""
-    def update_post(self, post_id: int, under_claim: str | None = None, **changes: Any) -> Post:
+    def update_post(self, post_id: int, under_claim: str | None = None, event: Event | None = None,
+                    **changes: Any) -> Post:
         """Change a queued post; one that becomes finished joins the history (`RecordMissing` if it is not
-        queued). With `under_claim`, only while it is `sending` under that claim token, else `ClaimLost`."""
+        queued). With `under_claim`, only while it is `sending` under that claim token, else `ClaimLost`.
+        `event` is recorded with the change, in the same write (not at all if the change is refused)."""
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]: ...
     def post_counts(self) -> dict[tuple[str, str], int]:
         """How many posts, queued and finished, each account has in each status: {(account_id, status): n}

@@ -10,8 +10,11 @@ only a pool that is busy (all its connections in use) makes a caller wait.
 
 What the pool promises:
 - at most `max_size` connections for the process (DATABASE_POOL_SIZE), made on demand;
-- a connection handed out has just answered an empty query (a dead one, after a
-  restart or `pg_terminate_backend`, is closed and replaced);
+- a connection handed out is checked first, and a dead one is closed and replaced: a
+  server that ended the session (a restart, `pg_terminate_backend`, a pooler closing it)
+  has sent its goodbye or closed the socket, which a poll of the socket sees without a
+  round trip; one that sat unused for `QUIET_CHECK` seconds (where a dropped network
+  path sends nothing) must first answer an empty query;
 - connections are in autocommit mode (a statement outside `transaction()` is its own
   transaction) and never prepare statements on the server, so a transaction pooler
   (pgbouncer in transaction mode: Supabase's and Neon's pooled URLs) works;
@@ -21,6 +24,7 @@ What the pool promises:
 from __future__ import annotations
 
 import logging
+import select
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,10 +37,14 @@ from psycopg import pq
 from bot.store.errors import StoreError, StoreUnreachable
 
 log = logging.getLogger("tweetbot.store")
+# A command that configured no logging prints its one-line error, not our outage warnings beside it
+# (Python's last-resort handler would); a process that logs (the worker, the web) still gets them.
+log.addHandler(logging.NullHandler())
 
 CONNECT_TIMEOUT = 5  # seconds for one connection attempt (libpq's connect_timeout; its least is 2)
 WAIT_TIMEOUT = 30.0  # seconds a caller waits for a connection while all are in use (load, not an outage)
 MAX_IDLE = 300.0  # seconds an unused connection is kept before it is closed
+QUIET_CHECK = 30.0  # seconds unused after which a connection must answer an empty query before it is handed out
 REPORT_EVERY = 60.0  # seconds between two log lines about one outage
 
 
@@ -142,14 +150,15 @@ class Connections:
 
     def _checkout(self) -> psycopg.Connection:
         while True:
-            conn = self._reserve()
-            if conn is None:
+            reserved = self._reserve()
+            if reserved is None:
                 return self._new()
-            if self._alive(conn):
+            conn, idle_since = reserved
+            if self._alive(conn, time.monotonic() - idle_since):
                 return conn
             self._discard(conn)  # dead (a restart, a terminated backend): its place is free again
 
-    def _reserve(self) -> psycopg.Connection | None:
+    def _reserve(self) -> tuple[psycopg.Connection, float] | None:
         """An idle connection, or None when the caller may open a new one (its place is counted)."""
         deadline = time.monotonic() + WAIT_TIMEOUT
         with self._available:
@@ -158,7 +167,7 @@ class Connections:
                     raise StoreError("the store was closed")
                 self._drop_stale()
                 if self._idle:
-                    return self._idle.pop()[0]
+                    return self._idle.pop()
                 if self._count < self.max_size:
                     self._count += 1
                     return None
@@ -191,13 +200,17 @@ class Connections:
         self.outage.succeeded()
         return conn
 
-    def _alive(self, conn: psycopg.Connection) -> bool:
-        """Whether the connection answers an empty query now (one round trip)."""
+    @staticmethod
+    def _alive(conn: psycopg.Connection, idle_for: float) -> bool:
+        """Whether the connection can be used: not broken, nothing unasked-for waiting on its socket
+        (a server says goodbye before it closes), and, after a quiet spell, an empty query answered."""
         if conn.closed or conn.pgconn.status != pq.ConnStatus.OK:
             return False
         try:
-            conn.execute("")
-        except psycopg.Error:
+            readable, _, _ = select.select([conn.fileno()], [], [], 0)
+            if readable or idle_for >= QUIET_CHECK:
+                conn.execute("")  # a goodbye (or EOF) raises here; a stray notice is read and passes
+        except (psycopg.Error, OSError, ValueError):
             return False
         return True
 

@@ -136,6 +136,12 @@ class LeaseKeeper:
         with self._lock:
             return holder in self._held and holder not in self._lost
 
+    def close(self) -> None:
+        """Stop renewing: the leases still held free themselves TTL after their last renewal."""
+        with self._lock:
+            self._held.clear()
+        self._wake.set()
+
     def renew_now(self) -> None:
         """Renew every held lease once; one found taken by another is marked lost."""
         with self._lock:

@@ -11,9 +11,10 @@ through a transaction pooler. How it keeps the contract:
   changes;
 - due posts are claimed in one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`
   under the account's transaction-scoped advisory lock (tried, never waited for), and only
-  while the account has nothing `sending`: any number of workers share the posting, never hold the same post,
-  and one account's posts go out in order, one batch at a time. Each claim carries a
-  token; an outcome is written only under the claim that still holds the post;
+  while the account has nothing `sending` (SQL functions of migration 0003, one call a
+  claim): any number of workers share the posting, never hold the same post, and one
+  account's posts go out in order, one batch at a time. Each claim carries a token; an
+  outcome is written only under the claim that still holds the post;
 - an account's lock and a lease are rows of `leases` (`bot.store.leases`), renewed while
   held, so a dropped connection or a pooler does not free them;
 - tokens are sealed with TOKEN_KEY exactly as in the file store (the same documents).
@@ -36,7 +37,7 @@ import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
 
 from bot.crypto import TokenCipher
-from bot.models import SENDING, Account, Post, to_iso, utcnow
+from bot.models import FINISHED, SENDING, Account, Post, to_iso, utcnow
 from bot.store.backup import BackupSummary
 from bot.store.connections import Connections, database_url, describe, one_line
 from bot.store.errors import ClaimLost, RecordMissing, StoreError, StoreUnreachable
@@ -71,6 +72,26 @@ __all__ = ["POOL_SIZE", "PostgresStore", "database_url", "describe"]
 
 # What a restore with --force empties (the schema's ledger and the leases stay).
 _DATA_TABLES = ("accounts", "posts", "schedules", "events", "meta", "media", "media_chunks", "generator_runs")
+_UPDATE_CLAIMED = """
+WITH merged AS (
+    SELECT id, doc || %(patch)s AS doc FROM posts
+     WHERE id = %(id)s AND status = 'sending' AND claim_token = %(claim)s FOR UPDATE),
+updated AS (
+UPDATE posts p
+   SET doc = m.doc, status = m.doc->>'status', due_at = (m.doc->>'due_at')::timestamptz,
+       ready_at = greatest((m.doc->>'due_at')::timestamptz,
+                           coalesce((m.doc->>'next_attempt_at')::timestamptz, (m.doc->>'due_at')::timestamptz)),
+       sending_since = (m.doc->>'sending_since')::timestamptz, claimed_by = m.doc->>'claimed_by',
+       claim_token = m.doc->>'claim_token', claimed_at = (m.doc->>'claimed_at')::timestamptz,
+       finished_seq = CASE WHEN m.doc->>'status' IN ('posted', 'failed', 'canceled')
+                           THEN nextval('posts_finished_seq') END
+  FROM merged m WHERE p.id = m.id
+RETURNING p.doc),
+logged AS (
+    INSERT INTO events (at, kind, account_id, post_id, detail)
+    SELECT %(at)s::timestamptz, %(kind)s::text, %(account)s::text, %(post)s::bigint, %(detail)s::text
+      FROM updated WHERE %(event)s::boolean)
+SELECT doc FROM updated"""
 _INSERT_POST = ("INSERT INTO posts (id, account_id, status, due_at, ready_at, sending_since, claimed_by, "
                 "claim_token, claimed_at, finished_seq, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
                 "CASE WHEN %s THEN nextval('posts_finished_seq') END, %s)")
@@ -182,13 +203,17 @@ class PostgresStore:
             cursor = conn.execute(sql, params)
             return cursor.fetchall() if cursor.description else []
 
-    def _locking(self, sql: str, table: str, key: object) -> str:
-        """`sql`, locking what it reads when inside a transaction (check-then-update): the row, and
-        the key itself, so a row that does not exist yet is not created twice by two transactions."""
+    def _read_locking(self, sql: str, table: str, key: object) -> list[tuple[Any, ...]]:
+        """The rows of `sql` (whose one parameter is `key`), locked when inside a transaction (check-then-
+        update): the row itself, or, while there is none, its key, so that a row that does not exist
+        yet is not created twice by two transactions."""
         if self._conn is None:
-            return sql
+            return self._rows(sql, (key,))
+        rows = self._rows(sql + " FOR UPDATE", (key,))
+        if rows:
+            return rows
         self._lock_key(table, key)
-        return sql + " FOR UPDATE"
+        return self._rows(sql + " FOR UPDATE", (key,))  # one made while we waited is seen now
 
     def _lock_key(self, table: str, key: object) -> None:
         """Hold the key of `table` until the transaction ends (a row there or not)."""
@@ -204,6 +229,7 @@ class PostgresStore:
         self._cipher.decrypt(first_sealed_token(docs))
 
     def close(self) -> None:
+        self._leases.close()
         self._connections.close()
 
     @property
@@ -282,7 +308,7 @@ class PostgresStore:
         return int(rows[0][0])
 
     def get_meta(self, key: str, default: Any = None) -> Any:
-        rows = self._rows(self._locking("SELECT value FROM meta WHERE key = %s", "meta", key), (key,))
+        rows = self._read_locking("SELECT value FROM meta WHERE key = %s", "meta", key)
         return rows[0][0] if rows else default
 
     def set_meta(self, key: str, value: Any) -> None:
@@ -294,8 +320,7 @@ class PostgresStore:
     # -- accounts ---------------------------------------------------------------------------
 
     def get_account(self, user_id: str) -> Account | None:
-        rows = self._rows(self._locking("SELECT doc FROM accounts WHERE user_id = %s", "accounts", user_id),
-                          (user_id,))
+        rows = self._read_locking("SELECT doc FROM accounts WHERE user_id = %s", "accounts", user_id)
         return unseal_account(rows[0][0], self._cipher) if rows else None
 
     def find_account(self, handle: str) -> Account | None:
@@ -304,6 +329,10 @@ class PostgresStore:
         rows = self._rows("SELECT doc FROM accounts WHERE user_id = %s OR username_lower = %s "
                           "ORDER BY user_id = %s DESC LIMIT 1", (name, name, name))
         return unseal_account(rows[0][0], self._cipher) if rows else None
+
+    def get_accounts(self, user_ids: Iterable[str]) -> list[Account]:
+        rows = self._rows("SELECT doc FROM accounts WHERE user_id = ANY(%s)", (list(user_ids),))
+        return [unseal_account(row[0], self._cipher) for row in rows]
 
     def list_accounts(self) -> list[Account]:
         rows = self._rows("SELECT doc FROM accounts ORDER BY username_lower, user_id")
@@ -395,33 +424,28 @@ class PostgresStore:
     def claim_due(self, account_id: str, now: datetime, limit: int, claimer: str,
                   post_id: int | None = None) -> list[Post]:
         """Mark the account's earliest due posts `sending` by `claimer` under one new claim (only `post_id`,
-        if given), in due order; none while any post of the account is `sending`."""
-        claim = secrets.token_hex(8)
-        with self.transaction():
-            # Another worker claiming this account's posts right now has them: no wait (a frozen one could
-            # hold the lock for as long as its session lives).
-            [(free,)] = self._rows("SELECT pg_try_advisory_xact_lock(%s)", (advisory_key(f"claims:{account_id}"),))
-            if not free:
-                return []
-            rows = self._rows(
-                "UPDATE posts SET status = 'sending', sending_since = %(now)s, claimed_by = %(claimer)s,"
-                " claim_token = %(claim)s, claimed_at = %(now)s,"
-                " doc = doc || jsonb_build_object('status', 'sending', 'sending_since', %(now_iso)s::text,"
-                "                                 'claimed_by', %(claimer)s::text, 'claim_token', %(claim)s::text,"
-                "                                 'claimed_at', %(now_iso)s::text)"
-                " WHERE id IN ("
-                "  SELECT id FROM posts WHERE account_id = %(account)s AND status = 'scheduled'"
-                "  AND ready_at <= %(now)s AND (%(only)s::bigint IS NULL OR id = %(only)s)"
-                "  AND NOT EXISTS (SELECT 1 FROM posts s WHERE s.account_id = %(account)s AND s.status = 'sending')"
-                "  ORDER BY due_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-                " RETURNING doc",
-                {"account": account_id, "now": now, "now_iso": to_iso(now), "claimer": claimer, "limit": limit,
-                 "only": post_id, "claim": claim})
-            claimed = sorted((Post.from_doc(row[0]) for row in rows), key=lambda p: (p.due_at, p.id))
-            self._rows("INSERT INTO events (at, kind, account_id, post_id, detail) "
-                       "SELECT %s, 'sending', %s, unnest(%s::bigint[]), %s",
-                       (now, account_id, [post.id for post in claimed], claimer))
-            return claimed
+        if given), in due order; none while any post of the account is `sending` or another worker is
+        claiming it. One call of `tweetbot_claim_account` (migration 0003), which says how."""
+        rows = self._rows("SELECT * FROM tweetbot_claim_account(%s, %s, %s, %s, %s, %s)",
+                          (account_id, now, claimer, limit, post_id, secrets.token_hex(8)))
+        return _in_due_order(rows)
+
+    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> list[Post]:
+        """The due posts of the next account that can post, claimed as `claim_due` claims them (one call
+        of `tweetbot_claim_next`)."""
+        rows = self._rows("SELECT * FROM tweetbot_claim_next(%s, %s, %s, %s, %s)",
+                          (now, claimer, limit, sorted(skip), secrets.token_hex(8)))
+        return _in_due_order(rows)
+
+    def due_accounts(self, now: datetime, limit: int | None = None) -> set[str]:
+        """The accounts that can post (active, not held) with a scheduled post whose time has come (with
+        `limit`: those of the `limit` posts that have waited longest)."""
+        rows = self._rows(
+            "SELECT DISTINCT d.account_id FROM (SELECT account_id FROM posts WHERE status = 'scheduled' "
+            "AND ready_at <= %(now)s ORDER BY ready_at, id LIMIT %(limit)s) d JOIN accounts a ON a.user_id = "
+            "d.account_id WHERE a.doc->>'status' = 'active' "
+            "AND coalesce((a.doc->>'hold_until')::timestamptz <= %(now)s, true)", {"now": now, "limit": limit})
+        return {row[0] for row in rows}
 
     def take_over(self, post: Post, claimer: str, now: datetime, claimed_before: datetime) -> Post | None:
         """Claim for `claimer` a post left `sending` under `post.claim_token`, if that claim is still its claim and
@@ -442,9 +466,13 @@ class PostgresStore:
                        (now, TAKE_OVER_EVENT, post.account_id, post.id, take_over_detail(post, claimer, now)))
             return Post.from_doc(rows[0][0])
 
-    def update_post(self, post_id: int, under_claim: str | None = None, **changes: Any) -> Post:
+    def update_post(self, post_id: int, under_claim: str | None = None, event: Event | None = None,
+                    **changes: Any) -> Post:
         """Change a queued post (its row locked); one that becomes finished joins the history. With
-        `under_claim`, only while it is `sending` under that claim (else `ClaimLost`, nothing changed)."""
+        `under_claim`, only while it is `sending` under that claim (else `ClaimLost`, nothing changed):
+        one statement, for a worker writes an outcome per post it sends."""
+        if under_claim is not None:
+            return self._update_claimed(post_id, under_claim, changes, event)
         with self.transaction():
             rows = self._rows("SELECT doc FROM posts WHERE id = %s AND finished_seq IS NULL FOR UPDATE",
                               (int(post_id),))
@@ -457,7 +485,24 @@ class PostgresStore:
                 raise ClaimLost(f"post {post_id} is no longer sending under that claim")
             post = changed_post(current, changes)
             self._write_post(post)
+            if event is not None:
+                self.record_event(event.kind, event.account_id, event.post_id, event.detail, event.at)
             return post
+
+    def _update_claimed(self, post_id: int, claim: str, changes: dict[str, Any], event: Event | None) -> Post:
+        """`changes` merged into the post's document, and its columns taken from the result, if it is
+        still `sending` under `claim` (a finished post gets its `finished_at` and its place in the history),
+        and `event` recorded with it: one statement."""
+        if changes.get("status") in FINISHED and changes.get("finished_at") is None:
+            changes = {**changes, "finished_at": utcnow()}
+        rows = self._rows(_UPDATE_CLAIMED, {
+            "id": int(post_id), "claim": claim, "patch": Jsonb(Post.patch(changes)), "event": event is not None,
+            "at": event.at if event else None, "kind": event.kind if event else None,
+            "account": event.account_id if event else None, "post": event.post_id if event else None,
+            "detail": event.detail if event else None})
+        if not rows:
+            raise ClaimLost(f"post {post_id} is no longer sending under that claim")
+        return Post.from_doc(rows[0][0])
 
     def _write_post(self, post: Post) -> None:
         self._rows("UPDATE posts SET account_id = %s, status = %s, due_at = %s, ready_at = %s, sending_since = %s, "
@@ -482,8 +527,7 @@ class PostgresStore:
     # -- schedules ----------------------------------------------------------------------------------
 
     def get_schedule(self, account_id: str) -> dict[str, Any] | None:
-        rows = self._rows(self._locking("SELECT doc FROM schedules WHERE account_id = %s", "schedules", account_id),
-                          (account_id,))
+        rows = self._read_locking("SELECT doc FROM schedules WHERE account_id = %s", "schedules", account_id)
         return dict(rows[0][0]) if rows else None
 
     def save_schedule(self, account_id: str, schedule: dict[str, Any]) -> None:
@@ -560,6 +604,10 @@ class PostgresStore:
         rows = self._rows("DELETE FROM media WHERE digest = ANY(%s) AND (%s::timestamptz IS NULL OR stored_at < %s) "
                           "RETURNING digest", (wanted, stored_before, stored_before))
         return len(rows)
+
+
+def _in_due_order(rows: list[tuple[Any, ...]]) -> list[Post]:
+    return sorted((Post.from_doc(row[0]) for row in rows), key=lambda p: (p.due_at, p.id))
 
 
 def _utc(moment: datetime) -> datetime:

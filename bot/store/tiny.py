@@ -39,7 +39,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher, TokenKeyError
-from bot.models import SCHEDULED, SENDING, Account, Post, to_iso, utcnow
+from bot.models import ACTIVE, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store.errors import ClaimLost, RecordMissing, StoreDamaged, StoreError
 from bot.store.files import PRIVATE, AppendLog, atomic_write, decode, encode
 from bot.store.locks import FileHeldLock
@@ -496,6 +496,12 @@ class TinyStore:
             doc = self._table("accounts").get(doc_id=int(user_id))
             return None if doc is None else self._unseal(dict(doc))
 
+    def get_accounts(self, user_ids: Iterable[str]) -> list[Account]:
+        with self._reading():
+            table = self._table("accounts")
+            docs = [table.get(doc_id=int(user_id)) for user_id in user_ids if user_id.isdigit()]
+            return [self._unseal(dict(doc)) for doc in docs if doc is not None]
+
     def find_account(self, handle: str) -> Account | None:
         """An account by user id, username or @username (case-insensitive); matched on the documents."""
         name = handle.lstrip("@").lower()
@@ -620,6 +626,36 @@ class TinyStore:
                 self.record_event("sending", account_id, post.id, detail=claimer, at=now)
             return claimed
 
+    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> list[Post]:
+        """See `Repository.claim_next`: the accounts of the due posts in their due order, the first that
+        can post claimed, in one transaction under the store's lock."""
+        skipped = set(skip)
+        with self.transaction():
+            sending = {post.account_id for post in self.sending_posts()}
+            ready = sorted(self.queued_posts(due_by=now),
+                           key=lambda p: (max(p.due_at, p.next_attempt_at or p.due_at), p.id))
+            for account_id in dict.fromkeys(post.account_id for post in ready):
+                if account_id in skipped or account_id in sending or not self._can_post(account_id, now):
+                    continue
+                claimed = self.claim_due(account_id, now, limit, claimer)
+                if claimed:
+                    return claimed
+            return []
+
+    def _can_post(self, account_id: str, now: datetime) -> bool:
+        doc = self._table("accounts").get(doc_id=int(account_id)) if account_id.isdigit() else None
+        if doc is None or doc.get("status") != ACTIVE:
+            return False
+        hold = doc.get("hold_until")
+        return hold is None or hold <= to_iso(now)
+
+    def due_accounts(self, now: datetime, limit: int | None = None) -> set[str]:
+        """The accounts that can post (active, not held) with a scheduled post whose time has come (with
+        `limit`: those of the `limit` posts due first)."""
+        with self._reading():
+            due = {post.account_id for post in self.queued_posts(due_by=now)[:limit]}
+            return {account_id for account_id in due if self._can_post(account_id, now)}
+
     def take_over(self, post: Post, claimer: str, now: datetime, claimed_before: datetime) -> Post | None:
         """See `Repository.take_over`: decided and written in one transaction, under the store's lock."""
         with self.transaction():
@@ -648,7 +684,8 @@ class TinyStore:
         chosen = (Post.from_doc(dict(doc)) for doc in docs if account_id is None or doc["account_id"] == account_id)
         return sorted(chosen, key=lambda p: (p.due_at, p.id))
 
-    def update_post(self, post_id: int, under_claim: str | None = None, **changes: Any) -> Post:
+    def update_post(self, post_id: int, under_claim: str | None = None, event: Event | None = None,
+                    **changes: Any) -> Post:
         """Change a queued post; one that becomes finished moves to the history log. With `under_claim`,
         only while it is `sending` under that claim (else `ClaimLost`, nothing changed)."""
         with self.transaction():
@@ -667,6 +704,8 @@ class TinyStore:
                 self._pending["history"].append(post.to_doc())
             else:
                 self._replace_doc("posts", post.id, post.to_doc())
+            if event is not None:
+                self.record_event(event.kind, event.account_id, event.post_id, event.detail, event.at)
             return post
 
     def _replace_doc(self, table: str, doc_id: int, doc: dict[str, Any]) -> None:
