@@ -274,15 +274,32 @@ def pgbouncer() -> Iterator[Pgbouncer]:
     bouncer.close()
 
 
-@pytest.fixture(params=CONTRACT_STORES)
-def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
-    """The test runs on a file store, on PostgreSQL, and on PostgreSQL through pgbouncer."""
+def _store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
     if request.param == FILE:
         return StoreAt(FILE, str(tmp_path / "tweetbot.json"))
     direct = request.getfixturevalue("database_url")
     if request.param == PGBOUNCER:
         return StoreAt(PGBOUNCER, request.getfixturevalue("pgbouncer").through(direct), admin=direct)
     return StoreAt(request.param, direct)
+
+
+@pytest.fixture(params=CONTRACT_STORES)
+def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
+    """The test runs on a file store, on PostgreSQL, and on PostgreSQL through pgbouncer."""
+    return _store_at(request, tmp_path)
+
+
+@pytest.fixture(params=STORES)
+def unpooled_store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
+    """A file store and PostgreSQL (a long test whose pooled run is in a module of its own, so that
+    pytest-xdist runs it beside the others, not after them)."""
+    return _store_at(request, tmp_path)
+
+
+@pytest.fixture(params=[PGBOUNCER])
+def pooled_store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
+    """PostgreSQL through pgbouncer in transaction mode."""
+    return _store_at(request, tmp_path)
 
 
 def _store_variables(request: pytest.FixtureRequest) -> dict[str, str]:

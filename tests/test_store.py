@@ -184,11 +184,19 @@ def test_two_processes_increment_without_losing_an_update(store_at: StoreAt) -> 
     assert len(store.events(limit=2000)) == 1000
 
 
-def test_sigkill_at_random_instants_leaves_the_state_before_or_after(store_at: StoreAt) -> None:
+def test_sigkill_at_random_instants_leaves_the_state_before_or_after(unpooled_store_at: StoreAt) -> None:
+    kill_at_random_instants(unpooled_store_at, 100)
+
+
+def kill_at_random_instants(store_at: StoreAt, kills: int) -> None:
+    """SIGKILL a writer `kills` times at random instants: each time the store holds the state before the
+    transaction in flight or after it, whole (the pooled run is in test_store_pooled.py)."""
     rng = random.Random(20261129)
     outcomes = {"before": 0, "after": 0}
-    for _ in range(100):
-        acknowledged = int(store_at.open().get_meta("counter", 0))
+    for _ in range(kills):
+        reader = store_at.open()
+        acknowledged = int(reader.get_meta("counter", 0))
+        reader.close()
         writer = start_writer(store_at, 100_000)
         assert writer.stdout is not None
         assert writer.stdout.readline() == "ready\n"
@@ -206,7 +214,8 @@ def test_sigkill_at_random_instants_leaves_the_state_before_or_after(store_at: S
         assert counter in (acknowledged, acknowledged + 1)
         outcomes["after" if counter == acknowledged + 1 else "before"] += 1
         assert_consistent(store, counter)
-    print(f"100 kills: {outcomes['before']} left the state before the transaction in flight, "
+        store.close()
+    print(f"{kills} kills: {outcomes['before']} left the state before the transaction in flight, "
           f"{outcomes['after']} the state after it")
 
 
