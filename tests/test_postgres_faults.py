@@ -185,9 +185,6 @@ def test_web_two_workers_and_a_command_loop_share_a_role_limited_to_20_connectio
     env = tweetbot_env(tmp_path, sandbox.url, DATABASE_URL=url, METRICS_TOKEN="m" * 24, PUBLIC_URL=web_url)
     store = open_test_store({**env, "DATABASE_URL": admin_url})  # the test's own reads do not count against the role
     accounts = connect_accounts(store, sandbox, 20, prefix="limit")
-    start = utcnow()
-    store.add_posts([Post(id=0, account_id=accounts[n % 20].user_id, parts=(f"limited post {n:03d}",),
-                          due_at=start + timedelta(seconds=2 + n * 0.02)) for n in range(380)])
     peak = Peak(server.url, role)
     outputs: list[str] = []
     with ExitStack() as stack:
@@ -197,8 +194,12 @@ def test_web_two_workers_and_a_command_loop_share_a_role_limited_to_20_connectio
         workers = [WorkerProcess(env, tmp_path, name=f"worker{n}") for n in (1, 2)]
         stack.callback(lambda: [worker.stop_quietly() for worker in workers])
         wait_until(lambda: web.running() and answers_200(web_url), 60, "/healthz to answer 200")
+        start = utcnow()  # the posts come due once every part is up, so the monitor's reads overlap the posting
+        store.add_posts([Post(id=0, account_id=accounts[n % 20].user_id, parts=(f"limited post {n:03d}",),
+                              due_at=start + timedelta(seconds=2 + n * 0.02)) for n in range(380)])
         statuses: list[int] = []
-        readers = [threading.Thread(target=scrape, args=(web_url, env["METRICS_TOKEN"], store, statuses),
+        finished = threading.Event()
+        readers = [threading.Thread(target=scrape, args=(web_url, env["METRICS_TOKEN"], finished, statuses),
                                     daemon=True) for _ in range(6)]
         for reader in readers:
             reader.start()
@@ -210,6 +211,7 @@ def test_web_two_workers_and_a_command_loop_share_a_role_limited_to_20_connectio
             outputs.append(done.stdout + done.stderr)
             assert done.returncode == 0, done.stdout + done.stderr
         wait_until(lambda: not store.queued_posts(), 120, "every post out", every=0.5)
+        finished.set()
         for reader in readers:
             reader.join(timeout=30)
         logs = web.log() + "".join(worker.log() for worker in workers) + "".join(outputs)
@@ -222,13 +224,15 @@ def test_web_two_workers_and_a_command_loop_share_a_role_limited_to_20_connectio
     assert sum(posted_texts(sandbox).values()) == 400
 
 
-def scrape(web_url: str, token: str, store: Repository, statuses: list[int]) -> None:
-    """What a monitor does while the bot runs: /metrics and /healthz, until the queue is empty."""
+def scrape(web_url: str, token: str, finished: threading.Event, statuses: list[int]) -> None:
+    """What a monitor does while the bot runs: /metrics and /healthz, round after round until `finished`."""
     session = requests.Session()
-    while store.queued_posts():
+    while True:
         for path in ("/metrics", "/healthz"):
             answer = session.get(web_url + path, headers={"Authorization": f"Bearer {token}"}, timeout=10)
             statuses.append(answer.status_code)
+        if finished.is_set():
+            return
 
 
 class Peak:
