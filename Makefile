@@ -7,8 +7,8 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test install clean
 
 run: $(STAMP)
-	test -f .env || $(BIN)/tweetbot init
-	$(BIN)/tweetbot run
+	@test -f .env || $(BIN)/tweetbot init
+	@$(BIN)/tweetbot run
 
 test: $(STAMP)
 	$(BIN)/ruff check .
@@ -17,11 +17,14 @@ test: $(STAMP)
 
 install: $(STAMP)
 
+# pip's output goes to $(VENV)/install.log, shown only when the install fails: the first screen of
+# `make run` is for the admin password and the way to the command line.
 $(STAMP): pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "Installing tweetbot into $(VENV) (pip's output: $(VENV)/install.log)"
+	@{ $(BIN)/python -m pip install --upgrade pip && $(BIN)/python -m pip install -e '.[dev]'; } \
+		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; echo "make: the install failed (above)"; exit 1; }
+	@touch $(STAMP)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -12,9 +12,11 @@ from __future__ import annotations
 import os
 import secrets
 import sys
+from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, NoReturn
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from cryptography.fernet import Fernet
@@ -22,7 +24,7 @@ from cryptography.fernet import Fernet
 from bot.logs import configure_logging
 from bot.models import NEEDS_RECONNECT, Account
 from bot.settings import PLATFORMS, Settings, SettingsError, load_settings
-from bot.store import BROKEN, UNUSABLE, BackupError, Repository, StoreError, open_store, restore_store
+from bot.store import BROKEN, UNUSABLE, BackupError, Repository, StoreError, heartbeats, open_store, restore_store
 from bot.store.files import PRIVATE, atomic_write
 from bot.when import relative
 from bot.xclient import XClient
@@ -81,12 +83,13 @@ def init(force: bool, env_path: str) -> None:
     """Write a .env with fresh SECRET_KEY, TOKEN_KEY and ADMIN_PASSWORD."""
     path = Path(env_path)
     password = secrets.token_urlsafe(12)
+    zone = machine_zone()
     try:
-        write_private(path, env_file_text(password), replace=force)
+        write_private(path, env_file_text(password, zone), replace=force)
     except FileExistsError:
         click.secho(f"tweetbot: {path} exists; not overwriting it (use --force)", fg="red", err=True)
         sys.exit(1)
-    click.echo(f"Wrote {path} with fresh secrets.")
+    click.echo(f"Wrote {path} with fresh secrets; times are shown in {zone} (TIMEZONE, this machine's zone).")
     click.echo(f"Admin password (shown once): {password}")
     click.echo("Without X_CLIENT_ID the bot uses the local sandbox; set X_CLIENT_ID and X_CLIENT_SECRET to talk to X.")
 
@@ -105,16 +108,44 @@ def write_private(path: Path, text: str, replace: bool) -> None:
         handle.write(text)
 
 
-def env_file_text(admin_password: str) -> str:
-    """A new `.env`: fresh secrets, everything else left to `.env.example`'s defaults."""
+def env_file_text(admin_password: str, zone: str = "UTC") -> str:
+    """A new `.env`: fresh secrets and the machine's time zone, everything else left to `.env.example`'s defaults."""
     return (
         "# Written by `tweetbot init`. Every variable is described in .env.example.\n"
         f"SECRET_KEY={secrets.token_urlsafe(32)}\n"
         f"TOKEN_KEY={Fernet.generate_key().decode()}\n"
         f"ADMIN_PASSWORD={admin_password}\n"
+        f"TIMEZONE={zone}\n"
         "# X_CLIENT_ID=\n"
         "# X_CLIENT_SECRET=\n"
     )
+
+
+UTC_ALIASES = {"Etc/UTC", "Etc/UCT", "Etc/Universal", "Etc/Zulu", "UCT", "Universal", "Zulu"}  # shown as "UTC"
+
+
+def machine_zone(localtime: Path = Path("/etc/localtime"), timezone_file: Path = Path("/etc/timezone")) -> str:
+    """This machine's IANA time zone: `TZ` when it names one, else what /etc/localtime links to (or
+    Debian's /etc/timezone says); UTC only when none of them tells."""
+    candidates = [os.environ.get("TZ", "").removeprefix(":")]
+    with suppress(OSError):
+        target = str(localtime.resolve())
+        candidates.append(target.split("/zoneinfo/", 1)[1] if "/zoneinfo/" in target else "")
+    with suppress(OSError):
+        candidates.append(timezone_file.read_text().strip())
+    zone = next((name for name in candidates if _zone_name(name)), "UTC")
+    return "UTC" if zone in UTC_ALIASES else zone
+
+
+def _zone_name(name: str) -> bool:
+    """Whether `name` is a zone Python's zoneinfo knows ("Europe/Berlin"; not "", a path or "CET-1")."""
+    if not name or name.startswith("/"):
+        return False
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
 
 
 @main.command()
@@ -158,8 +189,24 @@ def check() -> None:
 
         for line in describe_database(settings):
             click.echo(line)
-    for warning in platform_warnings(settings):
+    for warning in [*platform_warnings(settings), *store_warnings(settings)]:
         click.secho(f"warning: {warning}", fg="yellow")
+
+
+def store_warnings(settings: Settings) -> list[str]:
+    """What the store says a person must know before starting a worker (a restored copy); nothing when
+    there is no store yet or it cannot be read (the commands that need it say why)."""
+    if not settings.database_url and not settings.store_path.exists():
+        return []
+    try:
+        store = open_store(settings)
+        try:
+            warning = heartbeats.restored_copy_warning(store)
+        finally:
+            store.close()
+    except StoreError:
+        return []
+    return [warning] if warning else []
 
 
 def platform_warnings(settings: Settings) -> list[str]:
@@ -190,13 +237,17 @@ def platform_warnings(settings: Settings) -> list[str]:
               help="Access-token lifetime in seconds (default: X's 7200).")
 @click.option("--media-processing-seconds", type=click.FloatRange(0, 86400), default=0.0, show_default=True,
               help="How long a GIF or video takes to process (0: one step per STATUS poll).")
-def sandbox(host: str, port: int | None, token_lifetime: int | None, media_processing_seconds: float) -> None:
+@click.option("--state", "state_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="A file that keeps the sandbox's world across restarts (tweetbot run: data/sandbox.state). "
+                   "Default: memory only.")
+def sandbox(host: str, port: int | None, token_lifetime: int | None, media_processing_seconds: float,
+            state_path: Path | None) -> None:
     """Run the local stand-in for X (consent page, tokens, posts, timelines, media)."""
     from bot.processes import exec_sandbox
 
     settings = settings_or_exit()
     exec_sandbox(settings, host=host, port=port or settings.sandbox_port, token_lifetime=token_lifetime,
-                 media_processing_seconds=media_processing_seconds)
+                 media_processing_seconds=media_processing_seconds, state_path=state_path)
 
 
 @main.command()

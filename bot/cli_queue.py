@@ -141,13 +141,6 @@ def given_media(paths: Sequence[Path], alts: Sequence[str]) -> list[list[MediaFi
     return [[read_file(path, alt) for path, alt in zip(paths, padded, strict=True)]] if paths else []
 
 
-def post_link(settings: Settings, username: str, tweet_id: str | None) -> str:
-    """Where a person sees the post: on X, or on the sandbox's timeline page."""
-    if settings.sandbox:
-        return f"{settings.api_base.rstrip('/')}/{username}"
-    return f"https://x.com/{username}/status/{tweet_id}" if tweet_id else "-"
-
-
 def plural(count: int, word: str) -> str:
     return f"{count:,} {word}{'' if count == 1 else 's'}"
 
@@ -404,7 +397,7 @@ def history_command() -> None:
     for post in posts:
         account = accounts.get(post.account_id)
         first_id = next((tweet_id for tweet_id in post.tweet_ids if tweet_id), None)
-        link = post_link(settings, account.username, first_id) if account and first_id else "-"
+        link = (settings.post_url(first_id, account.username) if account and first_id else None) or "-"
         posted = format_local(post.posted_at, settings.zone) if post.status == POSTED else "-"
         click.echo(f"{post.id:>6}  {account.handle if account else post.account_id:16} {posted:22} "
                    f"{post.status:9} {media_text(post):>5} {shortened(post, HISTORY_TEXT):{HISTORY_TEXT}} "

@@ -12,6 +12,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from bot.settings import Settings
@@ -50,7 +51,8 @@ def exec_gunicorn(host: str, port: int) -> None:
 
 
 def sandbox_command(settings: Settings, host: str, port: int, token_lifetime: int | None = None,
-                    media_processing_seconds: float = 0.0) -> tuple[list[str], dict[str, str]]:
+                    media_processing_seconds: float = 0.0,
+                    state_path: Path | None = None) -> tuple[list[str], dict[str, str]]:
     """`python -m sandbox` for the bot's own client (id, callback, tier) and its environment.
 
     The sandbox is a program of its own (the bot imports nothing from it): it is told
@@ -63,6 +65,8 @@ def sandbox_command(settings: Settings, host: str, port: int, token_lifetime: in
                "--tier", settings.x_tier, "--media-processing-seconds", repr(float(media_processing_seconds))]
     if token_lifetime is not None:
         command += ["--token-lifetime", str(token_lifetime)]
+    if state_path is not None:
+        command += ["--state", str(state_path)]
     env = dict(os.environ)
     if settings.x_client_secret:
         env["SANDBOX_CLIENT_SECRET"] = settings.x_client_secret
@@ -72,9 +76,9 @@ def sandbox_command(settings: Settings, host: str, port: int, token_lifetime: in
 
 
 def exec_sandbox(settings: Settings, host: str, port: int, token_lifetime: int | None = None,
-                 media_processing_seconds: float = 0.0) -> None:
+                 media_processing_seconds: float = 0.0, state_path: Path | None = None) -> None:
     """Replace this process with the sandbox (`tweetbot sandbox`)."""
-    command, env = sandbox_command(settings, host, port, token_lifetime, media_processing_seconds)
+    command, env = sandbox_command(settings, host, port, token_lifetime, media_processing_seconds, state_path)
     os.execve(command[0], command, env)
 
 
@@ -86,8 +90,16 @@ def process_table(settings: Settings) -> dict[str, str]:
         # Tokens that expire a minute past the refresh margin: the log shows a refresh
         # about a minute after Connect, not two hours later.
         lifetime = settings.refresh_margin + DEMO_TOKEN_HEADROOM
-        table["sandbox"] = f"{tweetbot} sandbox --port {settings.sandbox_port} --token-lifetime {lifetime}"
+        state = shlex.quote(str(sandbox_state_path(settings)))
+        table["sandbox"] = (f"{tweetbot} sandbox --port {settings.sandbox_port} --token-lifetime {lifetime} "
+                            f"--state {state}")
     return table
+
+
+def sandbox_state_path(settings: Settings) -> Path:
+    """Where `tweetbot run`'s sandbox keeps its world: beside the store, so a restart finds the
+    token chains the store holds (X does not forget them either)."""
+    return settings.store_path.parent / "sandbox.state"
 
 
 def port_taken(host: str, port: int) -> bool:
@@ -262,6 +274,20 @@ def _stop_what_is_left(manager: Any) -> None:
             runner.join(timeout=max(0.0, deadline - time.monotonic()))
 
 
+def start_banner(settings: Settings) -> list[str]:
+    """What a person needs before the processes' own lines scroll by: where to sign in, which X this
+    is, and how to reach the command line (`make run` does not put it on the PATH)."""
+    tweetbot = Path(sys.executable).with_name("tweetbot")
+    shown = os.path.relpath(tweetbot) if tweetbot.is_relative_to(Path.cwd()) else str(tweetbot)
+    x = (f"the local sandbox on http://127.0.0.1:{settings.sandbox_port} (set X_CLIENT_ID and X_CLIENT_SECRET "
+         f"in .env for the real X)" if settings.sandbox else "the real X (the client in X_CLIENT_ID)")
+    return [f"tweetbot: open {settings.public_url} and sign in with the ADMIN_PASSWORD in .env",
+            f"tweetbot: X is {x}",
+            f"tweetbot: the command line: {shown} --help (or `source {Path(shown).parent}/activate`, "
+            f"then tweetbot --help)",
+            "tweetbot: Ctrl-C stops everything"]
+
+
 def run_all(settings: Settings) -> int:
     """Run every process of `process_table` under honcho until one stops or a signal comes.
 
@@ -274,6 +300,7 @@ def run_all(settings: Settings) -> int:
     if taken:
         print("\n".join(taken), file=sys.stderr, flush=True)
         return 2
+    print("\n".join(start_banner(settings)), flush=True)
     manager = _manager()
     for name, command in process_table(settings).items():
         # exec: the program itself gets honcho's signal, not a shell that would die of it (rc=-15).

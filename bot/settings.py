@@ -71,6 +71,15 @@ class Settings:
     # (0: none, the client's own address counts), or the networks its proxies are in.
     trusted_proxies: int | tuple[str, ...] = 0
 
+    def post_url(self, tweet_id: str, username: str | None) -> str | None:
+        """Where a person sees post `tweet_id`: on X, or at the post on the sandbox's timeline page
+        (which needs the author's username: None without it)."""
+        if self.sandbox:
+            return f"{self.api_base.rstrip('/')}/{username}#post-{tweet_id}" if username else None
+        if username is None:
+            return f"https://x.com/i/web/status/{tweet_id}"
+        return f"https://x.com/{username}/status/{tweet_id}"
+
     @property
     def redirect_uri(self) -> str:
         return self.public_url.rstrip("/") + "/oauth/callback"

@@ -16,11 +16,14 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any
+from urllib.parse import urlsplit
 
 import schedule
 
@@ -41,10 +44,12 @@ def one_line(exc: BaseException) -> str:
     """An error's message on one line, for a log or a terminal."""
     return " ".join(str(exc).split()) or type(exc).__name__
 
+
 DISPATCH_EVERY = 1
 MEDIA_CLEANUP_EVERY = 60  # minutes: retention is counted in days, so an hour late is never late
 RUN_KEYS_KEPT = timedelta(days=30)  # generator run keys older than any run they could collide with
 STORE_WAIT_EVERY = 1.0  # seconds between two looks at a store that cannot be reached at start-up
+SANDBOX_WAIT = 30.0  # seconds a worker waits at start for the sandbox `tweetbot run` starts beside it
 
 
 class Worker:
@@ -144,6 +149,8 @@ class Worker:
         self._install_signal_handlers()
         if not self._store_ready():
             return self.exit_code
+        self._warn_if_restored()
+        self._wait_for_sandbox()
         self.schedule_jobs()
         log.info("started (refresh every %ss, margin %ss)", self.settings.refresh_every,
                  self.settings.refresh_margin)
@@ -174,6 +181,34 @@ class Worker:
             except StoreError:
                 self._stop.wait(STORE_WAIT_EVERY)
         return False
+
+    def _warn_if_restored(self) -> None:
+        """The first worker on a restored copy says what it risks if the original still runs (see heartbeats)."""
+        try:
+            warning = heartbeats.restored_copy_warning(self.store)
+        except StoreError:
+            return  # the jobs will say what is wrong with the store
+        if warning:
+            log.warning("tweetbot: %s", warning)
+
+    def _wait_for_sandbox(self) -> None:
+        """With the sandbox as X, wait (at most SANDBOX_WAIT s) until it listens: `tweetbot run` starts it
+        beside this worker, and a first refresh refused for a closed port is noise on a new user's first
+        screen. Real X is not waited for; a sandbox that never comes is the jobs' to report."""
+        if not self.settings.sandbox:
+            return
+        address = urlsplit(self.settings.api_base)
+        host, port = address.hostname or "127.0.0.1", address.port or 80
+        deadline = time.monotonic() + SANDBOX_WAIT
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                socket.create_connection((host, port), timeout=1).close()
+                return
+            except OSError:
+                self._stop.wait(0.2)
+        if not self._stop.is_set():
+            log.warning("the sandbox at %s does not answer after %s s; carrying on", self.settings.api_base,
+                        SANDBOX_WAIT)
 
     def _idle_seconds(self) -> float:
         idle = self.scheduler.idle_seconds

@@ -13,6 +13,7 @@ given (never from tweetbot's `.env` or settings):
 | `--tier` | `SANDBOX_TIER` | payg |
 | `--token-lifetime` | `SANDBOX_TOKEN_LIFETIME` | 7200 (X's two hours) |
 | `--media-processing-seconds` | `SANDBOX_MEDIA_PROCESSING_SECONDS` | 0 (one step per STATUS poll) |
+| `--state` | `SANDBOX_STATE` | none: the world lives in memory only |
 
 More clients can be registered while it runs: `POST /_sandbox/clients`.
 `tweetbot sandbox` runs this module with the bot's own client, callback and tier, every
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
@@ -60,11 +62,13 @@ def sandbox_config(client_id: str = DEFAULT_CLIENT.client_id,
 @click.option("--media-processing-seconds", envvar="SANDBOX_MEDIA_PROCESSING_SECONDS",
               type=click.FloatRange(0, 86400), default=0.0, show_default=True,
               help="How long a GIF or video takes to process (0: one step per STATUS poll).")
+@click.option("--state", "state_path", envvar="SANDBOX_STATE", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, help="A file that keeps the world (users, token chains, posts, media) across restarts.")
 def main(host: str, port: int, client_id: str, client_secret: str, redirect_uris: tuple[str, ...], tier: str,
-         token_lifetime: int | None, media_processing_seconds: float) -> None:
+         token_lifetime: int | None, media_processing_seconds: float, state_path: Path | None) -> None:
     """Run the local stand-in for X (consent page, tokens, posts, timelines, media)."""
     config = sandbox_config(client_id, client_secret, redirect_uris, tier, token_lifetime, media_processing_seconds)
-    serve(config, host=host, port=port)
+    serve(config, host=host, port=port, state_path=state_path)
 
 
 if __name__ == "__main__":

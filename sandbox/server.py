@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import sys
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
+from flask import Flask
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
 
 from sandbox.app import create_app
+from sandbox.keeping import StateFile, StateFileError, load
 from sandbox.options import SandboxConfig
 from sandbox.state import current_world
 
@@ -107,13 +110,15 @@ def _reason(code: int) -> str:
         return ""
 
 
-def serve(config: SandboxConfig, host: str, port: int) -> None:
-    """Run a sandbox whose world starts from `config` on host:port; blocks until interrupted.
+def serve(config: SandboxConfig, host: str, port: int, state_path: Path | None = None) -> None:
+    """Run a sandbox whose world starts from `config` (and `state_path`'s file, kept after every
+    change, when given) on host:port; blocks until interrupted.
 
     `python -m sandbox` (sandbox/__main__.py) builds `config` from its arguments and
     environment; `tweetbot sandbox` runs that with the bot's client and tier.
     """
     app = create_app(config)
+    remembered = state_path is not None and _keep_state(app, state_path)
     server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
     server.daemon_threads = True  # type: ignore[attr-defined]  # idle kept-alive connections must not keep the process alive
     base = f"http://{host}:{server.port}"
@@ -127,9 +132,28 @@ def serve(config: SandboxConfig, host: str, port: int) -> None:
           f"access tokens live {world.options.access_token_lifetime} s)", file=sys.stderr, flush=True)
     print(f"  consent: {base}/i/oauth2/authorize   API: {base}/2/…   control: {base}/_sandbox/state",
           file=sys.stderr, flush=True)
+    if state_path is not None:
+        print(f"  state: {state_path} ({'the world as it was left' if remembered else 'a new world'})",
+              file=sys.stderr, flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
+
+
+def _keep_state(app: Flask, path: Path) -> bool:
+    """Start the app's world from `path` and keep it there; whether there was a world to start from.
+
+    An unusable file stops the sandbox with one line, untouched."""
+    state_file = StateFile(path)
+    with app.app_context():
+        world = current_world()
+        try:
+            remembered = load(world, path)
+        except StateFileError as exc:
+            raise SystemExit(str(exc)) from exc
+        state_file.save(world)  # written once at start: a missing folder or a read-only one shows now, not mid-request
+    state_file.install(app)
+    return remembered

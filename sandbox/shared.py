@@ -12,6 +12,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from typing import Any
 
 from sandbox.options import Options, SandboxConfig
 
@@ -32,6 +33,21 @@ class Shared:
             self.clock_offset = 0.0
             self.rng = random.Random(config.seed)
             self._last_snowflake = 0
+
+    def kept(self) -> dict[str, Any]:
+        """What outlives a restart: the switches, the clock's offset, the last id handed out."""
+        return {"options": self.options, "clock_offset": self.clock_offset, "last_snowflake": self._last_snowflake}
+
+    def restore(self, kept: dict[str, Any], config: SandboxConfig) -> None:
+        """Take back what `kept` gave; what `config` sets (tier, lifetimes) wins over the kept switches."""
+        with self.lock:
+            starting = Options.starting(config)
+            self.options = kept["options"]
+            self.options.tier = starting.tier
+            self.options.access_token_lifetime = starting.access_token_lifetime
+            self.options.media_processing_seconds = starting.media_processing_seconds
+            self.clock_offset = float(kept["clock_offset"])
+            self._last_snowflake = int(kept["last_snowflake"])
 
     def now(self) -> float:
         """The sandbox clock (Unix seconds)."""
@@ -66,3 +82,12 @@ class Part:
     def reset(self) -> None:
         """Back to empty (the world's reset calls every part's, under the lock)."""
         raise NotImplementedError
+
+    def kept(self) -> dict[str, Any]:
+        """What this part holds, for the state file: its records, not the lock or the parts it reads."""
+        return {name: value for name, value in vars(self).items()
+                if name not in ("_shared", "_lock") and not isinstance(value, Part)}
+
+    def restore(self, kept: dict[str, Any]) -> None:
+        """Take back what `kept` gave (the world calls this under the lock)."""
+        vars(self).update(kept)

@@ -34,6 +34,7 @@ from sandbox.uploads import Uploads
 
 T = TypeVar("T")
 LIMIT_SWITCHES = ("tier", "limit_overrides", "rate_limits")
+KEPT_PARTS = ("people", "consent", "uploads", "timeline")  # traffic (faults, counts, windows) is a run's own
 
 
 class World:
@@ -62,6 +63,23 @@ class World:
                 self.consent.register_client(spec.client_id, spec.client_secret, list(spec.redirect_uris))
             for username, name in self.config.users:
                 self.people.add(username, name)
+
+    def kept(self) -> dict[str, Any]:
+        """What the state file keeps (sandbox/keeping.py): the shared switches and each kept part's records.
+
+        Live objects: pickle them under the lock (`answer`)."""
+        with self._lock:
+            return {"shared": self.shared.kept(), **{name: getattr(self, name).kept() for name in KEPT_PARTS}}
+
+    def restore(self, kept: dict[str, Any]) -> None:
+        """Become the world `kept` describes; the configured clients are registered again over it."""
+        with self._lock:
+            self.reset()
+            self.shared.restore(kept["shared"], self.config)
+            for name in KEPT_PARTS:
+                getattr(self, name).restore(kept[name])
+            for spec in self.config.clients:
+                self.consent.register_client(spec.client_id, spec.client_secret, list(spec.redirect_uris))
 
     def now(self) -> float:
         """The sandbox clock (Unix seconds)."""

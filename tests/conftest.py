@@ -109,8 +109,9 @@ class SandboxServer:
         return self.log_path.read_text(errors="replace")
 
 
-def start_sandbox(workdir: Path, port: int | None = None, timeout: float = 20.0, **env: str) -> SandboxServer:
-    """Start `tweetbot sandbox --port N` in `workdir` and wait until it answers.
+def start_sandbox(workdir: Path, port: int | None = None, timeout: float = 20.0, args: tuple[str, ...] = (),
+                  **env: str) -> SandboxServer:
+    """Start `tweetbot sandbox --port N [args]` in `workdir` and wait until it answers.
 
     `env` overrides variables of `tweetbot_env` (e.g. `X_CLIENT_ID`, `X_TIER`).
     """
@@ -119,7 +120,7 @@ def start_sandbox(workdir: Path, port: int | None = None, timeout: float = 20.0,
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "sandbox.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([TWEETBOT, "sandbox", "--port", str(port)], cwd=workdir,
+        process = subprocess.Popen([TWEETBOT, "sandbox", "--port", str(port), *args], cwd=workdir,
                                    env=tweetbot_env(workdir, url, **env), stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
+from bot.cli import machine_zone
 from bot.models import Account
 from bot.settings import load_settings
 from bot.store import open_store
@@ -38,7 +39,7 @@ def test_init_writes_fresh_secrets_once(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     values = dict(line.split("=", 1) for line in (tmp_path / ".env").read_text().splitlines()
                   if line and not line.startswith("#"))
-    assert set(values) == {"SECRET_KEY", "TOKEN_KEY", "ADMIN_PASSWORD"}
+    assert set(values) == {"SECRET_KEY", "TOKEN_KEY", "ADMIN_PASSWORD", "TIMEZONE"}
     Fernet(values["TOKEN_KEY"])
     assert len(values["SECRET_KEY"]) >= 32
     assert f"Admin password (shown once): {values['ADMIN_PASSWORD']}" in first.stdout
@@ -53,6 +54,29 @@ def test_init_writes_fresh_secrets_once(tmp_path: Path) -> None:
     assert values["SECRET_KEY"] not in (tmp_path / ".env").read_text()
 
 
+@pytest.mark.parametrize("tz, zone", [("Europe/Berlin", "Europe/Berlin"), (":America/New_York", "America/New_York")])
+def test_init_takes_the_time_zone_from_tz(tmp_path: Path, tz: str, zone: str) -> None:
+    done = tweetbot(tmp_path, "init", env={"TZ": tz})
+    assert done.returncode == 0, done.stderr
+    assert f"\nTIMEZONE={zone}\n" in (tmp_path / ".env").read_text()
+    assert f"times are shown in {zone}" in done.stdout
+    assert load_settings(tmp_path / ".env", {}).timezone == zone
+
+
+def test_the_machine_zone_is_what_etc_localtime_links_to_and_utc_only_when_nothing_tells(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TZ", "Nowhere/Else")  # not a zone: the files are asked next
+    tokyo = tmp_path / "localtime"
+    tokyo.symlink_to("/usr/share/zoneinfo/Asia/Tokyo")
+    assert machine_zone(tokyo, tmp_path / "no-timezone-file") == "Asia/Tokyo"
+    utc = tmp_path / "utc"
+    utc.symlink_to("/usr/share/zoneinfo/Etc/UTC")
+    assert machine_zone(utc, tmp_path / "no-timezone-file") == "UTC"
+    (tmp_path / "timezone").write_text("America/Sao_Paulo\n")
+    assert machine_zone(tmp_path / "missing", tmp_path / "timezone") == "America/Sao_Paulo"
+    assert machine_zone(tmp_path / "missing", tmp_path / "missing-too") == "UTC"
+
+
 def test_check_masks_secrets_and_says_which_x(tmp_path: Path) -> None:
     tweetbot(tmp_path, "init")
     env_text = (tmp_path / ".env").read_text()
@@ -61,7 +85,7 @@ def test_check_masks_secrets_and_says_which_x(tmp_path: Path) -> None:
     assert "Talks to the local sandbox at http://127.0.0.1:8100" in result.stdout
     assert f"Store: {tmp_path / 'data' / 'tweetbot.json'}" in result.stdout
     for line in env_text.splitlines():
-        if "=" in line and not line.startswith("#"):
+        if "=" in line and not line.startswith(("#", "TIMEZONE=")):
             assert line.split("=", 1)[1] not in result.stdout
     assert "DYNO" not in result.stdout
 

@@ -145,8 +145,8 @@ def test_history_links_to_the_sandbox_timeline_in_sandbox_mode(folder: BotFolder
     assert result.returncode == 0, result.stderr
     lines = {line.split()[0]: line for line in result.stdout.splitlines()[1:]}
     assert lines["1"].split()[1:6] == ["@alice", "2026-12-01", "09:00", "CET", "posted"]
-    assert "http://127.0.0.1:8100/alice" in lines["1"]
-    assert "http://127.0.0.1:8100/alice" in lines["2"]
+    assert "http://127.0.0.1:8100/alice#post-1111" in lines["1"].split()  # the post itself, as the dashboard links
+    assert "http://127.0.0.1:8100/alice#post-2221" in lines["2"].split()  # a thread: its first part
     assert "failed" in lines["3"] and "duplicate content" in lines["3"]
     assert list(lines) == ["3", "2", "1"]  # the most recently finished first
 

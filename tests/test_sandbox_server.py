@@ -2,16 +2,22 @@
 from __future__ import annotations
 
 import http.client
+import io
 import os
+import stat
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+from PIL import Image
+
+from bot.xclient import XClient
 
 from conftest import free_port, start_sandbox, stop_process
 from sandbox_helpers import SandboxControl
+from web_support import web_settings
 
 
 def test_connections_are_kept_alive(sandbox: SandboxControl) -> None:
@@ -101,3 +107,58 @@ def test_tweetbot_sandbox_runs_python_m_sandbox_with_the_secret_off_the_command_
         assert not any(b"my-x-secret-value" in arg for arg in cmdline)
     finally:
         stop_process(server.process)
+
+
+def test_a_state_file_keeps_chains_posts_and_media_through_a_kill(tmp_path: Path) -> None:
+    """Killed at once (nothing written on the way out) and started again on the same file, the sandbox still
+    knows the token chain the bot holds, its posts and its media; the file is private; without --state, nothing."""
+    state = tmp_path / "data" / "sandbox.state"
+    state.parent.mkdir()
+    first = start_sandbox(tmp_path / "first", args=("--state", str(state)))
+    try:
+        control = SandboxControl(first.url)
+        granted = control.grant("sandbox_alice", scopes=["tweet.read", "tweet.write", "users.read",
+                                                         "offline.access", "media.write"])
+        pair = XClient(web_settings(tmp_path, control)).refresh(granted["refresh_token"])
+        api = XClient(web_settings(tmp_path, control)).api(pair.access_token)
+        post_id = api.create_post("kept across a restart")
+        media_id = requests.post(first.url + "/2/media/upload", headers={"Authorization": f"Bearer {pair.access_token}"},
+                                 files={"media": ("dot.png", png_bytes(), "image/png")},
+                                 data={"media_category": "tweet_image"}, timeout=10).json()["data"]["id"]
+    finally:
+        first.process.kill()
+        first.process.wait(timeout=10)
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    second = start_sandbox(tmp_path / "second", args=("--state", str(state)))
+    try:
+        control = SandboxControl(second.url)
+        again = XClient(web_settings(tmp_path, control)).refresh(pair.refresh_token)  # the chain goes on
+        assert XClient(web_settings(tmp_path, control)).api(again.access_token).me()["username"] == "sandbox_alice"
+        assert [p["id"] for p in control.posts("sandbox_alice")] == [post_id]
+        assert media_id in [m["id"] for m in control.state("media")["media"]]
+        assert control.state("chains")["chains"][0]["refreshes"] == 2 and control.reuse_count() == 0
+        assert f"state: {state} (the world as it was left)" in second.log()
+    finally:
+        stop_process(second.process)
+    forgetful = start_sandbox(tmp_path / "third")
+    try:
+        assert SandboxControl(forgetful.url).state("chains")["chains"] == []
+    finally:
+        stop_process(forgetful.process)
+
+
+def test_a_damaged_state_file_stops_the_sandbox_with_one_line_and_stays_as_it_was(tmp_path: Path) -> None:
+    state = tmp_path / "sandbox.state"
+    state.write_bytes(b"\x80\x05not a world")
+    done = subprocess.run([sys.executable, "-m", "sandbox", "--port", str(free_port()), "--state", str(state)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"sandbox: {state} is damaged or not a state file this sandbox wrote; move it away to start with a new world"]
+    assert state.read_bytes() == b"\x80\x05not a world"
+
+
+def png_bytes() -> bytes:
+    image = io.BytesIO()
+    Image.new("RGB", (4, 4), (200, 30, 30)).save(image, format="PNG")
+    return image.getvalue()

@@ -18,10 +18,12 @@ from cryptography.fernet import Fernet
 
 from bot.models import CANCELED, FAILED, NEEDS_RECONNECT, POSTED, SENDING, Account, MediaRef, Post, utcnow
 from bot.schedules import clear_slots, parse_slots, save_slots
-from bot.store import Repository, StoreContents, TokenKeyError
+from bot.store import Repository, StoreContents, TokenKeyError, heartbeats
 
 from conftest import TWEETBOT, tweetbot_env
+from sandbox_helpers import SandboxControl
 from store_support import FILE, POSTGRES, StoreAt
+from worker_support import WorkerProcess, wait_until
 
 NO_SANDBOX = "http://127.0.0.1:9"  # the copy never talks to X
 ACCOUNTS = 10
@@ -490,6 +492,7 @@ def test_a_postgres_backup_restores_into_a_fresh_database_and_into_a_file(
     assert f"into PostgreSQL at {where(second_database_url)}" in restored.stdout
     in_pg = dumped(into_pg)
     assert in_pg.meta.pop("worker_heartbeat") is None  # no worker has run on the copy
+    assert in_pg.meta.pop("restored")["archive"] == "tweetbot.tar.gz"  # where it came from, instead
     assert_same(in_pg, expected)
     assert_same_media(into_pg, filled)
     check_working_copy(into_pg, source, filled)
@@ -500,6 +503,7 @@ def test_a_postgres_backup_restores_into_a_fresh_database_and_into_a_file(
     assert to_file.returncode == 0, to_file.stderr
     in_file = dumped(into_file)
     assert in_file.meta.pop("worker_heartbeat") is None
+    assert in_file.meta.pop("restored")["archive"] == "tweetbot.tar.gz"
     assert_same(in_file, expected)
     assert_same_media(into_file, filled)
 
@@ -532,3 +536,53 @@ def test_a_restore_into_postgres_refuses_a_database_in_use_unless_forced(
     forced = run_cli(env, tmp_path, "restore", "--force", str(archive))
     assert forced.returncode == 0, forced.stderr
     assert [doc["user_id"] for doc in dumped(target).accounts] == ["42"]  # replaced, not merged
+
+
+@pytest.mark.parametrize("kind", [FILE, POSTGRES])
+def test_a_restored_copy_warns_before_its_first_worker_and_not_after(
+        tmp_path: Path, sandbox: SandboxControl, second_database_url: str, kind: str) -> None:
+    """A backup restored elsewhere holds the original's refresh tokens and queue: `tweetbot check` and the
+    first lines of the first worker on the copy say what running both would do; once a worker has run on
+    the copy, neither says it again. The original itself never warns."""
+    source = small_source(tmp_path)
+    original = env_for(tmp_path, source)
+    archive = tmp_path / "monday.tar.gz"
+    assert run_cli(original, tmp_path, "backup", str(archive)).returncode == 0
+    assert WARNED not in run_cli(original, tmp_path, "check").stdout
+    copy = (StoreAt(POSTGRES, second_database_url, key=source.key) if kind == POSTGRES
+            else StoreAt(FILE, str(tmp_path / "copy" / "tweetbot.json"), key=source.key))
+    env = {**env_for(tmp_path, copy), "X_API_BASE": sandbox.url}
+    assert run_cli(env, tmp_path, "restore", str(archive)).returncode == 0, "restore"
+    checked = run_cli(env, tmp_path, "check")
+    assert checked.returncode == 0, checked.stderr
+    [warning] = [line for line in checked.stdout.splitlines() if line.startswith(WARNED)]
+    assert "from the backup monday.tar.gz, taken " in warning
+    assert "stop it for good before starting one here" in warning and "same refresh tokens" in warning
+
+    worker = WorkerProcess(env, tmp_path, name="first-worker")
+    try:
+        worker.wait_started()
+        assert "tweetbot: this store was restored" in worker.log()
+        wait_until(lambda: copy_beats(copy), 30, "the worker's first heartbeat")
+        assert worker.terminate() == 0, worker.log()
+    finally:
+        worker.stop_quietly()
+    assert WARNED not in run_cli(env, tmp_path, "check").stdout
+    second = WorkerProcess(env, tmp_path, name="second-worker")
+    try:
+        second.wait_started()
+        assert second.terminate() == 0
+    finally:
+        second.stop_quietly()
+    assert "this store was restored" not in second.log()
+
+
+WARNED = "warning: this store was restored"
+
+
+def copy_beats(at: StoreAt) -> bool:
+    store = at.open()
+    try:
+        return heartbeats.newest_beat(store) is not None
+    finally:
+        store.close()

@@ -206,6 +206,60 @@ def test_the_live_counter_agrees_with_the_server(tmp_path: Path, sandbox: Sandbo
     assert errors == []
 
 
+@pytest.mark.parametrize("width, height", [(1280, 800), (390, 844)])
+def test_a_refused_compose_opens_at_its_message(tmp_path: Path, sandbox: SandboxControl, width: int,
+                                                height: int) -> None:
+    """The answer to a refused form is a long page (a full queue and history below the form): it opens
+    with the reason inside the viewport, the text typed still in the form."""
+    with gunicorn(tmp_path, sandbox, workers=2) as server, chromium() as browser:
+        store = open_store(server.settings)
+        frank = connect_user(store, sandbox, sandbox.create_users(1, "refused")[0])
+        store.add_posts([Post(id=0, account_id=frank.user_id, parts=(f"queued {n} " + "words " * 30,),
+                              due_at=utcnow() + timedelta(days=1, minutes=n)) for n in range(20)])
+        page = browser.new_context(viewport={"width": width, "height": height}).new_page()
+        sign_in(page, server.url)
+        assert page.evaluate("document.documentElement.scrollHeight") > 2 * height  # the page is long
+        page.fill("#part-1", "typed before a refusal")
+        page.fill("#due_at", "2020-01-01T09:00")
+        page.click("#queue-post")
+        message = page.locator("#compose .flash.error")
+        expect(message).to_have_text("Not queued: Wed 2020-01-01 09:00 UTC is in the past.")
+        expect(message).to_be_in_viewport(ratio=1)
+        box = message.bounding_box()
+        assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, box
+        expect(page.locator("#part-1")).to_have_value("typed before a refusal")
+        assert len(store.queued_posts()) == 20
+
+
+def test_the_queue_button_waits_while_a_part_is_too_long(tmp_path: Path, sandbox: SandboxControl) -> None:
+    with gunicorn(tmp_path, sandbox, workers=2) as server, chromium() as browser:
+        connect_user(open_store(server.settings), sandbox, sandbox.create_users(1, "toolong")[0])
+        page = browser.new_page()
+        sign_in(page, server.url)
+        button, reason = page.locator("#queue-post"), page.locator("#queue-blocked")
+        expect(button).to_be_enabled()
+        expect(reason).to_be_hidden()
+        page.fill("#part-1", "x" * 300)
+        expect(page.locator("#count-1")).to_have_text("300 / 280")
+        expect(button).to_be_disabled()
+        expect(reason).to_have_text("Not ready to queue: part 1 is over 280 characters.")
+        page.click("#add-part")
+        page.fill("#part-2", "y" * 281)
+        expect(reason).to_have_text("Not ready to queue: part 1 is over 280 characters; "
+                                    "part 2 is over 280 characters.")
+        page.fill("#part-1", "x" * 280)
+        page.fill("#part-2", "and the rest")
+        expect(button).to_be_enabled()
+        expect(reason).to_be_hidden()
+        page.check("#when-now")
+        expect(page.locator("#due_at")).to_be_disabled()
+        button.click()
+        expect(page.locator(".flash.ok")).to_have_text(
+            "Queued a thread of 2 parts for now: the worker sends it on its next round.")
+        [post] = open_store(server.settings).queued_posts()
+        assert post.parts == ("x" * 280, "and the rest") and post.due_at <= utcnow()
+
+
 def write_png(path: Path, color: tuple[int, int, int]) -> bytes:
     """A real PNG on disk (what a person picks in the file chooser); its bytes."""
     Image.new("RGB", (160, 90), color).save(path, format="PNG")
@@ -236,18 +290,26 @@ def test_compose_two_images_with_alt_text_and_see_them_on_the_sandbox(tmp_path: 
         page.wait_for_url(server.url + "/")
         expect(page.locator("#media-limits")).to_contain_text("1–4 images, or one GIF, or one video")
 
-        # A file only the server can refuse (a PNG's first bytes, then junk): the reason, the text kept,
-        # the file listed to choose again, and its alt text back when it is chosen again.
+        # A PNG's first bytes, then junk: flagged before upload, and Queue waits until it is put right.
         page.fill("#part-1", "Two pictures from a real browser")
         page.set_input_files("#media-1", [str(broken)])
+        expect(page.locator("#compose .previews li.file .file-problem")).to_have_text(
+            "broken.png: the image cannot be read (it is cut short or damaged); choose a whole copy")
+        expect(page.locator("#queue-post")).to_be_disabled()
+        expect(page.locator("#queue-blocked")).to_contain_text("broken.png: the image cannot be read")
+
+        # A form only the server can refuse (a time in the past): the reason, the text kept, the file
+        # listed to choose again, and its alt text back when it is chosen again.
+        page.set_input_files("#media-1", [str(chart)])
+        expect(page.locator("#queue-post")).to_be_enabled()
         page.fill("#alt-1-1", "typed before the refusal")
+        page.fill("#due_at", "2020-01-01T09:00")
         page.click("#queue-post")
-        expect(page.locator("#compose .flash.error")).to_contain_text(
-            "Not queued: broken.png: the image cannot be read")
+        expect(page.locator("#compose .flash.error")).to_contain_text("Not queued: Wed 2020-01-01 09:00 UTC is in the past")
         expect(page.locator("#part-1")).to_have_value("Two pictures from a real browser")
         expect(page.locator("#compose .chosen-before li")).to_have_text(
-            "broken.png: alt text “typed before the refusal”")
-        page.set_input_files("#media-1", [str(broken)])
+            "chart.png: alt text “typed before the refusal”")
+        page.set_input_files("#media-1", [str(chart)])
         expect(page.locator("#alt-1-1")).to_have_value("typed before the refusal")
         assert open_store(server.settings).queued_posts() == []
 

@@ -59,7 +59,7 @@ bp = Blueprint("dashboard", __name__)
 
 SLOTS_SHOWN = 5        # next free slot times shown per account, as `tweetbot slots show` lists them
 FAILURES_SHOWN = 5     # the last generator failures shown
-AT, SLOT = "at", "slot"  # the compose form's two ways to say when
+AT, SLOT, NOW = "at", "slot", "now"  # the compose form's ways to say when
 
 
 @dataclass
@@ -143,7 +143,7 @@ def compose() -> ResponseReturnValue:
     sent = files_of(request.files, request.form, len(texts))
     form = Compose(account=request.form.get("account", ""), parts=texts,
                    due_at=request.form.get("due_at", "").strip(),
-                   when=SLOT if request.form.get("when") == SLOT else AT, media=chosen_of(sent),
+                   when=_when_chosen(request.form.get("when")), media=chosen_of(sent),
                    back=back_target(request.form.get("back")))
     parts, media = kept_parts(texts, sent)
     try:
@@ -159,8 +159,16 @@ def compose() -> ResponseReturnValue:
     kind += f" with {media_count(post)}" if post.media_count else ""
     slot = " (the account's next free slot)" if form.when == SLOT else ""
     log.info("queued post %s for %s", post.id, post.due_at.isoformat())
-    flash(f"Queued {kind} for {local_time(post.due_at, settings().zone)}{slot}.", "ok")
+    if form.when == NOW:
+        flash(f"Queued {kind} for now: the worker sends it on its next round.", "ok")
+    else:
+        flash(f"Queued {kind} for {local_time(post.due_at, settings().zone)}{slot}.", "ok")
     return redirect(form.back or url_for("dashboard.index"), 303)
+
+
+def _when_chosen(value: str | None) -> str:
+    """The compose form's choice of when (anything else, or nothing, is a time typed)."""
+    return value if value in (SLOT, NOW) else AT
 
 
 def kept_parts(texts: list[str], media: list[list[MediaFile]]) -> tuple[list[str], list[list[MediaFile]]]:
@@ -174,6 +182,8 @@ def _queue(form: Compose, parts: list[str], media: list[list[MediaFile]]) -> Pos
     now = utcnow()
     if form.when == SLOT:
         return queue_in_next_slot(store(), form.account, parts, now, source="web", media=media)
+    if form.when == NOW:
+        return queue.queue_post(store(), form.account, parts, now, source="web", media=media)
     due_at = parse_when(form.due_at, settings().zone, now)
     past = past_reason(due_at, now, settings().zone)
     if past:

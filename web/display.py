@@ -23,6 +23,7 @@ from bot.alerts import attention
 from bot.media import RECONNECT_FOR_MEDIA, can_post_media
 from bot.models import (
     ACTIVE,
+    CANCELED,
     DISCONNECTED,
     FAILED,
     NEEDS_RECONNECT,
@@ -216,11 +217,7 @@ def post_link(settings: Settings, account: Account | None, post: Post) -> str | 
     tweet_id = next((tid for tid in post.tweet_ids if tid), None)
     if post.status != POSTED or tweet_id is None:
         return None
-    if settings.sandbox:
-        return None if account is None else f"{settings.api_base.rstrip('/')}/{account.username}#post-{tweet_id}"
-    if account is None:
-        return f"https://x.com/i/web/status/{tweet_id}"
-    return f"https://x.com/{account.username}/status/{tweet_id}"
+    return settings.post_url(tweet_id, account.username if account else None)
 
 
 def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneInfo) -> PostView:
@@ -251,7 +248,10 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
     elif refused_as_duplicate(post):
         note = f"{note}; X refuses the same text again, so it cannot be retried"
     retryable = post.status == FAILED and again is None and not refused_as_duplicate(post)
-    shown = when_text(when, now, zone) if now is not None else local_time(when, zone)
+    if post.status == CANCELED:  # it never went out: its due time is history, not "in 2 days"
+        shown = f"was due {local_time(when, zone)}"
+    else:
+        shown = when_text(when, now, zone) if now is not None else local_time(when, zone)
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=shown,
                     status=post.status, note=note, link=post_link(settings, account, post), cancellable=False,
                     retryable=retryable, **media_fields(post))

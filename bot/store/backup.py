@@ -23,7 +23,8 @@ a store that holds anything unless forced. Into a file store it writes the media
 files, then the logs, then the main file, each atomically (forced, the old files
 are kept aside); into PostgreSQL it loads the archive's records in one transaction
 (forced, what the database held is deleted in that same transaction). A restored
-store carries no worker heartbeat: no worker has run on it yet.
+store carries no worker heartbeat: no worker has run on it yet; it notes the archive it came
+from instead (see `heartbeats.restored_copy_warning`).
 """
 from __future__ import annotations
 
@@ -200,7 +201,7 @@ class CheckedBackup:
 
     files: dict[str, bytes]
     summary: BackupSummary
-    created_at: str
+    created_at: str | None  # ISO; every archive we write has it
     media: dict[str, datetime] = field(default_factory=dict)  # digest: when it was stored
 
 
@@ -225,7 +226,7 @@ def check_backup(archive: Path, cipher: TokenCipher) -> CheckedBackup:
     if summary.held() != manifest["held"]:
         raise BackupError(f"{archive}: what the files hold does not match the manifest")
     _check_key(archive, tables, cipher)
-    return CheckedBackup(files, summary, str(manifest.get("created_at")), _check_media(archive, manifest, media))
+    return CheckedBackup(files, summary, manifest.get("created_at"), _check_media(archive, manifest, media))
 
 
 def _check_media(archive: Path, manifest: dict[str, Any], seen: dict[str, tuple[int, str]]) -> dict[str, datetime]:
@@ -335,6 +336,7 @@ def restore_backup(archive: Path, store_path: Path, cipher: TokenCipher, force: 
     restored.verify()
     with restored.transaction():
         heartbeats.forget_all(restored)
+        heartbeats.mark_restored(restored, Path(archive).name, from_iso(checked.created_at), utcnow())
     return checked.summary
 
 

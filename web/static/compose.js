@@ -1,8 +1,9 @@
 /* The compose form: "Add a thread part" adds one more text box (with its own counter and
  * its own file field, see media.js);
- * choosing "the account's next free slot" sets the time field aside (disabled, so it is
- * neither required nor sent). Without script the form still works for a single post;
- * the server ignores empty parts, and the time field when a slot is chosen.
+ * choosing "now" or "the account's next free slot" sets the time field aside (disabled, so it is
+ * neither required nor sent); the Queue button waits while a part is too long or a file refused.
+ * Without script the form still works for a single post; the server ignores empty parts, and
+ * the time field when "now" or a slot is chosen.
  */
 (function () {
   "use strict";
@@ -35,11 +36,38 @@
     area.focus();
   }
 
+  // The Queue button is disabled, with the reason beside it, while a part is over X's limit or a
+  // chosen file is refused (media.js sets the field's validity and says "tweetbot:checked").
+  function gateQueue(form) {
+    var button = document.getElementById("queue-post");
+    var reason = document.getElementById("queue-blocked");
+    if (!button || !reason) { return; }
+    function update() {
+      var why = [];
+      form.querySelectorAll("#parts .part").forEach(function (part, i) {
+        var counter = part.querySelector(".counter");
+        if (counter && counter.classList.contains("over")) {
+          why.push("part " + (i + 1) + " is over " + counter.textContent.split("/")[1].trim() + " characters");
+        }
+        var files = part.querySelector(".media-input");
+        if (files && files.validationMessage) { why.push(files.validationMessage); }
+      });
+      button.disabled = why.length > 0;
+      reason.hidden = why.length === 0;
+      reason.textContent = why.length ? "Not ready to queue: " + why.join("; ") + "." : "";
+    }
+    form.addEventListener("input", update);
+    form.addEventListener("tweetbot:checked", update);
+    if (window.tweetbotText) { window.tweetbotText.ready.then(update); }
+    update();
+  }
+
   function followWhen() {
     var slot = document.getElementById("when-slot");
+    var now = document.getElementById("when-now");
     var due = document.getElementById("due_at");
-    if (!slot || !due) { return; }
-    function update() { due.disabled = slot.checked; }
+    if (!due) { return; }
+    function update() { due.disabled = Boolean((slot && slot.checked) || (now && now.checked)); }
     document.querySelectorAll("input[name=when]").forEach(function (choice) {
       choice.addEventListener("change", update);
     });
@@ -48,6 +76,8 @@
 
   function init() {
     followWhen();
+    var form = document.getElementById("compose-form");
+    if (form) { gateQueue(form); }
     var button = document.getElementById("add-part");
     var list = document.getElementById("parts");
     if (!button || !list) { return; }

@@ -6,7 +6,7 @@
  * size, and a textarea named "alt-N-I" (I counts from 1), which is how the server pairs each
  * alt text with its file (web/uploads.py). The type is read from the file's first bytes, as
  * the server reads it (bot/media.py `sniff`), not from its name. A file over its limit, a
- * mix X refuses, or a too-long alt text is flagged on its item and set as the field's custom
+ * mix X refuses, an image cut short, or a too-long alt text is flagged on its item and set as the field's custom
  * validity, so the browser will not send the form until it is put right. The limits come
  * from the form's data-* attributes, which the server writes from bot.media. The server
  * checks everything again; its check is the one that counts.
@@ -45,8 +45,29 @@
 
   function readKind(file) {
     return file.slice(0, 16).arrayBuffer()
-      .then(function (buffer) { return kindOf(sniff(new Uint8Array(buffer))); })
-      .catch(function () { return null; });
+      .then(function (buffer) { return sniff(new Uint8Array(buffer)); })
+      .catch(function () { return null; })
+      .then(function (mime) {
+        return whole(file, mime).then(function (ok) { return {kind: kindOf(mime), broken: !ok}; });
+      });
+  }
+
+  // What a whole file of each still-image type ends with (PNG's IEND chunk, JPEG's end-of-image
+  // marker): a file cut short in a download or a copy does not, though a browser still draws the
+  // part it has. Then the browser's own decoder must take it. GIFs, videos: the server checks them.
+  var ENDINGS = {"image/png": [0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82], "image/jpeg": [0xff, 0xd9]};
+
+  function whole(file, mime) {
+    if (!mime || mime.split("/")[0] !== "image" || mime === "image/gif") { return Promise.resolve(true); }
+    var tail = Math.min(file.size, 64);
+    return file.slice(file.size - tail).arrayBuffer().then(function (buffer) {
+      var bytes = Array.from(new Uint8Array(buffer));
+      var ending = ENDINGS[mime];
+      var found = !ending || bytes.join(",").indexOf(ending.join(",")) !== -1;
+      if (!found || typeof createImageBitmap !== "function") { return found; }
+      return createImageBitmap(file).then(function (bitmap) { bitmap.close(); return true; },
+                                          function () { return false; });
+    }).catch(function () { return false; });
   }
 
   function size(bytes) {
@@ -71,10 +92,12 @@
     return found.length ? found[0].getAttribute("data-alt") : "";
   }
 
-  function item(field, file, kind, index, rules) {
+  function item(field, file, read, index, rules) {
+    var kind = read.kind;
     var li = document.createElement("li");
     li.className = "file";
     li.dataset.kind = kind || "";
+    li.dataset.broken = read.broken ? "1" : "";
     li.dataset.size = String(file.size);
     li.dataset.name = file.name;
     if (kind === "image" || kind === "gif") {
@@ -121,6 +144,9 @@
     if (+li.dataset.size > rules[kind]) {
       return name + ": over X's " + rules[kind] / MB + " MB limit for " + WORDS[kind];
     }
+    if (li.dataset.broken) {
+      return name + ": the image cannot be read (it is cut short or damaged); choose a whole copy";
+    }
     if (alt.length > rules.alt) {
       return name + ": the alt text has " + alt.length + " characters; X takes at most " + rules.alt;
     }
@@ -159,6 +185,7 @@
     var summary = box.querySelector(".part-problem");
     summary.textContent = partProblem(items, rules);
     field.setCustomValidity(first);
+    field.dispatchEvent(new CustomEvent("tweetbot:checked", {bubbles: true}));  // compose.js's Queue button
   }
 
   function show(field, rules) {
@@ -169,8 +196,9 @@
     list.textContent = "";
     var files = Array.from(field.files);
     field.setCustomValidity(files.length ? "Reading the chosen files…" : "");
-    return Promise.all(files.map(readKind)).then(function (kinds) {
-      files.forEach(function (file, i) { list.appendChild(item(field, file, kinds[i], i + 1, rules)); });
+    field.dispatchEvent(new CustomEvent("tweetbot:checked", {bubbles: true}));
+    return Promise.all(files.map(readKind)).then(function (read) {
+      files.forEach(function (file, i) { list.appendChild(item(field, file, read[i], i + 1, rules)); });
       check(field, rules);
     });
   }
