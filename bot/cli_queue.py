@@ -240,9 +240,13 @@ def import_command(file: Path) -> None:
 # -- slots ----------------------------------------------------------------------------------
 
 
-@click.group("slots")
-def slots_group() -> None:
-    """An account's weekly posting times: a post queued without --at takes the next free one."""
+@click.group("slots", invoke_without_command=True)
+@click.pass_context
+def slots_group(context: click.Context) -> None:
+    """An account's weekly posting times: a post queued without --at takes the next free one.
+    Alone, `tweetbot slots` shows every account's (as `slots show`)."""
+    if context.invoked_subcommand is None:
+        context.invoke(slots_show, handle=None)
 
 
 @slots_group.command("set")

@@ -53,10 +53,10 @@ class RowProblem:
 class ImportRefused(QueueError):
     """The file was not imported; `problems` holds every bad line, in file order."""
 
-    def __init__(self, problems: Iterable[RowProblem]) -> None:
+    def __init__(self, problems: Iterable[RowProblem], summary: str | None = None) -> None:
         self.problems = sorted(set(problems))
         count = len({problem.line for problem in self.problems})
-        super().__init__(f"{count} bad row{'s' if count != 1 else ''}; nothing was queued")
+        super().__init__(summary or f"{count} bad row{'s' if count != 1 else ''}; nothing was queued")
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,7 @@ def _rows(reader: Iterator[list[str]], lines_read: Callable[[], int]) -> Iterato
         yield Row(line, values["account"].strip(), values["due_at"].strip(), values["text"],
                   values.get("thread_id", "").strip(), values.get("media", ""), values.get("alt", ""))
     if header is None:
-        raise ImportRefused([RowProblem(1, "the file is empty (expected a header: account,due_at,text)")])
+        return  # an empty file: `import_csv` says there is nothing to queue, as for a header alone
     if bad:
         raise ImportRefused(bad)
 
@@ -155,7 +155,8 @@ def import_csv(store: Repository, path: Path, zone: tzinfo | str, now: datetime 
     now = now or utcnow()
     rows = read_rows(path)
     if not rows:
-        raise ImportRefused([RowProblem(1, "the file has a header but no rows")])
+        raise ImportRefused([], f"{path.name} has no rows to queue (it is empty, or holds only its header "
+                                f"line); nothing was queued")
     groups = _group(rows)
     problems: list[RowProblem] = []
     with store.transaction():
@@ -193,6 +194,13 @@ class _AccountCache:
     def __init__(self, store: Repository) -> None:
         self.store = store
         self.found: dict[str, Account | None] = {}
+        self.handles: str | None = None
+
+    def known(self) -> str:
+        """The connected accounts' handles, for a row naming another ("none yet" without any)."""
+        if self.handles is None:
+            self.handles = ", ".join(account.handle for account in self.store.list_accounts()) or "none yet"
+        return self.handles
 
     def get(self, name: str) -> Account | None:
         key = name.lstrip("@").lower()
@@ -208,7 +216,8 @@ def _check_group(group: _Group, accounts: _AccountCache, zone: tzinfo | str, now
     for row in group.rows:
         account = accounts.get(row.account)
         if account is None:
-            problems.append(RowProblem(row.line, f"no account {row.account}" if row.account else "no account"))
+            named = f"no account {row.account}" if row.account else "no account"
+            problems.append(RowProblem(row.line, f"{named} (connected: {accounts.known()})"))
         elif group.account is None:
             group.account = account
         elif account.user_id != group.account.user_id:

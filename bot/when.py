@@ -10,7 +10,7 @@ Accepted, in the given or the operator's zone:
     2026-12-01 09:00          2026-12-01T09:00:00+01:00     2026-12-01T08:00Z
     2026-12-01 09:00 Europe/Berlin                          now
     today 18:30               tomorrow 09:00                mon 09:00 / monday 9:00
-    09:00 (the next 09:00)    in 90 minutes / in 2 hours / in 3 days
+    09:00 (the next 09:00)    in 90 minutes / in 2 hours / in 3 days / +90m / +2h
 
 A wall-clock time that does not exist (the hour skipped when clocks go forward)
 is refused rather than guessed; one that happens twice (clocks go back) means
@@ -29,13 +29,14 @@ _FULL_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "satur
 _CLOCK = re.compile(r"^(?P<hour>\d{1,2}):(?P<minute>\d{2})(?::(?P<second>\d{2}))?$")
 _OFFSET = re.compile(r"^(?P<sign>[+-])(?P<hours>\d{2}):?(?P<minutes>\d{2})$")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_IN = re.compile(r"^in\s+(?P<count>\d+)\s*(?P<unit>[a-z]+)$")
+_IN = re.compile(r"^(?:in\s+|\+\s*)(?P<count>\d+)\s*(?P<unit>[a-z]+)$")  # "in 3 minutes", "+3m"
 _UNITS = {"m": "minutes", "min": "minutes", "mins": "minutes", "minute": "minutes", "minutes": "minutes",
           "h": "hours", "hour": "hours", "hours": "hours", "d": "days", "day": "days", "days": "days"}
 
 MAX_AHEAD_YEARS = 100
 MAX_AHEAD = timedelta(days=round(365.25 * MAX_AHEAD_YEARS))  # later is a typo, and near year 9999 sums overflow
-EXAMPLES = '"2026-12-01 09:00", "tomorrow 09:00", "mon 09:00", "now", "in 2 hours", optionally followed by a zone'
+EXAMPLES = ('"2026-12-01 09:00", "tomorrow 09:00", "mon 09:00", "now", "in 2 hours" or "+2h", '
+            'optionally followed by a zone')
 
 
 class WhenError(ValueError):
@@ -126,9 +127,11 @@ def relative(moment: datetime | None) -> str:
     """How far `moment` is from now, for people: "in 1 h 42 min", "3 min ago", or "never"."""
     if moment is None:
         return "never"
-    seconds = int((moment - utcnow()).total_seconds())
-    hours, minutes = divmod(abs(seconds) // 60, 60)
-    span = f"{hours} h {minutes} min" if hours else f"{minutes} min" if minutes else f"{abs(seconds)} s"
+    seconds = (moment - utcnow()).total_seconds()
+    # To the nearest minute: "in 3 minutes", said a few milliseconds later, is still "in 3 min".
+    hours, minutes = divmod(round(abs(seconds) / 60), 60)
+    span = (f"{hours} h {minutes} min" if hours else f"{minutes} min" if abs(seconds) >= 60
+            else f"{round(abs(seconds))} s")
     return f"in {span}" if seconds >= 0 else f"{span} ago"
 
 
@@ -172,6 +175,8 @@ def _parse_body(lowered: str, body: str, zone: tzinfo, now: datetime) -> datetim
             return local_wall_time(today, clock, zone)
         if day_word == "tomorrow":
             return local_wall_time(today + timedelta(days=1), clock, zone)
+        if day_word == "yesterday":  # understood, so that the queue can say it is in the past
+            return local_wall_time(today - timedelta(days=1), clock, zone)
         weekday = _weekday(day_word)
         if weekday is not None:
             return _next_weekday(weekday, clock, zone, now)

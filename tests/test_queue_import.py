@@ -76,7 +76,7 @@ def test_every_bad_row_is_named_with_its_reason(folder: BotFolder) -> None:
         import_csv(folder.store(), path, "Europe/Berlin")
     found = {problem.line: problem.reason for problem in refused.value.problems}
     assert sorted(found) == [3, 4, 5, 6, 7, 8]
-    assert found[3] == "no account @carol"
+    assert found[3] == "no account @carol (connected: @alice, @bob)"  # as `post` says it
     assert "not a time we understand" in found[4]
     assert "is in the past" in found[5]
     assert "282 of 280 weighted characters" in found[6]
@@ -159,4 +159,16 @@ def test_line_numbers_are_the_files_own_when_a_text_spans_lines(folder: BotFolde
                     encoding="utf-8")
     with pytest.raises(ImportRefused) as refused:
         import_csv(folder.store(), path, "UTC")
-    assert [str(problem) for problem in refused.value.problems] == ["line 6: no account @nobody"]
+    assert [str(problem) for problem in refused.value.problems] == ["line 6: no account @nobody (connected: @alice, @bob)"]
+
+
+@pytest.mark.parametrize("content", ["", "account,due_at,text\n", "\n\n"])
+def test_a_file_without_rows_says_so_instead_of_counting_a_bad_row(folder: BotFolder, content: str) -> None:
+    path = folder.path / "empty.csv"
+    path.write_text(content, encoding="utf-8")
+    result = folder.run("import", str(path))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1].endswith(
+        "empty.csv has no rows to queue (it is empty, or holds only its header line); nothing was queued")
+    assert "bad row" not in result.stderr
+    assert folder.store().queued_posts() == []

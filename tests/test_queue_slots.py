@@ -123,6 +123,8 @@ def test_slots_commands_set_show_and_fill(tmp_path: Path) -> None:
 
     shown = folder.run("slots", "show")
     assert shown.returncode == 0, shown.stderr
+    alone = folder.run("slots")  # what a person types first: every account's slots, as `slots show`
+    assert alone.returncode == 0 and alone.stdout == shown.stdout, alone.stderr
     assert "@alice: mon-fri 09:00,13:00; sat 11:00 (Europe/Berlin)" in shown.stdout
     assert "@bob: no slots" in shown.stdout
     assert shown.stdout.count("next free:") == 5

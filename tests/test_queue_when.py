@@ -1,12 +1,13 @@
 """Reading `--at` times: formats, the operator's zone, named zones, DST, and refusals."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from test_queue_support import make_folder, utc
 
+from bot.models import utcnow
 from bot.when import WhenError, format_local, parse_when
 
 # Sunday 2026-11-29, 18:05 UTC = 19:05 in Berlin (CET, UTC+1).
@@ -85,6 +86,7 @@ def test_post_at_reads_the_operator_zone_unless_the_text_names_one(tmp_path: Pat
     ("2020-01-01 09:00", "2020-01-01 09:00 CET is in the past"),
     ("today 25:00", "is not a time of day"),
     ("2099-03-29 02:30", "does not exist in Europe/Berlin"),
+    ("yesterday 09:00", "09:00 CET is in the past"),  # understood, and refused for what it is
 ])
 def test_post_refuses_a_bad_or_past_time_and_queues_nothing(tmp_path: Path, when: str, reason: str) -> None:
     folder = make_folder(tmp_path, "Europe/Berlin")
@@ -94,3 +96,16 @@ def test_post_refuses_a_bad_or_past_time_and_queues_nothing(tmp_path: Path, when
     assert reason in result.stderr
     assert "Traceback" not in result.stderr
     assert folder.store().queued_posts() == []
+
+
+@pytest.mark.parametrize("when, minutes", [("in 3 minutes", 3), ("+3m", 3), ("+2h", 120), ("+ 90 min", 90)])
+def test_post_in_some_minutes_is_queued_then_and_says_so(tmp_path: Path, when: str, minutes: int) -> None:
+    folder = make_folder(tmp_path, "Europe/Berlin")
+    folder.connect("alice", "101")
+    before = utcnow()
+    result = folder.run("post", "a little later", "--at", when)
+    assert result.returncode == 0, result.stderr
+    [queued] = folder.store().queued_posts()
+    assert before + timedelta(minutes=minutes) <= queued.due_at <= utcnow() + timedelta(minutes=minutes)
+    said = f"in {minutes} min" if minutes < 60 else f"in {minutes // 60} h {minutes % 60} min"
+    assert f"({said})" in result.stdout  # not one minute less, a moment after it was queued

@@ -182,6 +182,8 @@ def test_cancel_takes_a_post_out_of_the_queue(app: Flask, browser: Browser) -> N
     assert f"Canceled post {post.id}." in page
     history = page.split('id="history"')[1]
     assert "changed my mind" in history and "canceled" in history
+    canceled = history.split(f'data-post="{post.id}"')[1].split("</tr>")[0]
+    assert "was due " in canceled and ", in " not in canceled  # it never went out: no "in 2 days"
     assert again.status_code == 303 and f"Not canceled: post {post.id} is already canceled." in page_again
 
 

@@ -123,10 +123,10 @@ def local_time(moment: datetime | None, zone: ZoneInfo | str) -> str:
 
 def span_words(moment: datetime, now: datetime) -> str:
     """How far `moment` is from `now`: "in 12 min", "3 h 5 min ago", "in 3 days", "just now"."""
-    seconds = int((moment - now).total_seconds())
+    seconds = (moment - now).total_seconds()
     if abs(seconds) < 60:
         return "just now" if seconds <= 0 else "in under a minute"
-    minutes = abs(seconds) // 60
+    minutes = round(abs(seconds) / 60)  # the nearest minute: a post due in 3 min is not "in 2 min" a moment later
     hours, rest = divmod(minutes, 60)
     if hours >= 48:
         span = f"{hours // 24} days"
