@@ -128,10 +128,14 @@ def relative(moment: datetime | None) -> str:
     if moment is None:
         return "never"
     seconds = (moment - utcnow()).total_seconds()
+    if abs(seconds) < 1:
+        return "just now"  # not "in 0 s" for a refresh that happened as the line was printed
     # To the nearest minute: "in 3 minutes", said a few milliseconds later, is still "in 3 min".
     hours, minutes = divmod(round(abs(seconds) / 60), 60)
-    span = (f"{hours} h {minutes} min" if hours else f"{minutes} min" if abs(seconds) >= 60
-            else f"{round(abs(seconds))} s")
+    if hours:
+        span = f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    else:
+        span = f"{minutes} min" if abs(seconds) >= 60 else f"{round(abs(seconds))} s"
     return f"in {span}" if seconds >= 0 else f"{span} ago"
 
 

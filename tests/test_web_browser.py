@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from bot import queue
-from bot.models import POSTED, Post, utcnow
+from bot.models import FAILED, POSTED, Post, utcnow
 from bot.schedules import parse_slots, save_slots
 from xtext import parse_post, weighted_length
 
@@ -89,7 +89,7 @@ def test_connect_compose_and_disconnect_in_a_real_browser(tmp_path: Path, sandbo
         expect(page.locator(".flash.ok")).to_have_text("Connected @sandbox_bob")
         row = page.locator('tr[data-account="@sandbox_bob"]')
         expect(row.locator(".status")).to_contain_text("active")
-        expect(row.locator(".expiry")).to_have_text(re.compile(r"expires in (1 h 5\d|2 h 0) min"))
+        expect(row.locator(".expiry")).to_have_text(re.compile(r"expires in (1 h 5\d min|2 h) "))
         pages.append(page.content())
         bob = open_store(server.settings).find_account("sandbox_bob")
         assert bob is not None and bob.access_token and bob.refresh_token
@@ -524,7 +524,13 @@ def test_a_post_queued_in_a_calendar_slot_goes_out_and_its_cell_turns_posted_wit
     assert [p["text"] for p in sandbox.posts(erin.username)] == ["filled from an empty calendar slot"]
 
 
+SCREENSHOTS = Path(__file__).resolve().parents[1] / ".screenshots"  # kept after the run, for a person to look at
+
+
 def test_every_page_fits_a_phone_and_a_desktop(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Each page at 390 × 844 and 1280 × 800: nothing wider than the screen, every control labelled, no raw
+    ISO time; screenshots of each (and of the charts alone) are left in .screenshots/."""
+    SCREENSHOTS.mkdir(exist_ok=True)
     env = web_env(tmp_path, sandbox)
     with gunicorn(tmp_path, sandbox, workers=2, env=env) as server, chromium() as browser:
         store = open_store(server.settings)
@@ -536,6 +542,13 @@ def test_every_page_fits_a_phone_and_a_desktop(tmp_path: Path, sandbox: SandboxC
                  due_at=utcnow() + timedelta(days=n + 1)) for n in range(3)])
         store.add_posts([Post(id=0, account_id=frank.user_id, parts=("went out " + long_words,), status=POSTED,
                               due_at=utcnow(), posted_at=utcnow(), tweet_ids=("1860000000000000009",))])
+        past = [utcnow() - timedelta(days=n // 3, hours=n % 3) for n in range(24)]  # bars on the charts
+        store.add_posts([Post(id=0, account_id=frank.user_id, parts=(f"earlier post {n}",), due_at=at,
+                              status=FAILED if n % 7 == 3 else POSTED, posted_at=at, finished_at=at,
+                              tweet_ids=(str(1860000000000000100 + n),), last_error="X refused it (403)"
+                              if n % 7 == 3 else None) for n, at in enumerate(past)])
+        for n in range(6):
+            store.record_event("refreshed", frank.user_id, at=utcnow() - timedelta(hours=20 * n))
         pages = {"dashboard": "/", "calendar": "/calendar", "edit": f"/posts/{post.id}/edit",
                  "confirm-disconnect": f"/accounts/{frank.user_id}/disconnect",
                  "confirm-cancel": f"/posts/{post.id}/cancel"}
@@ -544,7 +557,7 @@ def test_every_page_fits_a_phone_and_a_desktop(tmp_path: Path, sandbox: SandboxC
             page = context.new_page()
             page.goto(server.url + "/signin")
             assert page.evaluate("document.documentElement.scrollWidth") <= width
-            page.screenshot(path=str(tmp_path / f"signin-{width}.png"), full_page=True)
+            page.screenshot(path=str(SCREENSHOTS / f"signin-{width}.png"), full_page=True)
             sign_in(page, server.url)
             for name, path in pages.items():
                 page.goto(server.url + path)
@@ -557,8 +570,39 @@ def test_every_page_fits_a_phone_and_a_desktop(tmp_path: Path, sandbox: SandboxC
                 assert unlabelled == [], f"{name}: controls without a label: {unlabelled}"
                 shown = page.inner_text("body")
                 assert not re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d", shown), f"{name} shows a raw ISO time"
-                page.screenshot(path=str(tmp_path / f"{name}-{width}.png"), full_page=True)
+                page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
+            page.goto(server.url + "/#charts")
+            page.wait_for_load_state("load")
+            page.locator("#charts").screenshot(path=str(SCREENSHOTS / f"charts-{width}.png"))
             context.close()
-    for name in [*pages, "signin"]:
+    for name in [*pages, "signin", "charts"]:
         for width in (390, 1280):
-            assert (tmp_path / f"{name}-{width}.png").stat().st_size > 5_000
+            assert (SCREENSHOTS / f"{name}-{width}.png").stat().st_size > 5_000
+
+
+def test_an_open_page_keeps_its_clock_and_its_suggested_time_current(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Left open across a minute, the dashboard's "it is now" line and the compose form's suggested time
+    (an hour ahead) move on; a time the person typed stays as typed."""
+    with gunicorn(tmp_path, sandbox, workers=2) as server, chromium() as browser:
+        connect_user(open_store(server.settings), sandbox, sandbox.create_users(1, "clock")[0])
+        typed, left = browser.new_page(), browser.new_page()
+        for page in (typed, left):
+            sign_in(page, server.url)
+        typed.fill("#due_at", "2099-01-01T09:00")
+        first = left.locator("#clock p").inner_text()
+        suggested = left.locator("#due_at").input_value()
+        # The next minute, by the server's clock; then both lines have moved on without a reload.
+        wait_until(lambda: left.locator("#clock p").inner_text() != first, 75, "the clock line to move on",
+                   every=0.5)
+        later = left.locator("#clock p").inner_text()
+        assert re.fullmatch(r"Times are in UTC; it is now \d{4}-\d\d-\d\d \d\d:\d\d UTC\.", later), later
+        expect(left.locator("#due_at")).not_to_have_value(suggested)
+        moved = left.locator("#due_at").input_value()
+        assert moved == (datetime_of(later) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        expect(typed.locator("#due_at")).to_have_value("2099-01-01T09:00")
+
+
+def datetime_of(clock_line: str) -> datetime:
+    found = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d) UTC", clock_line)
+    assert found, clock_line
+    return datetime.strptime(found[1], "%Y-%m-%d %H:%M")

@@ -247,3 +247,33 @@ def test_every_chart_is_labelled_and_styled_without_inline_style(tmp_path: Path,
     assert re.search(r"<title>[A-Z][a-z]{2} \d+ [A-Z][a-z]{2}: 0 posted, 0 failed, 0 held</title>", page)
     shown = text(answer)
     assert "Posts per day, last 30 days, all accounts" in shown and "@sandbox_alice: token chain" in shown
+
+
+def test_the_token_gauge_is_scaled_to_the_life_given_and_never_the_colour_of_a_failure(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Sandbox tokens that live 11 min fill the gauge at 11 min, not at X's 2 h; green while the worker has
+    no reason to refresh (beyond REFRESH_MARGIN), blue once a refresh is due; never yellow, the legend's
+    "failed, backed off"; the words count as English does."""
+    app, browser, alice, bob = operator(tmp_path, sandbox)
+    settings = app.config["TWEETBOT_SETTINGS"]
+    store = open_store(settings)
+    now = utcnow()
+    store.update_account(alice.user_id, refreshed_at=now - timedelta(minutes=2), expires_at=now + timedelta(minutes=9))
+    store.update_account(bob.user_id, refreshed_at=now - timedelta(minutes=10),
+                         expires_at=now + timedelta(minutes=110))
+    store.record_event("refreshed", bob.user_id, at=now - timedelta(minutes=10))
+    queue.queue_post(store, alice.user_id, ["just one"], now + timedelta(days=1))
+    page = browser.get("/?chart=sandbox_alice").get_data(as_text=True)
+    gauges = {who: re.search(rf'id="chart-tokens-{who}".*?gauge-fill (\w+)".*?>([^<]+)</text>', page, re.S)
+              for who in (alice.user_id, bob.user_id)}
+    assert {who: (g[1], g[2]) for who, g in gauges.items() if g} == {alice.user_id: ("due", "11 min"),
+                                                                     bob.user_id: ("ok", "2 h")}
+    assert settings.refresh_margin == 600  # alice's 9 min left are within it, bob's 110 min are not
+    css = (Path(__file__).resolve().parents[1] / "web" / "static" / "style.css").read_text()
+    fills = dict(re.findall(r"svg\.chart \.(gauge-fill\.\w+|bar\.failures)[^{]*\{ fill: ([^;]+);", css))
+    assert fills["gauge-fill.due"] != fills["bar.failures"] and fills["gauge-fill.ok"] != fills["bar.failures"]
+    assert "gauge-fill low" not in page and "(of 2 h)" not in page
+    [bob_chart] = [c for c in charts_of(page, "tokens") if c["data-account"] == bob.user_id]
+    assert str(bob_chart["desc"]).startswith("1 refresh, ")
+    [ahead] = charts_of(page, "ahead")
+    assert str(ahead["desc"]).startswith("1 tweet due (each part of a thread counts")

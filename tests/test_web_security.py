@@ -50,7 +50,7 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
     browser.get("/")
     browser.get("/text-rules.json")
     browser.get("/calendar")
-    for fragment in ("accounts", "queue", "history", "charts", "calendar"):
+    for fragment in ("accounts", "queue", "history", "charts", "calendar", "clock"):
         browser.get(f"/fragments/{fragment}")
     browser.get("/healthz")
     browser.get("/static/counter.js")

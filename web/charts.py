@@ -34,7 +34,7 @@ from bot.pricing import unsent_parts
 from bot.recent import events_since, history_since, outcome_time
 from bot.settings import Settings
 from bot.store import Event, Repository
-from web.display import span_words
+from web.display import plural, span_words
 
 PAST_DAYS = 30
 TOKEN_DAYS = 7
@@ -99,6 +99,7 @@ class TokenChain:
     status: str
     days: tuple[TokenDay, ...]
     expires_in: int | None  # seconds (whole minutes) until the access token expires (<= 0: expired); None: no token
+    lifetime: int  # seconds the access token was given (expiry - last refresh; X's 2 h when unknown)
     failures_in_row: int
     retry_in: int | None  # seconds (whole minutes) until the backed-off refresh is tried again; None: not backing off
     summary: str
@@ -116,8 +117,11 @@ def token_chain(account: Account, events: Iterable[Event], days: Sequence[date],
     expires_in = _minutes_up(account.expires_at - now) if has_token and account.expires_at else None
     retry_in = (_minutes_up(account.next_refresh_at - now)
                 if account.next_refresh_at is not None and account.next_refresh_at > now else None)
+    lifetime = (account.expires_at - account.refreshed_at if account.expires_at and account.refreshed_at
+                and account.expires_at > account.refreshed_at else TOKEN_LIFETIME)
     return TokenChain(account.user_id, account.handle, account.status, series, expires_in,
-                      account.refresh_failures, retry_in, _chain_summary(account, expires_in, retry_in, now))
+                      round(lifetime.total_seconds()), account.refresh_failures, retry_in,
+                      _chain_summary(account, expires_in, retry_in, now))
 
 
 def _minutes_up(span: timedelta) -> int:
@@ -173,6 +177,13 @@ def daily_limit(tier: str, scope: str) -> int | None:
     return min(allowed) if allowed else None
 
 
+def duration_words(seconds: int) -> str:
+    """A token's lifetime as its gauge is labelled: "2 h", "11 min", "1 h 30 min"."""
+    hours, minutes = divmod(round(seconds / 60), 60)
+    spoken = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
+    return " ".join(part for part in spoken if part) or f"{seconds} s"
+
+
 # -- geometry (pure) -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -209,6 +220,7 @@ class Chart:
     height: int = 170
     plot: dict[str, float] = field(default_factory=dict)
     compact: bool = False  # one of many (the token chains): no legend of its own, tooltips only on days with bars
+    middle: tuple[int, float] | None = None  # a labelled line halfway up the scale: its value and its y
 
 
 LEFT, RIGHT, TOP, BOTTOM = 34.0, 8.0, 10.0, 22.0
@@ -245,9 +257,10 @@ def layout(chart_id: str, title: str, desc: str, rows: Sequence[tuple[date, dict
             segments=tuple(segments), tick=f"{day.day} {day:%b}" if index % tick_every == 0 else None,
             over=limit is not None and total > limit))
     limit_y = round(plot_bottom - shown_limit * scale, 2) if shown_limit is not None else None
+    middle = (top // 2, round(plot_bottom - top // 2 * scale, 2)) if top >= 4 else None
     return Chart(chart_id, title, desc, data, tuple(columns), tuple(legend), top, limit_y, limit_label, gauge,
                  width, height, {"left": LEFT, "right": width - RIGHT, "top": plot_top, "bottom": plot_bottom},
-                 compact)
+                 compact, middle)
 
 
 # -- the page's charts -------------------------------------------------------------------------
@@ -268,7 +281,8 @@ def charts_panel(repo: Repository, settings: Settings, accounts: list[Account], 
     return {
         "chart_accounts": accounts, "chart_chosen": chosen,
         "posts_chart": _posts_chart(outcomes, who, chosen),
-        "token_charts": [_token_chart(token_chain(a, events, past[-TOKEN_DAYS:], zone, now)) for a in accounts],
+        "token_charts": [_token_chart(token_chain(a, events, past[-TOKEN_DAYS:], zone, now), settings.refresh_margin)
+                         for a in accounts],
         "ahead_chart": _ahead_chart(repo, settings, now, chosen, who, queued),
     }
 
@@ -284,20 +298,24 @@ def _posts_chart(outcomes: list[Outcomes], who: str, chosen: Account | None) -> 
         {"data-chart": "posts", "data-account": chosen.user_id if chosen else "all"}, tick_every=5)
 
 
-def _token_chart(chain: TokenChain) -> Chart:
+def _token_chart(chain: TokenChain, refresh_margin: int) -> Chart:
     gauge = None
     if chain.expires_in is not None:
-        left = max(0.0, min(1.0, chain.expires_in / TOKEN_LIFETIME.total_seconds()))
+        left = max(0.0, min(1.0, chain.expires_in / chain.lifetime))
+        # Green until the worker's refresh margin (it refreshes only then), blue while a refresh is due, red
+        # once expired: none of them the yellow of "failed, backed off".
+        kind = "ok" if chain.expires_in > refresh_margin else "due" if chain.expires_in > 0 else "gone"
         gauge = {"x": LEFT, "y": 4.0, "full": 300 - LEFT - RIGHT, "width": round((300 - LEFT - RIGHT) * left, 2),
-                 "kind": "ok" if chain.expires_in > 30 * 60 else "low" if chain.expires_in > 0 else "gone"}
+                 "kind": kind, "of": duration_words(chain.lifetime)}
     data = {"data-chart": "tokens", "data-account": chain.account_id, "data-status": chain.status,
             "data-refresh-failures": str(chain.failures_in_row),
             "data-expires-in": "" if chain.expires_in is None else str(chain.expires_in),
             "data-retry-in": "" if chain.retry_in is None else str(chain.retry_in)}
     return layout(
         f"chart-tokens-{chain.account_id}", f"{chain.handle}: token chain, last {TOKEN_DAYS} days",
-        f"{sum(d.refreshes for d in chain.days)} refreshes, {sum(d.failures for d in chain.days)} failed and "
-        f"backed off, {sum(d.refused for d in chain.days)} refused; {chain.summary}.",
+        f"{plural(sum(d.refreshes for d in chain.days), 'refresh', 'refreshes')}, "
+        f"{sum(d.failures for d in chain.days)} failed and backed off, "
+        f"{sum(d.refused for d in chain.days)} refused; {chain.summary}.",
         [(d.day, {"refreshes": d.refreshes, "failures": d.failures, "refused": d.refused}) for d in chain.days],
         (("refreshes", "refreshes"), ("failures", "failed, backed off"), ("refused", "refused")),
         data, width=300, height=130, top_pad=18.0, gauge=gauge, tick_every=TOKEN_DAYS - 1, compact=True)
@@ -318,10 +336,10 @@ def _ahead_chart(repo: Repository, settings: Settings, now: datetime, chosen: Ac
                    else f"X_TIER={tier} has no daily window per {'account' if chosen else 'app'}")
     over = sum(1 for a in ahead if limit is not None and a.due > limit)
     return layout(
-        "chart-ahead", f"Posts due per day, next {AHEAD_DAYS} days, {who}",
-        f"{sum(a.due for a in ahead)} posts due; {limit_label}"
-        + (f"; {over} day{'s' if over != 1 else ''} over it, so some go out late." if over else "."),
-        [(a.day, {"due": a.due}) for a in ahead], (("due", "due"),),
+        "chart-ahead", f"Tweets due per day (each thread part is one), next {AHEAD_DAYS} days, {who}",
+        f"{plural(sum(a.due for a in ahead), 'tweet')} due (each part of a thread counts, as X counts); {limit_label}"
+        + (f"; {plural(over, 'day')} over it, so some go out late." if over else "."),
+        [(a.day, {"due": a.due}) for a in ahead], (("due", "tweets due"),),
         {"data-chart": "ahead", "data-account": chosen.user_id if chosen else "all", "data-tier": tier,
          "data-scope": scope, "data-limit": "" if limit is None else str(limit)},
         limit=limit, limit_label=limit_label)

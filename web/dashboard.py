@@ -41,7 +41,6 @@ from web.db import settings, store
 from web.display import (
     SlotsView,
     account_hold,
-    default_due,
     failure_view,
     local_time,
     media_count,
@@ -49,7 +48,7 @@ from web.display import (
     slots_view,
     zone_names,
 )
-from web.panels import accounts_panel, back_target, history_panel, page_number, queue_panel
+from web.panels import accounts_panel, back_target, clock_panel, history_panel, page_number, queue_panel
 from web.uploads import ACCEPT, Chosen, chosen_of, files_of, limits
 from xtext import MAX_WEIGHTED_LENGTH, V3_JSON
 from xtext.tlds import ALL_TLDS
@@ -108,7 +107,8 @@ def render_dashboard(compose: Compose, error: str | None = None, status: int = 2
     postable = [a for a in accounts if a.status != DISCONNECTED]
     can_post = {a.user_id for a in postable}
     slots = [account_slots(a, now, slot_form) for a in accounts]
-    compose.due_at = compose.due_at or default_due(now, zone)
+    clock = clock_panel(now)
+    compose.due_at = compose.due_at or clock["suggested_due"]
     compose.account = compose.account or (postable[0].user_id if postable else "")
     queue = queue_panel(page_number(request.args.get("queue_page")), now, accounts)
     page = render_template(
@@ -120,10 +120,10 @@ def render_dashboard(compose: Compose, error: str | None = None, status: int = 2
         slots=slots, slot_choices=[s for s in slots if s.next_free and s.user_id in can_post],
         zones=zone_names(),
         failures=[failure_view(e, handles, zone) for e in store().events(FAILURES_SHOWN, kind=FAILED_EVENT)],
-        postable=postable, compose=compose, error=error, zone=settings().timezone,
+        postable=postable, compose=compose, error=error,
         max_length=MAX_WEIGHTED_LENGTH,
         limits=limits(), accept=ACCEPT, accepted=ACCEPTED,
-        now=local_time(now, zone))
+        **clock)
     return page, status
 
 

@@ -285,8 +285,9 @@ def media_count(post: Post) -> str:
     return " and ".join(words)
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """"1 tweet", "3 tweets"; `words` where adding an s is wrong ("1 refresh", "2 refreshes")."""
+    return f"{count:,} {word if count == 1 else words or word + 's'}"
 
 
 def held_accounts(accounts: Iterable[Account], now: datetime, zone: ZoneInfo) -> list[str]:

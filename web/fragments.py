@@ -15,7 +15,7 @@ from bot.models import utcnow
 from web.calendar import calendar_context
 from web.charts import charts_panel
 from web.db import settings, store
-from web.panels import accounts_panel, history_panel, page_number, queue_panel
+from web.panels import accounts_panel, clock_panel, history_panel, page_number, queue_panel
 
 bp = Blueprint("fragments", __name__, url_prefix="/fragments")
 
@@ -27,6 +27,11 @@ def fragment(template: str, values: dict[str, object]) -> ResponseReturnValue:
 @bp.get("/accounts")
 def accounts() -> ResponseReturnValue:
     return fragment("_accounts.html", accounts_panel())
+
+
+@bp.get("/clock")
+def clock() -> ResponseReturnValue:
+    return fragment("_clock.html", clock_panel())
 
 
 @bp.get("/queue")

@@ -16,7 +16,7 @@ from bot.models import FAILED, Account, utcnow
 from bot.pricing import POST_PRICE, URL_POST_PRICE, cost_line, dollars
 from bot.queue import requeued_posts
 from web.db import settings, store
-from web.display import account_view, held_accounts, history_view, queued_view
+from web.display import account_view, default_due, held_accounts, history_view, local_time, queued_view
 
 PAGE_SIZE = 50
 
@@ -30,6 +30,13 @@ def accounts_panel(now: datetime | None = None) -> dict[str, Any]:
     now = now or utcnow()
     accounts = store().list_accounts()
     return {"accounts": [account_view(a, now, settings().zone) for a in accounts], "sandbox": settings().sandbox}
+
+
+def clock_panel(now: datetime | None = None) -> dict[str, Any]:
+    """The page's clock line, polled like the other panels so that an open page says the time it is, and
+    the compose form's suggested time (an hour ahead), which compose.js moves on while nobody has typed one."""
+    now, zone = now or utcnow(), settings().zone
+    return {"zone": settings().timezone, "now": local_time(now, zone), "suggested_due": default_due(now, zone)}
 
 
 def queue_panel(page: int = 1, now: datetime | None = None,

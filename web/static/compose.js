@@ -74,8 +74,23 @@
     update();
   }
 
+  // The suggested time (an hour ahead) moves on with the page's clock, which live.js keeps current,
+  // for as long as nobody has typed a time of their own; a time typed, or sent back after a refusal, stays.
+  function followClock() {
+    var due = document.getElementById("due_at");
+    if (!due || !due.hasAttribute("data-suggested")) { return; }
+    var suggested = due.value;
+    due.addEventListener("input", function () { due.removeAttribute("data-suggested"); });
+    window.setInterval(function () {
+      var clock = document.querySelector("#clock [data-suggested-due]");
+      if (!clock || !due.hasAttribute("data-suggested") || due.value !== suggested) { return; }
+      suggested = due.value = clock.getAttribute("data-suggested-due");
+    }, 1000);
+  }
+
   function init() {
     followWhen();
+    followClock();
     var form = document.getElementById("compose-form");
     if (form) { gateQueue(form); }
     var button = document.getElementById("add-part");
