@@ -40,6 +40,7 @@ from bot.store import TAKE_OVER_EVENT, Repository  # noqa: E402
 from bot.xclient import TokenSet  # noqa: E402
 
 from conftest import SANDBOX_CLIENT_ID, SANDBOX_CLIENT_SECRET, start_sandbox, stop_process, tweetbot_env  # noqa: E402
+from pg_servers import ConnectionPeak  # noqa: E402
 from sandbox_helpers import SandboxControl  # noqa: E402
 from worker_support import WorkerProcess, open_test_store, wait_until  # noqa: E402
 
@@ -87,26 +88,6 @@ def filled_store(store: Repository, pairs: list[tuple[dict[str, str], dict[str, 
                           due_at=now - timedelta(seconds=1)) for user, _ in pairs])
 
 
-class Peak:
-    """The most connections to `database` at once, sampled every 100 ms."""
-
-    def __init__(self, admin_url: str, database: str) -> None:
-        self.most = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, args=(admin_url, database), daemon=True)
-        self._thread.start()
-
-    def _sample(self, admin_url: str, database: str) -> None:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            while not self._stop.wait(0.1):
-                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND "
-                                   "pid <> pg_backend_pid()", (database,)).fetchone()
-                self.most = max(self.most, int(row[0]) if row else 0)
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        return self.most
 
 
 def postgres_cpu() -> float:
@@ -164,7 +145,7 @@ def run_workers(work: Path, sandbox: SandboxControl, sandbox_pid: int, url: str,
     sandbox.configure(access_token_lifetime=REFRESHED_LIFETIME)
     database = url.rsplit("/", 1)[1]
     admin = url.rsplit("/", 1)[0] + "/postgres"
-    peak = Peak(admin, database)
+    peak = ConnectionPeak(admin, database=database, every=0.1)
     committed = transactions(admin, database)
     cpu_before = {"sandbox": cpu_seconds(sandbox_pid), "postgres": postgres_cpu()}
     started = time.monotonic()

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -189,3 +190,30 @@ pidfile = {self.folder / "pgbouncer.pid"}
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ConnectionPeak:
+    """The most connections held at once to `database`, or by `role`, sampled every `every` seconds by
+    the server's superuser on a connection of its own (which does not count)."""
+
+    def __init__(self, admin_url: str, database: str | None = None, role: str | None = None,
+                 every: float = 0.05) -> None:
+        self.most = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, args=(admin_url, database, role, every), daemon=True)
+        self._thread.start()
+
+    def _sample(self, admin_url: str, database: str | None, role: str | None, every: float) -> None:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            while not self._stop.wait(every):
+                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
+                                   "AND (%(database)s::text IS NULL OR datname = %(database)s) "
+                                   "AND (%(role)s::text IS NULL OR usename = %(role)s)",
+                                   {"database": database, "role": role}).fetchone()
+                self.most = max(self.most, int(row[0]) if row else 0)
+
+    def stop(self) -> int:
+        """Stop sampling; the peak."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        return self.most

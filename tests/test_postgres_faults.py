@@ -31,7 +31,7 @@ from bot.store import Repository
 
 from conftest import free_port, tweetbot_env
 from dyno_support import BIN, dyno, procfile, shell
-from pg_servers import PrivateServer
+from pg_servers import ConnectionPeak, PrivateServer
 from sandbox_helpers import SandboxControl
 from test_worker_posting import TWEETS, posted_texts
 from worker_support import WorkerProcess, chain_of, connect_accounts, open_test_store, wait_until
@@ -185,7 +185,7 @@ def test_web_two_workers_and_a_command_loop_share_a_role_limited_to_20_connectio
     env = tweetbot_env(tmp_path, sandbox.url, DATABASE_URL=url, METRICS_TOKEN="m" * 24, PUBLIC_URL=web_url)
     store = open_test_store({**env, "DATABASE_URL": admin_url})  # the test's own reads do not count against the role
     accounts = connect_accounts(store, sandbox, 20, prefix="limit")
-    peak = Peak(server.url, role)
+    peak = ConnectionPeak(server.url, role=role)
     outputs: list[str] = []
     with ExitStack() as stack:
         stack.callback(peak.stop)
@@ -235,21 +235,3 @@ def scrape(web_url: str, token: str, finished: threading.Event, statuses: list[i
             return
 
 
-class Peak:
-    """The most connections `role` held at once, sampled every 50 ms by the server's superuser."""
-
-    def __init__(self, server_url: str, role: str) -> None:
-        self.most = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, args=(server_url, role), daemon=True)
-        self._thread.start()
-
-    def _sample(self, server_url: str, role: str) -> None:
-        with psycopg.connect(server_url, autocommit=True) as conn:
-            while not self._stop.wait(0.05):
-                row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE usename = %s", (role,)).fetchone()
-                self.most = max(self.most, int(row[0]) if row else 0)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
