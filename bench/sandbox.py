@@ -4,9 +4,10 @@ Starts `tweetbot sandbox` as a real process on a free port, lifts its rate limit
 through the control API, gives each of N concurrent clients its own sandbox user and
 keep-alive `requests.Session`, and has them post distinct texts (so none is refused as
 a duplicate) until a fixed number of posts is done. Prints requests per second and the
-latency percentiles, then stops the sandbox.
+latency percentiles, then stops the sandbox. With --state the sandbox keeps its world in a
+file, as `tweetbot run` has it, written before each answer (the cost of remembering).
 
-    .venv/bin/python bench/sandbox.py [--clients 8] [--requests 4000]
+    .venv/bin/python bench/sandbox.py [--clients 8] [--requests 4000] [--state]
 """
 from __future__ import annotations
 
@@ -34,15 +35,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_sandbox(workdir: str) -> tuple[subprocess.Popen[bytes], str]:
-    """A sandbox process with fresh secrets in `workdir`; (process, base URL) once it answers."""
+def start_sandbox(workdir: str, state: bool = False) -> tuple[subprocess.Popen[bytes], str]:
+    """A sandbox process with fresh secrets in `workdir` (its world kept in a file there with `state`);
+    (process, base URL) once it answers."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("X_")}
     env.update(SECRET_KEY=Fernet.generate_key().decode(), TOKEN_KEY=Fernet.generate_key().decode(),
                ADMIN_PASSWORD="bench-password", STORE_PATH=os.path.join(workdir, "tweetbot.json"),
                SANDBOX_PORT=str(port), PUBLIC_URL="http://127.0.0.1:5000")
-    process = subprocess.Popen([TWEETBOT, "sandbox", "--port", str(port)], cwd=workdir, env=env,
+    kept = ["--state", os.path.join(workdir, "sandbox.state")] if state else []
+    process = subprocess.Popen([TWEETBOT, "sandbox", "--port", str(port), *kept], cwd=workdir, env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
@@ -101,10 +104,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=4000, help="total posts (split among the clients)")
+    parser.add_argument("--state", action="store_true", help="keep the world in a state file (as tweetbot run does)")
     args = parser.parse_args()
     per_client = max(args.requests // args.clients, 1)
     with tempfile.TemporaryDirectory() as workdir:
-        process, url = start_sandbox(workdir)
+        process, url = start_sandbox(workdir, args.state)
         try:
             tokens = client_tokens(url, args.clients)
             elapsed, latencies, created = run(url, tokens, per_client)
@@ -113,8 +117,9 @@ def main() -> None:
             process.wait(timeout=10)
     total = per_client * args.clients
     cuts = statistics.quantiles(latencies, n=100)
+    kept = ", the world kept in a state file" if args.state else ""
     print(f"POST /2/tweets on loopback, {args.clients} concurrent keep-alive clients, {total} posts "
-          f"({created} answered 201)")
+          f"({created} answered 201){kept}")
     print(f"  {total / elapsed:,.0f} requests/s   (target ≥ 500/s)   elapsed {elapsed:.2f} s")
     print(f"  latency p50 {cuts[49] * 1000:.1f} ms   p90 {cuts[89] * 1000:.1f} ms   p99 {cuts[98] * 1000:.1f} ms")
     if created != total:
