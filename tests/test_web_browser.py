@@ -573,6 +573,9 @@ def test_every_page_fits_a_phone_and_a_desktop(tmp_path: Path, sandbox: SandboxC
                 page.screenshot(path=str(SCREENSHOTS / f"{name}-{width}.png"), full_page=True)
             page.goto(server.url + "/#charts")
             page.wait_for_load_state("load")
+            failed, posted = (page.locator(f"#history tr.post.{status}").first for status in ("failed", "posted"))
+            background = "e => getComputedStyle(e).backgroundColor"
+            assert failed.evaluate(background) != posted.evaluate(background)  # a failed row stands out
             page.locator("#charts").screenshot(path=str(SCREENSHOTS / f"charts-{width}.png"))
             context.close()
     for name in [*pages, "signin", "charts"]:
