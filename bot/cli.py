@@ -15,34 +15,22 @@ import sys
 from contextlib import suppress
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import click
 from cryptography.fernet import Fernet
 
+from bot.cli_common import settings_or_exit, stop_unusable, store_or_exit
+from bot.cli_queue import register as register_queue
+from bot.cli_store import register as register_store
 from bot.logs import configure_logging
 from bot.models import NEEDS_RECONNECT, Account
-from bot.settings import PLATFORMS, Settings, SettingsError, load_settings
+from bot.settings import PLATFORMS, Settings
 from bot.store import BROKEN, UNUSABLE, BackupError, Repository, StoreError, heartbeats, open_store, restore_store
 from bot.store.files import PRIVATE, atomic_write
 from bot.when import relative
 from bot.xclient import XClient
-
-
-def settings_or_exit() -> Settings:
-    """The settings, or exit 2 with the one-line reason."""
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        click.secho(f"tweetbot: configuration error: {exc}", fg="red", err=True)
-        sys.exit(2)
-
-
-def stop_unusable(exc: BaseException) -> NoReturn:
-    """The store cannot be used: its one-line reason in red on stderr, exit 2 (never a traceback)."""
-    click.secho(f"tweetbot: {' '.join(str(exc).split())}", fg="red", err=True)
-    sys.exit(2)
 
 
 class TweetbotGroup(click.Group):
@@ -58,16 +46,6 @@ class TweetbotGroup(click.Group):
 @click.group(cls=TweetbotGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """tweetbot: posts to X on your behalf, on a schedule."""
-
-
-def store_or_exit(settings: Settings) -> Repository:
-    """The store, verified (files whole, TOKEN_KEY opens it), or exit 2 with the one-line reason."""
-    store = open_store(settings)
-    try:
-        store.verify()
-    except UNUSABLE as exc:
-        stop_unusable(exc)
-    return store
 
 
 def open_everything() -> tuple[Settings, Repository, XClient]:
@@ -380,11 +358,7 @@ def run() -> None:
     sys.exit(run_all(settings))
 
 
-from bot.cli_queue import register  # noqa: E402 (it imports this module: last, once `main` exists)
-
-register(main)
-from bot.cli_store import register as register_store  # noqa: E402 (the same)
-
+register_queue(main)
 register_store(main)
 if __name__ == "__main__":
     main()

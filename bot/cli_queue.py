@@ -5,8 +5,8 @@ past time, an unknown account, a text too long, a bad CSV row) is what every
 other way in refuses. A refusal prints its reason on stderr, exits 1 and
 queues nothing. Times are typed and shown on the operator's clock (TIMEZONE).
 
-`bot.cli` imports this module at its end and calls `register(main)`; this module
-imports `bot.cli` only inside functions, so either can be imported first.
+`bot.cli` imports this module and calls `register(main)`; what both need is in
+`bot.cli_common`, so neither imports the other's module and either can be imported first.
 """
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from typing import NoReturn
 
 import click
 
+from bot.cli_common import settings_or_exit, store_or_exit
 from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
 from bot.media import MediaError, MediaFile, read_file
@@ -37,7 +38,7 @@ from bot.schedules import (
 )
 from bot.settings import Settings
 from bot.store import Repository
-from bot.when import WhenError, format_local, parse_when
+from bot.when import WhenError, format_local, parse_when, relative
 from xtext import MAX_WEIGHTED_LENGTH, weighted_length
 
 THREAD_SEPARATOR = "---"
@@ -66,8 +67,6 @@ def fail(reason: str) -> NoReturn:
 
 def open_queue() -> tuple[Settings, Repository]:
     """Settings and the verified store (exit 2 with one line if it cannot be used)."""
-    from bot.cli import settings_or_exit, store_or_exit
-
     settings = settings_or_exit()
     return settings, store_or_exit(settings)
 
@@ -157,8 +156,6 @@ def media_text(post: Post) -> str:
 
 def describe_due(due: datetime, settings: Settings) -> str:
     """The due time on the operator's clock, with "in 3 h 5 min" when that is near enough to help."""
-    from bot.cli import relative
-
     shown = format_local(due, settings.zone)
     return f"{shown} ({relative(due)})" if abs(due - utcnow()) < RELATIVE_WITHIN else shown
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,19 @@ def test_the_web_app_and_the_worker_load_psycopg_only_for_postgresql() -> None:
     done = subprocess.run([sys.executable, "-P", "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def import_alone(name: str) -> tuple[str, str]:
+    """Import `name` first, alone, in a fresh interpreter: (name, what went wrong or "")."""
+    done = subprocess.run([sys.executable, "-P", "-c", f"import {name}"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    return name, "" if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
+
+
+def test_every_module_imports_first_and_alone() -> None:
+    """No module depends on another having been imported before it (a cycle that works only in one order:
+    `bot.cli_store` before `bot.cli` once raised "cannot import name … from partially initialized module")."""
+    modules = [module_name(path) for package in PACKAGES for path in package_files(package)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        failed = {name: error for name, error in pool.map(import_alone, modules) if error}
+    assert len(modules) > 80 and failed == {}, failed
