@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install clean
+.PHONY: run test test-fast install clean
 
 run: $(STAMP)
 	@test -f .env || $(BIN)/tweetbot init
@@ -14,6 +14,12 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The inner loop: everything but the tests marked slow (soaks, tortures, real-process and browser runs).
+test-fast: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest -m "not slow" --durations=10 $(PYTEST_ARGS)
 
 install: $(STAMP)
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from cryptography.fernet import Fernet
 
 from bot.models import POSTED, Account, Post, utcnow
@@ -21,6 +22,8 @@ from bot.store import TinyStore
 from conftest import TWEETBOT, tweetbot_env
 from sandbox_helpers import SandboxControl
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
+
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 POSTS = 80
 

@@ -202,6 +202,7 @@ def test_check_warns_that_the_sandbox_does_not_run_on_a_platform(tmp_path: Path)
     ]
 
 
+@pytest.mark.slow
 def test_check_says_whether_the_database_is_reached_directly_or_through_a_pooler_and_the_connection_budget(
         tmp_path: Path, database_url: str, pgbouncer: Pgbouncer) -> None:
     tweetbot(tmp_path, "init")
@@ -220,6 +221,7 @@ def test_check_says_whether_the_database_is_reached_directly_or_through_a_pooler
     assert "lower DATABASE_POOL_SIZE" in crowded.stdout  # 404 connections wanted: more than the server allows
 
 
+@pytest.mark.slow
 def test_commands_work_through_a_transaction_pooler(tmp_path: Path, database_url: str, pgbouncer: Pgbouncer) -> None:
     """pgbouncer in transaction mode (Supabase's and Neon's pooled URLs): a statement prepared on one
     server session is unknown on the next, so a command that repeats a statement must prepare none."""

@@ -26,7 +26,7 @@ from bot.store import open_store
 from sandbox_helpers import SandboxControl
 from worker_support import wait_until
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[1]
 VENV = Path(sys.executable).parent.parent

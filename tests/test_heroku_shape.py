@@ -17,6 +17,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from bot.models import ACTIVE, POSTED
 from bot.store import Repository
@@ -27,6 +28,8 @@ from dyno_support import BIN, dyno, health, procfile, shell
 from sandbox_helpers import SandboxControl, drive_consent
 from web_support import HttpBrowser
 from worker_support import open_test_store, stored_refreshes, wait_until
+
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 USERNAME = "sandbox_alice"
 TOKEN_LIFETIME = 8  # seconds, at the sandbox: short enough that the worker refreshes soon after Connect

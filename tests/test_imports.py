@@ -135,6 +135,7 @@ def import_alone(name: str) -> tuple[str, str]:
     return name, "" if done.returncode == 0 else done.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 def test_every_module_imports_first_and_alone() -> None:
     """No module depends on another having been imported before it (a cycle that works only in one order:
     `bot.cli_store` before `bot.cli` once raised "cannot import name … from partially initialized module")."""

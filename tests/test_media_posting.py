@@ -191,6 +191,7 @@ def test_the_workers_cleanup_forgets_the_media_of_posts_finished_past_the_retent
     assert rig.store.get_post(posted.id).status == POSTED
 
 
+@pytest.mark.slow
 def test_a_failed_post_is_retried_with_its_media_while_the_store_keeps_them(rig: Rig) -> None:
     rig.sandbox.configure(media_processing="failed")
     kept, gone = (queue_with(rig, [[MediaFile(f"{n}.mp4", video_bytes(3000, seed=n))]], f"clip {n}")

@@ -74,6 +74,7 @@ def test_each_refusal_names_the_file_and_the_rule_and_queues_nothing(folder: Bot
         assert message in refused(folder, "post", "with media", *extra, *account), extra
 
 
+@pytest.mark.slow
 def test_a_video_over_512_mb_is_refused(folder: BotFolder) -> None:
     path = folder.path / "huge.mp4"
     with path.open("wb") as handle:  # sparse: the size without writing half a gigabyte

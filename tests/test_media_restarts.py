@@ -9,6 +9,8 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.media import MediaFile
 from bot.models import POSTED, Post, utcnow
 from bot.queue import queue_post
@@ -20,6 +22,8 @@ from media_support import image_bytes, video_bytes
 from sandbox_helpers import SandboxControl
 from test_worker_posting import env_for
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
+
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 TWEETS = "POST /2/tweets"
 APPEND = "POST /2/media/upload/:id/append"

@@ -36,6 +36,8 @@ from sandbox_helpers import SandboxControl
 from test_worker_posting import TWEETS, posted_texts
 from worker_support import WorkerProcess, chain_of, connect_accounts, open_test_store, wait_until
 
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
+
 TOKEN = "POST /2/oauth2/token"
 _names = itertools.count(1)
 

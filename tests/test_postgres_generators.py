@@ -7,11 +7,15 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from bot.generators import SOURCE
 
 from sandbox_helpers import SandboxControl
 from test_worker_posting import env_for, posted_texts
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
+
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 PERIOD = 2  # seconds: `every = "2 seconds"`
 

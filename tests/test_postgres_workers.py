@@ -14,6 +14,8 @@ from collections import Counter, defaultdict
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.models import POSTED, SENDING, Post, utcnow
 from bot.posting import CLAIM_WINDOW
 from bot.settings import load_settings
@@ -23,6 +25,8 @@ from bot.store import TAKE_OVER_EVENT, Repository
 from sandbox_helpers import SandboxControl
 from test_worker_posting import TWEETS, env_for, posted_texts
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
+
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 TIMELINE = "GET /2/users/:id/tweets"
 

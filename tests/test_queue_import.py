@@ -144,6 +144,7 @@ def test_empty_due_at_takes_the_next_free_slots_around_the_files_own_times(folde
     assert again[0].due_at == utc(2099, 12, 4, 8, 0)  # the slots the first file took are taken
 
 
+@pytest.mark.slow
 def test_more_than_a_thousand_rows_show_a_progress_bar(folder: BotFolder) -> None:
     rows = thousand_rows() + [["@alice", "2099-12-31 23:00", "one more"]]
     result = folder.run("import", str(write_csv(folder.path / "big.csv", rows)))

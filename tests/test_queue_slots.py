@@ -102,6 +102,7 @@ def test_an_account_without_slots_has_no_next_slot(tmp_path: Path) -> None:
         next_free_slot(folder.store(), "202", utc(2026, 3, 27))
 
 
+@pytest.mark.slow
 def test_slots_commands_set_show_and_fill(tmp_path: Path) -> None:
     folder = make_folder(tmp_path, "UTC")
     folder.connect("alice", "101")

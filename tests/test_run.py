@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
+
 TWEETBOT = str(Path(sys.executable).with_name("tweetbot"))
 
 

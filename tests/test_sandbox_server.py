@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import requests
 from PIL import Image
 
@@ -109,6 +110,7 @@ def test_tweetbot_sandbox_runs_python_m_sandbox_with_the_secret_off_the_command_
         stop_process(server.process)
 
 
+@pytest.mark.slow
 def test_a_state_file_keeps_chains_posts_and_media_through_a_kill(tmp_path: Path) -> None:
     """Killed at once (nothing written on the way out) and started again on the same file, the sandbox still
     knows the token chain the bot holds, its posts and its media; the file is private; without --state, nothing."""

@@ -174,6 +174,7 @@ def test_a_process_sees_another_process_commits(store_at: StoreAt) -> None:
     assert [e.detail for e in reader.events()] == ["3", "2", "1"]
 
 
+@pytest.mark.slow
 def test_two_processes_increment_without_losing_an_update(store_at: StoreAt) -> None:
     writers = [start_writer(store_at, 500) for _ in range(2)]
     for writer in writers:
@@ -184,6 +185,7 @@ def test_two_processes_increment_without_losing_an_update(store_at: StoreAt) -> 
     assert len(store.events(limit=2000)) == 1000
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_instants_leaves_the_state_before_or_after(unpooled_store_at: StoreAt) -> None:
     kill_at_random_instants(unpooled_store_at, 100)
 

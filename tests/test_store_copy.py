@@ -25,6 +25,8 @@ from sandbox_helpers import SandboxControl
 from store_support import FILE, POSTGRES, StoreAt
 from worker_support import WorkerProcess, wait_until
 
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
+
 NO_SANDBOX = "http://127.0.0.1:9"  # the copy never talks to X
 ACCOUNTS = 10
 POSTS = 1_000

@@ -75,6 +75,7 @@ def worker_stops(env: dict[str, str], folder: Path, *names: str) -> str:
 # -- reproduction 4: the main file is gone, its logs are not -----------------------------------------
 
 
+@pytest.mark.slow
 def test_a_missing_main_file_beside_its_logs_stops_the_worker_and_keeps_every_byte(
         tmp_path: Path, sandbox: SandboxControl) -> None:
     env = tweetbot_env(tmp_path, sandbox.url)
@@ -109,6 +110,7 @@ def test_a_missing_main_file_is_refused_in_process_too(tmp_path: Path) -> None:
 # -- reproduction 5: the main file is cut in half -----------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_truncated_main_file_stops_worker_and_cli_with_one_line_and_healthz_says_why(
         tmp_path: Path, sandbox: SandboxControl) -> None:
     env = tweetbot_env(tmp_path, sandbox.url)

@@ -309,6 +309,7 @@ def filled_file_store(tmp_path: Path) -> tuple[StoreAt, dict[str, str], dict[str
     return at, env, media
 
 
+@pytest.mark.slow
 def test_backup_and_restore_bring_the_media_back(tmp_path: Path) -> None:
     live, env, media = filled_file_store(tmp_path)
     stored = live.open().media_digests()
@@ -330,6 +331,7 @@ def test_backup_and_restore_bring_the_media_back(tmp_path: Path) -> None:
     assert {back.get_media(d) for d in post.digests()} <= set(media.values()) and len(post.digests()) == 2
 
 
+@pytest.mark.slow
 def test_a_restore_over_a_store_sets_its_media_aside(tmp_path: Path) -> None:
     live, env, media = filled_file_store(tmp_path)
     archive = tmp_path / "backup.tar.gz"
@@ -354,6 +356,7 @@ def test_a_damaged_media_file_fails_the_backup_with_its_name(tmp_path: Path) -> 
     assert not archive.exists() and os.listdir(archive.parent) == []
 
 
+@pytest.mark.slow
 def test_a_restore_refuses_an_archive_whose_media_was_changed(tmp_path: Path) -> None:
     live, env, media = filled_file_store(tmp_path)
     archive = tmp_path / "backup.tar.gz"
@@ -395,6 +398,7 @@ def held_media(at: StoreAt) -> tuple[dict[str, datetime], dict[str, bytes]]:
         store.close()
 
 
+@pytest.mark.slow
 def test_store_copy_carries_media_file_to_postgres_and_back(tmp_path: Path, database_url: str) -> None:
     source, _, media = filled_file_store(tmp_path)
     stored = source.open().media_digests()

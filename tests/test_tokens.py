@@ -34,6 +34,8 @@ from worker_support import (
     webhook_receiver,
 )
 
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
+
 
 def env_for(tmp_path: Path, sandbox: SandboxControl, **overrides: str) -> dict[str, str]:
     return tweetbot_env(tmp_path, sandbox.url, **{"REFRESH_EVERY": "1", **overrides})

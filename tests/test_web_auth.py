@@ -154,6 +154,7 @@ def test_the_paas_router_is_trusted_by_default_only_where_the_platform_is_detect
     assert set(failures(app)) == {"203.0.113.50"}
 
 
+@pytest.mark.slow
 def test_4000_spoofed_addresses_leave_the_lockout_table_bounded(tmp_path: Path, sandbox: SandboxControl) -> None:
     """4,000 addresses guess once each, in a few seconds: directly (each names itself in X-Forwarded-For)
     and behind a trusted proxy (so each really is a different client). The store keeps a bounded table

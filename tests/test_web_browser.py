@@ -35,7 +35,7 @@ from sandbox_helpers import SandboxControl
 from web_support import PASSWORD, gunicorn, open_store, web_env
 from worker_support import WorkerProcess, connect_user, wait_until
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -11,6 +11,7 @@ import re
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import requests
 
 from bot.models import NEEDS_RECONNECT, POSTED, Post, utcnow
@@ -18,6 +19,8 @@ from bot.models import NEEDS_RECONNECT, POSTED, Post, utcnow
 from sandbox_helpers import SandboxControl
 from web_support import HttpBrowser, gunicorn, open_store, web_env
 from worker_support import WorkerProcess, connect_user, wait_until
+
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 
 def panel(page: str, section: str) -> str:

@@ -11,12 +11,15 @@ import socket
 import time
 from pathlib import Path
 
+import pytest
 import requests
 
 from bot.models import ACTIVE
 
 from sandbox_helpers import SandboxControl, drive_consent
 from web_support import HttpBrowser, account, gunicorn, web_env
+
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 
 def test_a_flow_started_on_one_process_finishes_on_another(tmp_path: Path, sandbox: SandboxControl) -> None:

@@ -7,11 +7,15 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from bot.models import POSTED, Post, utcnow
 
 from conftest import tweetbot_env
 from sandbox_helpers import SandboxControl
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
+
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 TWEETS = "POST /2/tweets"
 

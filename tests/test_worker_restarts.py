@@ -19,6 +19,8 @@ from sandbox_helpers import SandboxControl
 from test_worker_posting import env_for, posted_texts
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
 
+pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
+
 TWEETS = "POST /2/tweets"
 TIMELINE = "GET /2/users/:id/tweets"
 
