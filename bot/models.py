@@ -57,11 +57,18 @@ class Record:
     _tuples: tuple[str, ...] = ()
 
     def to_doc(self) -> dict[str, Any]:
-        doc = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
-        for name in self._times:
-            doc[name] = to_iso(doc[name])
-        for name in self._tuples:
-            doc[name] = list(doc[name])
+        return self._stored({f.name: getattr(self, f.name) for f in fields(self)})  # type: ignore[arg-type]
+
+    @classmethod
+    def _stored(cls, values: dict[str, Any]) -> dict[str, Any]:
+        """`values` (some or all fields) as a document holds them: datetimes as ISO, tuples as lists."""
+        doc = dict(values)
+        for name in cls._times:
+            if name in doc:
+                doc[name] = to_iso(doc[name])
+        for name in cls._tuples:
+            if name in doc:
+                doc[name] = list(doc[name])
         return doc
 
     @classmethod
@@ -226,13 +233,7 @@ class Post(Record):
         unknown = set(changes) - _field_names(cls)
         if unknown:
             raise TypeError(f"Post has no field {sorted(unknown)[0]!r}")
-        doc = dict(changes)
-        for name in cls._times:
-            if name in doc:
-                doc[name] = to_iso(doc[name])
-        for name in cls._tuples:
-            if name in doc:
-                doc[name] = list(doc[name])
+        doc = cls._stored(changes)
         if "media" in doc:
             doc["media"] = [[ref.to_doc() for ref in part] for part in doc["media"]]
         return doc

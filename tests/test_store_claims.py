@@ -17,6 +17,7 @@ from bot.models import POSTED, SCHEDULED, SENDING, Account, Post, handed_back, u
 from bot.store import TAKE_OVER_EVENT, ClaimLost, LockTimeout, Repository
 
 from store_support import StoreAt
+from worker_support import wait_until
 
 
 def queued(store: Repository, count: int, account: str = "1") -> list[Post]:
@@ -26,10 +27,17 @@ def queued(store: Repository, count: int, account: str = "1") -> list[Post]:
 
 
 def cut_connections(at: StoreAt) -> int:
-    """pg_terminate_backend on every session of the test's database but our own (the pooler's too)."""
+    """pg_terminate_backend on every session of the test's database but our own (the pooler's too), and
+    wait until those backends are gone: pg_terminate_backend only asks, and a client that looks at its
+    socket before its backend has ended would see a connection still open."""
     with psycopg.connect(at.admin_url, autocommit=True) as conn:
-        return len(conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchall())
+        cut = [row[0] for row in conn.execute(
+            "WITH sessions AS MATERIALIZED (SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()) "
+            "SELECT pid FROM sessions WHERE pg_terminate_backend(pid)")]
+        wait_until(lambda: not conn.execute("SELECT 1 FROM pg_stat_activity WHERE pid = ANY(%s)", (cut,)).fetchone(),
+                   10, "the cut backends to end")
+    return len(cut)
 
 
 # -- claims ---------------------------------------------------------------------------------------
