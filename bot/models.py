@@ -62,26 +62,26 @@ class Record:
     @classmethod
     def _stored(cls, values: dict[str, Any]) -> dict[str, Any]:
         """`values` (some or all fields) as a document holds them: datetimes as ISO, tuples as lists."""
-        doc = dict(values)
-        for name in cls._times:
-            if name in doc:
-                doc[name] = to_iso(doc[name])
-        for name in cls._tuples:
-            if name in doc:
-                doc[name] = list(doc[name])
-        return doc
+        return cls._converted(values, to_iso, list)
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> Any:
         known = _field_names(cls)
-        values = {k: v for k, v in doc.items() if k in known}
+        return cls(**cls._converted({k: v for k, v in doc.items() if k in known}, from_iso, tuple))
+
+    @classmethod
+    def _converted(cls, values: dict[str, Any], time: Callable[[Any], Any],
+                   sequence: Callable[[Any], Any]) -> dict[str, Any]:
+        """A copy of `values` with the time fields present passed through `time`, the tuple fields through
+        `sequence`: the one place both directions (record to document, document to record) are written."""
+        converted = dict(values)
         for name in cls._times:
-            if name in values:
-                values[name] = from_iso(values[name])
+            if name in converted:
+                converted[name] = time(converted[name])
         for name in cls._tuples:
-            if name in values:
-                values[name] = tuple(values[name])
-        return cls(**values)
+            if name in converted:
+                converted[name] = sequence(converted[name])
+        return converted
 
 
 class Sealed:

@@ -121,7 +121,7 @@ class Settler:
             return self.store.get_post(post.id) or post
 
     def _outcome(self, post: Post, settled: Post, why: str | None, duplicate: bool, waited: bool,
-                 still_landing: bool = False) -> Post:
+                 still_landing: bool) -> Post:
         """What the timeline says: posted, failed (a duplicate X refused), resumed, still uncertain, or
         tried again later."""
         if all(settled.tweet_ids) and len(settled.tweet_ids) == len(settled.parts):

@@ -130,13 +130,19 @@ def relative(moment: datetime | None) -> str:
     seconds = (moment - utcnow()).total_seconds()
     if abs(seconds) < 1:
         return "just now"  # not "in 0 s" for a refresh that happened as the line was printed
-    # To the nearest minute: "in 3 minutes", said a few milliseconds later, is still "in 3 min".
-    hours, minutes = divmod(round(abs(seconds) / 60), 60)
-    if hours:
-        span = f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    else:
-        span = f"{minutes} min" if abs(seconds) >= 60 else f"{round(abs(seconds))} s"
+    span = spoken_span(abs(seconds))
     return f"in {span}" if seconds >= 0 else f"{span} ago"
+
+
+def spoken_span(seconds: float) -> str:
+    """A span as people say it: "40 s", "12 min", "2 h", "1 h 30 min". From a minute up, to the nearest
+    minute, not the last whole one: "in 3 minutes", said a moment later, is still "3 min"."""
+    if seconds < 60:
+        return f"{round(seconds)} s"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    if hours:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return f"{minutes} min"
 
 
 # -- the parts of the grammar ---------------------------------------------------------

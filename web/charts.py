@@ -34,6 +34,7 @@ from bot.pricing import unsent_parts
 from bot.recent import events_since, history_since, outcome_time
 from bot.settings import Settings
 from bot.store import Event, Repository
+from bot.when import spoken_span
 from web.display import plural, span_words
 
 PAST_DAYS = 30
@@ -177,13 +178,6 @@ def daily_limit(tier: str, scope: str) -> int | None:
     return min(allowed) if allowed else None
 
 
-def duration_words(seconds: int) -> str:
-    """A token's lifetime as its gauge is labelled: "2 h", "11 min", "1 h 30 min"."""
-    hours, minutes = divmod(round(seconds / 60), 60)
-    spoken = [f"{hours} h" if hours else "", f"{minutes} min" if minutes else ""]
-    return " ".join(part for part in spoken if part) or f"{seconds} s"
-
-
 # -- geometry (pure) -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -306,7 +300,7 @@ def _token_chart(chain: TokenChain, refresh_margin: int) -> Chart:
         # once expired: none of them the yellow of "failed, backed off".
         kind = "ok" if chain.expires_in > refresh_margin else "due" if chain.expires_in > 0 else "gone"
         gauge = {"x": LEFT, "y": 4.0, "full": 300 - LEFT - RIGHT, "width": round((300 - LEFT - RIGHT) * left, 2),
-                 "kind": kind, "of": duration_words(chain.lifetime)}
+                 "kind": kind, "of": spoken_span(chain.lifetime)}
     data = {"data-chart": "tokens", "data-account": chain.account_id, "data-status": chain.status,
             "data-refresh-failures": str(chain.failures_in_row),
             "data-expires-in": "" if chain.expires_in is None else str(chain.expires_in),

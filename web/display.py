@@ -39,7 +39,7 @@ from bot.queue import refused_as_duplicate, why_not_editable
 from bot.schedules import SlotSchedule
 from bot.settings import Settings
 from bot.store import Event
-from bot.when import format_local, relative
+from bot.when import format_local, relative, spoken_span
 
 STATUS_WORDS = {ACTIVE: "active", NEEDS_RECONNECT: "needs reconnecting", DISCONNECTED: "disconnected"}
 
@@ -126,14 +126,8 @@ def span_words(moment: datetime, now: datetime) -> str:
     seconds = (moment - now).total_seconds()
     if abs(seconds) < 60:
         return "just now" if seconds <= 0 else "in under a minute"
-    minutes = round(abs(seconds) / 60)  # the nearest minute: a post due in 3 min is not "in 2 min" a moment later
-    hours, rest = divmod(minutes, 60)
-    if hours >= 48:
-        span = f"{hours // 24} days"
-    elif hours:
-        span = f"{hours} h {rest} min" if rest else f"{hours} h"
-    else:
-        span = f"{minutes} min"
+    hours = round(abs(seconds) / 60) // 60
+    span = f"{hours // 24} days" if hours >= 48 else spoken_span(abs(seconds))
     return f"in {span}" if seconds > 0 else f"{span} ago"
 
 
