@@ -200,11 +200,15 @@ class Worker:
         address = urlsplit(self.settings.api_base)
         host, port = address.hostname or "127.0.0.1", address.port or 80
         deadline = time.monotonic() + SANDBOX_WAIT
+        said = False
         while not self._stop.is_set() and time.monotonic() < deadline:
             try:
                 socket.create_connection((host, port), timeout=1).close()
                 return
             except OSError:
+                if not said:
+                    log.info("waiting for the sandbox at %s before the first refresh", self.settings.api_base)
+                    said = True
                 self._stop.wait(0.2)
         if not self._stop.is_set():
             log.warning("the sandbox at %s does not answer after %s s; carrying on", self.settings.api_base,

@@ -10,7 +10,7 @@ Kept: users, clients, codes, token chains, posts, media, the switches and the cl
 offset. Not kept: faults, request counts and rate windows (a test's traffic, not the
 world's). The file is a pickle of those records, private (0600) from its first byte and
 replaced atomically; it is read with an unpickler that builds nothing but the sandbox's
-own records and Python's plain containers. A file that cannot be read stops the sandbox
+own records and Python's plain values. A file that cannot be read stops the sandbox
 with one line and is left as it is.
 """
 from __future__ import annotations
@@ -28,11 +28,10 @@ from sandbox.state import World, current_world
 
 FORMAT = 1
 READ_ONLY_METHODS = ("GET", "HEAD", "OPTIONS")
-_ALLOWED = {
-    ("builtins", name) for name in ("dict", "list", "tuple", "set", "frozenset", "bytes", "bytearray")
-} | {("sandbox.records", name) for name in
-     ("User", "Client", "AuthCode", "Chain", "AccessToken", "RefreshToken", "Post", "Media")
-     } | {("sandbox.options", "Options")}
+# The only classes the file may name (dicts, lists, tuples, strings and bytes need none: pickle has opcodes for them).
+_ALLOWED = {("sandbox.records", name) for name in
+            ("User", "Client", "AuthCode", "Chain", "AccessToken", "RefreshToken", "Post", "Media")
+            } | {("sandbox.options", "Options")}
 
 
 class StateFileError(Exception):

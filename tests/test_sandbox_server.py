@@ -4,6 +4,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import pickle
 import stat
 import subprocess
 import sys
@@ -158,6 +159,31 @@ def test_a_damaged_state_file_stops_the_sandbox_with_one_line_and_stays_as_it_wa
     assert done.stderr.strip().splitlines() == [
         f"sandbox: {state} is damaged or not a state file this sandbox wrote; move it away to start with a new world"]
     assert state.read_bytes() == b"\x80\x05not a world"
+
+
+class Runs:
+    """What an attacker's pickle holds: an object whose unpickling would run a shell command."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.system, (self.command,)
+
+
+def test_a_state_file_that_would_build_anything_but_sandbox_records_is_refused_unrun(tmp_path: Path) -> None:
+    """The file is a pickle; reading it builds only the sandbox's own records: a pickle that would run a
+    command stops the sandbox with the same one line, and the command never runs."""
+    ran = tmp_path / "ran"
+    state = tmp_path / "sandbox.state"
+    state.write_bytes(pickle.dumps({"format": 1, "world": Runs(f"touch {ran}")}))
+    before = state.read_bytes()
+    done = subprocess.run([sys.executable, "-m", "sandbox", "--port", str(free_port()), "--state", str(state)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"sandbox: {state} is damaged or not a state file this sandbox wrote; move it away to start with a new world"]
+    assert not ran.exists() and state.read_bytes() == before
 
 
 def png_bytes() -> bytes:

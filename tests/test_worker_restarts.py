@@ -6,6 +6,7 @@ in for a slow X: a request the dead worker sent lands after the new worker has s
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import Counter
 from datetime import timedelta
@@ -15,6 +16,7 @@ import pytest
 
 from bot.models import FAILED, POSTED, SENDING, Post, utcnow
 
+from conftest import free_port, start_sandbox, stop_process, tweetbot_env
 from sandbox_helpers import SandboxControl
 from test_worker_posting import env_for, posted_texts
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
@@ -169,3 +171,35 @@ def test_a_store_damaged_under_a_running_worker_stops_it_with_one_line_and_exit_
     assert len(errors) == 1 and str(main) in errors[0], worker.log()
     assert "Traceback" not in worker.log()
     assert main.read_bytes() == half  # never rewritten
+
+
+def test_a_worker_started_before_its_sandbox_waits_for_it_and_refreshes_the_kept_chain(tmp_path: Path) -> None:
+    """As `tweetbot run` starts them, the worker may come up before the sandbox listens: it waits, says so
+    once, and its first refresh, once the sandbox (started again on its state file) answers, goes through:
+    no connection refused, no failed refresh, the chain the bot held goes on."""
+    state, port = tmp_path / "sandbox.state", free_port()
+    first = start_sandbox(tmp_path / "first", port=port, args=("--state", str(state)))
+    try:
+        x = SandboxControl(first.url)
+        x.configure(access_token_lifetime=60)  # within the margin below from the start: due at once
+        env = tweetbot_env(tmp_path, first.url, REFRESH_EVERY="1", REFRESH_MARGIN="600")
+        store = open_test_store(env)
+        (account,) = connect_accounts(store, x, 1, prefix="early")
+    finally:
+        stop_process(first.process)
+    worker = WorkerProcess(env, tmp_path, name="early")
+    try:
+        wait_until(lambda: "waiting for the sandbox at" in worker.log(), 30, "the worker to wait for the sandbox")
+        again = start_sandbox(tmp_path / "again", port=port, args=("--state", str(state)))
+        try:
+            wait_until(lambda: f"refreshed @{account.username}" in worker.log(), 60, "the first refresh")
+            assert SandboxControl(again.url).reuse_count() == 0
+            assert worker.terminate() == 0
+        finally:
+            stop_process(again.process)
+    finally:
+        worker.stop_quietly()
+    log = worker.log()
+    assert log.count("waiting for the sandbox at") == 1
+    assert not re.search(r"refused|refresh failed|error", log, re.I), log
+    assert store.get_account(account.user_id).refresh_failures == 0  # type: ignore[union-attr]
