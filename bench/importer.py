@@ -25,7 +25,7 @@ from cryptography.fernet import Fernet  # noqa: E402
 
 from bot.crypto import TokenCipher  # noqa: E402
 from bot.models import Account, utcnow  # noqa: E402
-from bot.store import TinyStore  # noqa: E402
+from bot.store.file import TinyStore  # noqa: E402
 
 ROWS = 10_000
 ACCOUNTS = (1, 50, 200)

@@ -30,7 +30,8 @@ from stores import FILE, POSTGRES, add_store_option, bench_database
 
 from bot.crypto import TokenCipher
 from bot.models import POSTED, Post, utcnow
-from bot.store import Repository, TinyStore
+from bot.store import Repository
+from bot.store.file import TinyStore
 
 QUEUED = 100
 REPEATS = 300

@@ -2,7 +2,7 @@
 
 `--store postgres` creates a database on TEST_DATABASE_URL's server (default
 postgresql://postgres@127.0.0.1:5432/test), as the test fixtures do: CREATE DATABASE,
-`bot.store.migrate.migrate(url)`, and DROP at the end, whatever happens.
+`bot.store.postgres.migrate.migrate(url)`, and DROP at the end, whatever happens.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg
 from psycopg import sql
 
-from bot.store.migrate import migrate
+from bot.store.postgres.migrate import migrate
 
 FILE, POSTGRES = "file", "postgres"
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/test"

@@ -78,7 +78,7 @@ def scratch_database(server_url: str) -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
-    from bot.store.migrate import migrate
+    from bot.store.postgres.migrate import migrate
 
     name = f"tweetbot_bench_{os.getpid()}"
     with psycopg.connect(server_url, autocommit=True) as admin:

@@ -163,7 +163,7 @@ def check() -> None:
     store = f"PostgreSQL at {shown['database_url']}" if settings.database_url else settings.store_path.resolve()
     click.echo(f"Store: {store}")
     if settings.database_url:
-        from bot.store.budget import describe_database
+        from bot.store.postgres.budget import describe_database
 
         for line in describe_database(settings):
             click.echo(line)
@@ -283,7 +283,7 @@ def restore(file: Path, force: bool) -> None:
 def store_location(settings: Settings) -> str:
     """Where the store lives, for messages (a database's URL without its password)."""
     if settings.database_url:
-        from bot.store.connections import describe
+        from bot.store.postgres.connections import describe
 
         return f"PostgreSQL at {describe(settings.database_url)}"
     return str(settings.store_path)

@@ -10,8 +10,9 @@ import click
 
 from bot.cli_common import settings_or_exit, stop_unusable, store_or_exit
 from bot.crypto import TokenCipher
-from bot.store import UNUSABLE, RecordMissing, Repository, TinyStore
-from bot.store.tiny import media_folder
+from bot.store import UNUSABLE, RecordMissing, Repository
+from bot.store.file import TinyStore
+from bot.store.file.store import media_folder
 
 # RecordMissing: a media file of the source deleted between reading the list and copying it.
 COPY_FAILURES: tuple[type[BaseException], ...] = (*UNUSABLE, OSError, RecordMissing)
@@ -26,8 +27,8 @@ def migrate_command() -> None:
         return
     import psycopg
 
-    from bot.store.migrate import latest_version, migrate
     from bot.store.postgres import describe
+    from bot.store.postgres.migrate import latest_version, migrate
 
     try:
         applied = migrate(settings.database_url)
@@ -94,8 +95,8 @@ def _remove_new_files(folder: Path, before: set[Path] | None, name: str) -> None
 
 def _target_store(target: str, cipher: TokenCipher) -> Repository:
     if _is_url(target):
-        from bot.store.migrate import migrate
         from bot.store.postgres import PostgresStore
+        from bot.store.postgres.migrate import migrate
 
         migrate(target)
         return PostgresStore(target, cipher)

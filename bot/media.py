@@ -8,7 +8,6 @@ the store (`bot.queue.save_posts`), so a refusal anywhere leaves the store untou
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import struct
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from bot.models import Account, MediaRef
 from bot.settings import MEDIA_SCOPE
+from bot.store.digests import digest_of
 
 MB = 1024 * 1024
 LIMITS = {"image": 5 * MB, "gif": 15 * MB, "video": 512 * MB}  # x-api-facts §2
@@ -110,11 +110,6 @@ def inspect(item: MediaFile) -> MediaRef:
         raise MediaError(f"{item.name}: the alt text has {len(alt)} characters; X takes at most {MAX_ALT}")
     return MediaRef(digest=digest_of(item.data), kind=kind, mime=mime, size=len(item.data), name=item.name,
                     alt=alt, data=item.data)
-
-
-def digest_of(data: bytes) -> str:
-    """The name the store keeps the bytes under."""
-    return hashlib.sha256(data).hexdigest()
 
 
 def sniff(data: bytes) -> str | None:

@@ -25,6 +25,13 @@ FAILED = "failed"
 CANCELED = "canceled"
 FINISHED = frozenset({POSTED, FAILED, CANCELED})
 
+# Why a post failed (`Post.failure_kind`), written when it fails: what a person and a retry decide by
+DUPLICATE = "duplicate"  # X refused the text as duplicate content: the same text would be refused again
+REFUSED = "refused"  # X said no clearly (400, 403, a second 401)
+MEDIA_REFUSED = "media"  # X refused its media, or their bytes are gone from the store
+GAVE_UP = "gave_up"  # no clear answer from X after MAX_ATTEMPTS requests
+UNVERIFIABLE = "unverifiable"  # X refuses to show the account's posts: whether it went out cannot be known
+
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
@@ -213,6 +220,8 @@ class Post(Record):
     media: tuple[tuple[MediaRef, ...], ...] = ()  # per part (empty: no media at all)
     uploads: dict[str, dict[str, str]] = field(default_factory=dict)  # "part.index": X's media id, expiry
     finished_at: datetime | None = None  # set by the store when the post becomes posted, failed or canceled
+    failure_kind: str | None = None  # once failed: why, as one of DUPLICATE, REFUSED, MEDIA_REFUSED, GAVE_UP…
+    requeued_as: int | None = None  # once failed: the post it was queued again as (`bot.queue.retry`)
 
     _times = ("due_at", "next_attempt_at", "sending_since", "posted_at", "created_at", "finished_at", "claimed_at")
     _tuples = ("parts", "tweet_ids")

@@ -28,10 +28,11 @@ def mark_posted(store: Repository, post: Post, at: datetime,
     return done
 
 
-def mark_failed(store: Repository, post: Post, reason: str, at: datetime) -> Post:
-    """The post failed for good; the reason is for a person (and the log says the attempts)."""
+def mark_failed(store: Repository, post: Post, reason: str, at: datetime, kind: str) -> Post:
+    """The post failed for good: `kind` says why as a fact (`bot.models.DUPLICATE`, `REFUSED`…), `reason`
+    says it for a person (and the log says the attempts)."""
     failed = store.update_post(post.id, under_claim=post.claim_token, event=Event(
         at, "failed", post.account_id, post.id, reason), **finished_claim(
-        status=FAILED, last_error=reason, tweet_ids=post.tweet_ids, attempts=post.attempts))
+        status=FAILED, last_error=reason, failure_kind=kind, tweet_ids=post.tweet_ids, attempts=post.attempts))
     log.warning("post %s failed after %d attempt(s): %s", post.id, post.attempts, reason)
     return failed

@@ -37,7 +37,7 @@ from typing import Any
 
 from bot.durable import GaveUp, until_stored
 from bot.limits import SentLog
-from bot.models import ACTIVE, POSTED, SENDING, Account, Post, handed_back, utcnow
+from bot.models import ACTIVE, MEDIA_REFUSED, POSTED, REFUSED, SENDING, Account, Post, handed_back, utcnow
 from bot.outcomes import mark_failed, mark_posted
 from bot.settings import Settings
 from bot.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
@@ -47,17 +47,15 @@ from bot.uploads import Uploader, ready_media_ids
 from bot.when import format_utc
 from bot.xclient import (
     XApi,
-    XBadRequest,
     XClient,
+    XDuplicate,
     XError,
-    XForbidden,
+    XMediaExpired,
     XNoAnswer,
     XRateLimited,
     XUnauthorized,
     XUnavailable,
     XUsageCapped,
-    says_duplicate,
-    says_media_invalid,
 )
 
 log = logging.getLogger("tweetbot.posting")
@@ -142,21 +140,20 @@ class Dispatcher:
     # -- jobs ---------------------------------------------------------------------------
 
     def holds_lease(self) -> bool:
-        """Whether this process may post: always where workers share the posting (PostgreSQL),
-        else only the one holding the posting lease (see `Repository.exclusive_posting`)."""
-        if not self.store.exclusive_posting:
-            return True
+        """Whether this process may post now: it holds the store's posting turn (`Repository.posting_turn`:
+        on a file store one worker at a time, the others keep tokens fresh and wait)."""
         if self._lease is None:
-            lease = self.store.lease("posting")
+            turn = self.store.posting_turn()
             try:
-                lease.acquire(timeout=0)
+                turn.acquire(timeout=0)
             except LockTimeout:
                 if not self._told_no_lease:
                     log.info("another worker is posting; this one keeps tokens fresh and waits its turn")
                     self._told_no_lease = True
                 return False
-            self._lease = lease
-            log.info("this worker is the one that posts")
+            self._lease = turn
+            if turn.alone:
+                log.info("this worker is the one that posts")
         return True
 
     def dispatch_due(self) -> int:
@@ -443,9 +440,9 @@ class Dispatcher:
             return self._hold(_uncounted(post), self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
         if isinstance(exc, AccountUnusable):
             return self._hold(post, exc.retry_at, str(exc))
-        if isinstance(exc, XBadRequest) and post.media_of(index) and says_media_invalid(str(exc)):
+        if isinstance(exc, XMediaExpired) and post.media_of(index):
             return self._upload_again(_uncounted(post), index, exc)
-        if isinstance(exc, XForbidden) and says_duplicate(str(exc)):
+        if isinstance(exc, XDuplicate):
             # Evidence, not only a refusal: an earlier request for this post may be the one X kept.
             return self._settle_now(batch, post, str(exc), duplicate=True)
         return self._fail(post, index, exc)  # 400, 403, a second 401: X said no clearly
@@ -522,7 +519,8 @@ class Dispatcher:
         reason = f"{where}X refused it ({exc.status}): {exc}"
         try:
             with self.store.transaction():
-                failed = mark_failed(self.store, post, reason, self.clock())
+                kind = MEDIA_REFUSED if isinstance(exc, XMediaExpired) and post.media_of(index) else REFUSED
+                failed = mark_failed(self.store, post, reason, self.clock(), kind)
                 if isinstance(exc, XUnauthorized):
                     self.store.update_account(post.account_id, last_error=f"X refused the access token twice: {exc}")
         except ClaimLost:

@@ -6,16 +6,14 @@ here too, so the command line and the web page change the store the same way."""
 from __future__ import annotations
 
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 
 from bot.media import MediaError, MediaFile, can_post_media, check_media
-from bot.models import CANCELED, DISCONNECTED, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
-from bot.store import Repository
+from bot.models import CANCELED, DISCONNECTED, DUPLICATE, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
+from bot.store import REQUEUED_EVENT, Repository, requeued_detail
 from bot.when import format_local
-from bot.xclient import says_duplicate
 from xtext import length_error
 
 PAST_GRACE = timedelta(seconds=60)  # "now" typed a moment ago is still now
@@ -167,13 +165,11 @@ def cancel(store: Repository, post_id: int) -> Post:
 # -- acting on one post: send it now, or queue a failed one again ---------------------------
 
 DUE_NOW_EVENT = "due_now"
-REQUEUED_EVENT = "requeued"
-_REQUEUED_DETAIL = re.compile(r"queued again as post (\d+)")
 
 
 def refused_as_duplicate(post: Post) -> bool:
     """Whether X refused the post as a duplicate: sending the same text again would be refused again."""
-    return post.status == FAILED and says_duplicate(post.last_error or "")
+    return post.status == FAILED and post.failure_kind == DUPLICATE
 
 
 def post_now(store: Repository, post_id: int, now: datetime | None = None) -> Post:
@@ -213,33 +209,17 @@ def retry(store: Repository, post_id: int, now: datetime | None = None, source: 
         if refused_as_duplicate(post):
             raise QueueError(f"post {post_id} was refused by X as duplicate content, "
                              "and X refuses the same text again, so it is not retried")
-        earlier = requeued_as(store, post_id)
-        if earlier is not None:
-            raise QueueError(f"post {post_id} was already queued again as post {earlier}")
+        if post.requeued_as is not None:
+            raise QueueError(f"post {post_id} was already queued again as post {post.requeued_as}")
         if post.digests() - set(store.media_digests()):
             raise QueueError(f"post {post_id}'s media were deleted (MEDIA_RETENTION_DAYS after it failed): "
                              "queue it again with its files")
         fresh = replace(draft(store, post.account_id, post.parts, now, now, source),
                         tweet_ids=post.tweet_ids, media=post.media)
         queued = store.add_posts([fresh])[0]
-        store.record_event(REQUEUED_EVENT, post.account_id, post_id, detail=f"queued again as post {queued.id}",
-                           at=now)
+        store.mark_requeued(post_id, queued.id)
+        store.record_event(REQUEUED_EVENT, post.account_id, post_id, detail=requeued_detail(queued.id), at=now)
     return queued
-
-
-def requeued_as(store: Repository, post_id: int) -> int | None:
-    """The id of the post a failed post was queued again as, if it was (read from the audit trail)."""
-    return requeued_posts(store).get(post_id)
-
-
-def requeued_posts(store: Repository) -> dict[int, int]:
-    """Every failed post queued again, and the new post's id: {failed id: new id}."""
-    found: dict[int, int] = {}
-    for event in store.events(limit=sys.maxsize, kind=REQUEUED_EVENT):
-        new_id = _REQUEUED_DETAIL.fullmatch(event.detail or "")
-        if new_id and event.post_id is not None:
-            found.setdefault(int(event.post_id), int(new_id.group(1)))
-    return found
 
 
 EDITED_EVENT = "edited"

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.models import Post, handed_back
+from bot.models import DUPLICATE, GAVE_UP, UNVERIFIABLE, Post, handed_back
 from bot.outcomes import mark_failed, mark_posted
 from bot.settings import Settings
 from bot.store import ClaimLost, Repository
@@ -114,7 +114,7 @@ class Settler:
         try:
             with self.store.transaction():
                 if isinstance(settled, str):
-                    return self._fail(post, settled)
+                    return self._fail(post, settled, UNVERIFIABLE)
                 return self._outcome(post, settled, why, duplicate, waited, still_landing)
         except ClaimLost:  # another worker settled it meanwhile: its outcome stands
             log.info("post %s was settled by another worker meanwhile; leaving it as it is", post.id)
@@ -128,7 +128,7 @@ class Settler:
             return mark_posted(self.store, settled, self.clock())
         if duplicate:
             return self._fail(settled, f"X refused it as duplicate content ({why}) and it is not among "
-                                       "the account's recent posts")
+                                       "the account's recent posts", DUPLICATE)
         if _known(settled) != _known(post):
             return self._resume(settled)
         if still_landing:
@@ -194,7 +194,7 @@ class Settler:
     def _retry_later(self, post: Post, why: str | None, at_once: bool = False) -> Post:
         if post.attempts >= self.settings.max_attempts:
             return self._fail(post, f"gave up after {post.attempts} attempts without a clear answer from X "
-                                    f"(last: {why or 'the worker stopped before X answered'})")
+                                    f"(last: {why or 'the worker stopped before X answered'})", GAVE_UP)
         retry_at = self.clock() if at_once else \
             self.clock() + backoff(post.attempts, first=timedelta(seconds=self.settings.retry_backoff))
         with self.store.transaction():
@@ -212,8 +212,8 @@ class Settler:
         return (f"X may or may not have stored it, and refuses to show the account's posts "
                 f"({exc.status}: {exc}); check the account on X before retrying")
 
-    def _fail(self, post: Post, reason: str) -> Post:
-        return mark_failed(self.store, post, reason, self.clock())
+    def _fail(self, post: Post, reason: str, kind: str) -> Post:
+        return mark_failed(self.store, post, reason, self.clock(), kind)
 
 
 def _known(post: Post) -> set[str]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from bot.media import RECONNECT_FOR_MEDIA, can_post_media
-from bot.models import ACTIVE, SCHEDULED, Account, Post, from_iso, to_iso, utcnow
+from bot.models import ACTIVE, MEDIA_REFUSED, SCHEDULED, Account, Post, from_iso, to_iso, utcnow
 from bot.outcomes import mark_failed
 from bot.settings import MEDIA_SCOPE
 from bot.store import BROKEN, RecordMissing, Repository
@@ -160,5 +160,5 @@ class Uploader:
         with self.store.transaction():
             current = self.store.get_post(post.id)
             if current is not None and current.status == SCHEDULED:
-                mark_failed(self.store, current, reason, self.clock())
+                mark_failed(self.store, current, reason, self.clock(), MEDIA_REFUSED)
         self._failures.pop(post.id, None)

@@ -56,18 +56,17 @@ class XForbidden(XError):
     """403: X refuses this request for good (duplicate content, missing scope, policy)."""
 
 
-def says_duplicate(detail: str) -> bool:
-    """Whether X's words refuse a post as duplicate content (X refuses the same text again)."""
-    return "duplicate content" in detail.lower()
-
-
-def says_media_invalid(detail: str) -> bool:
-    """Whether X refuses a post's media ids (unknown to it, or expired): uploading again mends that."""
-    return "media ids are invalid" in detail.lower()
+class XDuplicate(XForbidden):
+    """403 for duplicate content: X refuses the same text again for a while (and an earlier request for
+    the same post may be the one X kept)."""
 
 
 class XBadRequest(XError):
     """400: X refuses the request as malformed (too long, unknown field)."""
+
+
+class XMediaExpired(XBadRequest):
+    """400 for media ids X does not know (expired, or lost): uploading the files again mends that."""
 
 
 class XNotFound(XError):
@@ -418,9 +417,11 @@ def _api_call(call: Any) -> Any:
     except tweepy.Unauthorized as exc:
         raise XUnauthorized(_detail(exc), 401) from exc
     except tweepy.Forbidden as exc:
-        raise XForbidden(_detail(exc), 403) from exc
+        detail = _detail(exc)
+        raise (XDuplicate if "duplicate content" in detail.lower() else XForbidden)(detail, 403) from exc
     except tweepy.BadRequest as exc:
-        raise XBadRequest(_detail(exc), 400) from exc
+        detail = _detail(exc)
+        raise (XMediaExpired if "media ids are invalid" in detail.lower() else XBadRequest)(detail, 400) from exc
     except tweepy.NotFound as exc:
         raise XNotFound(_detail(exc), 404) from exc
     except tweepy.TwitterServerError as exc:

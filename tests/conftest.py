@@ -24,7 +24,7 @@ import requests
 from cryptography.fernet import Fernet
 from psycopg import sql
 
-from bot.store.migrate import migrate
+from bot.store.postgres.migrate import migrate
 
 from pg_servers import Pgbouncer
 from sandbox_helpers import CHECKED_BODIES, SandboxControl, SpecRecorder, checked_bodies_summary, x_spec

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from bot.store.migrate import migrate
+from bot.store.postgres.migrate import migrate
 
 PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"

@@ -17,7 +17,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.models import POSTED, Account, Post, utcnow
-from bot.store import TinyStore
+from bot.store.file import TinyStore
 
 from conftest import TWEETBOT, tweetbot_env
 from sandbox_helpers import SandboxControl

@@ -19,8 +19,8 @@ from cryptography.fernet import Fernet
 
 from bot.crypto import TokenCipher
 from bot.models import POSTED, Account, Post, utcnow
-from bot.store import TinyStore
-from bot.store.backup import restore_backup
+from bot.store.file import TinyStore
+from bot.store.file.backup import restore_backup
 
 from conftest import ROOT
 

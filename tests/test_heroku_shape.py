@@ -21,7 +21,7 @@ import pytest
 
 from bot.models import ACTIVE, POSTED
 from bot.store import Repository
-from bot.store.migrate import latest_version
+from bot.store.postgres.migrate import latest_version
 
 from conftest import free_port, tweetbot_env
 from dyno_support import BIN, dyno, health, procfile, shell

@@ -9,7 +9,7 @@ from pathlib import Path
 import psycopg
 from cryptography.fernet import Fernet
 
-from bot.store.migrate import latest_version
+from bot.store.postgres.migrate import latest_version
 
 from conftest import TWEETBOT, tweetbot_env
 

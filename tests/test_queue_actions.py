@@ -9,6 +9,7 @@ sender, picking the change up. The commands run as real `tweetbot` processes.
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -142,7 +143,8 @@ def test_retry_queues_a_failed_post_again_and_leaves_the_failed_one_as_it_was(ri
     assert (again.parts, again.account_id, again.due_at, again.status, again.source, again.attempts) == (
         failed.parts, failed.account_id, now, SCHEDULED, "web", 0)
     assert again.last_error is None and again.tweet_ids == ()
-    assert rig.store.get_post(failed.id) == failed  # the history keeps the failure as it was
+    # the history keeps the failure as it was, now saying what it was queued again as
+    assert rig.store.get_post(failed.id) == replace(failed, requeued_as=again.id)
     [event] = rig.store.events(kind=REQUEUED_EVENT)
     assert (event.post_id, event.detail) == (failed.id, f"queued again as post {again.id}")
     assert rig.dispatch() == 1

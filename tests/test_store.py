@@ -21,7 +21,7 @@ from cryptography.fernet import Fernet
 from bot.crypto import TokenKeyError
 from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
 from bot.store import Repository
-from bot.store.migrate import latest_version
+from bot.store.postgres.migrate import latest_version
 
 from store_support import FILE, StoreAt
 

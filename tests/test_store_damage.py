@@ -15,7 +15,8 @@ from cryptography.fernet import Fernet
 
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import POSTED, Account, Post, to_iso, utcnow
-from bot.store import RESTORE_HINT, StoreDamaged, TinyStore
+from bot.store import RESTORE_HINT, StoreDamaged
+from bot.store.file import TinyStore
 
 from conftest import TWEETBOT, tweetbot_env
 from sandbox_helpers import SandboxControl

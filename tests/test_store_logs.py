@@ -9,8 +9,8 @@ import os
 from collections import Counter
 from pathlib import Path
 
+from bot.store.file.store import _LogTally
 from bot.store.files import AppendLog
-from bot.store.tiny import _LogTally
 
 
 def records(statuses: str) -> list[dict[str, str]]:

@@ -20,8 +20,9 @@ import pytest
 from bot.models import CANCELED, FAILED, POSTED, SENDING, MediaRef, Post, utcnow
 from bot.retention import UPLOAD_GRACE, forget_finished_media
 from bot.store import RecordMissing, Repository, StoreContents, StoreDamaged
-from bot.store.media_files import CHUNK, digest_of
-from bot.store.tiny import media_folder
+from bot.store.digests import digest_of
+from bot.store.file.store import media_folder
+from bot.store.postgres.store import CHUNK
 
 from conftest import TWEETBOT, tweetbot_env
 from store_support import FILE, POSTGRES, StoreAt

@@ -19,7 +19,7 @@ from flask import Flask
 
 from bot import queue
 from bot.models import FAILED, POSTED, Account, Post, utcnow
-from bot.store import TinyStore
+from bot.store.file import TinyStore
 
 from sandbox_helpers import SandboxControl
 from web_support import Browser, account, make_app, open_store, text

@@ -19,7 +19,7 @@ from bot import queue
 from bot.media import MediaFile
 from bot.models import POSTED, SCHEDULED, SENDING, Post, utcnow
 from bot.schedules import parse_slots, save_slots
-from bot.store import TinyStore
+from bot.store.file import TinyStore
 
 from media_support import image_bytes
 from sandbox_helpers import SandboxControl

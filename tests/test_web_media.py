@@ -23,7 +23,7 @@ from PIL import Image
 from bot.media import LIMITS, MAX_ALT, RECONNECT_FOR_MEDIA
 from bot.models import POSTED, SCHEDULED, utcnow
 from bot.settings import DEFAULT_SCOPES, MEDIA_SCOPE, REQUIRED_SCOPES
-from bot.store import TinyStore
+from bot.store.file import TinyStore
 from web import create_app
 from web.panels import PAGE_SIZE
 

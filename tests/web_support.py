@@ -26,7 +26,7 @@ from bot.crypto import TokenCipher
 from bot.models import Account
 from bot.processes import gunicorn_command
 from bot.settings import Settings, load_settings
-from bot.store import TinyStore
+from bot.store.file import TinyStore
 from web import create_app
 
 from conftest import ROOT, free_port, stop_process, tweetbot_env

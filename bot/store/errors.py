@@ -46,3 +46,7 @@ class ClaimLost(Exception):
 
 class SchemaBehind(StoreUnusable):
     """The database's schema is older (or newer) than this code's: `tweetbot migrate` (or an upgrade) fixes it."""
+
+
+class BackupError(Exception):
+    """The archive cannot be written, read or restored; one line saying why."""

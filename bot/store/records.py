@@ -6,20 +6,48 @@ still sealed: each is decrypted on first read, if ever, so lookups cost nothing.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol
 
 from bot.crypto import TokenCipher
-from bot.models import FINISHED, Account, Post, Sealed, from_iso, to_iso, utcnow
+from bot.models import DUPLICATE, FAILED, FINISHED, Account, Post, Sealed, from_iso, to_iso, utcnow
 from bot.store.errors import RecordMissing
 
 TOKENS = ("access_token", "refresh_token")
 #: The event of a claim taken over to settle a post its worker left `sending` (`Repository.take_over`).
 TAKE_OVER_EVENT = "settling"
 ACCOUNT_FIELDS = frozenset(f.name for f in fields(Account))
+#: The event recorded beside `Post.requeued_as` when a failed post is queued again (`bot.queue.retry`).
+REQUEUED_EVENT = "requeued"
+_EARLIER_REQUEUE = re.compile(r"queued again as post (\d+)")
+_EARLIER_DUPLICATE = "duplicate content"
+
+
+def requeued_detail(new_id: int) -> str:
+    """The words of a `REQUEUED_EVENT`, for a person reading the audit trail."""
+    return f"queued again as post {new_id}"
+
+
+def earlier_facts(history: Iterable[Post], requeues: Iterable[Event]) -> dict[str, dict[str, Any]]:
+    """The facts of failed posts a version before `Post.failure_kind` and `Post.requeued_as` kept only in
+    words, as fields ({post id: {field: value}}): X's refusal as duplicate content in `last_error`, and the
+    new post's id in the detail of a `REQUEUED_EVENT` (the newest one). Read once, when the file store is
+    first opened by this version (PostgreSQL: migration 0004); nothing else reads those words back."""
+    noted: dict[str, dict[str, Any]] = {}
+    for post in history:
+        said_duplicate = _EARLIER_DUPLICATE in (post.last_error or "").lower()
+        if post.status == FAILED and post.failure_kind is None and said_duplicate:
+            noted.setdefault(str(post.id), {})["failure_kind"] = DUPLICATE
+    for event in requeues:
+        found = _EARLIER_REQUEUE.fullmatch(event.detail or "")
+        if found and event.post_id is not None:
+            noted.setdefault(str(event.post_id), {}).setdefault("requeued_as", int(found.group(1)))
+    return noted
 
 
 @dataclass(frozen=True)
@@ -145,3 +173,23 @@ class StoreContents:
     @property
     def empty(self) -> bool:
         return not (self.accounts or self.queue or self.history or self.schedules or self.events)
+
+
+@dataclass
+class BackupSummary:
+    """What an archive holds: the moment's account ids, queued post ids, finished posts and events."""
+
+    path: Path
+    accounts: list[str] = field(default_factory=list)
+    queued: list[int] = field(default_factory=list)
+    history: int = 0
+    events: int = 0
+    size: int = 0
+    media: int = 0
+
+    def describe(self) -> str:
+        return (f"{len(self.accounts)} account(s), {len(self.queued)} queued post(s), {self.history} finished "
+                f"post(s), {self.events} event(s) and {self.media} media file(s)")
+
+    def held(self) -> dict[str, Any]:
+        return {"accounts": self.accounts, "queued": self.queued, "history": self.history, "events": self.events}

@@ -1,4 +1,4 @@
-"""Backups of the file store: one archive of a consistent moment, and putting one back.
+"""Backups, in the file store's format for either store: one archive of a consistent moment, and putting one back.
 
 `tweetbot backup FILE` writes a tar.gz (created 0600) holding the main file as it
 was committed and each log up to its committed length, all taken at one moment
@@ -47,12 +47,12 @@ from filelock import FileLock
 from bot.crypto import TokenCipher, TokenKeyError
 from bot.models import from_iso, to_iso, utcnow
 from bot.store import heartbeats
-from bot.store.errors import StoreDamaged
+from bot.store.errors import BackupError, StoreDamaged
+from bot.store.file.media_folder import PRIVATE_DIR, is_digest, set_stored_time
+from bot.store.file.store import StoreMoment, TinyStore, media_folder
 from bot.store.files import PRIVATE, atomic_write, atomic_write_with, decode, encode
 from bot.store.locks import LockTimeout
-from bot.store.media_files import PRIVATE_DIR, is_digest, set_stored_time
-from bot.store.records import StoreContents
-from bot.store.tiny import StoreMoment, TinyStore, media_folder
+from bot.store.records import BackupSummary, StoreContents
 
 if TYPE_CHECKING:
     from bot.store.postgres import PostgresStore
@@ -63,30 +63,6 @@ MANIFEST = "manifest.json"
 MEDIA = "media/"  # member name prefix: media/<digest>
 MEMBERS = {"main": "store.json", "history": "history.jsonl", "events": "events.jsonl"}
 _CHUNK = 1 << 20
-
-
-class BackupError(Exception):
-    """The archive cannot be written, read or restored; one line saying why."""
-
-
-@dataclass
-class BackupSummary:
-    """What an archive holds: the moment's account ids, queued post ids, finished posts and events."""
-
-    path: Path
-    accounts: list[str] = field(default_factory=list)
-    queued: list[int] = field(default_factory=list)
-    history: int = 0
-    events: int = 0
-    size: int = 0
-    media: int = 0
-
-    def describe(self) -> str:
-        return (f"{len(self.accounts)} account(s), {len(self.queued)} queued post(s), {self.history} finished "
-                f"post(s), {self.events} event(s) and {self.media} media file(s)")
-
-    def held(self) -> dict[str, Any]:
-        return {"accounts": self.accounts, "queued": self.queued, "history": self.history, "events": self.events}
 
 
 # -- writing -------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Schema migrations for the PostgreSQL store: numbered SQL files in `bot/store/migrations/`.
+"""Schema migrations for the PostgreSQL store: numbered SQL files in `bot/store/postgres/migrations/`.
 
 `tweetbot migrate` applies the ones a database lacks, each in its own transaction,
 under a transaction-scoped advisory lock so two runs at once (two release phases)
@@ -15,8 +15,8 @@ from importlib import resources
 
 import psycopg
 
-from bot.store.connections import connect
 from bot.store.errors import SchemaBehind
+from bot.store.postgres.connections import connect
 
 log = logging.getLogger("tweetbot.migrate")
 
@@ -36,7 +36,7 @@ def advisory_key(name: str) -> int:
 def migrations() -> list[tuple[int, str, str]]:
     """(version, file name, SQL) of every migration in the package, in order."""
     found = []
-    for entry in resources.files("bot.store").joinpath("migrations").iterdir():
+    for entry in resources.files("bot.store.postgres").joinpath("migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), entry.name, entry.read_text(encoding="utf-8")))

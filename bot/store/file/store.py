@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from filelock import FileLock
 from tinydb import TinyDB
@@ -39,16 +39,19 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher, TokenKeyError
-from bot.models import ACTIVE, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
+from bot.models import ACTIVE, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store.errors import ClaimLost, RecordMissing, StoreDamaged, StoreError
+from bot.store.file.locks import FileHeldLock
+from bot.store.file.media_folder import MediaFolder
 from bot.store.files import PRIVATE, AppendLog, atomic_write, decode, encode
-from bot.store.locks import FileHeldLock
-from bot.store.media_files import MediaFolder
 from bot.store.records import (
+    REQUEUED_EVENT,
     TAKE_OVER_EVENT,
+    BackupSummary,
     Event,
     StoreContents,
     changed_post,
+    earlier_facts,
     first_sealed_token,
     seal_account,
     stamped_if_finished,
@@ -56,9 +59,6 @@ from bot.store.records import (
     unseal_account,
     update_account_in,
 )
-
-if TYPE_CHECKING:
-    from bot.store.backup import BackupSummary
 
 SCHEMA_VERSION = 1  # the file store's layout; its media folder needed no new version (absent: no media)
 TABLES = ("accounts", "posts", "schedules", "meta")
@@ -73,7 +73,13 @@ def media_folder(store_path: Path) -> Path:
 
 def empty_tables() -> dict[str, Any]:
     """A new store: only the schema version."""
-    return {"meta": {str(_META_ID): {"schema_version": SCHEMA_VERSION}}}
+    return {"meta": {str(_META_ID): {"schema_version": SCHEMA_VERSION}}, "noted": {}}
+
+
+def _finished(record: dict[str, Any], noted: dict[str, dict[str, Any]]) -> Post:
+    """A history record as a post, with what was noted of it since it finished (`requeued_as`)."""
+    facts = noted.get(str(record["id"]))
+    return Post.from_doc(record if facts is None else {**record, **facts})
 
 
 def _ready_at(doc: dict[str, Any]) -> str:
@@ -347,7 +353,22 @@ class TinyStore:
             except (StoreDamaged, TokenKeyError) as exc:
                 self._verified = (key, exc)
                 raise
+            if self._note_earlier_facts():
+                key = (self._stat(), tuple(log.size() for log in self._logs.values()))
             self._verified = (key, None)
+
+    def _note_earlier_facts(self) -> bool:
+        """A store written by an earlier version kept two facts of its failed posts only in words (see
+        `bot.store.records.earlier_facts`): write them once into the `noted` table; whether it did."""
+        with self._reading():
+            if "noted" in self._tables or self._stat() is None:
+                return False
+        with self.transaction():
+            if "noted" not in self._tables:
+                self._tables["noted"] = earlier_facts(self.history(limit=sys.maxsize),
+                                                      self.events(limit=sys.maxsize, kind=REQUEUED_EVENT))
+                self._dirty = True
+        return True
 
     def _check_whole(self) -> None:
         with self._reading():
@@ -385,8 +406,8 @@ class TinyStore:
                     opened.close()
 
     def backup(self, target: Path) -> BackupSummary:
-        """Write the store as of now to the archive `target` (see `bot.store.backup`)."""
-        from bot.store.backup import write_backup
+        """Write the store as of now to the archive `target` (see `bot.store.file.backup`)."""
+        from bot.store.file.backup import write_backup
 
         self.verify()
         return write_backup(self, target)
@@ -453,8 +474,10 @@ class TinyStore:
 
     # -- locks ----------------------------------------------------------------
 
-    #: One process posts at a time: the posting lease (see `Repository.exclusive_posting`).
-    exclusive_posting = True
+    def posting_turn(self) -> FileHeldLock:
+        """One process posts at a time: the one holding the posting lease."""
+        return self.lease("posting")
+
 
     def lease(self, name: str, stop: Callable[[], bool] | None = None) -> FileHeldLock:
         """A lock one process holds for as long as it does a job only one may do (posting, maintenance)."""
@@ -582,10 +605,10 @@ class TinyStore:
             doc = self._table("posts").get(doc_id=int(post_id))
             if doc is not None:
                 return Post.from_doc(dict(doc))
-            committed = self._committed("history")
+            committed, noted = self._committed("history"), self._noted()
         for record in self._logs["history"].read_newest(committed):
             if record["id"] == int(post_id):
-                return Post.from_doc(record)
+                return _finished(record, noted)
         return None
 
     def queued_posts(self, account_id: str | None = None, due_by: datetime | None = None) -> list[Post]:
@@ -715,14 +738,27 @@ class TinyStore:
         self._dirty = True
         self._posts_version += 1
 
+    def mark_requeued(self, post_id: int, new_id: int) -> None:
+        """Kept in the main file's `noted` table ({post id: {field: value}}): the history is an append-only
+        log, so a finished post's record is never rewritten; reads lay the table over it."""
+        with self.transaction():
+            post = self.get_post(post_id)
+            if post is None or post.status != FAILED:
+                raise RecordMissing(f"no failed post {post_id}")
+            self._tables.setdefault("noted", {}).setdefault(str(int(post_id)), {})["requeued_as"] = int(new_id)
+            self._dirty = True
+
+    def _noted(self) -> dict[str, dict[str, Any]]:
+        return self._tables.get("noted") or {}
+
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
         """Finished posts, most recently finished first."""
         with self._reading():
-            committed = self._committed("history")
+            committed, noted = self._committed("history"), self._noted()
         found: list[Post] = []
         for record in self._logs["history"].read_newest(committed):
             if account_id is None or record["account_id"] == account_id:
-                found.append(Post.from_doc(record))
+                found.append(_finished(record, noted))
                 if len(found) >= limit:
                     break
         return found

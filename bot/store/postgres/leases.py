@@ -54,6 +54,8 @@ _RENEW = ("UPDATE leases SET renewed_at = clock_timestamp() WHERE holder = ANY(%
 class RowLease:
     """A `Lock` kept as a row of `leases` (see the module); `fence` is its number while held."""
 
+    alone = True
+
     def __init__(self, run: Run, keeper: LeaseKeeper, name: str, timeout: float = -1,
                  stop: Callable[[], bool] | None = None, ttl: timedelta = LEASE_TTL) -> None:
         self.run = run

@@ -4,7 +4,7 @@ It keeps what the file store keeps, for platforms whose web and worker processes
 share no disk, and for more than one worker. Nothing that matters lives in a database
 session, because managed databases restart, drop connections and are often reached
 through a transaction pooler. How it keeps the contract:
-- `transaction()` is a database transaction on one connection (`bot.store.connections`:
+- `transaction()` is a database transaction on one connection (`bot.store.postgres.connections`:
   checked as it is handed out, autocommit outside transactions, no server-side prepared
   statements), held by the thread for the whole block (re-entrant); every row read inside
   it is locked (`FOR UPDATE`), so a check-then-update never acts on a row another process
@@ -15,7 +15,7 @@ through a transaction pooler. How it keeps the contract:
   claim): any number of workers share the posting, never hold the same post, and one
   account's posts go out in order, one batch at a time. Each claim carries a token; an
   outcome is written only under the claim that still holds the post;
-- an account's lock and a lease are rows of `leases` (`bot.store.leases`), renewed while
+- an account's lock and a lease are rows of `leases` (`bot.store.postgres.leases`), renewed while
   held, so a dropped connection or a pooler does not free them;
 - tokens are sealed with TOKEN_KEY exactly as in the file store (the same documents).
 """
@@ -38,14 +38,15 @@ from psycopg.types.json import Jsonb, set_json_loads
 
 from bot.crypto import TokenCipher
 from bot.models import FINISHED, SENDING, Account, Post, to_iso, utcnow
-from bot.store.backup import BackupSummary
-from bot.store.connections import Connections, database_url, describe, one_line
+from bot.store.digests import checked_bytes, checked_digest, digest_of, is_digest
 from bot.store.errors import ClaimLost, RecordMissing, StoreError, StoreUnreachable
-from bot.store.leases import LeaseKeeper, RowLease
-from bot.store.media_files import CHUNK, checked_bytes, checked_digest, digest_of, is_digest
-from bot.store.migrate import advisory_key, check_schema
+from bot.store.locks import SharedTurn
+from bot.store.postgres.connections import Connections, database_url, describe, one_line
+from bot.store.postgres.leases import LeaseKeeper, RowLease
+from bot.store.postgres.migrate import advisory_key, check_schema
 from bot.store.records import (
     TAKE_OVER_EVENT,
+    BackupSummary,
     Event,
     StoreContents,
     changed_post,
@@ -66,6 +67,7 @@ logging.getLogger("psycopg").addHandler(logging.NullHandler())
 # serve the worker's posting threads; small plans cap connections (Heroku's smallest: 20 for
 # the web's two processes, the workers, the release phase and a command): see the README.
 POOL_SIZE = 4
+CHUNK = 1 << 20  # media are kept in pieces of 1 MiB, never one huge value
 
 __all__ = ["POOL_SIZE", "PostgresStore", "database_url", "describe"]
 
@@ -137,7 +139,6 @@ class _QueueCache:
 class PostgresStore:
     """The repository over PostgreSQL; see `bot.store.Repository` for the contract."""
 
-    exclusive_posting = False  # workers share the posting through claims
 
     def __init__(self, url: str, cipher: TokenCipher, pool_size: int = POOL_SIZE) -> None:
         self.url = database_url(url)
@@ -239,7 +240,7 @@ class PostgresStore:
 
     def backup(self, target: Path) -> BackupSummary:
         """Write the store as of one repeatable-read snapshot to the archive `target` (the file store's format)."""
-        from bot.store.backup import write_contents_backup
+        from bot.store.file.backup import write_contents_backup
 
         self.verify()
         return write_contents_backup(self.dump(), target, self._cipher)
@@ -294,8 +295,12 @@ class PostgresStore:
 
     # -- locks --------------------------------------------------------------------------
 
+    def posting_turn(self) -> SharedTurn:
+        """Every worker posts at once: they share the due posts through claims (`claim_next`)."""
+        return SharedTurn()
+
     def lease(self, name: str, stop: Callable[[], bool] | None = None) -> RowLease:
-        """A lease row (see `bot.store.leases`); `stop` ends a wait for it early."""
+        """A lease row (see `bot.store.postgres.leases`); `stop` ends a wait for it early."""
         return RowLease(self._run, self._leases, f"lease:{name}", stop=stop)
 
     def account_lock(self, user_id: str, timeout: float = -1, stop: Callable[[], bool] | None = None) -> RowLease:
@@ -509,6 +514,12 @@ class PostgresStore:
                    "claimed_by = %s, claim_token = %s, claimed_at = %s, "
                    "finished_seq = CASE WHEN %s THEN nextval('posts_finished_seq') END, doc = %s "
                    "WHERE id = %s", (*_columns(post)[1:], post.id))
+
+    def mark_requeued(self, post_id: int, new_id: int) -> None:
+        rows = self._rows("UPDATE posts SET doc = doc || jsonb_build_object('requeued_as', %s::bigint) "
+                          "WHERE id = %s AND status = 'failed' RETURNING id", (int(new_id), int(post_id)))
+        if not rows:
+            raise RecordMissing(f"no failed post {post_id}")
 
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
         """Finished posts, most recently finished first."""

@@ -1,10 +1,10 @@
-"""Media bytes as both stores keep them: content-addressed by their SHA-256, each distinct file once.
+"""The file store's media folder: each distinct file once, named by its SHA-256 (`bot.store.digests`).
 
 A post refers to its images and videos by digest (`MediaRef.digest`), so the web
 process that received an upload and the worker that sends it need only share the
 store. The file store keeps each file as `<store>.media/<digest>` (folder 0700,
 files 0600 from their first byte, written with the crash-safe atomic write);
-PostgreSQL keeps them in pieces of `CHUNK` bytes (see `bot.store.postgres`).
+PostgreSQL keeps them in pieces (see `bot.store.postgres`); `bot.store.digests` names them.
 
 Media is not part of a store's transactions: bytes are put (durably) before the
 post that refers to them is saved, and deleted only by `bot.retention` once no post
@@ -14,21 +14,18 @@ new one.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from filelock import FileLock
 
-from bot.store.errors import RecordMissing, StoreDamaged
+from bot.store.digests import checked_bytes, checked_digest, digest_of, is_digest
+from bot.store.errors import RecordMissing
 from bot.store.files import PRIVATE, atomic_write, fsync_dir
 
-CHUNK = 1 << 20  # PostgreSQL keeps media in pieces of 1 MiB, never one huge value
 PRIVATE_DIR = 0o700
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICRO = timedelta(microseconds=1)
 
@@ -43,31 +40,6 @@ def set_stored_time(path: Path, moment: datetime) -> None:
     copied through PostgreSQL and back is the same microsecond)."""
     ns = (moment - _EPOCH) // _MICRO * 1000
     os.utime(path, ns=(ns, ns))
-
-
-def digest_of(data: bytes) -> str:
-    """The name bytes are kept under: their SHA-256, hex."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def is_digest(name: object) -> bool:
-    """Whether `name` can name stored media: 64 lowercase hex digits."""
-    return isinstance(name, str) and _DIGEST.match(name) is not None
-
-
-def checked_digest(digest: str) -> str:
-    """`digest` if it can name stored media (64 lowercase hex), else `RecordMissing`: nothing else
-    is ever looked up, so no digest can reach outside the media folder."""
-    if not is_digest(digest):
-        raise RecordMissing(f"no media {digest!r} (not a SHA-256 hex digest)")
-    return digest
-
-
-def checked_bytes(digest: str, data: bytes, where: str) -> bytes:
-    """`data` if it is what `digest` names, else `StoreDamaged` naming both (a damaged file or row)."""
-    if digest_of(data) != digest:
-        raise StoreDamaged(f"the media {digest} in {where} does not match its digest ({len(data):,} bytes)")
-    return data
 
 
 class MediaFolder:

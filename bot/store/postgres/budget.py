@@ -1,7 +1,7 @@
 """What `tweetbot check` says of a PostgreSQL database: reached directly or through a pooler,
 and how many connections the deploy takes against what the server allows.
 
-Each process keeps at most DATABASE_POOL_SIZE connections (`bot.store.connections`):
+Each process keeps at most DATABASE_POOL_SIZE connections (`bot.store.postgres.connections`):
 the web's two gunicorn processes (the Procfile's line) each that many, every worker
 that many, the release phase's `tweetbot migrate` one, and a command one. Small plans
 cap connections (Heroku's smallest: 20), so the sum is printed beside the server's
@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from bot.settings import Settings
-from bot.store.connections import connect, database_url, describe, one_line
+from bot.store.postgres.connections import connect, database_url, describe, one_line
 
 WEB_PROCESSES = 2  # gunicorn --workers in the Procfile, render.yaml and `tweetbot web`
 WORKERS = 2  # the deploy the budget is worked out for: web + two workers
