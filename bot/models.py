@@ -8,7 +8,7 @@ lookup (by handle, for a list, for a status) costs no decryption.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from typing import Any, overload
 
@@ -267,18 +267,56 @@ class Post(Record):
     def text(self) -> str:
         return self.parts[0]
 
+    # -- which parts X has ------------------------------------------------------------------
+
+    def at_x(self, index: int) -> bool:
+        """Whether X has part `index` (its tweet id is known)."""
+        return index < len(self.tweet_ids) and bool(self.tweet_ids[index])
+
+    def ids_at_x(self) -> set[str]:
+        """The tweet ids of the parts X is known to have."""
+        return {tid for tid in self.tweet_ids if tid}
+
+    def missing_parts(self) -> list[int]:
+        """The indexes of the parts X does not have yet, in order."""
+        return [index for index in range(len(self.parts)) if not self.at_x(index)]
+
+    def with_part_at_x(self, index: int, tweet_id: str) -> Post:
+        """The post with part `index` known to be X's `tweet_id`."""
+        ids = list(self.tweet_ids) + [None] * (len(self.parts) - len(self.tweet_ids))
+        ids[index] = tweet_id
+        return replace(self, tweet_ids=tuple(ids))
+
+    # -- transitions: the changes a store writes (`update_post`), each clearing what it must ------------
+
+    def progress(self) -> dict[str, Any]:
+        """What a send has learnt so far and every outcome writes: the parts X has, the attempts made."""
+        return {"tweet_ids": self.tweet_ids, "attempts": self.attempts}
+
+    def handed_back(self, **changes: Any) -> dict[str, Any]:
+        """Back to the queue: scheduled, its claim gone, its progress kept, plus `changes` (a retry time,
+        the reason it waits)."""
+        return {"status": SCHEDULED, "sending_since": None, "claimed_by": None, "claim_token": None,
+                "claimed_at": None, **self.progress(), **changes}
+
+    def as_posted(self, at: datetime) -> dict[str, Any]:
+        """Out: every part at X. The claim ends; the worker that sent it stays named."""
+        return {**self._claim_ended(), **self.progress(), "status": POSTED, "posted_at": at, "last_error": None}
+
+    def as_failed(self, kind: str, reason: str) -> dict[str, Any]:
+        """Failed for good: why, as a fact (`kind`: DUPLICATE, REFUSED…) and in words (`reason`)."""
+        return {**self._claim_ended(), **self.progress(), "status": FAILED, "failure_kind": kind,
+                "last_error": reason}
+
+    def still_sending(self, why: str | None) -> dict[str, Any]:
+        """Still `sending` under its claim, its progress written (an outcome not known yet)."""
+        return {**self.progress(), "last_error": why}
+
+    @staticmethod
+    def _claim_ended() -> dict[str, Any]:
+        return {"claim_token": None, "claimed_at": None}
+
     @property
     def claim_started(self) -> datetime | None:
         """When the claim it is `sending` under was made (older claims: when it began sending)."""
         return self.claimed_at or self.sending_since
-
-
-def handed_back(**changes: Any) -> dict[str, Any]:
-    """The changes that give a post back to the queue: scheduled, its claim gone, plus `changes`."""
-    return {"status": SCHEDULED, "sending_since": None, "claimed_by": None, "claim_token": None,
-            "claimed_at": None, **changes}
-
-
-def finished_claim(**changes: Any) -> dict[str, Any]:
-    """The changes that end a post's claim as it finishes (the worker that sent it stays named)."""
-    return {"claim_token": None, "claimed_at": None, **changes}

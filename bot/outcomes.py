@@ -9,9 +9,10 @@ claim, and its outcome is written as it is.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
-from bot.models import FAILED, POSTED, Post, finished_claim
+from bot.models import Post
 from bot.store import Event, Repository
 
 log = logging.getLogger("tweetbot.posting")
@@ -20,10 +21,10 @@ log = logging.getLogger("tweetbot.posting")
 def mark_posted(store: Repository, post: Post, at: datetime,
                 tweet_ids: tuple[str | None, ...] | None = None) -> Post:
     """The post is out: every part has its tweet id."""
-    ids = tweet_ids or post.tweet_ids
+    if tweet_ids is not None:
+        post = replace(post, tweet_ids=tweet_ids)
     done = store.update_post(post.id, under_claim=post.claim_token, event=Event(
-        at, "posted", post.account_id, post.id, ",".join(map(str, ids))), **finished_claim(
-        status=POSTED, posted_at=at, last_error=None, tweet_ids=ids, attempts=post.attempts))
+        at, "posted", post.account_id, post.id, ",".join(map(str, post.tweet_ids))), **post.as_posted(at))
     log.info("post %s is out: %s", post.id, ", ".join(map(str, done.tweet_ids)))
     return done
 
@@ -32,7 +33,6 @@ def mark_failed(store: Repository, post: Post, reason: str, at: datetime, kind: 
     """The post failed for good: `kind` says why as a fact (`bot.models.DUPLICATE`, `REFUSED`…), `reason`
     says it for a person (and the log says the attempts)."""
     failed = store.update_post(post.id, under_claim=post.claim_token, event=Event(
-        at, "failed", post.account_id, post.id, reason), **finished_claim(
-        status=FAILED, last_error=reason, failure_kind=kind, tweet_ids=post.tweet_ids, attempts=post.attempts))
+        at, "failed", post.account_id, post.id, reason), **post.as_failed(kind, reason))
     log.warning("post %s failed after %d attempt(s): %s", post.id, post.attempts, reason)
     return failed

@@ -37,7 +37,7 @@ from typing import Any
 
 from bot.durable import GaveUp, until_stored
 from bot.limits import SentLog
-from bot.models import ACTIVE, MEDIA_REFUSED, POSTED, REFUSED, SENDING, Account, Post, handed_back, utcnow
+from bot.models import ACTIVE, MEDIA_REFUSED, POSTED, REFUSED, SENDING, Account, Post, utcnow
 from bot.outcomes import mark_failed, mark_posted
 from bot.settings import Settings
 from bot.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
@@ -359,35 +359,29 @@ class Dispatcher:
     def _send_post(self, batch: Batch, post: Post) -> Post | None:
         """Send the parts X lacks; the outcome (None: the claim closed first, and the post,
         with the parts already sent, goes back to the batch's unsent)."""
-        for index in range(len(post.parts)):
-            if index < len(post.tweet_ids) and post.tweet_ids[index]:
-                continue
+        for index in post.missing_parts():
             try:
                 tweet_id = self._create(batch, post, index)
             except _ClaimClosed as closed:
                 batch.unsent[0] = closed.post
                 return None
             except (XError, AccountUnusable) as exc:
-                return self._outcome_of(batch, getattr(exc, "post", post), index, exc)
+                return self._outcome_of(batch, _counted(post, exc), index, exc)
             post = self._record_part(batch, replace(post, attempts=post.attempts + 1), index, tweet_id)
             if post.status == SENDING and post.claim_token != batch.claim_token:
                 return post  # its claim was taken over (we stalled): the settler finishes it
         return post
 
     def _create(self, batch: Batch, post: Post, index: int) -> str:
-        """POST /2/tweets with a fresh token; on a 401, refresh once and retry once.
-
-        Each request is counted as an attempt as it leaves; an error carries the post
-        with its count (`exc.post`).
-        """
+        """POST /2/tweets with a fresh token; on a 401, refresh once and retry once (the 401 is not an
+        attempt: X did nothing; what the last request brought is counted by `_counted`)."""
         token = self._token(batch, post.account_id)
         try:
             return self._request(batch, post, token, index)
-        except XUnauthorized as exc:
-            post = exc.post  # type: ignore[attr-defined]
+        except XUnauthorized:
             fresh = self.tokens.after_unauthorized(post.account_id, token)
             if fresh is None or fresh == token:
-                raise _with_post(self._unusable(post.account_id), _uncounted(post)) from None  # X did nothing
+                raise self._unusable(post.account_id) from None
             return self._request(batch, post, fresh, index)
 
     def _request(self, batch: Batch, post: Post, token: str, index: int) -> str:
@@ -400,10 +394,7 @@ class Dispatcher:
         if not batch.open(self.clock()) or media_ids is None:
             raise _ClaimClosed(post)
         reply_to = post.tweet_ids[index - 1] if index else None
-        try:
-            return self._api(post.account_id, token).create_post(post.parts[index], reply_to, media_ids)
-        except XError as exc:
-            raise _with_post(exc, replace(post, attempts=post.attempts + 1)) from exc
+        return self._api(post.account_id, token).create_post(post.parts[index], reply_to, media_ids)
 
     def _token(self, batch: Batch, account_id: str) -> str:
         known = batch.account if batch.account and batch.account.user_id == account_id else None
@@ -435,13 +426,13 @@ class Dispatcher:
             return self._settle_now(batch, post, str(exc), still_landing=isinstance(exc, XNoAnswer))
         if isinstance(exc, XRateLimited):
             until = max(exc.reset_at, self.clock() + MIN_HOLD)  # X's clock may be behind ours
-            return self._hold(_uncounted(post), until, f"rate limited by X until {format_utc(until)}")
+            return self._hold(post, until, f"rate limited by X until {format_utc(until)}")
         if isinstance(exc, XUsageCapped):
-            return self._hold(_uncounted(post), self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
+            return self._hold(post, self.clock() + USAGE_CAP_HOLD, f"X usage cap: {exc}")
         if isinstance(exc, AccountUnusable):
             return self._hold(post, exc.retry_at, str(exc))
         if isinstance(exc, XMediaExpired) and post.media_of(index):
-            return self._upload_again(_uncounted(post), index, exc)
+            return self._upload_again(post, index, exc)
         if isinstance(exc, XDuplicate):
             # Evidence, not only a refusal: an earlier request for this post may be the one X kept.
             return self._settle_now(batch, post, str(exc), duplicate=True)
@@ -458,14 +449,11 @@ class Dispatcher:
     def _record_part(self, batch: Batch, post: Post, index: int, tweet_id: str) -> Post:
         """Store the part's id at once (until it lands); the last part's outcome is written with the batch."""
         self.sent.add(post.account_id, self.clock())
-        ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
-        ids[index] = tweet_id
-        post = replace(post, tweet_ids=tuple(ids))
-        if all(ids):
+        post = post.with_part_at_x(index, tweet_id)
+        if not post.missing_parts():
             batch.posted.append((post, self.clock()))
             return replace(post, status=POSTED)
-        return self._write_claimed(post, f"post {post.id} part {index + 1}",
-                                   tweet_ids=post.tweet_ids, attempts=post.attempts)
+        return self._write_claimed(post, f"post {post.id} part {index + 1}", **post.progress())
 
     def _finish(self, batch: Batch) -> None:
         """Write the batch's posted outcomes, and hand back the posts it never sent, in one write, under
@@ -489,8 +477,7 @@ class Dispatcher:
                     log.info("post %s was settled by another worker (its claim looked dead); its outcome stands",
                              post.id)
             for post in batch.unsent:
-                self._write_claimed(post, f"post {post.id}", **handed_back(
-                    tweet_ids=post.tweet_ids, attempts=post.attempts))
+                self._write_claimed(post, f"post {post.id}", **post.handed_back())
 
     def _write_claimed(self, post: Post, what: str, **changes: Any) -> Post:
         """Change the post under its claim, until the store takes it; the post as stored (as it is now
@@ -512,7 +499,7 @@ class Dispatcher:
                                        still_landing=still_landing)
         except CannotSettleYet:
             self._settle_failed(post)
-            return self._write_claimed(post, f"post {post.id}", attempts=post.attempts, tweet_ids=post.tweet_ids)
+            return self._write_claimed(post, f"post {post.id}", **post.progress())
 
     def _fail(self, post: Post, index: int, exc: XError) -> Post:
         where = f"part {index + 1}: " if len(post.parts) > 1 else ""
@@ -535,15 +522,14 @@ class Dispatcher:
         self._reuploads[post.id] = self._reuploads.get(post.id, 0) + 1
         kept = {key: value for key, value in post.uploads.items() if not key.startswith(f"{index}.")}
         log.warning("post %s part %d: X refused its media ids (%s); uploading them again", post.id, index + 1, exc)
-        return self._write_claimed(post, f"post {post.id}", **handed_back(
-            attempts=post.attempts, tweet_ids=post.tweet_ids, uploads=kept))
+        return self._write_claimed(post, f"post {post.id}", **post.handed_back(uploads=kept))
 
     def _hold(self, post: Post, until: datetime | None, reason: str) -> Post:
         """Put the post back and hold the account's queue until `until`."""
         try:
             with self.store.transaction():
-                held = self.store.update_post(post.id, under_claim=post.claim_token, **handed_back(
-                    attempts=post.attempts, last_error=reason, tweet_ids=post.tweet_ids))
+                held = self.store.update_post(post.id, under_claim=post.claim_token,
+                                              **post.handed_back(last_error=reason))
                 if until is not None:
                     self.store.update_account(post.account_id, hold_until=until, hold_reason=reason)
                 self.store.record_event("held", post.account_id, post.id, detail=reason, at=self.clock())
@@ -561,12 +547,8 @@ class _ClaimClosed(Exception):
         self.post = post
 
 
-def _uncounted(post: Post) -> Post:
-    """The post without the attempt of a request X refused before doing anything (429, usage cap)."""
-    return replace(post, attempts=max(post.attempts - 1, 0))
-
-
-def _with_post(exc: Exception, post: Post) -> Exception:
-    """`exc`, carrying the post as it is after the request (its attempt counted)."""
-    exc.post = post  # type: ignore[attr-defined]
-    return exc
+def _counted(post: Post, exc: XError | AccountUnusable) -> Post:
+    """The post with the attempt of the request that ended in `exc`, if its kind counts as one (a wait X
+    asks for, or ids to upload again, do not; an account that cannot call X sent nothing)."""
+    counts = isinstance(exc, XError) and exc.counts_as_attempt
+    return replace(post, attempts=post.attempts + 1) if counts else post

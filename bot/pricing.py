@@ -36,9 +36,7 @@ def post_cost(post: Post) -> Decimal:
 
 def unsent_cost(post: Post) -> Decimal:
     """The price of the parts X does not have yet (a thread cut short has paid for the rest)."""
-    sent = len(post.tweet_ids)
-    return parts_cost([text for index, text in enumerate(post.parts)
-                       if index >= sent or not post.tweet_ids[index]])
+    return parts_cost([post.parts[index] for index in post.missing_parts()])
 
 
 def cost_next_days(posts: Iterable[Post], now: datetime, days: int = 30) -> Decimal:
@@ -68,7 +66,7 @@ def _upcoming(posts: Iterable[Post], now: datetime, days: int) -> list[Post]:
 
 def unsent_parts(post: Post) -> int:
     """How many of the post's parts X does not have yet (what `unsent_cost` charges for)."""
-    return sum(1 for index in range(len(post.parts)) if index >= len(post.tweet_ids) or not post.tweet_ids[index])
+    return len(post.missing_parts())
 
 
 def _plural(count: int, word: str) -> str:

@@ -20,10 +20,9 @@ import logging
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import datetime, timedelta
 
-from bot.models import DUPLICATE, GAVE_UP, UNVERIFIABLE, Post, handed_back
+from bot.models import DUPLICATE, GAVE_UP, UNVERIFIABLE, Post
 from bot.outcomes import mark_failed, mark_posted
 from bot.settings import Settings
 from bot.store import ClaimLost, Repository
@@ -124,12 +123,12 @@ class Settler:
                  still_landing: bool) -> Post:
         """What the timeline says: posted, failed (a duplicate X refused), resumed, still uncertain, or
         tried again later."""
-        if all(settled.tweet_ids) and len(settled.tweet_ids) == len(settled.parts):
+        if not settled.missing_parts():
             return mark_posted(self.store, settled, self.clock())
         if duplicate:
             return self._fail(settled, f"X refused it as duplicate content ({why}) and it is not among "
                                        "the account's recent posts", DUPLICATE)
-        if _known(settled) != _known(post):
+        if settled.ids_at_x() != post.ids_at_x():
             return self._resume(settled)
         if still_landing:
             return self._still_uncertain(settled, why)
@@ -144,19 +143,16 @@ class Settler:
             raise AccountUnusable("the account cannot read its posts until it is reconnected")
         recent = self.api_for(post.account_id, token).recent_posts(post.account_id, since=self._since(post))
         taken |= self._ids_of_other_posts(post)
-        known = _known(post)
-        ids = list(post.tweet_ids) + [None] * (len(post.parts) - len(post.tweet_ids))
-        for index, text in enumerate(post.parts):
-            if ids[index]:
-                continue
+        found = post
+        for index in post.missing_parts():
+            known = found.ids_at_x()
             match = next((r["id"] for r in reversed(recent) if r["id"] not in known and r["id"] not in taken
-                          and echoes(r["text"], text, bool(post.media_of(index)))), None)
+                          and echoes(r["text"], post.parts[index], bool(post.media_of(index)))), None)
             if match is None:
                 break
-            ids[index] = match
-            known.add(match)
+            found = found.with_part_at_x(index, match)
             log.info("post %s part %d was stored by X after all: %s", post.id, index + 1, match)
-        return replace(post, tweet_ids=tuple(ids))
+        return found
 
     @staticmethod
     def _since(post: Post) -> datetime:
@@ -171,15 +167,15 @@ class Settler:
         compare equal, and one must never adopt the other's tweet."""
         others = self.store.history(limit=SETTLE_HISTORY, account_id=post.account_id)
         others += self.store.queued_posts(post.account_id)
-        return {tid for other in others if other.id != post.id for tid in other.tweet_ids if tid}
+        return {tid for other in others if other.id != post.id for tid in other.ids_at_x()}
 
     # -- outcomes (each one durable) -------------------------------------------------------
 
     def _resume(self, post: Post) -> Post:
         """The uncertain part was stored after all: the rest of the thread goes out at once."""
         with self.store.transaction():
-            again = self.store.update_post(post.id, under_claim=post.claim_token, **handed_back(
-                next_attempt_at=None, tweet_ids=post.tweet_ids, attempts=post.attempts))
+            again = self.store.update_post(post.id, under_claim=post.claim_token,
+                                           **post.handed_back(next_attempt_at=None))
             self.store.record_event("resumed", post.account_id, post.id, at=self.clock())
         return again
 
@@ -188,8 +184,7 @@ class Settler:
         later posts wait behind it) and is settled again once the claim is dead."""
         log.info("post %s is not at X yet, and its request may still land: it is settled again once it "
                  "cannot", post.id)
-        return self.store.update_post(post.id, under_claim=post.claim_token, last_error=why,
-                                      tweet_ids=post.tweet_ids, attempts=post.attempts)
+        return self.store.update_post(post.id, under_claim=post.claim_token, **post.still_sending(why))
 
     def _retry_later(self, post: Post, why: str | None, at_once: bool = False) -> Post:
         if post.attempts >= self.settings.max_attempts:
@@ -198,8 +193,8 @@ class Settler:
         retry_at = self.clock() if at_once else \
             self.clock() + backoff(post.attempts, first=timedelta(seconds=self.settings.retry_backoff))
         with self.store.transaction():
-            again = self.store.update_post(post.id, under_claim=post.claim_token, **handed_back(
-                next_attempt_at=retry_at, last_error=why, tweet_ids=post.tweet_ids, attempts=post.attempts))
+            again = self.store.update_post(post.id, under_claim=post.claim_token,
+                                           **post.handed_back(next_attempt_at=retry_at, last_error=why))
             self.store.record_event("retry", post.account_id, post.id,
                                     detail=f"not found at X; retrying at {retry_at.isoformat()}", at=self.clock())
         log.info("post %s was not stored by X; retrying at %s", post.id, retry_at.isoformat())
@@ -215,7 +210,3 @@ class Settler:
     def _fail(self, post: Post, reason: str, kind: str) -> Post:
         return mark_failed(self.store, post, reason, self.clock(), kind)
 
-
-def _known(post: Post) -> set[str]:
-    """The ids of the parts X is known to have."""
-    return {tid for tid in post.tweet_ids if tid}

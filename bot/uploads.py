@@ -57,7 +57,7 @@ def needs_upload(post: Post, now: datetime) -> bool:
     """Whether a part X does not have yet lacks a usable media id."""
     return any(ready_media_ids(post, index, now) is None
                for index in range(len(post.parts))
-               if not (index < len(post.tweet_ids) and post.tweet_ids[index]))
+               if not post.at_x(index))
 
 
 class Uploader:
@@ -125,7 +125,7 @@ class Uploader:
         """Each part's files X lacks, in order; each id into `done` as soon as X gives it."""
         uploads = done[post.id] = dict(post.uploads)
         for index, files in enumerate(post.media):
-            if index < len(post.tweet_ids) and post.tweet_ids[index]:
+            if post.at_x(index):
                 continue
             if ready_media_ids(post, index, self.clock()) is not None:
                 continue

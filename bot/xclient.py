@@ -34,6 +34,10 @@ REVOKE_URL = TWEEPY_API_BASE + "/2/oauth2/revoke"
 class XError(Exception):
     """Base of every failure talking to X; `status` is the HTTP status when there was one."""
 
+    #: Whether a post's request answered so counts toward MAX_ATTEMPTS: not when X asks us to wait (429,
+    #: a usage cap) or to upload its media again, so waiting or mending never uses up a post's attempts.
+    counts_as_attempt = True
+
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -68,6 +72,8 @@ class XBadRequest(XError):
 class XMediaExpired(XBadRequest):
     """400 for media ids X does not know (expired, or lost): uploading the files again mends that."""
 
+    counts_as_attempt = False
+
 
 class XNotFound(XError):
     """404: no such resource."""
@@ -76,6 +82,8 @@ class XNotFound(XError):
 class XRateLimited(XError):
     """429: too many requests until `reset_at`."""
 
+    counts_as_attempt = False
+
     def __init__(self, message: str, reset_at: datetime, status: int = 429) -> None:
         super().__init__(message, status)
         self.reset_at = reset_at
@@ -83,6 +91,8 @@ class XRateLimited(XError):
 
 class XUsageCapped(XError):
     """402 or the 429 usage cap: the app's plan has no room left; a person must act."""
+
+    counts_as_attempt = False
 
 
 class TokenRejected(XError):

@@ -13,7 +13,7 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from bot.models import POSTED, SCHEDULED, SENDING, Account, Post, handed_back, utcnow
+from bot.models import POSTED, SCHEDULED, SENDING, Account, Post, utcnow
 from bot.store import TAKE_OVER_EVENT, ClaimLost, LockTimeout, Repository
 
 from store_support import StoreAt
@@ -58,7 +58,7 @@ def test_a_claim_carries_a_token_and_outcomes_are_written_only_under_it(store_at
     assert done.status == POSTED
     with pytest.raises(ClaimLost):  # finished: no claim holds it any more
         store.update_post(first.id, under_claim=token, last_error="late")
-    back = store.update_post(second.id, under_claim=token, **handed_back())
+    back = store.update_post(second.id, under_claim=token, **claimed[1].handed_back())
     assert (back.status, back.claim_token, back.claimed_by, back.claimed_at) == (SCHEDULED, None, None, None)
     with pytest.raises(ClaimLost):  # scheduled again: not sending under any claim
         store.update_post(second.id, under_claim=token, status=POSTED)
