@@ -26,7 +26,7 @@ import requests
 from dispatch import seconds_to_post
 from stores import FILE, add_store_option, store_env
 
-from bot.media import MediaFile, inspect  # noqa: E402
+from bot.media_checks import MediaFile, inspect  # noqa: E402
 from bot.models import utcnow  # noqa: E402
 from bot.queue import queue_post  # noqa: E402
 from bot.settings import DEFAULT_SCOPES, load_settings  # noqa: E402

@@ -293,7 +293,7 @@ def store_location(settings: Settings) -> str:
 def accounts() -> None:
     """List the connected accounts with their token health."""
     _, store, _ = open_everything()
-    from bot.media import RECONNECT_FOR_MEDIA, can_post_media
+    from bot.media_checks import RECONNECT_FOR_MEDIA, can_post_media
     from bot.store.heartbeats import known_workers
 
     rows = store.list_accounts()

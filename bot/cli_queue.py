@@ -22,7 +22,7 @@ import click
 from bot.cli_common import settings_or_exit, store_or_exit
 from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
-from bot.media import MediaError, MediaFile, read_file
+from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
 from bot.pricing import cost_line, dollars, post_cost, unsent_cost
 from bot.queue import PartsMedia, QueueError, cancel, post_now, queue_post, retry

@@ -50,7 +50,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import schedule
 
-from bot.media import MediaFile, read_file
+from bot.media_checks import MediaFile, read_file
 from bot.models import Post, utcnow
 from bot.queue import QueueError, draft, save_posts
 from bot.settings import Settings

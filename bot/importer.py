@@ -25,7 +25,7 @@ from pathlib import Path
 
 import click
 
-from bot.media import MediaError, MediaFile, read_file
+from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import Account, Post, utcnow
 from bot.queue import PAST_GRACE, QueueError, draft_for, save_posts, text_problem
 from bot.schedules import free_slots

@@ -199,7 +199,7 @@ class Post(Record):
 
     Frozen: a change is a new post (`dataclasses.replace`), so both stores may hand the
     same parsed posts to every reader of an unchanged queue. `uploads` is a dict: it is
-    never changed in place either (a change is a new dict, as `bot.uploads` makes it)."""
+    never changed in place either (a change is a new dict, as `bot.posting.media_uploads` makes it)."""
 
     id: int
     account_id: str

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from bot.media import MediaError, MediaFile, can_post_media, check_media
+from bot.media_checks import MediaError, MediaFile, can_post_media, check_media
 from bot.models import CANCELED, DISCONNECTED, DUPLICATE, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.store import REQUEUED_EVENT, Repository, requeued_detail
 from bot.when import format_local

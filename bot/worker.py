@@ -30,7 +30,7 @@ import schedule
 from bot import alerts
 from bot.generators import schedule_generators
 from bot.models import utcnow
-from bot.posting import Dispatcher, this_worker
+from bot.posting.dispatcher import Dispatcher, this_worker
 from bot.retention import forget_finished_media
 from bot.settings import Settings
 from bot.store import BROKEN, LockTimeout, Repository, StoreError, StoreUnreachable, heartbeats

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.media import MediaFile
+from bot.media_checks import MediaFile
 from bot.models import FAILED, POSTED, SCHEDULED, Post
+from bot.posting.media_uploads import MEDIA_LEAD
 from bot.queue import QueueError, queue_post, retry
 from bot.settings import DEFAULT_SCOPES
-from bot.uploads import MEDIA_LEAD
 from bot.xclient import SEGMENT_BYTES
 
 from media_support import image_bytes, video_bytes

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bot.media import MediaFile
+from bot.media_checks import MediaFile
 from bot.models import POSTED, Post, utcnow
 from bot.queue import queue_post
 from bot.settings import DEFAULT_SCOPES

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from bot.models import POSTED, SENDING, Post, utcnow
-from bot.posting import CLAIM_WINDOW
+from bot.posting.dispatcher import CLAIM_WINDOW
+from bot.posting.settling import settle_after
 from bot.settings import load_settings
-from bot.settling import settle_after
 from bot.store import TAKE_OVER_EVENT, Repository
 
 from sandbox_helpers import SandboxControl

@@ -15,10 +15,10 @@ import pytest
 
 from bot import accounts
 from bot.models import FAILED, POSTED, SCHEDULED, SENDING, Post, utcnow
-from bot.posting import CLAIM_WINDOW
+from bot.posting.dispatcher import CLAIM_WINDOW
+from bot.posting.settling import settle_after
 from bot.schedules import parse_slots, queue_in_next_slot, save_slots
 from bot.settings import load_settings
-from bot.settling import settle_after
 from bot.store import Repository
 from bot.worker import Worker
 from bot.xclient import TokenSet, XClient

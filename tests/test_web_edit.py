@@ -16,7 +16,7 @@ import pytest
 from flask import Flask
 
 from bot import queue
-from bot.media import MediaFile
+from bot.media_checks import MediaFile
 from bot.models import POSTED, SCHEDULED, SENDING, Post, utcnow
 from bot.schedules import parse_slots, save_slots
 from bot.store.file import TinyStore

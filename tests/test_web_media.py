@@ -20,7 +20,7 @@ import pytest
 from flask import Flask
 from PIL import Image
 
-from bot.media import LIMITS, MAX_ALT, RECONNECT_FOR_MEDIA
+from bot.media_checks import LIMITS, MAX_ALT, RECONNECT_FOR_MEDIA
 from bot.models import POSTED, SCHEDULED, utcnow
 from bot.settings import DEFAULT_SCOPES, MEDIA_SCOPE, REQUIRED_SCOPES
 from bot.store.file import TinyStore

@@ -25,7 +25,7 @@ from flask import Flask
 
 from bot.generators import load_generators, run_generator
 from bot.models import FAILED, POSTED, SCHEDULED, SENDING, Post, utcnow
-from bot.posting import Dispatcher
+from bot.posting.dispatcher import Dispatcher
 from bot.queue import cancel
 from bot.schedules import load_slots, parse_slots, save_slots
 from bot.settings import Settings, load_settings

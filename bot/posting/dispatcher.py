@@ -4,7 +4,7 @@ X has no idempotency key. A timeout after X stored a post looks like a failure,
 and retrying it makes a duplicate. So posts are marked `sending` durably before X
 is called (a batch of an account's due posts in one write) and their outcomes are
 stored durably after; a post whose call ended without a clear answer is
-*uncertain* and is settled (`bot.settling`) by reading the account's recent posts
+*uncertain* and is settled (`bot.posting.settling`) by reading the account's recent posts
 before anything is retried.
 
 A batch's requests all leave within `CLAIM_WINDOW` of its claim: the sender hands
@@ -20,7 +20,7 @@ and stored with the post's outcome.
 Posts of different accounts go out in parallel (POST_CONCURRENCY threads); one
 account's posts go out in order, one at a time. A thread posts part by part,
 storing each part's id as soon as it exists, and resumes at the first part
-without one. A post's media go to X before its turn comes (`bot.uploads`); a part
+without one. A post's media go to X before its turn comes (`bot.posting.media_uploads`); a part
 whose media ids are not all in hand is handed back unsent, never sent without them.
 """
 from __future__ import annotations
@@ -38,12 +38,12 @@ from typing import Any
 from bot.durable import GaveUp, until_stored
 from bot.limits import SentLog
 from bot.models import ACTIVE, MEDIA_REFUSED, POSTED, REFUSED, SENDING, Account, Post, utcnow
-from bot.outcomes import mark_failed, mark_posted
+from bot.posting.media_uploads import Uploader, ready_media_ids
+from bot.posting.outcomes import mark_failed, mark_posted
+from bot.posting.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
 from bot.settings import Settings
-from bot.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
 from bot.store import BROKEN, ClaimLost, Lock, LockTimeout, Repository, StoreError
 from bot.tokens import TokenKeeper, backoff
-from bot.uploads import Uploader, ready_media_ids
 from bot.when import format_utc
 from bot.xclient import (
     XApi,

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
 from bot.models import DUPLICATE, GAVE_UP, UNVERIFIABLE, Post
-from bot.outcomes import mark_failed, mark_posted
+from bot.posting.outcomes import mark_failed, mark_posted
 from bot.settings import Settings
 from bot.store import ClaimLost, Repository
 from bot.tokens import TokenKeeper, backoff

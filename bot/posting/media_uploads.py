@@ -18,9 +18,9 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from bot.media import RECONNECT_FOR_MEDIA, can_post_media
+from bot.media_checks import RECONNECT_FOR_MEDIA, can_post_media
 from bot.models import ACTIVE, MEDIA_REFUSED, SCHEDULED, Account, Post, from_iso, to_iso, utcnow
-from bot.outcomes import mark_failed
+from bot.posting.outcomes import mark_failed
 from bot.settings import MEDIA_SCOPE
 from bot.store import BROKEN, RecordMissing, Repository
 from bot.tokens import TokenKeeper, backoff
