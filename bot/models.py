@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
-from typing import Any, overload
+from typing import Any, TypeVar, overload
 
 # Account states
 ACTIVE = "active"
@@ -24,6 +24,7 @@ POSTED = "posted"
 FAILED = "failed"
 CANCELED = "canceled"
 FINISHED = frozenset({POSTED, FAILED, CANCELED})
+Moment = TypeVar("Moment", datetime, str)
 
 # Why a post failed (`Post.failure_kind`), written when it fails: what a person and a retry decide by
 DUPLICATE = "duplicate"  # X refused the text as duplicate content: the same text would be refused again
@@ -44,6 +45,13 @@ def to_iso(moment: datetime | None) -> str | None:
 
 def from_iso(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+def ready_time(due_at: Moment, next_attempt_at: Moment | None) -> Moment:
+    """When a scheduled post may go: its due time, or its retry time if that is later. The one rule both
+    stores index posts by; it holds for datetimes and for their stored ISO form alike (`to_iso`: one fixed
+    width, so the strings compare as the times do). PostgreSQL's claimed-post update spells it in SQL."""
+    return due_at if next_attempt_at is None or next_attempt_at <= due_at else next_attempt_at
 
 
 _FIELD_NAMES: dict[type, frozenset[str]] = {}
@@ -315,6 +323,11 @@ class Post(Record):
     @staticmethod
     def _claim_ended() -> dict[str, Any]:
         return {"claim_token": None, "claimed_at": None}
+
+    @property
+    def ready_at(self) -> datetime:
+        """When it may go (`ready_time`): the worker claims it once this has come."""
+        return ready_time(self.due_at, self.next_attempt_at)
 
     @property
     def claim_started(self) -> datetime | None:

@@ -32,7 +32,7 @@ from flask.typing import ResponseReturnValue
 
 from bot import queue
 from bot.generators import FAILED_EVENT
-from bot.media import ACCEPTED, MediaFile
+from bot.media_checks import ACCEPTED, MediaFile
 from bot.models import DISCONNECTED, Account, Post, utcnow
 from bot.schedules import NoSlots, free_slots, load_slots, queue_in_next_slot
 from bot.when import WhenError, parse_when

@@ -20,7 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from bot.alerts import attention
-from bot.media import RECONNECT_FOR_MEDIA, can_post_media
+from bot.media_checks import RECONNECT_FOR_MEDIA, can_post_media
 from bot.models import (
     ACTIVE,
     CANCELED,
@@ -231,12 +231,12 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
 
 
 def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo,
-                 requeued: Mapping[int, int] | None = None, now: datetime | None = None) -> PostView:
+                 now: datetime | None = None) -> PostView:
     """A finished post; a failed one offers Retry unless X refused it as a duplicate or it was queued again."""
     when = post.posted_at if post.status == POSTED and post.posted_at else post.due_at
     note = post.last_error if post.status != POSTED else (f"sent by worker {post.claimed_by}" if post.claimed_by
                                                           else None)
-    again = (requeued or {}).get(post.id)
+    again = post.requeued_as
     if again is not None:
         note = f"{note + '; ' if note else ''}queued again as post {again}"
     elif refused_as_duplicate(post):

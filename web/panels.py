@@ -12,9 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from bot.limits import queue_warnings
-from bot.models import FAILED, Account, utcnow
+from bot.models import Account, utcnow
 from bot.pricing import POST_PRICE, URL_POST_PRICE, cost_line, dollars
-from bot.queue import requeued_posts
 from web.db import settings, store
 from web.display import account_view, default_due, held_accounts, history_view, local_time, queued_view
 
@@ -70,9 +69,8 @@ def history_panel(page: int = 1, now: datetime | None = None,
     shown = read[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     if not shown and page > 1:
         return history_panel(1, now, accounts)
-    requeued = requeued_posts(store()) if any(p.status == FAILED for p in shown) else {}
     return {
-        "history": [history_view(p, by_id.get(p.account_id), settings(), zone, requeued, now) for p in shown],
+        "history": [history_view(p, by_id.get(p.account_id), settings(), zone, now) for p in shown],
         "history_page": page, "history_more": len(read) > PAGE_SIZE * page,
     }
 

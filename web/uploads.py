@@ -3,7 +3,7 @@
 Field names (`templates/dashboard.html`, `static/media.js`): part `n` (1-based, the n-th
 `part` textarea) sends its files as `media-n` (one `<input type=file multiple>`, in the
 order chosen) and the alt text of its i-th file (1-based) as `alt-n-i`. The page states
-and checks the limits before upload; the queue (`bot.media`) checks them again, and its
+and checks the limits before upload; the queue (`bot.media_checks`) checks them again, and its
 check is the one that counts.
 
 A request body may be at most `MAX_BODY` (one video at X's limit and the rest of the
@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from bot.media import LIMITS, MAX_ALT, MAX_IMAGES, MB, MediaFile
+from bot.media_checks import LIMITS, MAX_ALT, MAX_IMAGES, MB, MediaFile
 
 #: The largest request body accepted: one video at X's limit, with room for the rest of the form.
 MAX_BODY = LIMITS["video"] + 8 * MB

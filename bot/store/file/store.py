@@ -39,7 +39,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher, TokenKeyError
-from bot.models import ACTIVE, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
+from bot.models import ACTIVE, FAILED, SCHEDULED, SENDING, Account, Post, ready_time, to_iso, utcnow
 from bot.store.errors import ClaimLost, RecordMissing, StoreDamaged, StoreError
 from bot.store.file.locks import FileHeldLock
 from bot.store.file.media_folder import MediaFolder
@@ -82,12 +82,6 @@ def _finished(record: dict[str, Any], noted: dict[str, dict[str, Any]]) -> Post:
     return Post.from_doc(record if facts is None else {**record, **facts})
 
 
-def _ready_at(doc: dict[str, Any]) -> str:
-    """When a scheduled post may go: its due time, or its retry time if that is later (ISO, UTC)."""
-    retry = doc.get("next_attempt_at")
-    return doc["due_at"] if retry is None or retry <= doc["due_at"] else retry
-
-
 class _QueueIndex:
     """What the once-a-second questions need from one state of the posts table.
 
@@ -99,7 +93,8 @@ class _QueueIndex:
     def __init__(self, posts: dict[str, Any] | None, version: int) -> None:
         self.posts, self.version = posts, version
         items = (posts or {}).items()
-        ready = sorted((_ready_at(doc), int(key)) for key, doc in items if doc["status"] == SCHEDULED)
+        ready = sorted((ready_time(doc["due_at"], doc.get("next_attempt_at")), int(key))
+                       for key, doc in items if doc["status"] == SCHEDULED)
         self.ready_at = [at for at, _ in ready]
         self.ready_ids = [doc_id for _, doc_id in ready]
         self.sending = [int(key) for key, doc in items if doc["status"] == SENDING]

@@ -81,7 +81,7 @@ WITH merged AS (
 updated AS (
 UPDATE posts p
    SET doc = m.doc, status = m.doc->>'status', due_at = (m.doc->>'due_at')::timestamptz,
-       ready_at = greatest((m.doc->>'due_at')::timestamptz,
+       ready_at = greatest((m.doc->>'due_at')::timestamptz,  -- bot.models.ready_time
                            coalesce((m.doc->>'next_attempt_at')::timestamptz, (m.doc->>'due_at')::timestamptz)),
        sending_since = (m.doc->>'sending_since')::timestamptz, claimed_by = m.doc->>'claimed_by',
        claim_token = m.doc->>'claim_token', claimed_at = (m.doc->>'claimed_at')::timestamptz,
@@ -627,6 +627,5 @@ def _utc(moment: datetime) -> datetime:
 
 def _columns(post: Post) -> tuple[Any, ...]:
     """The row of a post: the columns queries use, then the whole document."""
-    ready = max(post.due_at, post.next_attempt_at) if post.next_attempt_at else post.due_at
-    return (post.id, post.account_id, post.status, post.due_at, ready, post.sending_since, post.claimed_by,
+    return (post.id, post.account_id, post.status, post.due_at, post.ready_at, post.sending_since, post.claimed_by,
             post.claim_token, post.claimed_at, post.finished, Jsonb(post.to_doc()))
