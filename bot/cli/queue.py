@@ -6,7 +6,7 @@ other way in refuses. A refusal prints its reason on stderr, exits 1 and
 queues nothing. Times are typed and shown on the operator's clock (TIMEZONE).
 
 `bot.cli` imports this module and calls `register(main)`; what both need is in
-`bot.cli_common`, so neither imports the other's module and either can be imported first.
+`bot.cli.common`, so neither imports the other's module and either can be imported first.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import click
 
-from bot.cli_common import settings_or_exit, store_or_exit
+from bot.cli.common import settings_or_exit, store_or_exit
 from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
 from bot.media import MediaError, MediaFile, read_file

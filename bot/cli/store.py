@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from bot.cli_common import settings_or_exit, stop_unusable, store_or_exit
+from bot.cli.common import settings_or_exit, stop_unusable, store_or_exit
 from bot.crypto import TokenCipher
 from bot.store import UNUSABLE, RecordMissing, Repository, TinyStore
 from bot.store.tiny import media_folder

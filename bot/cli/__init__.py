@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from cryptography.fernet import Fernet
 
-from bot.cli_common import settings_or_exit, stop_unusable, store_or_exit
-from bot.cli_queue import register as register_queue
-from bot.cli_store import register as register_store
+from bot.cli.common import settings_or_exit, stop_unusable, store_or_exit
+from bot.cli.queue import register as register_queue
+from bot.cli.store import register as register_store
 from bot.logs import configure_logging
 from bot.models import NEEDS_RECONNECT, Account
 from bot.settings import PLATFORMS, Settings
@@ -221,7 +221,7 @@ def platform_warnings(settings: Settings) -> list[str]:
 def sandbox(host: str, port: int | None, token_lifetime: int | None, media_processing_seconds: float,
             state_path: Path | None) -> None:
     """Run the local stand-in for X (consent page, tokens, posts, timelines, media)."""
-    from bot.processes import exec_sandbox
+    from bot.cli.processes import exec_sandbox
 
     settings = settings_or_exit()
     exec_sandbox(settings, host=host, port=port or settings.sandbox_port, token_lifetime=token_lifetime,
@@ -234,7 +234,7 @@ def sandbox(host: str, port: int | None, token_lifetime: int | None, media_proce
 def web(host: str, port: int | None) -> None:
     """Run the web app with gunicorn (as the Procfile's web line does)."""
     settings = settings_or_exit()
-    from bot.processes import exec_gunicorn
+    from bot.cli.processes import exec_gunicorn
 
     exec_gunicorn(host, port or settings.port)
 
@@ -353,12 +353,10 @@ def refresh(handle: str | None) -> None:
 def run() -> None:
     """Start everything: web app and worker, and the sandbox when no X credentials are set."""
     settings = settings_or_exit()
-    from bot.processes import run_all
+    from bot.cli.processes import run_all
 
     sys.exit(run_all(settings))
 
 
 register_queue(main)
 register_store(main)
-if __name__ == "__main__":
-    main()
