@@ -1,19 +1,15 @@
-"""Starting tweetbot's long-running processes (what `make run` and the Procfile do)."""
+"""tweetbot's long-running processes, as `make run` and the Procfile start them: the command lines
+of gunicorn and the sandbox (`tweetbot web` and `sandbox` exec them), `tweetbot run`'s table of
+what it starts, the ports that must be free and the banner it prints first. Running them
+together is `bot.cli.supervisor`'s."""
 from __future__ import annotations
 
 import errno
 import os
-import re
 import shlex
-import signal
 import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
 
 from bot.settings import Settings
 
@@ -124,156 +120,6 @@ def taken_ports(settings: Settings) -> list[str]:
             for what, port, variable in wanted if port_taken("127.0.0.1", port)]
 
 
-_STOPPED_BY_US = re.compile(r" stopped \(rc=-(?:2|15)\)")
-
-
-class _Output:
-    """Where honcho prints every process's lines: fd 1, written straight (no buffer that a signal
-    handler printing "SIGTERM received" could re-enter). When the reader is gone (a closed terminal
-    says EIO, a quit pager EPIPE) everything stops, as on a hangup; honcho's own printer would raise
-    out of its loop instead and leave the web app, the worker and the sandbox running."""
-
-    def isatty(self) -> bool:
-        return os.isatty(1)
-
-    def write(self, text: str) -> int:
-        data = text.encode(errors="replace")
-        try:
-            while data:
-                data = data[os.write(1, data):]
-        except OSError as exc:
-            if exc.errno not in (errno.EIO, errno.EPIPE):
-                raise
-            _stop_without_output()
-        return len(text)
-
-    def flush(self) -> None:
-        """Nothing is buffered."""
-
-
-def _manager() -> Any:
-    """honcho's Manager, printing to `_Output`, quiet about the processes it stopped itself: "web
-    stopped", not "(rc=-15)"."""
-    from honcho.manager import Manager
-    from honcho.printer import Printer
-
-    class Quiet(Manager):
-        stopping = False
-
-        def terminate(self) -> None:
-            self.stopping = True
-            super().terminate()
-
-        def _system_print(self, data: str) -> None:
-            super()._system_print(_STOPPED_BY_US.sub(" stopped", data) if self.stopping else data)
-
-    return Quiet(Printer(_Output()))
-
-
-# Left in make's process group while `tweetbot run` leads its own: a signal sent to make's whole
-# job (`kill -INT %1`, an IDE's stop button) reaches make and this, which passes it on to us.
-_RELAY = """
-import os, signal, sys, time
-target = int(sys.argv[1])
-def relay(signum, frame):
-    os.kill(target, signal.SIGHUP if signum == signal.SIGHUP else signal.SIGINT)
-for name in ("SIGINT", "SIGHUP", "SIGQUIT"):
-    signal.signal(getattr(signal, name), relay)
-while os.getppid() == target:
-    time.sleep(0.5)
-"""
-
-
-@contextmanager
-def keystrokes_to_us() -> Iterator[None]:
-    """Be the terminal's foreground process group while running, as a shell makes each job it runs.
-
-    Under `make run`, make leads the terminal's foreground group, so Ctrl-C signals make as well
-    as us, and make dies of SIGINT (re-raised after its child ends) whatever we do: exit 130 and
-    `make: *** [run] Interrupt` after a clean stop. In a group of our own that the terminal puts
-    in front, Ctrl-C reaches only us; we stop everything, exit 0, and make exits with us. A small
-    relay stays in make's group for the signals sent to the whole job; Ctrl-Z is ignored meanwhile
-    (it would stop us and not make). The terminal goes back to the group it came from on the way
-    out. Nothing changes without a terminal, in the background, when our output goes to a pipe (a
-    pager in make's job needs the terminal), or when a shell already gave us our own group.
-    """
-    try:
-        terminal = os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY)
-    except OSError:  # no controlling terminal (a PaaS, a test, a pipe)
-        yield
-        return
-    try:
-        before = os.tcgetpgrp(terminal)
-        if before != os.getpgrp() or os.getpgrp() == os.getpid() or not (os.isatty(1) and os.isatty(2)):
-            yield
-            return
-        relay = subprocess.Popen([sys.executable, "-c", _RELAY, str(os.getpid())], stdin=subprocess.DEVNULL)
-        # A handler, not SIG_IGN: exec resets a handler, so the processes we start can still be stopped.
-        suspend = signal.signal(signal.SIGTSTP, lambda signum, frame: None)
-        try:
-            with suppress(OSError):  # not allowed (a session leader): stay in make's group, as before
-                os.setpgid(0, 0)
-                if not _hand_terminal_to(terminal, os.getpgrp()):
-                    os.setpgid(0, before)  # the terminal would not take us
-            yield
-        finally:
-            if os.getpgrp() != before:
-                _hand_terminal_to(terminal, before)
-            signal.signal(signal.SIGTSTP, suspend)
-            relay.terminate()
-            relay.wait(timeout=5)
-    finally:
-        os.close(terminal)
-
-
-def _hand_terminal_to(terminal: int, group: int) -> bool:
-    """Make `group` the terminal's foreground; False if it cannot be (the group is gone: make was killed).
-    tcsetpgrp from a group that is not in front stops the caller with SIGTTOU unless that is ignored."""
-    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
-    try:
-        os.tcsetpgrp(terminal, group)
-        return True
-    except OSError:
-        return False
-    finally:
-        signal.signal(signal.SIGTTOU, previous)
-
-
-def _stop_on_hangup(signum: int, frame: object) -> None:
-    """A closed terminal (SIGHUP) stops everything as SIGTERM does: honcho handles only INT and TERM."""
-    _stop_without_output()
-
-
-def _stop_without_output() -> None:
-    """Stop everything as SIGTERM does; what would still be printed goes nowhere, since writing to a
-    hung-up terminal or a closed pipe fails."""
-    quiet = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(quiet, 1)
-    os.dup2(quiet, 2)
-    os.close(quiet)
-    os.kill(os.getpid(), signal.SIGTERM)
-
-
-def _stop_what_is_left(manager: Any) -> None:
-    """After honcho's loop ended, normally (nothing is left) or by an error: SIGTERM what still runs and
-    SIGKILL what has not stopped within honcho's 5 s. Else it would outlive us, and multiprocessing
-    would wait for it at our exit, forever."""
-    from honcho.manager import KILL_WAIT
-
-    runners = [p["process"] for p in manager._processes.values() if "process" in p]
-    for force in (False, True):
-        if not any(runner.is_alive() for runner in runners):
-            return
-        if force:
-            manager.kill()
-        else:
-            manager._terminating = False  # again: the loop may have raised before it sent its SIGTERMs
-            manager.terminate()
-        deadline = time.monotonic() + KILL_WAIT
-        for runner in runners:  # a runner ends when its process does
-            runner.join(timeout=max(0.0, deadline - time.monotonic()))
-
-
 def start_banner(settings: Settings) -> list[str]:
     """What a person needs before the processes' own lines scroll by: where to sign in, which X this
     is, and how to reach the command line (`make run` does not put it on the PATH)."""
@@ -286,33 +132,3 @@ def start_banner(settings: Settings) -> list[str]:
             f"tweetbot: the command line: {shown} --help (or `source {Path(shown).parent}/activate`, "
             f"then tweetbot --help)",
             "tweetbot: Ctrl-C stops everything"]
-
-
-def run_all(settings: Settings) -> int:
-    """Run every process of `process_table` under honcho until one stops or a signal comes.
-
-    A port that is taken stops it before anything starts, with one line per port naming the
-    variable that moves it (exit 2). SIGINT (Ctrl-C) or SIGTERM stops every process; when each
-    stopped cleanly (0, or by the signal honcho passed on) the exit code is 0. Otherwise it is
-    the code of the process that stopped first.
-    """
-    taken = taken_ports(settings)
-    if taken:
-        print("\n".join(taken), file=sys.stderr, flush=True)
-        return 2
-    print("\n".join(start_banner(settings)), flush=True)
-    manager = _manager()
-    for name, command in process_table(settings).items():
-        # exec: the program itself gets honcho's signal, not a shell that would die of it (rc=-15).
-        manager.add_process(name, f"exec {command}", env=dict(os.environ))
-    signal.signal(signal.SIGHUP, _stop_on_hangup)
-    with keystrokes_to_us():
-        try:
-            manager.loop()
-        finally:
-            _stop_what_is_left(manager)
-    signalled = manager.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)
-    stopped = [p.get("returncode") for p in manager._processes.values()]
-    if signalled and all(rc in (0, -signal.SIGINT, -signal.SIGTERM) for rc in stopped):
-        return 0
-    return int(manager.returncode or 0)

@@ -65,7 +65,7 @@ def worker_command() -> None:
 def run_command() -> None:
     """Start everything: web app and worker, and the sandbox when no X credentials are set."""
     settings = settings_or_exit()
-    from bot.cli.processes import run_all
+    from bot.cli.supervisor import run_all
 
     sys.exit(run_all(settings))
 
