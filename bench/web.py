@@ -37,8 +37,8 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bot.cli.processes import gunicorn_command  # noqa: E402
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow  # noqa: E402
-from bot.processes import gunicorn_command  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.store import Repository, open_store  # noqa: E402
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from bot.cli import machine_zone
+from bot.cli.config import machine_zone
 from bot.models import Account
 from bot.settings import load_settings
 from bot.store import open_store

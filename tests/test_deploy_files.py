@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from bot.cli import main
-from bot.processes import gunicorn_command
+from bot.cli.processes import gunicorn_command
 from bot.settings import SettingsError, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,6 +7,10 @@
 Every `.py` file of each package is parsed (never imported) and every import counts,
 wherever it stands: module level, inside a function, under `if TYPE_CHECKING`, and
 relative imports resolved to the module they name.
+
+And no import cycle among the modules of all four: there only what runs when a module is
+loaded counts (module level, not a function's lazy import, not `if TYPE_CHECKING`), see
+`test_no_module_imports_itself_through_others`.
 """
 from __future__ import annotations
 
@@ -143,3 +147,179 @@ def test_every_module_imports_first_and_alone() -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         failed = {name: error for name, error in pool.map(import_alone, modules) if error}
     assert len(modules) > 80 and failed == {}, failed
+
+
+# -- no import cycle ---------------------------------------------------------------------------------
+
+
+def loaded_at_import(nodes: list[ast.stmt] | list[ast.AST]) -> list[ast.Import | ast.ImportFrom]:
+    """The import statements among `nodes` that run when their module is loaded: not in a function's body
+    (run when it is called), not under `if TYPE_CHECKING:` (never run; its `else:` is)."""
+    found: list[ast.Import | ast.ImportFrom] = []
+    for node in nodes:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            found.append(node)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            continue
+        elif isinstance(node, ast.If) and is_type_checking(node.test):
+            found += loaded_at_import(node.orelse)
+        else:
+            found += loaded_at_import(list(ast.iter_child_nodes(node)))
+    return found
+
+
+def is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def ancestors(module: str) -> set[str]:
+    """The packages Python imports before `module`: "a.b.c" → {"a", "a.b"}."""
+    parts = module.split(".")
+    return {".".join(parts[:end]) for end in range(1, len(parts))}
+
+
+def named_modules(node: ast.Import | ast.ImportFrom, module: str, is_package: bool, known: set[str]) -> set[str]:
+    """The modules an import statement of `module` names: `import a.b` names a.b; `from a import b` names the
+    submodule a.b when there is one, else a (b is a name a defines); relative forms resolved."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names}
+    package = module.split(".") if is_package else module.split(".")[:-1]
+    base = ".".join(package[: len(package) - node.level + 1] + [node.module or ""]).strip(".") if node.level else (
+        node.module or "")
+    return {f"{base}.{alias.name}" if f"{base}.{alias.name}" in known else base for alias in node.names}
+
+
+def import_graph(sources: dict[str, tuple[str, bool]]) -> dict[str, dict[str, int]]:
+    """module → {project module it loads when it is loaded: the line of the first import that loads it}.
+
+    `sources`: module name → (its text, whether it is a package's `__init__`). A module loads what its
+    imports name and the packages above those (their `__init__`), except the packages above itself:
+    Python has those in hand before it runs the module. An import naming its own package (`from bot.cli
+    import main` in bot.cli.run) does count: it needs what that `__init__` defines."""
+    known = set(sources)
+    graph: dict[str, dict[str, int]] = {}
+    for module, (source, is_package) in sources.items():
+        edges: dict[str, int] = {}
+        for node in loaded_at_import(ast.parse(source).body):
+            for named in named_modules(node, module, is_package, known):
+                for target in {named} | (ancestors(named) - ancestors(module)):
+                    if target in known and target != module:
+                        edges.setdefault(target, node.lineno)
+        graph[module] = edges
+    return graph
+
+
+def strongly_connected(graph: dict[str, dict[str, int]]) -> list[list[str]]:
+    """Tarjan's walk: every group of modules that reach one another (a cycle) with more than one member."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def visit(module: str) -> None:
+        index[module] = low[module] = len(index)
+        stack.append(module)
+        for target in graph[module]:
+            if target not in index:
+                visit(target)
+                low[module] = min(low[module], low[target])
+            elif target in stack:
+                low[module] = min(low[module], index[target])
+        if low[module] == index[module]:
+            group: list[str] = []
+            while not group or group[-1] != module:
+                group.append(stack.pop())
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for module in sorted(graph):
+        if module not in index:
+            visit(module)
+    return sorted(groups)
+
+
+def one_cycle(graph: dict[str, dict[str, int]], group: list[str]) -> list[str]:
+    """A shortest way round from the group's first module back to it, staying in the group (breadth first)."""
+    start = group[0]
+    came_from: dict[str, str] = {}
+    frontier = [start]
+    while frontier:
+        following: list[str] = []
+        for module in frontier:
+            for target in sorted(graph[module]):
+                if target == start:
+                    path = [module]
+                    while path[-1] != start:
+                        path.append(came_from[path[-1]])
+                    return [*reversed(path), start]
+                if target in group and target not in came_from:
+                    came_from[target] = module
+                    following.append(target)
+        frontier = following
+    raise AssertionError(f"{group} is no cycle")
+
+
+def describe_cycles(graph: dict[str, dict[str, int]]) -> list[str]:
+    """One entry per cycle group: its members, then one way round, import by import."""
+    described = []
+    for group in strongly_connected(graph):
+        way = one_cycle(graph, group)
+        steps = [f"    {here}:{graph[here][there]} imports {there}" for here, there in zip(way, way[1:], strict=False)]
+        described.append("\n".join([f"cycle among {', '.join(group)}:", *steps]))
+    return described
+
+
+def project_sources() -> dict[str, tuple[str, bool]]:
+    return {module_name(path): (path.read_text(encoding="utf-8"), path.name == "__init__.py")
+            for package in PACKAGES for path in package_files(package)}
+
+
+def test_no_module_imports_itself_through_others() -> None:
+    """No import cycle among the modules of bot, web, sandbox and xtext.
+
+    Every module is parsed (never imported). What counts is what runs when a module is loaded: its
+    module-level imports (also in a class body, a `try:` or a plain `if`), relative forms resolved,
+    `import a.b.c` loading a.b.c and the packages above it (their `__init__`), `from a import b`
+    loading the submodule a.b when there is one. Two kinds do not count: an import inside a function,
+    which runs when the function is called (the accepted way to load something lazily, e.g. the
+    psycopg-backed store only when PostgreSQL is used), and one under `if TYPE_CHECKING:`, which
+    never runs. A cycle is a group of modules each reaching the others (strongly connected).
+    """
+    graph = import_graph(project_sources())
+    assert len(graph) > 80
+    cycles = describe_cycles(graph)
+    assert cycles == [], "import cycles:\n" + "\n".join(cycles)
+
+
+def test_the_cycle_check_follows_every_spelling_and_finds_cycles() -> None:
+    """The checker itself, on made-up modules: what it counts, what it leaves out, and the cycles it must find."""
+    sources = {
+        "app": ("", True),
+        "app.cli": ("from . import run\nfrom app.cli.run import go\nNAME = 'app'\n", True),
+        "app.cli.run": ("from typing import TYPE_CHECKING\nfrom . import common\n"
+                        "if TYPE_CHECKING:\n    from app.cli import main\nelse:\n    import app.later\n"
+                        "def lazy():\n    from app.cli import main\n", False),
+        "app.cli.common": ("import os\nimport app.store.tiny\n", False),
+        "app.cli.help": ("from app.cli import NAME\n", False),  # its own package's __init__: that counts
+        "app.store": ("from .tiny import Tiny\n", True),
+        "app.store.tiny": ("class Tiny:\n    from app.store import backup\n", False),
+        "app.store.backup": ("try:\n    from app.store.tiny import Tiny\nexcept ImportError:\n    pass\n", False),
+        "app.later": ("from app.cli import help\n", False),
+    }
+    graph = import_graph(sources)
+    assert graph["app.cli"] == {"app.cli.run": 1}
+    assert graph["app.cli.run"] == {"app.cli.common": 2, "app.later": 6}  # not TYPE_CHECKING's, not lazy's
+    assert graph["app.cli.common"] == {"app.store.tiny": 2, "app.store": 2}  # the package's __init__ too
+    assert graph["app.store.tiny"] == {"app.store.backup": 2}  # its own package is loaded before it runs
+    assert graph["app.later"] == {"app.cli.help": 1, "app.cli": 1}
+    assert strongly_connected(graph) == [["app.cli", "app.cli.help", "app.cli.run", "app.later"],
+                                         ["app.store.backup", "app.store.tiny"]]
+    assert describe_cycles(graph) == [
+        "cycle among app.cli, app.cli.help, app.cli.run, app.later:\n"
+        "    app.cli:1 imports app.cli.run\n"
+        "    app.cli.run:6 imports app.later\n"
+        "    app.later:1 imports app.cli",
+        "cycle among app.store.backup, app.store.tiny:\n"
+        "    app.store.backup:2 imports app.store.tiny\n"
+        "    app.store.tiny:2 imports app.store.backup"]

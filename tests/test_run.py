@@ -272,6 +272,36 @@ def test_a_closed_output_pipe_stops_every_process(tmp_path: Path) -> None:
         kill_all(started)
 
 
+def test_a_process_that_dies_stops_the_others_and_run_exits_with_its_code(tmp_path: Path) -> None:
+    """The worker killed from outside (SIGKILL, as the kernel's OOM killer does): `tweetbot run` says so
+    with its code, stops the web app and the sandbox (their stop by our SIGTERM said plainly, no
+    `rc=-15`) and exits with the worker's code, not 0."""
+    port, sandbox_port = free_port(), free_port()
+    process = start_run(tmp_path, run_env(tmp_path, port, sandbox_port))
+    started = [process.pid]
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", process, until=lambda status, body: status == 200)
+        started += descendants(process.pid)
+        [worker] = [pid for pid in started if command_line(pid)[-2:] == [TWEETBOT, "worker"]]
+        os.kill(worker, signal.SIGKILL)
+        output, _ = process.communicate(timeout=30)
+    finally:
+        kill_all(started)
+    assert process.returncode == 256 - signal.SIGKILL, output[-3000:]  # sys.exit(-9), as the worker's rc
+    assert re.search(r"\| worker stopped \(rc=-9\)$", output, re.M), output[-3000:]
+    assert "rc=-15" not in output, output[-3000:]
+    for name in ("web", "sandbox"):
+        assert re.search(rf"\| {name} stopped( \(rc=0\))?$", output, re.M), (name, output[-3000:])
+    assert_all_gone(started, port)
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
+    except FileNotFoundError:
+        return []
+
+
 def assert_all_gone(pids: list[int], port: int) -> None:
     for pid in pids:
         wait_until_gone(pid)

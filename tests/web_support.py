@@ -22,9 +22,9 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 
+from bot.cli.processes import gunicorn_command
 from bot.crypto import TokenCipher
 from bot.models import Account
-from bot.processes import gunicorn_command
 from bot.settings import Settings, load_settings
 from bot.store.file import TinyStore
 from web import create_app

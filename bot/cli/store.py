@@ -1,5 +1,6 @@
 """The store's own commands: `tweetbot migrate` (the PostgreSQL schema, Procfile's release
-line) and `tweetbot store copy` (between a file store and PostgreSQL, either way)."""
+line), `tweetbot store copy` (between a file store and PostgreSQL, either way), and
+`tweetbot backup` and `restore` (the whole store to an archive and back, for either kind)."""
 from __future__ import annotations
 
 import shutil
@@ -8,9 +9,10 @@ from pathlib import Path
 
 import click
 
-from bot.cli_common import settings_or_exit, stop_unusable, store_or_exit
+from bot.cli.common import settings_or_exit, stop_unusable, store_or_exit
 from bot.crypto import TokenCipher
-from bot.store import UNUSABLE, RecordMissing, Repository
+from bot.settings import Settings
+from bot.store import UNUSABLE, BackupError, RecordMissing, Repository, restore_store
 from bot.store.file import TinyStore
 from bot.store.file.store import media_folder
 
@@ -113,6 +115,37 @@ def _where(url: str) -> str:
     return describe(url)
 
 
-def register(main: click.Group) -> None:
-    main.add_command(migrate_command)
-    main.add_command(store_group)
+@click.command("backup")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+def backup_command(file: Path) -> None:
+    """Write the whole store as of now to the archive FILE (tar.gz, 0600); safe while the worker runs."""
+    settings = settings_or_exit()
+    summary = store_or_exit(settings).backup(file)
+    click.echo(f"Backed up {summary.describe()} to {file} ({summary.size:,} bytes).")
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a store that holds anything (a file store's files are kept "
+                                            "beside it; a database's records are replaced in one transaction).")
+def restore_command(file: Path, force: bool) -> None:
+    """Check the backup FILE, then make it the store (DATABASE_URL, else STORE_PATH); refuses while a worker runs."""
+    settings = settings_or_exit()
+    try:
+        summary = restore_store(settings, file, force=force)
+    except BackupError as exc:
+        click.secho(f"tweetbot: {exc}", fg="red", err=True)
+        sys.exit(2)
+    click.echo(f"Restored {summary.describe()} from {file} into {store_location(settings)}.")
+
+
+def store_location(settings: Settings) -> str:
+    """Where the store lives, for messages (a database's URL without its password)."""
+    if settings.database_url:
+        from bot.store.postgres.connections import describe
+
+        return f"PostgreSQL at {describe(settings.database_url)}"
+    return str(settings.store_path)
+
+
+COMMANDS: tuple[click.Command, ...] = (migrate_command, store_group, backup_command, restore_command)

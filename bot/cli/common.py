@@ -1,7 +1,7 @@
 """What every group of `tweetbot` commands shares: settings and a verified store, or one line and exit 2.
 
-A leaf of the command line: `bot.cli` (the group and the account commands), `bot.cli_queue`
-and `bot.cli_store` import it, and it imports none of them, so any of them can be
+A leaf of the command line: `bot.cli` (the group and the account commands), `bot.cli.queue`
+and `bot.cli.store` import it, and it imports none of them, so any of them can be
 imported first.
 """
 from __future__ import annotations

@@ -1,12 +1,13 @@
-"""The queue's commands: `post`, `import`, `slots`, `queue`, `cancel`, `post-now`, `retry`, `history`, `generators`.
+"""The queue's commands: `post`, `import`, `count`, `slots`, `queue`, `cancel`, `post-now`, `retry`, `history`,
+`generators`.
 
 Every post goes in through `bot.queue`, so what the command line refuses (a
 past time, an unknown account, a text too long, a bad CSV row) is what every
 other way in refuses. A refusal prints its reason on stderr, exits 1 and
 queues nothing. Times are typed and shown on the operator's clock (TIMEZONE).
 
-`bot.cli` imports this module and calls `register(main)`; what both need is in
-`bot.cli_common`, so neither imports the other's module and either can be imported first.
+`bot.cli` imports this module and adds its `COMMANDS`; what both need is in
+`bot.cli.common`, so neither imports the other's module and either can be imported first.
 """
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ from typing import NoReturn
 
 import click
 
-from bot.cli_common import settings_or_exit, store_or_exit
+from bot.cli.common import settings_or_exit, store_or_exit
 from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
 from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
 from bot.pricing import cost_line, dollars, post_cost, unsent_cost
-from bot.queue import PartsMedia, QueueError, cancel, post_now, queue_post, retry
+from bot.queue import PartsMedia, QueueError, cancel, control_problem, post_now, queue_post, retry
 from bot.schedules import (
     SlotSchedule,
     SlotSpecError,
@@ -39,7 +40,7 @@ from bot.schedules import (
 from bot.settings import Settings
 from bot.store import Repository
 from bot.when import WhenError, format_local, parse_when, relative
-from xtext import MAX_WEIGHTED_LENGTH, weighted_length
+from xtext import MAX_WEIGHTED_LENGTH, length_error, parse_post, weighted_length
 
 THREAD_SEPARATOR = "---"
 HISTORY_LIMIT = 50
@@ -47,13 +48,6 @@ HISTORY_TEXT = 32  # characters of a post's first part shown in `history`
 COST_DAYS = 30
 SLOTS_SHOWN = 5
 RELATIVE_WITHIN = timedelta(hours=48)
-
-
-def register(main: click.Group) -> None:
-    """Add the queue's commands to the `tweetbot` group."""
-    for command in (post_command, import_command, slots_group, queue_command, cancel_command,
-                    post_now_command, retry_command, history_command, generators_command):
-        main.add_command(command)
 
 
 # -- shared helpers ------------------------------------------------------------------------
@@ -232,6 +226,32 @@ def import_command(file: Path) -> None:
     thread_note = f" ({plural(threads, 'thread')})" if threads else ""
     click.echo(f"Queued {plural(len(posts), 'post')}{thread_note} for {', '.join(accounts)}: "
                f"first due {format_local(first, settings.zone)}, last {format_local(last, settings.zone)}.")
+
+
+# -- count ------------------------------------------------------------------------------------
+
+
+@click.command("count")
+@click.argument("text")
+def count_command(text: str) -> None:
+    """Print TEXT's weighted length, the limit and whether it can be posted (exit 1 if not)."""
+    parsed = parse_post(text)
+    stripped = text.replace("\r\n", "\n").strip()  # what the queue would keep
+    control, reason = control_problem(stripped), length_error(stripped)
+    over = parsed.weighted_length - MAX_WEIGHTED_LENGTH
+    if not stripped:
+        verdict = "cannot be posted: it is empty"
+    elif control:
+        verdict = f"cannot be posted: it {control}"
+    elif reason and over > 0:
+        verdict = f"does not fit ({over} too many)"
+    elif reason:
+        verdict = f"cannot be posted: {'it ' if reason.startswith('contains') else ''}{reason}"
+    else:
+        verdict = "fits"
+    click.echo(f"{parsed.weighted_length}/{MAX_WEIGHTED_LENGTH} weighted characters: {verdict}")
+    sys.exit(0 if verdict == "fits" else 1)
+
 
 
 # -- slots ----------------------------------------------------------------------------------
@@ -443,3 +463,8 @@ def generators_command() -> None:
     for problem in problems:
         click.secho(f"tweetbot: {problem}", fg="red", err=True)
     sys.exit(1 if problems else 0)
+
+
+COMMANDS: tuple[click.Command, ...] = (post_command, import_command, count_command, slots_group, queue_command,
+                                       cancel_command, post_now_command, retry_command, history_command,
+                                       generators_command)
