@@ -10,7 +10,7 @@ from flask import Flask, Response, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from sandbox import api, control, faults, media, oauth, pages
+from sandbox import api, control, faults, media_api, oauth, pages
 from sandbox.errors import SandboxError, generic_problem
 from sandbox.options import SandboxConfig
 from sandbox.state import World
@@ -29,7 +29,7 @@ def create_app(config: SandboxConfig | None = None) -> Flask:
     app.json.mimetype = "application/json; charset=utf-8"  # type: ignore[attr-defined]  # as X labels it
     app.extensions["sandbox.world"] = World(config)
 
-    for blueprint in (oauth.bp, api.bp, media.bp, control.bp):
+    for blueprint in (oauth.bp, api.bp, media_api.bp, control.bp):
         app.register_blueprint(blueprint)
     app.register_blueprint(pages.bp)  # last: `/<username>` must not shadow anything
     faults.install(app)

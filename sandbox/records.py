@@ -1,7 +1,7 @@
 """The records a sandbox world keeps: users, clients, codes, tokens, posts, media, faults.
 
 Plain dataclasses, no behaviour beyond their JSON rows: the parts of the world
-(`sandbox/consent.py`, `sandbox/timeline.py`, `sandbox/uploads.py`, `sandbox/traffic.py`)
+(`sandbox/consent.py`, `sandbox/timeline.py`, `sandbox/upload_sessions.py`, `sandbox/traffic.py`)
 keep them and change them under the world's lock; views only read what a part hands out.
 Also X's timestamp format, which several records and answers use.
 """

@@ -3,7 +3,7 @@
     shared    the lock, the clock, the switches (`Options`), seeded random numbers, ids
     people    users                                   (sandbox/people.py)
     consent   clients, codes, token chains, events    (sandbox/consent.py)
-    uploads   media                                   (sandbox/uploads.py)
+    uploads   media                                   (sandbox/upload_sessions.py)
     timeline  posts and timelines                     (sandbox/timeline.py)
     traffic   faults, request counts, rate windows    (sandbox/traffic.py)
 
@@ -30,7 +30,7 @@ from sandbox.records import Chain, Client, Fault, Media, User, iso
 from sandbox.shared import Shared
 from sandbox.timeline import Timeline
 from sandbox.traffic import Traffic
-from sandbox.uploads import Uploads
+from sandbox.upload_sessions import Uploads
 
 T = TypeVar("T")
 LIMIT_SWITCHES = ("tier", "limit_overrides", "rate_limits")

@@ -16,7 +16,7 @@ from sandbox.errors import DUPLICATE_DETAIL, REPLY_NOT_ALLOWED_DETAIL, forbidden
 from sandbox.people import People
 from sandbox.records import Post, User, iso
 from sandbox.shared import Part, Shared
-from sandbox.uploads import Uploads
+from sandbox.upload_sessions import Uploads
 from xtext import extract_urls
 
 _MENTION = re.compile(r"(?<![A-Za-z0-9_])@([A-Za-z0-9_]{1,15})")

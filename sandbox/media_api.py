@@ -8,7 +8,7 @@ STATUS poll says `in_progress` and the next `succeeded`, so a client's polling l
 through every state without waiting; with N > 0 they are `succeeded` once N seconds of
 sandbox clock have passed since FINALIZE, as at X. `media_processing` makes every
 GIF/video (`failed`) or only the next one (`fail_next`) fail, with X's `error` object.
-The uploads and their processing live in `sandbox/uploads.py`; these views check the
+The uploads and their processing live in `sandbox/upload_sessions.py`; these views check the
 requests, call it, and render the copy of the media it hands back as X's media object.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sandbox.records import MEDIA_KINDS, MEDIA_LIFETIME, Media
 from sandbox.resource import MEDIA, add_rate_headers, resource
 from sandbox.sniff import image_info, video_type
 from sandbox.state import World, current_world
-from sandbox.uploads import UNRECOGNIZED
+from sandbox.upload_sessions import UNRECOGNIZED
 
 bp = Blueprint("media", __name__)
 bp.after_request(add_rate_headers)
