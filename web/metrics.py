@@ -28,7 +28,6 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from flask import Blueprint, Response, request
-from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -126,8 +125,8 @@ def _token_matches(given: str, expected: str) -> bool:
 
 
 def bearer_gate() -> ResponseReturnValue | None:
-    """Before every other check of a request: `/metrics` with an Authorization header is answered
-    here, by the token alone. Anything else goes on to the app's own checks (sign-in among them)."""
+    """The first gate (`web.gates`): `/metrics` with an Authorization header is answered here, by the
+    token alone. Anything else goes on to the other gates (sign-in among them)."""
     if request.endpoint != ENDPOINT or "Authorization" not in request.headers:
         return None
     scheme, _, given = request.headers["Authorization"].partition(" ")
@@ -137,12 +136,6 @@ def bearer_gate() -> ResponseReturnValue | None:
     reason = "wrong token" if expected else "METRICS_TOKEN is not set: sign in instead"
     return Response(f"401 Unauthorized: {reason}\n", 401, content_type="text/plain; charset=utf-8",
                     headers={"WWW-Authenticate": 'Bearer realm="tweetbot metrics"', "Cache-Control": "no-store"})
-
-
-@bp.record_once
-def _gate_first(state: BlueprintSetupState) -> None:
-    # First of the app's before-request functions, so the sign-in gate never redirects a scraper.
-    state.app.before_request_funcs.setdefault(None, []).insert(0, bearer_gate)
 
 
 @bp.get("/metrics")
