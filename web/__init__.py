@@ -13,7 +13,6 @@ a 413 page that says so.
 """
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -40,7 +39,6 @@ from web import (
     slots,
 )
 
-log = logging.getLogger("tweetbot.web")
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; `test_config` may carry `SETTINGS` (a `Settings`), `CLOCK` (a callable

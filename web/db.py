@@ -49,10 +49,6 @@ def settings() -> Settings:
     return found
 
 
-def get_settings() -> Settings:
-    return settings()
-
-
 def store() -> Repository:
     """The running app's store, opened on first use (once, whatever the threads) and shared after."""
     holder: dict[str, Repository] = current_app.extensions[_STORE]
@@ -63,10 +59,6 @@ def store() -> Repository:
             if opened is None:
                 opened = holder["store"] = open_store(settings())
     return opened
-
-
-def get_store() -> Repository:
-    return store()
 
 
 def x_client() -> XClient:
