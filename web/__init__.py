@@ -1,8 +1,9 @@
 """The web app: admin sign-in, the consent flow, the dashboard, the health check.
 
 `create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
-settings then, never at import time. Each concern is one blueprint (`auth`, `connect`,
-`dashboard`, `slots`, `media`, `health`), registered here; the blueprints import
+settings then, never at import time. Each concern is one blueprint in its own module
+(`web.auth`, `web.connect`, `web.dashboard`, `web.slots`, `web.media_bytes`, `web.health`, …),
+registered here; the blueprints import
 `web.db` (settings, the store opened lazily once per process, the X client, the clock),
 never this package, so nothing imports in a circle. The checks a request passes before
 its page (the metrics token, the store, sign-in, the body's size) are `web.gates.GATES`,
@@ -33,7 +34,7 @@ from web import (
     fragments,
     gates,
     health,
-    media,
+    media_bytes,
     metrics,
     security,
     slots,
@@ -67,7 +68,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(confirm.bp)
     app.register_blueprint(calendar.bp)
     app.register_blueprint(slots.bp)
-    app.register_blueprint(media.bp)
+    app.register_blueprint(media_bytes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     return app

@@ -13,7 +13,7 @@ one that counts.
 `bot.queue.retry` (as `tweetbot post-now` and `tweetbot retry` do) and never call X:
 the worker is the only sender, which keeps exactly-once in one place.
 
-The form is multipart: each part may carry files (`web.uploads` names the fields),
+The form is multipart: each part may carry files (`web.form_files` names the fields),
 handed to the queue as `MediaFile`s, which checks them (type from the bytes, sizes,
 counts, alt text, the account's media.write scope) and stores their bytes only
 once the post is accepted. After a refusal the page lists the files that were sent
@@ -49,8 +49,8 @@ from web.display import (
     slots_view,
     zone_names,
 )
+from web.form_files import ACCEPT, Chosen, chosen_of, files_of, limits
 from web.panels import accounts_panel, back_target, clock_panel, history_panel, page_number, queue_panel
-from web.uploads import ACCEPT, Chosen, chosen_of, files_of, limits
 from xtext import MAX_WEIGHTED_LENGTH, V3_JSON
 from xtext.tlds import ALL_TLDS
 

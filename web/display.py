@@ -7,8 +7,8 @@ show the same figures. Tokens never reach this module's output: the views below 
 only what a page may show.
 
 A post's media shows as a count ("2 images") and, per part, a thumbnail of each image
-(served by `web.media` at `/media/<digest>`, its alt text as `alt`); a GIF or a video
-shows as a labelled placeholder, never its bytes inline.
+(served by `web.media_bytes` at `/posts/<id>/media/<digest>`, its alt text as `alt`); a GIF
+or a video shows as a labelled placeholder, never its bytes inline.
 """
 from __future__ import annotations
 

@@ -41,7 +41,7 @@ def alt_name(part: int, index: int) -> str:
 def files_of(files: MultiDict[str, FileStorage], form: Mapping[str, str], parts: int) -> list[list[MediaFile]]:
     """Each of the first `parts` parts' files, read whole, each with its alt text (an empty field sends none)."""
     return [[MediaFile(upload.filename or f"file {index}", upload.read(), form.get(alt_name(part, index)) or None)
-             for index, upload in enumerate(_uploads(files, part), start=1)]
+             for index, upload in enumerate(_sent(files, part), start=1)]
             for part in range(1, parts + 1)]
 
 
@@ -56,6 +56,6 @@ def limits() -> dict[str, int]:
             "images": MAX_IMAGES, "alt": MAX_ALT}
 
 
-def _uploads(files: MultiDict[str, FileStorage], part: int) -> list[FileStorage]:
+def _sent(files: MultiDict[str, FileStorage], part: int) -> list[FileStorage]:
     return [upload for upload in files.getlist(field_name(part)) if upload.filename]
 
