@@ -3,12 +3,11 @@
 `create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
 settings then, never at import time. Each concern is one blueprint in its own module
 (`web.auth`, `web.connect`, `web.dashboard`, `web.slots`, `web.media_bytes`, `web.health`, …),
-registered here; the blueprints import
-`web.db` (settings, the store opened lazily once per process, the X client, the clock),
-never this package, so nothing imports in a circle. The checks a request passes before
-its page (the metrics token, the store, sign-in, the body's size) are `web.gates.GATES`,
-registered here in that list's order; `web.security` adds what every response needs (CSRF,
-cookies, headers, proxy trust).
+registered here; the blueprints import `web.db` (settings, the store opened lazily once per
+process, the X client, the clock), never this package, so nothing imports in a circle. The
+checks a request passes before its page (the metrics token, the store, sign-in, the body's
+size) are `web.gates.GATES`, registered here in that list's order; `web.security` adds what
+every response needs (CSRF, cookies, headers, proxy trust).
 A request body may carry one video at X's limit (`web.gates.MAX_BODY`); a larger one gets
 a 413 page that says so.
 """

@@ -58,4 +58,3 @@ def limits() -> dict[str, int]:
 
 def _sent(files: MultiDict[str, FileStorage], part: int) -> list[FileStorage]:
     return [upload for upload in files.getlist(field_name(part)) if upload.filename]
-

@@ -1,20 +1,23 @@
 """The gates a request passes before its page, in one ordered list (`GATES`) that `create_app` registers.
 
 A gate runs before every request: it answers the request itself or lets it through (None).
-Each one covers the paths its own module says; the order is what this module decides, and why:
+Which paths each one covers is its own module's business; the order is this module's, and
+where two gates would answer the same request differently, the earlier one answers:
 
-1. `web.metrics.bearer_gate`: `/metrics` with an Authorization header is answered by that token
-   alone, so a scraper is never sent to the sign-in page, and a wrong token is a 401 even when
-   the store cannot be used (no store is read to refuse it).
+1. `web.metrics.bearer_gate`: `/metrics` with an Authorization header is judged by that token
+   alone. First, so a scraper is never sent to the sign-in page, and a wrong token is a 401
+   even while the store cannot be used (refusing it reads no store; a right token's answer
+   does, and then meets the same 503 as any page).
 2. `web.health.refuse_while_unusable`: a store that cannot be used answers every page but
-   `/healthz` with 503 and the reason. Before sign-in, because that gate reads the store (the
-   session generation) and a browser not signed in would otherwise get a sign-in page that
-   cannot work instead of the reason.
-3. `web.auth.require_sign_in`: a browser that is not signed in goes to the sign-in page (but for
-   the public pages), before anything reads what it sent.
-4. `limit_text_bodies` (here): a body without files may be at most `MAX_TEXT_BODY`. It only sets
-   the limit, which bites when the form is read; the first reader is the CSRF check, which
-   `web.security` registers after the gates, so a huge form is a 413, never parsed to be a 400.
+   `/healthz` with 503 and the reason. Before sign-in, which needs the store (the session
+   generation, the lockout table): signed in or not, a browser gets the reason, not a
+   sign-in page that cannot work.
+3. `web.auth.require_sign_in`: a browser that is not signed in goes to the sign-in page (the
+   public pages aside), before anything reads what it sent.
+4. `limit_text_bodies` (here): a body without files may be at most `MAX_TEXT_BODY`. It answers
+   nothing itself: it sets the limit, which bites when the form is read. The first reader is
+   the CSRF check, which `web.security` registers after the gates, so a huge form is a 413,
+   never parsed whole only to be refused for its token.
 
 The whole body may be at most `MAX_BODY` (Flask's MAX_CONTENT_LENGTH: one video at X's limit and
 the rest of the form); a body over either limit gets a page that says so (`too_large`, 413),
