@@ -14,10 +14,11 @@ from flask import Flask
 
 from bot.models import ACTIVE, DISCONNECTED, NEEDS_RECONNECT, POSTED, SCHEDULED, Account, Post, utcnow
 from bot.settings import DEFAULT_SCOPES
+from web import create_app
 from xtext import weighted_length
 
 from sandbox_helpers import SandboxControl
-from web_support import Browser, account, app, browser, make_app, open_store, store_files, text  # noqa: F401 (shared fixtures, used by name)
+from web_support import Browser, account, app, browser, make_app, open_store, store_files, text, web_settings  # noqa: F401 (shared fixtures, used by name)
 
 
 def berlin_operator_with_alice(tmp_path: Path, sandbox: SandboxControl) -> tuple[Flask, Browser, Account]:
@@ -117,6 +118,28 @@ def test_compose_queues_a_post_in_the_operators_time_zone(tmp_path: Path, sandbo
     assert "Time (Europe/Berlin)" in page
     queue = page.split('id="queue"')[1].split('id="history"')[0]
     assert "Guten Morgen" in queue and "2031-01-15 09:00 CET" in queue and "@sandbox_alice" in queue
+
+
+def test_the_pages_tell_the_time_by_the_apps_one_clock(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Every page reads the time from the app's clock (`CLOCK`), never the wall clock: the clock line and its
+    fragment, the compose form's suggested time, the calendar's today, and a post queued for now."""
+    moment = datetime(2021, 3, 2, 10, 0, tzinfo=timezone.utc)  # long past: the wall clock would be years off
+    app = create_app({"SETTINGS": web_settings(tmp_path, sandbox, TIMEZONE="Europe/Berlin"), "TESTING": True,
+                      "CLOCK": lambda: moment})
+    browser = Browser(app)
+    browser.sign_in()
+    browser.connect("sandbox_alice")
+    alice = account(app.config["TWEETBOT_SETTINGS"], "sandbox_alice")
+
+    page = text(browser.get("/"))
+    assert "it is now 2021-03-02 11:00 CET" in page and 'data-suggested-due="2021-03-02T12:00"' in page
+    assert "it is now 2021-03-02 11:00 CET" in text(browser.get("/fragments/clock"))
+    assert "today, Tue 02 Mar" in text(browser.get("/calendar"))
+
+    answer = browser.post("/posts", {"account": alice.user_id, "part": "on the app's clock", "when": "now"})
+    assert answer.status_code == 303, text(answer)
+    [post] = open_store(app.config["TWEETBOT_SETTINGS"]).queued_posts()
+    assert post.due_at == moment
 
 
 def test_compose_queues_a_thread_and_ignores_empty_parts(app: Flask, browser: Browser) -> None:

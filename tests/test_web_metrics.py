@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -110,6 +110,23 @@ def test_an_empty_store_has_no_next_due_time_and_no_heartbeat(tmp_path: Path, sa
     assert found[("tweetbot_queue_depth", ())] == 0
     names = {name for name, _ in found}
     assert "tweetbot_next_post_due_seconds" not in names and "tweetbot_worker_heartbeat_age_seconds" not in names
+
+
+def test_ages_and_times_to_come_are_counted_on_the_apps_clock(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """The app's clock (`CLOCK`) is the one /metrics counts from, so a test can read exact seconds."""
+    moment = datetime(2021, 3, 2, 10, 0, tzinfo=timezone.utc)
+    settings = load_settings(None, web_env(tmp_path, sandbox, METRICS_TOKEN=TOKEN))
+    app = create_app({"SETTINGS": settings, "TESTING": True, "CLOCK": lambda: moment})
+    store = open_store(settings)
+    store.add_posts([Post(id=0, account_id="1720000000000000009", parts=("later",),
+                          due_at=moment + timedelta(minutes=10))])
+    store.set_meta("worker_heartbeat", to_iso(moment - timedelta(seconds=42)))
+
+    answer = app.test_client().get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert answer.status_code == 200
+    found = samples(answer.get_data(as_text=True))
+    assert found[("tweetbot_next_post_due_seconds", ())] == 600.0
+    assert found[("tweetbot_worker_heartbeat_age_seconds", ())] == 42.0
 
 
 def test_without_sign_in_or_token_metrics_are_refused(tmp_path: Path, sandbox: SandboxControl) -> None:

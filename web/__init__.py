@@ -1,17 +1,18 @@
 """The web app: admin sign-in, the consent flow, the dashboard, the health check.
 
 `create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
-settings then, never at import time. Each concern is one blueprint (`auth`, `connect`,
-`dashboard`, `slots`, `media`, `health`), registered here; the blueprints import
-`web.db` (settings, the store opened lazily once per process, the X client, the clock),
-never this package, so nothing imports in a circle. `web.security` adds what every
-response needs (CSRF, cookies, headers, proxy trust).
-A request body may carry one video at X's limit (`web.uploads.MAX_BODY`); a larger one gets
+settings then, never at import time. Each concern is one blueprint in its own module
+(`web.auth`, `web.connect`, `web.dashboard`, `web.slots`, `web.media_bytes`, `web.health`, …),
+registered here; the blueprints import `web.db` (settings, the store opened lazily once per
+process, the X client, the clock), never this package, so nothing imports in a circle. The
+checks a request passes before its page (the metrics token, the store, sign-in, the body's
+size) are `web.gates.GATES`, registered here in that list's order; `web.security` adds what
+every response needs (CSRF, cookies, headers, proxy trust).
+A request body may carry one video at X's limit (`web.gates.MAX_BODY`); a larger one gets
 a 413 page that says so.
 """
 from __future__ import annotations
 
-import logging
 import sys
 from typing import Any
 
@@ -30,15 +31,14 @@ from web import (
     db,
     edit,
     fragments,
+    gates,
     health,
-    media,
+    media_bytes,
     metrics,
     security,
     slots,
-    uploads,
 )
 
-log = logging.getLogger("tweetbot.web")
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     """Build the app; `test_config` may carry `SETTINGS` (a `Settings`), `CLOCK` (a callable
@@ -49,16 +49,17 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     _refuse_an_old_schema(settings)
 
     db.init_app(app, settings)
-    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=uploads.MAX_BODY)
+    app.config.update(SECRET_KEY=settings.secret_key, MAX_CONTENT_LENGTH=gates.MAX_BODY)
     app.config.update(config)
     configure_logging(sys.stderr)  # gunicorn's error log
 
-    app.before_request(health.refuse_while_unusable)  # first: a store that cannot be used answers 503 to all
+    for gate in gates.GATES:  # the only before-request functions of ours, in the order web.gates explains
+        app.before_request(gate)
     for error in UNUSABLE:
         app.register_error_handler(error, health.unusable_error)
-    app.register_blueprint(auth.bp)  # next: its sign-in gate runs before any other check
-    app.before_request(uploads.limit_text_bodies)  # before anything reads the form (the CSRF check does)
-    security.init_app(app, settings)
+    app.register_error_handler(RequestEntityTooLarge, gates.too_large)
+    security.init_app(app, settings)  # its CSRF check reads the form: after the gates, so the size limit is set
+    app.register_blueprint(auth.bp)
     app.register_blueprint(connect.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(fragments.bp)
@@ -66,8 +67,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(confirm.bp)
     app.register_blueprint(calendar.bp)
     app.register_blueprint(slots.bp)
-    app.register_blueprint(media.bp)
-    app.register_error_handler(RequestEntityTooLarge, uploads.too_large)
+    app.register_blueprint(media_bytes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     return app

@@ -78,9 +78,9 @@ def signed_in() -> bool:
     return mark.get("gen") == state["generation"] and mark.get("id") not in state["ended"]
 
 
-@bp.before_app_request
 def require_sign_in() -> ResponseReturnValue | None:
-    """Forget a session that is no longer signed in; send a browser that is not to the sign-in page."""
+    """A gate (`web.gates`): forget a session that is no longer signed in; send a browser that is not
+    to the sign-in page."""
     if "signed_in" in session and not signed_in():
         session.clear()  # the answer replaces the cookie
     if request.endpoint in PUBLIC_ENDPOINTS or session.get("signed_in") is True:

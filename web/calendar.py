@@ -23,10 +23,11 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from bot.models import DISCONNECTED, Account, Post, utcnow
+from bot.models import DISCONNECTED, Account, Post
 from bot.queue import why_not_editable
 from bot.recent import history_since, outcome_time
 from bot.schedules import load_slots
+from web.db import now as clock_now
 from web.db import settings, store
 from web.display import post_link, when_text
 
@@ -94,7 +95,7 @@ def per_post_url(endpoint: str, **values: Any) -> Callable[[int], str]:
 
 
 def calendar_view(account_id: str | None) -> View:
-    now, zone = utcnow(), settings().zone
+    now, zone = clock_now(), settings().zone
     accounts = store().list_accounts()
     by_id = {a.user_id: a for a in accounts}
     chosen = by_id.get(account_id or "")

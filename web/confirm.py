@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from bot.models import DISCONNECTED, SCHEDULED, utcnow
-from web.db import settings, store
+from bot.models import DISCONNECTED, SCHEDULED
+from web.db import now, settings, store
 from web.display import when_text
 from web.panels import back_target
 
@@ -49,7 +49,7 @@ def cancel(post_id: int) -> ResponseReturnValue:
     thread = f" (a thread of {len(post.parts)} parts)" if len(post.parts) > 1 else ""
     return render_template(
         "confirm.html", title=f"Cancel post {post_id}?",
-        message=f"{who}, due {when_text(post.due_at, utcnow(), settings().zone)}{thread}: “{first}”. A canceled "
+        message=f"{who}, due {when_text(post.due_at, now(), settings().zone)}{thread}: “{first}”. A canceled "
                 "post does not go out and cannot be brought back; to post it later, compose it again.",
         action=url_for("dashboard.cancel", post_id=post_id), button=f"Cancel post {post_id}", danger=True,
         back=back or url_for("dashboard.index"), back_text="Keep it queued", back_field=back)

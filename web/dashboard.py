@@ -13,7 +13,7 @@ one that counts.
 `bot.queue.retry` (as `tweetbot post-now` and `tweetbot retry` do) and never call X:
 the worker is the only sender, which keeps exactly-once in one place.
 
-The form is multipart: each part may carry files (`web.uploads` names the fields),
+The form is multipart: each part may carry files (`web.form_files` names the fields),
 handed to the queue as `MediaFile`s, which checks them (type from the bytes, sizes,
 counts, alt text, the account's media.write scope) and stores their bytes only
 once the post is accepted. After a refusal the page lists the files that were sent
@@ -33,10 +33,11 @@ from flask.typing import ResponseReturnValue
 from bot import queue
 from bot.generators import FAILED_EVENT
 from bot.media_checks import ACCEPTED, MediaFile
-from bot.models import DISCONNECTED, Account, Post, utcnow
+from bot.models import DISCONNECTED, Account, Post
 from bot.schedules import NoSlots, free_slots, load_slots, queue_in_next_slot
 from bot.when import WhenError, parse_when
 from web.charts import charts_panel
+from web.db import now as clock_now
 from web.db import settings, store
 from web.display import (
     SlotsView,
@@ -48,8 +49,8 @@ from web.display import (
     slots_view,
     zone_names,
 )
+from web.form_files import ACCEPT, Chosen, chosen_of, files_of, limits
 from web.panels import accounts_panel, back_target, clock_panel, history_panel, page_number, queue_panel
-from web.uploads import ACCEPT, Chosen, chosen_of, files_of, limits
 from xtext import MAX_WEIGHTED_LENGTH, V3_JSON
 from xtext.tlds import ALL_TLDS
 
@@ -101,7 +102,7 @@ def render_dashboard(compose: Compose, error: str | None = None, status: int = 2
                      slot_form: SlotForm | None = None) -> ResponseReturnValue:
     """The whole dashboard; `compose` and `error` (or `slot_form`) refill a form after a refusal.
     The accounts, the queue and the history are the live panels (`web.panels`), one page of each."""
-    now, zone = utcnow(), settings().zone
+    now, zone = clock_now(), settings().zone
     accounts = store().list_accounts()
     handles = {a.user_id: a.handle for a in accounts}
     postable = [a for a in accounts if a.status != DISCONNECTED]
@@ -179,16 +180,16 @@ def kept_parts(texts: list[str], media: list[list[MediaFile]]) -> tuple[list[str
 
 def _queue(form: Compose, parts: list[str], media: list[list[MediaFile]]) -> Post:
     """At the time typed, or at the account's next free slot (finding it and queuing are one transaction)."""
-    now = utcnow()
+    now = clock_now()
     if form.when == SLOT:
         return queue_in_next_slot(store(), form.account, parts, now, source="web", media=media)
     if form.when == NOW:
-        return queue.queue_post(store(), form.account, parts, now, source="web", media=media)
+        return queue.queue_post(store(), form.account, parts, now, now, source="web", media=media)
     due_at = parse_when(form.due_at, settings().zone, now)
     past = past_reason(due_at, now, settings().zone)
     if past:
         raise queue.QueueError(past)  # said on the operator's clock (the queue's own words give ISO)
-    return queue.queue_post(store(), form.account, parts, due_at, source="web", media=media)
+    return queue.queue_post(store(), form.account, parts, due_at, now, source="web", media=media)
 
 
 @bp.post("/posts/<int:post_id>/cancel")
@@ -205,7 +206,7 @@ def cancel(post_id: int) -> ResponseReturnValue:
 @bp.post("/posts/<int:post_id>/now")
 def post_now(post_id: int) -> ResponseReturnValue:
     """Make a scheduled post due now; the worker sends it on its next round (this page never calls X)."""
-    now = utcnow()
+    now = clock_now()
     try:
         post = queue.post_now(store(), post_id, now)
     except queue.QueueError as exc:
@@ -219,7 +220,7 @@ def post_now(post_id: int) -> ResponseReturnValue:
 @bp.post("/posts/<int:post_id>/retry")
 def retry(post_id: int) -> ResponseReturnValue:
     """Queue a failed post again, due now, as a new post (refused for X's duplicate-content refusal)."""
-    now = utcnow()
+    now = clock_now()
     try:
         post = queue.retry(store(), post_id, now, source="web")
     except queue.QueueError as exc:

@@ -10,7 +10,8 @@ reads the environment or opens anything at import time.
   that process's threads (a store is thread-safe: the file store holds a mutex, PostgreSQL
   a connection per thread from its pool); closed by `close_store` or when the process exits.
 - `x_client()`: the X (or sandbox) client, one per request (in `g`), dropped at its teardown.
-- `now()`: the time (UTC); a test may give `create_app` a `CLOCK` (a callable) to move it.
+- `now()`: the time (UTC), the one clock of the web app: no blueprint reads the wall clock
+  itself, so a test that gives `create_app` a `CLOCK` (a callable) moves every page's time.
 """
 from __future__ import annotations
 
@@ -48,10 +49,6 @@ def settings() -> Settings:
     return found
 
 
-def get_settings() -> Settings:
-    return settings()
-
-
 def store() -> Repository:
     """The running app's store, opened on first use (once, whatever the threads) and shared after."""
     holder: dict[str, Repository] = current_app.extensions[_STORE]
@@ -62,10 +59,6 @@ def store() -> Repository:
             if opened is None:
                 opened = holder["store"] = open_store(settings())
     return opened
-
-
-def get_store() -> Repository:
-    return store()
 
 
 def x_client() -> XClient:

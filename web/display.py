@@ -7,8 +7,8 @@ show the same figures. Tokens never reach this module's output: the views below 
 only what a page may show.
 
 A post's media shows as a count ("2 images") and, per part, a thumbnail of each image
-(served by `web.media` at `/media/<digest>`, its alt text as `alt`); a GIF or a video
-shows as a labelled placeholder, never its bytes inline.
+(served by `web.media_bytes` at `/posts/<id>/media/<digest>`, its alt text as `alt`); a GIF
+or a video shows as a labelled placeholder, never its bytes inline.
 """
 from __future__ import annotations
 
@@ -162,13 +162,12 @@ def ago(moment: datetime | None, now: datetime) -> str:
     return relative(moment)
 
 
-def expiry_text(account: Account, now: datetime, zone: ZoneInfo | None = None) -> str:
+def expiry_text(account: Account, now: datetime, zone: ZoneInfo) -> str:
     """"expires in 1 h 59 min (today 16:05 CET)"; "no token" once disconnected."""
     if account.expires_at is None or account.status == DISCONNECTED:
         return "no token"
     verb = "expires" if account.expires_at > now else "expired"
-    shown = f" ({clock_text(account.expires_at, now, zone)})" if zone is not None else ""
-    return f"{verb} {relative(account.expires_at)}{shown}"
+    return f"{verb} {relative(account.expires_at)} ({clock_text(account.expires_at, now, zone)})"
 
 
 def refreshed_text(account: Account, now: datetime, zone: ZoneInfo) -> str:
@@ -231,7 +230,7 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
 
 
 def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo,
-                 now: datetime | None = None) -> PostView:
+                 now: datetime) -> PostView:
     """A finished post; a failed one offers Retry unless X refused it as a duplicate or it was queued again."""
     when = post.posted_at if post.status == POSTED and post.posted_at else post.due_at
     note = post.last_error if post.status != POSTED else (f"sent by worker {post.claimed_by}" if post.claimed_by
@@ -245,7 +244,7 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
     if post.status == CANCELED:  # it never went out: its due time is history, not "in 2 days"
         shown = f"was due {local_time(when, zone)}"
     else:
-        shown = when_text(when, now, zone) if now is not None else local_time(when, zone)
+        shown = when_text(when, now, zone)
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=shown,
                     status=post.status, note=note, link=post_link(settings, account, post), cancellable=False,
                     retryable=retryable, **media_fields(post))

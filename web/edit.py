@@ -17,9 +17,10 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bot import queue
-from bot.models import DISCONNECTED, Post, utcnow
+from bot.models import DISCONNECTED, Post
 from bot.schedules import NoSlots, load_slots
 from bot.when import WhenError, parse_when
+from web.db import now as clock_now
 from web.db import settings, store
 from web.display import clock_text, media_fields, past_reason
 from web.panels import back_target
@@ -48,7 +49,7 @@ def form_of(post: Post, back: str) -> EditForm:
 
 
 def render_edit(post: Post, form: EditForm, error: str | None = None, status: int = 200) -> ResponseReturnValue:
-    now, zone = utcnow(), settings().zone
+    now, zone = clock_now(), settings().zone
     accounts = [a for a in store().list_accounts() if a.status != DISCONNECTED]
     with_slots = [a.handle for a in accounts if load_slots(store(), a.user_id) is not None]
     return render_template("edit.html", post=post, form=form, error=error, accounts=accounts,
@@ -95,7 +96,7 @@ def save(post_id: int) -> ResponseReturnValue:
                     due_at=request.form.get("due_at", "").strip(),
                     when=SLOT if request.form.get("when") == SLOT else AT, back=back,
                     media=media_fields(post).get("media", ()))
-    now = utcnow()
+    now = clock_now()
     try:
         with store().transaction():
             if form.when == SLOT:

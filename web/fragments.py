@@ -11,10 +11,9 @@ from __future__ import annotations
 from flask import Blueprint, render_template, request
 from flask.typing import ResponseReturnValue
 
-from bot.models import utcnow
 from web.calendar import calendar_context
 from web.charts import charts_panel
-from web.db import settings, store
+from web.db import now, settings, store
 from web.panels import accounts_panel, clock_panel, history_panel, page_number, queue_panel
 
 bp = Blueprint("fragments", __name__, url_prefix="/fragments")
@@ -26,27 +25,27 @@ def fragment(template: str, values: dict[str, object]) -> ResponseReturnValue:
 
 @bp.get("/accounts")
 def accounts() -> ResponseReturnValue:
-    return fragment("_accounts.html", accounts_panel())
+    return fragment("_accounts.html", accounts_panel(now()))
 
 
 @bp.get("/clock")
 def clock() -> ResponseReturnValue:
-    return fragment("_clock.html", clock_panel())
+    return fragment("_clock.html", clock_panel(now()))
 
 
 @bp.get("/queue")
 def queue() -> ResponseReturnValue:
-    return fragment("_queue.html", queue_panel(page_number(request.args.get("page"))))
+    return fragment("_queue.html", queue_panel(page_number(request.args.get("page")), now()))
 
 
 @bp.get("/history")
 def history() -> ResponseReturnValue:
-    return fragment("_history.html", history_panel(page_number(request.args.get("page"))))
+    return fragment("_history.html", history_panel(page_number(request.args.get("page")), now()))
 
 
 @bp.get("/charts")
 def charts() -> ResponseReturnValue:
-    return fragment("_charts.html", charts_panel(store(), settings(), store().list_accounts(), utcnow(),
+    return fragment("_charts.html", charts_panel(store(), settings(), store().list_accounts(), now(),
                                                  request.args.get("chart")))
 
 

@@ -1,4 +1,4 @@
-"""`/healthz` and the store check every page passes first.
+"""`/healthz` and the store check every page passes (a gate: `web.gates` says where in the order).
 
 `/healthz` is public, for the PaaS and uptime checkers: 200 while the store can be
 used (its files whole, TOKEN_KEY opens its tokens) and the worker's heartbeat is
@@ -48,7 +48,7 @@ def unavailable(reason: str) -> ResponseReturnValue:
 
 
 def refuse_while_unusable() -> ResponseReturnValue | None:
-    """Before every request (even sign-in): a store that cannot be used answers 503 with the reason."""
+    """A gate (`web.gates`), before sign-in: a store that cannot be used answers 503 with the reason."""
     if request.endpoint in UNCHECKED_ENDPOINTS:
         return None
     problem = store_problem()

@@ -25,18 +25,18 @@ import hashlib
 import hmac
 from collections import Counter
 from collections.abc import Iterator
+from datetime import datetime
 
 from flask import Blueprint, Response, request
-from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, utcnow
+from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING
 from bot.store import Repository, heartbeats
-from web.db import settings, store
+from web.db import now, settings, store
 
 bp = Blueprint("metrics", __name__)
 ENDPOINT = "metrics.metrics"
@@ -45,13 +45,13 @@ FAILURE_EVENTS = {"refresh_failed": "passing", "needs_reconnect": "refused"}
 
 
 class StoreCollector(Collector):
-    """The metrics above, read from `repo` when collected."""
+    """The metrics above, read from `repo` when collected; ages and times to come are counted from `now`."""
 
-    def __init__(self, repo: Repository) -> None:
+    def __init__(self, repo: Repository, now: datetime) -> None:
         self.repo = repo
+        self.now = now
 
     def collect(self) -> Iterator[Metric]:
-        now = utcnow()
         accounts = self.repo.list_accounts()
         handles = {account.user_id: account.handle for account in accounts}
         queued = self.repo.queued_posts()
@@ -71,7 +71,7 @@ class StoreCollector(Collector):
         if dues:
             yield GaugeMetricFamily("tweetbot_next_post_due_seconds",
                                     "Seconds until the earliest scheduled post is due (negative: overdue).",
-                                    value=(min(dues) - now).total_seconds())
+                                    value=(min(dues) - self.now).total_seconds())
 
         by_status = GaugeMetricFamily("tweetbot_accounts", "Accounts by token status.", labels=["status"])
         for status, number in sorted(Counter(account.status for account in accounts).items()):
@@ -96,7 +96,8 @@ class StoreCollector(Collector):
         beat = heartbeats.newest_beat(self.repo)
         if beat is not None:
             yield GaugeMetricFamily("tweetbot_worker_heartbeat_age_seconds",
-                                    "Seconds since the newest worker heartbeat.", value=(now - beat).total_seconds())
+                                    "Seconds since the newest worker heartbeat.",
+                                    value=(self.now - beat).total_seconds())
 
     @staticmethod
     def _of_kind(events: dict[tuple[str | None, str], int], kind: str) -> Counter[str | None]:
@@ -114,7 +115,7 @@ class StoreCollector(Collector):
 
 def metrics_response() -> Response:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store()))
+    registry.register(StoreCollector(store(), now()))
     return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST,
                     headers={"Cache-Control": "no-store"})
 
@@ -124,8 +125,8 @@ def _token_matches(given: str, expected: str) -> bool:
 
 
 def bearer_gate() -> ResponseReturnValue | None:
-    """Before every other check of a request: `/metrics` with an Authorization header is answered
-    here, by the token alone. Anything else goes on to the app's own checks (sign-in among them)."""
+    """The first gate (`web.gates`): `/metrics` with an Authorization header is answered here, by the
+    token alone. Anything else goes on to the other gates (sign-in among them)."""
     if request.endpoint != ENDPOINT or "Authorization" not in request.headers:
         return None
     scheme, _, given = request.headers["Authorization"].partition(" ")
@@ -135,12 +136,6 @@ def bearer_gate() -> ResponseReturnValue | None:
     reason = "wrong token" if expected else "METRICS_TOKEN is not set: sign in instead"
     return Response(f"401 Unauthorized: {reason}\n", 401, content_type="text/plain; charset=utf-8",
                     headers={"WWW-Authenticate": 'Bearer realm="tweetbot metrics"', "Cache-Control": "no-store"})
-
-
-@bp.record_once
-def _gate_first(state: BlueprintSetupState) -> None:
-    # First of the app's before-request functions, so the sign-in gate never redirects a scraper.
-    state.app.before_request_funcs.setdefault(None, []).insert(0, bearer_gate)
 
 
 @bp.get("/metrics")

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from bot.limits import queue_warnings
-from bot.models import Account, utcnow
+from bot.models import Account
 from bot.pricing import POST_PRICE, URL_POST_PRICE, cost_line, dollars
 from web.db import settings, store
 from web.display import account_view, default_due, held_accounts, history_view, local_time, queued_view
@@ -25,23 +25,21 @@ def page_number(raw: str | None) -> int:
     return int(raw) if raw and raw.isdigit() and 0 < int(raw) < 100_000 else 1
 
 
-def accounts_panel(now: datetime | None = None) -> dict[str, Any]:
-    now = now or utcnow()
+def accounts_panel(now: datetime) -> dict[str, Any]:
     accounts = store().list_accounts()
     return {"accounts": [account_view(a, now, settings().zone) for a in accounts], "sandbox": settings().sandbox}
 
 
-def clock_panel(now: datetime | None = None) -> dict[str, Any]:
+def clock_panel(now: datetime) -> dict[str, Any]:
     """The page's clock line, polled like the other panels so that an open page says the time it is, and
     the compose form's suggested time (an hour ahead), which compose.js moves on while nobody has typed one."""
-    now, zone = now or utcnow(), settings().zone
+    zone = settings().zone
     return {"zone": settings().timezone, "now": local_time(now, zone), "suggested_due": default_due(now, zone)}
 
 
-def queue_panel(page: int = 1, now: datetime | None = None,
-                accounts: list[Account] | None = None) -> dict[str, Any]:
+def queue_panel(page: int, now: datetime, accounts: list[Account] | None = None) -> dict[str, Any]:
     """One page of the queue, its 30 days' cost, the tier's warnings and the accounts X holds."""
-    now, zone = now or utcnow(), settings().zone
+    zone = settings().zone
     accounts = store().list_accounts() if accounts is None else accounts
     by_id = {a.user_id: a for a in accounts}
     queued = store().queued_posts()
@@ -59,10 +57,9 @@ def queue_panel(page: int = 1, now: datetime | None = None,
     }
 
 
-def history_panel(page: int = 1, now: datetime | None = None,
-                  accounts: list[Account] | None = None) -> dict[str, Any]:
+def history_panel(page: int, now: datetime, accounts: list[Account] | None = None) -> dict[str, Any]:
     """One page of the history, newest first (one more row is read to know whether a next page exists)."""
-    now, zone = now or utcnow(), settings().zone
+    zone = settings().zone
     accounts = store().list_accounts() if accounts is None else accounts
     by_id = {a.user_id: a for a in accounts}
     read = store().history(PAGE_SIZE * page + 1)

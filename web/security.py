@@ -13,7 +13,7 @@
 - Headers: a CSP without inline script (the page's JS is static files), no framing,
   a same-origin referrer (Flask-WTF checks the Referer on https), no caching of
   signed-in pages (the one exception: a stored image's bytes, which never change for
-  their digest, say `private` themselves; see `web.media`). `img-src` allows `blob:`
+  their digest, say `private` themselves; see `web.media_bytes`). `img-src` allows `blob:`
   so the compose form can preview a chosen image before it is uploaded.
   `Strict-Transport-Security` (a year) whenever PUBLIC_URL is https or the request came
   over https.

@@ -6,6 +6,8 @@ finished) refers to, with the type that post's `MediaRef` recorded when it was q
 (read from the bytes then), never a type guessed now, and `nosniff`; a stored file no
 such post carries, or a name that is not a digest, is 404. A digest's bytes never change,
 so the browser may keep them, privately.
+
+The blueprint is `media` (its endpoint `media.media`, named by the templates and `web.security`).
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from bot.models import MediaRef, Post
 from bot.store import RecordMissing
 from web.db import store
 
-log = logging.getLogger("tweetbot.web.media")
+log = logging.getLogger("tweetbot.web.media")  # named for the blueprint: log filters need not change
 bp = Blueprint("media", __name__)
 
 MEDIA_CACHE = "private, max-age=86400"  # a digest's bytes never change; signed-in browsers only
