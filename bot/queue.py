@@ -1,8 +1,11 @@
-"""Filling the queue: every way in (CLI, CSV, web form, slots, generators) comes through here,
-so a bad post is refused when it is queued, with the reason, and not at 3 a.m. by X.
+"""The queue's operations: every way in (the CLI, the web form, CSV imports, slots, generators, the
+HTTP API) queues, edits, cancels, sends now and retries posts through these functions, so a bad
+post is refused when it is queued, with the reason, and not at 3 a.m. by X.
 
-What a person does to one post (cancel it, send it now, queue a failed one again) is
-here too, so the command line and the web page change the store the same way."""
+Front ends only parse what they are given and render what comes back: the checks, the state
+changes and the refusals (`bot.refusals`: one exception per decision a caller makes) are here,
+so the command line, the web page and the API change the store the same way. An account's
+slots are `bot.schedules`; connecting and disconnecting accounts, `bot.accounts`."""
 from __future__ import annotations
 
 import re
@@ -10,17 +13,36 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 
-from bot.media_checks import MediaError, MediaFile, can_post_media, check_media
+from bot.media_checks import MediaError, PartsMedia, can_post_media, check_media
 from bot.models import CANCELED, DISCONNECTED, DUPLICATE, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
+from bot.refusals import (
+    AccountDisconnected,
+    InThePast,
+    MediaRefused,
+    NoSuchAccount,
+    NoSuchPost,
+    QueueError,
+    TextRefused,
+    TimeRefused,
+    WrongStatus,
+)
+from bot.schedules import NEXT_SLOT, NextSlot, free_slots, load_slots
 from bot.store import REQUEUED_EVENT, Repository, requeued_detail
 from bot.when import format_local
 from xtext import length_error
 
 PAST_GRACE = timedelta(seconds=60)  # "now" typed a moment ago is still now
 
+__all__ = ["AccountDisconnected", "DUE_NOW_EVENT", "EDITED_EVENT", "InThePast", "MediaRefused", "NEXT_SLOT",
+           "NoSuchAccount", "NoSuchPost", "PAST_GRACE", "QueueError", "REQUEUED_EVENT", "TextRefused", "TimeRefused",
+           "When", "WrongStatus", "account_named", "cancel", "check_parts", "check_time", "control_problem", "draft",
+           "draft_for", "edit_post", "existing_post", "post_now", "queue_post", "refused_as_duplicate", "retry",
+           "save_posts", "slot_time", "text_problem", "waiting_post", "why_not_editable"]
 
-class QueueError(ValueError):
-    """A post cannot be queued; the message says why, for a person."""
+
+#: When a post is to go: a time; `NEXT_SLOT`, the account's next free slot (`NoSlots` when it has none);
+#: or None: its next free slot when it has slots, else now (`tweetbot post` without --at).
+When = datetime | NextSlot | None
 
 
 def check_parts(parts: Sequence[str]) -> tuple[str, ...]:
@@ -31,12 +53,12 @@ def check_parts(parts: Sequence[str]) -> tuple[str, ...]:
     """
     cleaned = tuple(part.replace("\r\n", "\n").strip() for part in parts)
     if not cleaned:
-        raise QueueError("the post is empty")
+        raise TextRefused("the post is empty")
     for number, part in enumerate(cleaned, start=1):
         problem = text_problem(part)
         if problem:
             where = f"part {number} of the thread" if len(cleaned) > 1 else "the post"
-            raise QueueError(f"{where} {problem}")
+            raise TextRefused(f"{where} {problem}")
     return cleaned
 
 
@@ -65,18 +87,20 @@ def text_problem(text: str) -> str | None:
     return f"is too long or invalid: {reason}" if reason else None
 
 
-PartsMedia = Sequence[Sequence[MediaFile]]  # the files of each part, in order (fewer lists than parts: none)
-
-
 def draft(store: Repository, account: str, parts: Sequence[str], due_at: datetime,
           now: datetime | None = None, source: str = "cli", media: PartsMedia = (),
           zone: tzinfo | str = timezone.utc) -> Post:
     """A checked, unsaved post: the account exists and can post, the text fits, the time is ahead,
     the media are files X takes (their bytes ride on the post until `save_posts`)."""
-    found = store.find_account(account)
+    return draft_for(account_named(store, account), parts, due_at, now, source, media, zone)
+
+
+def account_named(store: Repository, account: str) -> Account:
+    """The account of a handle ("@name" or "name") or an X user id, or `NoSuchAccount`."""
+    found = store.find_account(account) or (store.get_account(account) if account.isdigit() else None)
     if found is None:
-        raise QueueError(f"no account {account}")
-    return draft_for(found, parts, due_at, now, source, media, zone)
+        raise NoSuchAccount(f"no account {account}")
+    return found
 
 
 def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
@@ -87,29 +111,36 @@ def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
     `zone` is the clock a refusal shows times on (the operator's TIMEZONE; UTC unless given)."""
     now = now or utcnow()
     if found.status == DISCONNECTED:
-        raise QueueError(f"{found.handle} is disconnected: reconnect it first")
-    if due_at.tzinfo is None:
-        raise QueueError("the time has no time zone")
-    if due_at < now - PAST_GRACE:
-        raise QueueError(f"{format_local(due_at, zone)} is in the past (it is {format_local(now, zone)} now)")
+        raise AccountDisconnected(f"{found.handle} is disconnected: reconnect it first")
+    check_time(due_at, now, zone)
     for number, (part, files) in enumerate(zip(parts, media, strict=False), start=1):
         if files and not part.strip():
             where = f"part {number} of the thread" if len(parts) > 1 else "the post"
-            raise QueueError(f"{where} has media but no text: a post needs a text too")
+            raise TextRefused(f"{where} has media but no text: a post needs a text too")
     checked = check_parts(parts)
     try:
         refs = check_media(found, media, len(checked))
     except MediaError as exc:
-        raise QueueError(str(exc)) from None
+        raise MediaRefused(str(exc)) from None
     for number, attached in enumerate(refs, start=1):
         for ref in attached:
             where = f"part {number}'s {ref.name}" if len(checked) > 1 else ref.name
             if "\x00" in ref.name:
-                raise QueueError(f"a file name of part {number} contains a NUL character")
+                raise MediaRefused(f"a file name of part {number} contains a NUL character")
             control = control_problem(ref.alt or "")
             if control:
-                raise QueueError(f"the alt text of {where} {control.replace('a post', 'an alt text')}")
+                raise MediaRefused(f"the alt text of {where} {control.replace('a post', 'an alt text')}")
     return Post(id=0, account_id=found.user_id, parts=checked, due_at=due_at, source=source, media=refs)
+
+
+def check_time(due_at: datetime, now: datetime, zone: tzinfo | str = timezone.utc) -> None:
+    """`TimeRefused` unless `due_at` can be a post's time: aware, and not past (beyond `PAST_GRACE`);
+    `InThePast` carries both times, for a front end to say on its own clock (`zone`: this message's)."""
+    if due_at.tzinfo is None:
+        raise TimeRefused("the time has no time zone")
+    if due_at < now - PAST_GRACE:
+        raise InThePast(f"{format_local(due_at, zone)} is in the past (it is {format_local(now, zone)} now)",
+                        due_at, now)
 
 
 def save_posts(store: Repository, posts: Sequence[Post], run_key: str | None = None) -> list[Post]:
@@ -130,18 +161,32 @@ def save_posts(store: Repository, posts: Sequence[Post], run_key: str | None = N
     return store.add_posts(bare, run_key=run_key)
 
 
-def queue_post(store: Repository, account: str, parts: Sequence[str], due_at: datetime,
+def queue_post(store: Repository, account: str, parts: Sequence[str], when: When,
                now: datetime | None = None, source: str = "cli", media: PartsMedia = (),
                zone: tzinfo | str = timezone.utc) -> Post:
-    """Check and queue one post (or thread), with its media; returns it with its id (`zone`: as `draft_for`)."""
-    return save_posts(store, [draft(store, account, parts, due_at, now, source, media, zone)])[0]
+    """Check and queue one post (or thread), with its media, at `when`; returns it with its id (`zone`: the
+    clock a refusal shows times on). Finding a slot and queuing are one transaction, so two callers at
+    once never take the same slot."""
+    now = now or utcnow()
+    with store.transaction():
+        due = when if isinstance(when, datetime) else slot_time(store, account_named(store, account), when, now)
+        return save_posts(store, [draft(store, account, parts, due, now, source, media, zone)])[0]
+
+
+def slot_time(store: Repository, account: Account, when: NextSlot | None, now: datetime,
+              post_id: int | None = None) -> datetime:
+    """The account's next free slot after `now` (`post_id`'s own slot is free to it); with `when` None and
+    no slots, now. `NoSlots` when `NEXT_SLOT` is asked of an account without slots."""
+    if when is None and load_slots(store, account.user_id) is None:
+        return now
+    return next(free_slots(store, account.user_id, now, ignoring=post_id))
 
 
 def existing_post(store: Repository, post_id: int) -> Post:
     """The post, or `QueueError` naming the id."""
     post = store.get_post(post_id)
     if post is None:
-        raise QueueError(f"no post {post_id}")
+        raise NoSuchPost(f"no post {post_id}")
     return post
 
 
@@ -149,7 +194,7 @@ def waiting_post(store: Repository, post_id: int) -> Post:
     """A post that exists and is not being sent right now, or `QueueError`."""
     post = existing_post(store, post_id)
     if post.status == SENDING:
-        raise QueueError(f"post {post_id} is being sent right now")
+        raise WrongStatus(f"post {post_id} is being sent right now")
     return post
 
 
@@ -158,7 +203,7 @@ def cancel(store: Repository, post_id: int) -> Post:
     with store.transaction():
         post = waiting_post(store, post_id)
         if post.status != SCHEDULED:
-            raise QueueError(f"post {post_id} is already {post.status}")
+            raise WrongStatus(f"post {post_id} is already {post.status}")
         return store.update_post(post_id, status=CANCELED)
 
 
@@ -183,9 +228,9 @@ def post_now(store: Repository, post_id: int, now: datetime | None = None) -> Po
     with store.transaction():
         post = waiting_post(store, post_id)
         if post.status == FAILED:
-            raise QueueError(f"post {post_id} has failed: retry it instead")
+            raise WrongStatus(f"post {post_id} has failed: retry it instead")
         if post.status != SCHEDULED:
-            raise QueueError(f"post {post_id} is already {post.status}")
+            raise WrongStatus(f"post {post_id} is already {post.status}")
         moved = store.update_post(post_id, due_at=now, next_attempt_at=None)
         store.record_event(DUE_NOW_EVENT, post.account_id, post_id, detail=f"was due {to_iso(post.due_at)}", at=now)
     return moved
@@ -205,14 +250,14 @@ def retry(store: Repository, post_id: int, now: datetime | None = None, source: 
     with store.transaction():
         post = existing_post(store, post_id)
         if post.status != FAILED:
-            raise QueueError(f"post {post_id} is {post.status}, not failed: only a failed post can be retried")
+            raise WrongStatus(f"post {post_id} is {post.status}, not failed: only a failed post can be retried")
         if refused_as_duplicate(post):
-            raise QueueError(f"post {post_id} was refused by X as duplicate content, "
+            raise WrongStatus(f"post {post_id} was refused by X as duplicate content, "
                              "and X refuses the same text again, so it is not retried")
         if post.requeued_as is not None:
-            raise QueueError(f"post {post_id} was already queued again as post {post.requeued_as}")
+            raise WrongStatus(f"post {post_id} was already queued again as post {post.requeued_as}")
         if post.digests() - set(store.media_digests()):
-            raise QueueError(f"post {post_id}'s media were deleted (MEDIA_RETENTION_DAYS after it failed): "
+            raise MediaRefused(f"post {post_id}'s media were deleted (MEDIA_RETENTION_DAYS after it failed): "
                              "queue it again with its files")
         fresh = replace(draft(store, post.account_id, post.parts, now, now, source),
                         tweet_ids=post.tweet_ids, media=post.media)
@@ -236,27 +281,26 @@ def why_not_editable(post: Post) -> str | None:
     return None
 
 
-def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str], due_at: datetime,
-              now: datetime | None = None) -> Post:
-    """Change a scheduled post's account, parts and time, checked as `draft` checks a new post; its media stay
-    on their parts (a part that carries media cannot be dropped, and the account must be able to post media).
+def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str], when: datetime | NextSlot,
+              now: datetime | None = None, zone: tzinfo | str = timezone.utc) -> Post:
+    """Change a scheduled post's account, parts and time (`NEXT_SLOT`: the account's next free slot, the
+    post's own slot free to it), checked as `draft` checks a new post; its media stay on their parts.
 
-    Refused: a post being sent, a finished one, and a thread X already has a part of.
-    A new account drops the media ids uploaded for the old one (X ties them to their uploader).
+    Empty parts are dropped, but not one that carries media (keep its text, or cancel the post), and the
+    account must be able to post media. Refused: a post being sent, a finished one, and a thread X already
+    has a part of. A new account drops the media ids uploaded for the old one (X ties them to their uploader).
     """
     now = now or utcnow()
     with store.transaction():
         post = existing_post(store, post_id)
         refusal = why_not_editable(post)
         if refusal:
-            raise QueueError(refusal)
-        checked = draft(store, account, parts, due_at, now, post.source)
-        with_media = [n for n, part in enumerate(post.media, start=1) if part]
-        if with_media and with_media[-1] > len(checked.parts):
-            raise QueueError(f"part {with_media[-1]} carries media: keep that part, or cancel the post")
-        found = store.get_account(checked.account_id)
-        if with_media and found is not None and not can_post_media(found):
-            raise QueueError(f"{found.handle} cannot post media: reconnect it first")
+            raise WrongStatus(refusal)
+        found = account_named(store, account)
+        due = when if isinstance(when, datetime) else slot_time(store, found, when, now, post_id)
+        check_time(due, now, zone)
+        _check_media_kept(post, parts, found)
+        checked = draft_for(found, [part for part in parts if part.strip()], due, now, post.source, zone=zone)
         changes: dict = {"account_id": checked.account_id, "parts": checked.parts, "due_at": checked.due_at,
                          "next_attempt_at": None}
         if checked.account_id != post.account_id:
@@ -264,3 +308,14 @@ def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str
         edited = store.update_post(post_id, **changes)
         store.record_event(EDITED_EVENT, edited.account_id, post_id, at=now)
     return edited
+
+
+def _check_media_kept(post: Post, parts: Sequence[str], account: Account) -> None:
+    """The post's media stay on their parts: none of those parts emptied or dropped, and the account can
+    post media (`MediaRefused` if not)."""
+    with_media = [index for index, files in enumerate(post.media) if files]
+    for index in with_media:
+        if index >= len(parts) or not parts[index].strip():
+            raise MediaRefused(f"part {index + 1} carries media: keep its text, or cancel the post")
+    if with_media and not can_post_media(account):
+        raise MediaRefused(f"{account.handle} cannot post media: reconnect it first")

@@ -21,8 +21,8 @@ from datetime import datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.models import Post, to_iso, utcnow
-from bot.queue import PartsMedia, QueueError, queue_post
+from bot.models import to_iso, utcnow
+from bot.refusals import NoSlots
 from bot.store import Repository
 from bot.when import WEEKDAYS, clock_expected, local_wall_time, zone_label, zone_named
 
@@ -37,8 +37,14 @@ class SlotSpecError(ValueError):
     """The slot text cannot be read; the message points at the part that is wrong."""
 
 
-class NoSlots(QueueError):
-    """A post asks for the account's next slot, and the account has none."""
+class NextSlot:
+    """A post's time asked as "the account's next free slot" (`NEXT_SLOT`), found when it is queued."""
+
+    def __repr__(self) -> str:
+        return "NEXT_SLOT"
+
+
+NEXT_SLOT = NextSlot()
 
 
 @dataclass(frozen=True, order=True)
@@ -177,18 +183,19 @@ def clear_slots(store: Repository, account_id: str) -> None:
 
 
 def free_slots(store: Repository, account_id: str, now: datetime,
-               also_taken: Collection[datetime] = ()) -> Iterator[datetime]:
+               also_taken: Collection[datetime] = (), ignoring: int | None = None) -> Iterator[datetime]:
     """The account's slot times after `now` that no queued post of the account holds, earliest first.
 
     `also_taken` are times a caller is about to fill (a CSV being imported), so
-    one batch does not put two posts in one slot.
+    one batch does not put two posts in one slot; the post `ignoring` (one being edited)
+    holds none. `NoSlots` when the account has no slots.
     """
     schedule = load_slots(store, account_id)
     if schedule is None:
         account = store.get_account(account_id)
         handle = account.handle if account else account_id
         raise NoSlots(f"{handle} has no slots: set them with `tweetbot slots set {handle} \"mon-fri 09:00\"`")
-    taken = {post.due_at for post in store.queued_posts(account_id)} | set(also_taken)
+    taken = {post.due_at for post in store.queued_posts(account_id) if post.id != ignoring} | set(also_taken)
     return (moment for moment in schedule.times_after(now) if moment not in taken)
 
 
@@ -197,21 +204,5 @@ def next_free_slot(store: Repository, account_id: str, now: datetime) -> datetim
     return next(free_slots(store, account_id, now))
 
 
-def queue_in_next_slot(store: Repository, account: str, parts: Sequence[str],
-                       now: datetime | None = None, source: str = "cli", media: PartsMedia = ()) -> Post:
-    """Queue a post (through the queue's checks) at the account's next free slot.
-
-    Finding the slot and adding the post are one transaction, so two commands
-    run at once cannot both take the same slot.
-    """
-    now = now or utcnow()
-    with store.transaction():
-        found = store.find_account(account)
-        if found is None:
-            raise QueueError(f"no account {account}")
-        due = next_free_slot(store, found.user_id, now)
-        return queue_post(store, account, parts, due, now, source, media)
-
-
 __all__ = ["Slot", "SlotSchedule", "SlotSpecError", "NoSlots", "parse_slots", "load_slots",
-           "save_slots", "clear_slots", "free_slots", "next_free_slot", "queue_in_next_slot"]
+           "save_slots", "clear_slots", "free_slots", "next_free_slot", "NEXT_SLOT", "NextSlot"]

@@ -17,7 +17,8 @@ from bot import accounts
 from bot.models import FAILED, POSTED, SCHEDULED, SENDING, Post, utcnow
 from bot.posting.dispatcher import CLAIM_WINDOW
 from bot.posting.settling import settle_after
-from bot.schedules import parse_slots, queue_in_next_slot, save_slots
+from bot.queue import NEXT_SLOT, queue_post
+from bot.schedules import parse_slots, save_slots
 from bot.settings import load_settings
 from bot.store import Repository
 from bot.worker import Worker
@@ -271,7 +272,8 @@ def test_a_0900_berlin_slot_posts_at_0800_utc_before_the_dst_change_and_0700_aft
     rig = Rig(tmp_path, sandbox, clock=clock)
     account = rig.accounts[0]
     save_slots(rig.store, account.user_id, parse_slots("daily 09:00", tz="Europe/Berlin"))
-    post = queue_in_next_slot(rig.store, account.handle, [f"slot post queued {queued_on:%m-%d}"], now=clock())
+    post = queue_post(rig.store, account.handle, [f"slot post queued {queued_on:%m-%d}"], NEXT_SLOT,
+                      now=clock())
     assert post.due_at == due_utc
     clock.moment = due_utc - timedelta(seconds=1)
     assert rig.dispatch() == 0 and rig.at_x() == []

@@ -9,14 +9,13 @@ import pytest
 from test_queue_support import make_folder, utc
 
 from bot.models import utcnow
-from bot.queue import queue_post
+from bot.queue import NEXT_SLOT, queue_post
 from bot.schedules import (
     NoSlots,
     SlotSpecError,
     load_slots,
     next_free_slot,
     parse_slots,
-    queue_in_next_slot,
     save_slots,
 )
 from bot.store import Repository
@@ -80,10 +79,10 @@ def test_a_0900_berlin_slot_stays_at_0900_across_daylight_saving(berlin_store: R
 
 def test_the_next_free_slot_skips_slots_taken_by_queued_posts(berlin_store: Repository) -> None:
     now = utc(2026, 3, 27, 6, 0)
-    first = queue_in_next_slot(berlin_store, "@alice", ["one"], now)
-    second = queue_in_next_slot(berlin_store, "@alice", ["two"], now)
+    first = queue_post(berlin_store, "@alice", ["one"], NEXT_SLOT, now)
+    second = queue_post(berlin_store, "@alice", ["two"], NEXT_SLOT, now)
     queue_post(berlin_store, "@alice", ["exact"], utc(2026, 3, 29, 7, 0), now)  # takes Sunday's slot by hand
-    third = queue_in_next_slot(berlin_store, "@alice", ["three"], now)
+    third = queue_post(berlin_store, "@alice", ["three"], NEXT_SLOT, now)
     assert [first.due_at, second.due_at, third.due_at] == [
         utc(2026, 3, 27, 8, 0), utc(2026, 3, 28, 8, 0), utc(2026, 3, 30, 7, 0)]
     assert {p.source for p in berlin_store.queued_posts()} == {"cli"}

@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "sandbox"
-OWNERS = {"state.py", "shared.py", "people.py", "consent.py", "uploads.py", "timeline.py", "traffic.py"}
+OWNERS = {"state.py", "shared.py", "people.py", "consent.py", "upload_sessions.py", "timeline.py", "traffic.py"}
 
 
 def offences(path: Path) -> list[str]:
@@ -30,7 +30,7 @@ def offences(path: Path) -> list[str]:
 
 def test_only_the_world_and_its_parts_touch_the_lock() -> None:
     views = sorted(p for p in ROOT.glob("*.py") if p.name not in OWNERS)
-    assert {p.name for p in views} >= {"api.py", "media.py", "control.py", "oauth.py", "pages.py", "expansions.py"}
+    assert {p.name for p in views} >= {"api.py", "media_api.py", "control.py", "oauth.py", "pages.py", "expansions.py"}
     assert [line for path in views for line in offences(path)] == []
 
 

@@ -16,6 +16,7 @@ import subprocess
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -483,7 +484,8 @@ def test_retry_queues_a_failed_post_again_due_now(sandbox: SandboxControl, tmp_p
     [again] = open_store(settings).queued_posts()
     assert again.id != failed.id and again.parts == failed.parts and again.status == SCHEDULED
     assert before <= again.due_at <= utcnow() and again.source == "web"
-    assert open_store(settings).get_post(failed.id) == failed  # the failure stays in the history as it was
+    # the failure stays in the history as it was, now saying what it was queued again as
+    assert open_store(settings).get_post(failed.id) == replace(failed, requeued_as=again.id)
     page = text(browser.get("/"))
     assert f"Queued failed post {failed.id} again as post {again.id}, due now." in flashes(page)
     history_row = post_row(section(page, "history"), failed.id)

@@ -34,7 +34,7 @@ from bot import queue
 from bot.generators import FAILED_EVENT
 from bot.media_checks import ACCEPTED, MediaFile
 from bot.models import DISCONNECTED, Account, Post
-from bot.schedules import NoSlots, free_slots, load_slots, queue_in_next_slot
+from bot.schedules import NoSlots, free_slots, load_slots
 from bot.when import WhenError, parse_when
 from web.charts import charts_panel
 from web.db import now as clock_now
@@ -45,7 +45,7 @@ from web.display import (
     failure_view,
     local_time,
     media_count,
-    past_reason,
+    refusal_words,
     slots_view,
     zone_names,
 )
@@ -154,8 +154,11 @@ def compose() -> ResponseReturnValue:
         handle = found.handle if found else "this account"
         return render_dashboard(form, error=f"Not queued: {handle} has no slots: set them under Slots, "
                                             f"or give a time.", status=400)
-    except (WhenError, queue.QueueError) as exc:
+    except WhenError as exc:
         return render_dashboard(form, error=f"Not queued: {exc}.", status=400)
+    except queue.QueueError as exc:
+        return render_dashboard(form, error=f"Not queued: {refusal_words(exc, clock_now(), settings().zone)}.",
+                                status=400)
     kind = f"a thread of {len(post.parts)} parts" if len(post.parts) > 1 else "a post"
     kind += f" with {media_count(post)}" if post.media_count else ""
     slot = " (the account's next free slot)" if form.when == SLOT else ""
@@ -179,17 +182,12 @@ def kept_parts(texts: list[str], media: list[list[MediaFile]]) -> tuple[list[str
 
 
 def _queue(form: Compose, parts: list[str], media: list[list[MediaFile]]) -> Post:
-    """At the time typed, or at the account's next free slot (finding it and queuing are one transaction)."""
+    """At the time typed, now, or at the account's next free slot."""
     now = clock_now()
-    if form.when == SLOT:
-        return queue_in_next_slot(store(), form.account, parts, now, source="web", media=media)
-    if form.when == NOW:
-        return queue.queue_post(store(), form.account, parts, now, now, source="web", media=media)
-    due_at = parse_when(form.due_at, settings().zone, now)
-    past = past_reason(due_at, now, settings().zone)
-    if past:
-        raise queue.QueueError(past)  # said on the operator's clock (the queue's own words give ISO)
-    return queue.queue_post(store(), form.account, parts, due_at, now, source="web", media=media)
+    when: queue.When = (queue.NEXT_SLOT if form.when == SLOT else now if form.when == NOW
+                        else parse_when(form.due_at, settings().zone, now))
+    return queue.queue_post(store(), form.account, parts, when, now, source="web", media=media,
+                            zone=settings().zone)
 
 
 @bp.post("/posts/<int:post_id>/cancel")

@@ -35,7 +35,7 @@ from bot.models import (
     Post,
 )
 from bot.pricing import dollars, post_cost
-from bot.queue import refused_as_duplicate, why_not_editable
+from bot.queue import InThePast, QueueError, refused_as_duplicate, why_not_editable
 from bot.schedules import SlotSchedule
 from bot.settings import Settings
 from bot.store import Event
@@ -148,6 +148,14 @@ def when_text(moment: datetime | None, now: datetime, zone: ZoneInfo) -> str:
 
 
 PAST_GRACE = timedelta(seconds=60)  # as bot.queue's: "now" typed a moment ago is still now
+
+
+def refusal_words(refusal: QueueError, now: datetime, zone: ZoneInfo) -> str:
+    """What the queue refused, in the page's words: a past time on the operator's clock (`past_reason`),
+    anything else as the queue says it."""
+    if isinstance(refusal, InThePast):
+        return past_reason(refusal.due_at, now, zone) or str(refusal)
+    return str(refusal)
 
 
 def past_reason(moment: datetime, now: datetime, zone: ZoneInfo) -> str | None:

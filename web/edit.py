@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
@@ -22,7 +21,7 @@ from bot.schedules import NoSlots, load_slots
 from bot.when import WhenError, parse_when
 from web.db import now as clock_now
 from web.db import settings, store
-from web.display import clock_text, media_fields, past_reason
+from web.display import clock_text, media_fields, refusal_words
 from web.panels import back_target
 from xtext import MAX_WEIGHTED_LENGTH
 
@@ -62,16 +61,6 @@ def refused(post_id: int, reason: str, back: str) -> ResponseReturnValue:
     return redirect(back or url_for("dashboard.index"), 303)
 
 
-def free_slot_for(post_id: int, account_id: str, now: datetime) -> datetime:
-    """The account's earliest slot after `now` that no other queued post holds (this post's own slot is free
-    to it), or `NoSlots`."""
-    schedule = load_slots(store(), account_id)
-    if schedule is None:
-        raise NoSlots(account_id)
-    taken = {p.due_at for p in store().queued_posts(account_id) if p.id != post_id}
-    return next(moment for moment in schedule.times_after(now) if moment not in taken)
-
-
 @bp.get("/posts/<int:post_id>/edit")
 def edit(post_id: int) -> ResponseReturnValue:
     back = back_target(request.args.get("back"))
@@ -91,35 +80,23 @@ def save(post_id: int) -> ResponseReturnValue:
     if post is None:
         return refused(post_id, f"no post {post_id}", back)
     texts = [p.replace("\r\n", "\n") for p in request.form.getlist("part")]
-    parts = [t for t in texts if t.strip()]
     form = EditForm(account=request.form.get("account", ""), parts=texts or [""],
                     due_at=request.form.get("due_at", "").strip(),
                     when=SLOT if request.form.get("when") == SLOT else AT, back=back,
                     media=media_fields(post).get("media", ()))
     now = clock_now()
     try:
-        with store().transaction():
-            if form.when == SLOT:
-                found = store().find_account(form.account)
-                if found is None:
-                    raise queue.QueueError(f"no account {form.account}")
-                due_at = free_slot_for(post_id, found.user_id, now)
-            else:
-                due_at = parse_when(form.due_at, settings().zone, now)
-                past = past_reason(due_at, now, settings().zone)
-                if past:
-                    raise queue.QueueError(past)
-            for index, text in enumerate(texts):
-                if post.media_of(index) and not text.strip():
-                    raise queue.QueueError(f"part {index + 1} carries media: keep its text, or cancel the post")
-            edited = queue.edit_post(store(), post_id, form.account, parts, due_at, now)
+        when = queue.NEXT_SLOT if form.when == SLOT else parse_when(form.due_at, settings().zone, now)
+        edited = queue.edit_post(store(), post_id, form.account, texts, when, now, zone=settings().zone)
     except NoSlots:
         found = store().find_account(form.account)
         handle = found.handle if found else "this account"
         return render_edit(post, form, f"Not saved: {handle} has no slots: set them under Slots, or give a time.",
                            400)
-    except (WhenError, queue.QueueError) as exc:
+    except WhenError as exc:
         return render_edit(post, form, f"Not saved: {exc}.", 400)
+    except queue.QueueError as exc:
+        return render_edit(post, form, f"Not saved: {refusal_words(exc, now, settings().zone)}.", 400)
     log.info("post %s edited", post_id)
     account = store().get_account(edited.account_id)
     who = f"{account.handle}, " if account else ""

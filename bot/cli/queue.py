@@ -23,10 +23,10 @@ import click
 from bot.cli.common import settings_or_exit, store_or_exit
 from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
-from bot.media_checks import MediaError, MediaFile, read_file
+from bot.media_checks import MediaError, MediaFile, PartsMedia, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
 from bot.pricing import cost_line, dollars, post_cost, unsent_cost
-from bot.queue import PartsMedia, QueueError, cancel, control_problem, post_now, queue_post, retry
+from bot.queue import QueueError, cancel, control_problem, post_now, queue_post, retry
 from bot.schedules import (
     SlotSchedule,
     SlotSpecError,
@@ -34,7 +34,6 @@ from bot.schedules import (
     free_slots,
     load_slots,
     parse_slots,
-    queue_in_next_slot,
     save_slots,
 )
 from bot.settings import Settings
@@ -197,12 +196,8 @@ def _queue(store: Repository, settings: Settings, account: Account,
            content: tuple[Sequence[str], PartsMedia], when: str | None, now: datetime) -> Post:
     """At the time asked for; without one, at the next free slot, or now when the account has no slots."""
     parts, media = content
-    if when is not None:
-        due = parse_when(when, settings.zone, now)
-        return queue_post(store, account.user_id, parts, due, now, media=media, zone=settings.zone)
-    if load_slots(store, account.user_id) is not None:
-        return queue_in_next_slot(store, account.user_id, parts, now, media=media)
-    return queue_post(store, account.user_id, parts, now, now, media=media, zone=settings.zone)
+    due = parse_when(when, settings.zone, now) if when is not None else None
+    return queue_post(store, account.user_id, parts, due, now, media=media, zone=settings.zone)
 
 
 # -- import ---------------------------------------------------------------------------------
