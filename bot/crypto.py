@@ -6,6 +6,9 @@ without a reconnect.
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 
@@ -40,3 +43,9 @@ class TokenCipher:
     def rotate(self, sealed: str) -> str:
         """Re-encrypt with the newest key."""
         return self._fernet.rotate(sealed.encode("ascii")).decode("ascii")
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Whether `given` is the secret `expected` (a password, a bearer token), in constant time whatever the
+    lengths: both sides are hashed to the same size first."""
+    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())

@@ -37,6 +37,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
+from bot.crypto import same_secret
 from bot.store import Repository
 from web.db import now, settings, store
 from web.security import SESSION_LIFETIME
@@ -103,7 +104,7 @@ def sign_in() -> ResponseReturnValue:
     wait = take_global_try(repo, address, moment)
     if wait is not None:
         return _slowed(wait)
-    if not password_matches(request.form.get("password", ""), settings().admin_password):
+    if not same_secret(request.form.get("password", ""), settings().admin_password):
         until = record_failure(repo, address, moment)
         log.warning("failed sign-in from %s", address)
         if until is not None:
@@ -171,12 +172,6 @@ def safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc:
         return fallback
     return target
-
-
-def password_matches(given: str, expected: str) -> bool:
-    """Constant time, whatever the lengths (both sides are hashed to the same size first)."""
-    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(),
-                               hashlib.sha256(expected.encode()).digest())
 
 
 def password_tag() -> str:

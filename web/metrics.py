@@ -21,8 +21,6 @@ an Authorization header is judged by it alone: a wrong token is a 401, never the
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -34,6 +32,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from bot.crypto import same_secret
 from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING
 from bot.store import Repository, heartbeats
 from web.db import now, settings, store
@@ -120,10 +119,6 @@ def metrics_response() -> Response:
                     headers={"Cache-Control": "no-store"})
 
 
-def _token_matches(given: str, expected: str) -> bool:
-    return hmac.compare_digest(hashlib.sha256(given.encode()).digest(), hashlib.sha256(expected.encode()).digest())
-
-
 def bearer_gate() -> ResponseReturnValue | None:
     """The first gate (`web.gates`): `/metrics` with an Authorization header is answered here, by the
     token alone. Anything else goes on to the other gates (sign-in among them)."""
@@ -131,7 +126,7 @@ def bearer_gate() -> ResponseReturnValue | None:
         return None
     scheme, _, given = request.headers["Authorization"].partition(" ")
     expected = settings().metrics_token
-    if expected and scheme.lower() == "bearer" and _token_matches(given.strip(), expected):
+    if expected and scheme.lower() == "bearer" and same_secret(given.strip(), expected):
         return metrics_response()
     reason = "wrong token" if expected else "METRICS_TOKEN is not set: sign in instead"
     return Response(f"401 Unauthorized: {reason}\n", 401, content_type="text/plain; charset=utf-8",
