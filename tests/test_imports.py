@@ -323,3 +323,25 @@ def test_the_cycle_check_follows_every_spelling_and_finds_cycles() -> None:
         "cycle among app.store.backup, app.store.tiny:\n"
         "    app.store.backup:2 imports app.store.tiny\n"
         "    app.store.tiny:2 imports app.store.backup"]
+
+
+def test_the_store_contract_imports_no_store_and_refuses_nothing() -> None:
+    """`bot.store.contract` is what every store keeps: it imports neither implementation (nor TinyDB, psycopg or
+    filelock, wherever the import stands) and holds no member one store may refuse (`raise`, `NotImplemented`)."""
+    path = ROOT / "bot" / "store" / "contract.py"
+    source = path.read_text(encoding="utf-8")
+    imported = {name for _, name in imported_modules(path)}
+    implementations = ("bot.store.file", "bot.store.postgres", "tinydb", "psycopg", "filelock")
+    assert sorted(name for name in imported if name.startswith(implementations)) == []
+    assert imported >= {"bot.models", "bot.store.records"}  # the check reads this module's imports
+    assert not [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.Raise)]
+    assert "NotImplemented" not in source
+
+
+def test_importing_the_store_loads_neither_store_until_one_is_opened() -> None:
+    found = subprocess.run(
+        [sys.executable, "-P", "-c", "import sys\nimport bot.store\n"
+         "print(sorted({m.split('.')[0] for m in sys.modules} & {'tinydb', 'psycopg', 'filelock'}),"
+         " sorted(m for m in sys.modules if m.startswith(('bot.store.file', 'bot.store.postgres'))))"],
+        cwd=ROOT, capture_output=True, text=True, check=True)
+    assert found.stdout.split() == ["[]", "[]"]
