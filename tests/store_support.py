@@ -2,6 +2,7 @@
 through `open_store` exactly as the bot opens it (one contract, every store)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,20 @@ class StoreAt:
         environ = {"SECRET_KEY": "s" * 32, "ADMIN_PASSWORD": "store-test-password",
                    "TOKEN_KEY": token_key or self.key, **self.env()}
         return load_settings(dotenv_path=None, environ=environ)
+
+    def wait_until_settled(self, timeout: float = 30) -> None:
+        """Until no other session of the database is in a transaction or a statement: a killed client's
+        COMMIT, sent before it died, may still land after it died (through a pooler, a moment later), and
+        a reader must not see half of the state before it and half after. Nothing to wait for in a file."""
+        if not self.database:
+            return
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.admin_url, autocommit=True) as conn:
+            while conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND pid <> pg_backend_pid() AND backend_type = 'client backend' "
+                               "AND state <> 'idle'").fetchone()[0]:  # type: ignore[index]
+                assert time.monotonic() < deadline, f"sessions of {self.admin_url} still busy after {timeout} s"
+                time.sleep(0.01)
 
     def open(self, token_key: str | None = None) -> Repository:
         return open_store(self.settings(token_key))

@@ -209,6 +209,7 @@ def kill_at_random_instants(store_at: StoreAt, kills: int) -> None:
         writer.wait()
         if printed:
             acknowledged = int(printed[-1])
+        store_at.wait_until_settled()
         if store_at.kind == FILE and Path(store_at.location).exists():  # (no file yet: the state before)
             json.loads(Path(store_at.location).read_bytes())
         store = store_at.open()
