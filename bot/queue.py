@@ -1,10 +1,10 @@
-"""The queue's operations: every way in (the CLI, the web form, CSV imports, slots, generators, the
-HTTP API) queues, edits, cancels, sends now and retries posts through these functions, so a bad
-post is refused when it is queued, with the reason, and not at 3 a.m. by X.
+"""The queue's operations: every way in (the CLI, the web form, CSV imports, slots, generators)
+queues, edits, cancels, sends now and retries posts through these functions, so a bad post is
+refused when it is queued, with the reason, and not at 3 a.m. by X.
 
 Front ends only parse what they are given and render what comes back: the checks, the state
 changes and the refusals (`bot.refusals`: one exception per decision a caller makes) are here,
-so the command line, the web page and the API change the store the same way. An account's
+so every front end changes the store the same way. An account's
 slots are `bot.schedules`; connecting and disconnecting accounts, `bot.accounts`."""
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ def draft(store: Repository, account: str, parts: Sequence[str], due_at: datetim
 
 def account_named(store: Repository, account: str) -> Account:
     """The account of a handle ("@name" or "name") or an X user id, or `NoSuchAccount`."""
-    found = store.find_account(account) or (store.get_account(account) if account.isdigit() else None)
+    found = store.find_account(account)
     if found is None:
         raise NoSuchAccount(f"no account {account}")
     return found
@@ -150,6 +150,12 @@ def save_posts(store: Repository, posts: Sequence[Post], run_key: str | None = N
     Bytes stored just before a write that then fails are no post's: the retention job
     deletes them after its grace hour.
     """
+    return store.add_posts(with_media_kept(store, posts), run_key=run_key)
+
+
+def with_media_kept(store: Repository, posts: Sequence[Post]) -> list[Post]:
+    """Put the bytes the drafts' media carry into the store (each distinct file once), outside any
+    transaction (a video is up to 512 MB: no lock waits on it); the drafts without the bytes."""
     bare = []
     for post in posts:
         for part in post.media:
@@ -158,7 +164,7 @@ def save_posts(store: Repository, posts: Sequence[Post], run_key: str | None = N
                     store.put_media(ref.data)
         bare.append(replace(post, media=tuple(tuple(replace(ref, data=None) for ref in part)
                                               for part in post.media)))
-    return store.add_posts(bare, run_key=run_key)
+    return bare
 
 
 def queue_post(store: Repository, account: str, parts: Sequence[str], when: When,
@@ -166,11 +172,15 @@ def queue_post(store: Repository, account: str, parts: Sequence[str], when: When
                zone: tzinfo | str = timezone.utc) -> Post:
     """Check and queue one post (or thread), with its media, at `when`; returns it with its id (`zone`: the
     clock a refusal shows times on). Finding a slot and queuing are one transaction, so two callers at
-    once never take the same slot."""
+    once never take the same slot; the media's bytes are stored before it."""
     now = now or utcnow()
+    if isinstance(when, datetime):
+        return save_posts(store, [draft(store, account, parts, when, now, source, media, zone)])[0]
+    found = account_named(store, account)
+    slot_time(store, found, when, now)  # no slots is said before what is wrong with the post itself
+    [checked] = with_media_kept(store, [draft_for(found, parts, now, now, source, media, zone)])
     with store.transaction():
-        due = when if isinstance(when, datetime) else slot_time(store, account_named(store, account), when, now)
-        return save_posts(store, [draft(store, account, parts, due, now, source, media, zone)])[0]
+        return store.add_posts([replace(checked, due_at=slot_time(store, found, when, now))])[0]
 
 
 def slot_time(store: Repository, account: Account, when: NextSlot | None, now: datetime,
@@ -286,9 +296,10 @@ def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str
     """Change a scheduled post's account, parts and time (`NEXT_SLOT`: the account's next free slot, the
     post's own slot free to it), checked as `draft` checks a new post; its media stay on their parts.
 
-    Empty parts are dropped, but not one that carries media (keep its text, or cancel the post), and the
-    account must be able to post media. Refused: a post being sent, a finished one, and a thread X already
-    has a part of. A new account drops the media ids uploaded for the old one (X ties them to their uploader).
+    Empty parts are dropped, but never one that carries media nor one before it (the media would move to
+    another part), and the account must be able to post media. Refused: a post being sent, a finished
+    one, and a thread X already has a part of. A new account drops the media ids uploaded for the old
+    one (X ties them to their uploader).
     """
     now = now or utcnow()
     with store.transaction():
@@ -299,8 +310,9 @@ def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str
         found = account_named(store, account)
         due = when if isinstance(when, datetime) else slot_time(store, found, when, now, post_id)
         check_time(due, now, zone)
-        _check_media_kept(post, parts, found)
-        checked = draft_for(found, [part for part in parts if part.strip()], due, now, post.source, zone=zone)
+        checked = draft_for(found, _parts_keeping_media(post, parts), due, now, post.source, zone=zone)
+        if post.media_count and not can_post_media(found):
+            raise MediaRefused(f"{found.handle} cannot post media: reconnect it first")
         changes: dict = {"account_id": checked.account_id, "parts": checked.parts, "due_at": checked.due_at,
                          "next_attempt_at": None}
         if checked.account_id != post.account_id:
@@ -310,12 +322,17 @@ def edit_post(store: Repository, post_id: int, account: str, parts: Sequence[str
     return edited
 
 
-def _check_media_kept(post: Post, parts: Sequence[str], account: Account) -> None:
-    """The post's media stay on their parts: none of those parts emptied or dropped, and the account can
-    post media (`MediaRefused` if not)."""
+def _parts_keeping_media(post: Post, parts: Sequence[str]) -> list[str]:
+    """The parts given with text, if the post's media stay on the parts they are on: a part that carries
+    media is kept with its text, and so is every part before it (`MediaRefused` if not)."""
     with_media = [index for index, files in enumerate(post.media) if files]
     for index in with_media:
-        if index >= len(parts) or not parts[index].strip():
+        if index >= len(parts):
+            raise MediaRefused(f"part {index + 1} carries media: keep that part, or cancel the post")
+        if not parts[index].strip():
             raise MediaRefused(f"part {index + 1} carries media: keep its text, or cancel the post")
-    if with_media and not can_post_media(account):
-        raise MediaRefused(f"{account.handle} cannot post media: reconnect it first")
+    last = max(with_media, default=-1)
+    emptied = next((index for index in range(last) if not parts[index].strip()), None)
+    if emptied is not None:
+        raise MediaRefused(f"part {last + 1} carries media: keep part {emptied + 1} before it, or cancel the post")
+    return [part for part in parts if part.strip()]

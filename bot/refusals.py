@@ -1,10 +1,10 @@
 """Why the queue refuses what a person or a program asks: one exception per decision the caller makes.
 
-Every way in (the CLI, the web form, CSV imports, generators, the HTTP API) calls the same
-operations (`bot.queue`, `bot.schedules`, `bot.accounts`) and gets these, never a bare
-ValueError: the message says why for a person; `kind` names the refusal for a program
-(stable: the API's problem types are built from it); the fields carry the facts a front end
-shows in its own words (a time on the operator's clock, the post's status).
+Every way in (the CLI, the web form, CSV imports, generators) calls the same operations
+(`bot.queue`, `bot.schedules`, `bot.accounts`) and gets these, never a bare ValueError: the
+message says why for a person; `kind` names the refusal for a program (stable, so a program
+may decide by it); the fields carry the facts a front end shows in its own words (a time on
+the operator's clock).
 """
 from __future__ import annotations
 

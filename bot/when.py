@@ -123,11 +123,12 @@ def format_utc(moment: datetime | None) -> str:
     return format_local(moment, timezone.utc)
 
 
-def relative(moment: datetime | None) -> str:
-    """How far `moment` is from now, for people: "in 1 h 42 min", "3 min ago", or "never"."""
+def relative(moment: datetime | None, now: datetime | None = None) -> str:
+    """How far `moment` is from `now` (the clock's, unless given), for people: "in 1 h 42 min", "3 min ago",
+    or "never"."""
     if moment is None:
         return "never"
-    seconds = (moment - utcnow()).total_seconds()
+    seconds = (moment - (now or utcnow())).total_seconds()
     if abs(seconds) < 1:
         return "just now"  # not "in 0 s" for a refresh that happened as the line was printed
     span = spoken_span(abs(seconds))

@@ -35,7 +35,8 @@ class XError(Exception):
     """Base of every failure talking to X; `status` is the HTTP status when there was one."""
 
     #: Whether a post's request answered so counts toward MAX_ATTEMPTS: not when X asks us to wait (429,
-    #: a usage cap) or to upload its media again, so waiting or mending never uses up a post's attempts.
+    #: a usage cap), so waiting never uses up a post's attempts (nor does uploading media again: the
+    #: dispatcher's `_counted`).
     counts_as_attempt = True
 
     def __init__(self, message: str, status: int | None = None) -> None:
@@ -71,8 +72,6 @@ class XBadRequest(XError):
 
 class XMediaExpired(XBadRequest):
     """400 for media ids X does not know (expired, or lost): uploading the files again mends that."""
-
-    counts_as_attempt = False
 
 
 class XNotFound(XError):

@@ -32,7 +32,7 @@ TIMELINE = "GET /2/users/:id/tweets"
 
 
 def worker_name(worker: WorkerProcess) -> str:
-    """The name the worker's claims go by (bot.posting.this_worker)."""
+    """The name the worker's claims go by (bot.posting.dispatcher.this_worker)."""
     return f"{socket.gethostname()}:{worker.pid}"
 
 

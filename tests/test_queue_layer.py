@@ -103,6 +103,10 @@ def test_an_edit_to_the_next_slot_keeps_the_post_s_own_slot_and_checks_its_media
     assert (edited.parts, edited.due_at) == (("one again", "two"), post.due_at)  # its own slot is free to it
     refused = refusal(queue.edit_post, store, post.id, "@alice", ["one", "  "], queue.NEXT_SLOT, NOW)
     assert type(refused) is MediaRefused and str(refused) == "part 2 carries media: keep its text, or cancel the post"
+    refused = refusal(queue.edit_post, store, post.id, "@alice", ["", "two"], queue.NEXT_SLOT, NOW)
+    assert str(refused) == "part 2 carries media: keep part 1 before it, or cancel the post"  # it would move
+    refused = refusal(queue.edit_post, store, post.id, "@alice", ["one"], queue.NEXT_SLOT, NOW)
+    assert str(refused) == "part 2 carries media: keep that part, or cancel the post"
     refused = refusal(queue.edit_post, store, post.id, "@alice", ["one", "two"], NOW - timedelta(hours=3), NOW)
     assert type(refused) is InThePast
     assert store.get_post(post.id) == edited  # the refused edits changed nothing

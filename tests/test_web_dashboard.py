@@ -142,6 +142,21 @@ def test_the_pages_tell_the_time_by_the_apps_one_clock(tmp_path: Path, sandbox: 
     assert post.due_at == moment
 
 
+def test_a_token_s_expiry_is_told_by_the_apps_clock_too(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """The accounts panel's "expires in …" counts from the app's clock, as its clock line does."""
+    moments = [datetime.now(timezone.utc)]
+    app = create_app({"SETTINGS": web_settings(tmp_path, sandbox), "TESTING": True, "CLOCK": lambda: moments[-1]})
+    browser = Browser(app)
+    browser.sign_in()
+    browser.connect("sandbox_alice")
+    alice = account(app.config["TWEETBOT_SETTINGS"], "sandbox_alice")
+    assert alice.expires_at is not None
+    moments.append(alice.expires_at - timedelta(minutes=30))
+    assert "expires in 30 min" in text(browser.get("/"))
+    moments.append(alice.expires_at + timedelta(minutes=5))
+    assert "expired 5 min ago" in text(browser.get("/"))
+
+
 def test_compose_queues_a_thread_and_ignores_empty_parts(app: Flask, browser: Browser) -> None:
     browser.connect("sandbox_alice")
     alice = account(app.config["TWEETBOT_SETTINGS"], "sandbox_alice")

@@ -4,8 +4,8 @@ and the tier's warnings, the history, generators' failures, and the compose form
 Queuing goes through `bot.queue.queue_post`, the same door the CLI uses, and the time
 is read by `bot.when.parse_when` as the CLI's `--at` is (the operator's zone; a time
 the clocks skip is refused), so the web form refuses what the CLI refuses with the
-same reason; "next free slot" goes through `bot.schedules.queue_in_next_slot` as
-`tweetbot post` without `--at` does. The live counter on the page is a port of
+same reason; "next free slot" is `queue_post` with `bot.queue.NEXT_SLOT`, as `tweetbot post`
+without `--at` asks it for an account with slots. The live counter on the page is a port of
 `xtext` (`static/counter.js`) fed by `/text-rules.json`; the server's check is the
 one that counts.
 

@@ -167,7 +167,7 @@ def ago(moment: datetime | None, now: datetime) -> str:
     """"just now", "12 min ago", "never"."""
     if moment is not None and abs((now - moment).total_seconds()) < 60:
         return "just now"
-    return relative(moment)
+    return relative(moment, now)
 
 
 def expiry_text(account: Account, now: datetime, zone: ZoneInfo) -> str:
@@ -175,7 +175,7 @@ def expiry_text(account: Account, now: datetime, zone: ZoneInfo) -> str:
     if account.expires_at is None or account.status == DISCONNECTED:
         return "no token"
     verb = "expires" if account.expires_at > now else "expired"
-    return f"{verb} {relative(account.expires_at)} ({clock_text(account.expires_at, now, zone)})"
+    return f"{verb} {relative(account.expires_at, now)} ({clock_text(account.expires_at, now, zone)})"
 
 
 def refreshed_text(account: Account, now: datetime, zone: ZoneInfo) -> str:

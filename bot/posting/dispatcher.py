@@ -366,7 +366,7 @@ class Dispatcher:
                 batch.unsent[0] = closed.post
                 return None
             except (XError, AccountUnusable) as exc:
-                return self._outcome_of(batch, _counted(post, exc), index, exc)
+                return self._outcome_of(batch, _counted(post, index, exc), index, exc)
             post = self._record_part(batch, replace(post, attempts=post.attempts + 1), index, tweet_id)
             if post.status == SENDING and post.claim_token != batch.claim_token:
                 return post  # its claim was taken over (we stalled): the settler finishes it
@@ -547,8 +547,10 @@ class _ClaimClosed(Exception):
         self.post = post
 
 
-def _counted(post: Post, exc: XError | AccountUnusable) -> Post:
-    """The post with the attempt of the request that ended in `exc`, if its kind counts as one (a wait X
-    asks for, or ids to upload again, do not; an account that cannot call X sent nothing)."""
-    counts = isinstance(exc, XError) and exc.counts_as_attempt
+def _counted(post: Post, index: int, exc: XError | AccountUnusable) -> Post:
+    """The post with the attempt of the request for part `index` that ended in `exc`, if its kind counts as
+    one: a wait X asks for does not, nor media ids to upload again (but ids refused on a part that has no
+    media are a plain refusal); an account that cannot call X sent nothing."""
+    mends = isinstance(exc, XMediaExpired) and bool(post.media_of(index))
+    counts = isinstance(exc, XError) and exc.counts_as_attempt and not mends
     return replace(post, attempts=post.attempts + 1) if counts else post

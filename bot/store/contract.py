@@ -56,7 +56,8 @@ class Repository(Protocol):
     def get_account(self, user_id: str) -> Account | None:
         """The account of X user `user_id`, its tokens sealed until read; None if it is not kept."""
     def find_account(self, handle: str) -> Account | None:
-        """The account whose username is `handle` (with or without "@", any case), or None."""
+        """The account whose username is `handle` (with or without "@", any case) or whose X user id it is,
+        or None."""
     def list_accounts(self) -> list[Account]:
         """Every account kept, whatever its status."""
     def get_accounts(self, user_ids: Iterable[str]) -> list[Account]:

@@ -5,10 +5,10 @@
  * the browser will send them), an item with a preview (images and GIFs), the file's name and
  * size, and a textarea named "alt-N-I" (I counts from 1), which is how the server pairs each
  * alt text with its file (web/form_files.py). The type is read from the file's first bytes, as
- * the server reads it (bot/media.py `sniff`), not from its name. A file over its limit, a
+ * the server reads it (bot/media_checks.py `sniff`), not from its name. A file over its limit, a
  * mix X refuses, an image cut short, or a too-long alt text is flagged on its item and set as the field's custom
  * validity, so the browser will not send the form until it is put right. The limits come
- * from the form's data-* attributes, which the server writes from bot.media. The server
+ * from the form's data-* attributes, which the server writes from bot.media_checks. The server
  * checks everything again; its check is the one that counts.
  *
  * After a refusal the server lists the files it was sent with their alt texts

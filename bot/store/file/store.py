@@ -61,7 +61,6 @@ from bot.store.records import (
 )
 
 SCHEMA_VERSION = 1  # the file store's layout; its media folder needed no new version (absent: no media)
-TABLES = ("accounts", "posts", "schedules", "meta")
 _META_ID = 1
 Stamp = tuple[int, int, int]
 
