@@ -3,7 +3,6 @@ in the middle of a chunked upload, and between two parts of a thread with media.
 restart every post is at X once, with its media. Both stores."""
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +20,13 @@ from bot.xclient import SEGMENT_BYTES
 from media_support import image_bytes, video_bytes
 from sandbox_helpers import SandboxControl
 from test_worker_posting import env_for
-from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
+from worker_support import (
+    WorkerProcess,
+    connect_accounts,
+    open_test_store,
+    wait_until,
+    wait_until_x_has_finished_abandoned_calls,
+)
 
 pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
@@ -102,7 +107,7 @@ def test_sigkill_between_two_parts_of_a_thread_with_media(tmp_path: Path, sandbo
     kill_worker_once(env, tmp_path, lambda: requests_to(sandbox, TWEETS) >= 2, "part 2 in flight")
     cut = store.get_post(post.id)
     assert cut.status == "sending" and len([t for t in cut.tweet_ids if t]) == 1
-    time.sleep(5.5)  # the hanging call ends at X (stores nothing)
+    wait_until_x_has_finished_abandoned_calls(sandbox)  # the hanging call ends at X (stores nothing)
     finish_with_a_new_worker(env, tmp_path, store, post)
     assert media_at_x(sandbox, post, store) == [["picture 1"], ["picture 2"], ["picture 3"]]
     done = store.get_post(post.id)

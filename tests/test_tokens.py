@@ -31,6 +31,7 @@ from worker_support import (
     open_test_store,
     stored_refreshes,
     wait_until,
+    wait_until_x_has_finished_abandoned_calls,
     webhook_receiver,
 )
 
@@ -122,7 +123,7 @@ def test_sigkill_during_refreshes_loses_nothing_but_the_unavoidable_window(
         worker.wait_started()
         time.sleep(rng.uniform(0.0, 0.6))
         worker.kill()
-        time.sleep(0.2)  # a request the worker sent before dying still completes at X: let it
+        wait_until_x_has_finished_abandoned_calls(sandbox)  # a refresh the worker sent before dying still lands
         json.loads(Path(env["STORE_PATH"]).read_bytes())  # the store parses
         for account in connected:
             at_x = chain_of(sandbox, account.user_id)

@@ -18,6 +18,7 @@ from bot.models import ACTIVE
 
 from sandbox_helpers import SandboxControl, drive_consent
 from web_support import HttpBrowser, account, gunicorn, web_env
+from worker_support import read_by_server, wait_until
 
 pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
@@ -67,7 +68,7 @@ def test_four_slow_clients_do_not_stall_the_web_app(tmp_path: Path, sandbox: San
             client.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and never the rest
             slow.append(client)
         try:
-            time.sleep(1.0)  # the workers have taken them up
+            wait_until(lambda: read_by_server(server.url, slow), 10, "the workers to take them up")
             took = []
             for _ in range(6):  # fresh connections, so both workers answer some
                 started = time.monotonic()

@@ -13,7 +13,13 @@ from bot.models import POSTED, Post, utcnow
 
 from conftest import tweetbot_env
 from sandbox_helpers import SandboxControl
-from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
+from worker_support import (
+    WorkerProcess,
+    connect_accounts,
+    open_test_store,
+    wait_until,
+    wait_until_x_has_finished_abandoned_calls,
+)
 
 pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
@@ -84,14 +90,18 @@ def test_sigterm_during_a_post_settles_it_and_nothing_goes_out_twice(
     finally:
         worker.stop_quietly()
     assert store.get_post(post.id).status == POSTED
+    # A later post of the account, due now: the new worker sends it only with or after every earlier
+    # post of the account it would send (or settle), so once it is out a second copy would be at X.
+    (later,) = store.add_posts([Post(id=0, account_id=account.user_id, parts=("due after the restart",),
+                                     due_at=utcnow())])
     again = WorkerProcess(env, tmp_path, name="again")
     try:
         again.wait_started()
-        time.sleep(2)  # two dispatch rounds: nothing is left to send
+        wait_until(lambda: store.get_post(later.id).status == POSTED, 30, "the later post to go out")
         assert again.terminate() == 0
     finally:
         again.stop_quietly()
-    assert posted_texts(sandbox) == Counter({("term_1", "in flight at SIGTERM"): 1})
+    assert posted_texts(sandbox) == Counter({("term_1", "in flight at SIGTERM"): 1, ("term_1", "due after the restart"): 1})
 
 
 def test_a_thread_cut_by_sigkill_after_part_3_resumes_with_part_4_replying_to_part_3(
@@ -113,7 +123,7 @@ def test_a_thread_cut_by_sigkill_after_part_3_resumes_with_part_4_replying_to_pa
     cut = store.get_post(post.id)
     assert cut.status == "sending" and len([t for t in cut.tweet_ids if t]) == 3
     first_three = cut.tweet_ids[:3]
-    time.sleep(5.5)  # the hanging call ends at X (stores nothing)
+    wait_until_x_has_finished_abandoned_calls(sandbox)  # the hanging call ends at X (stores nothing)
     again = WorkerProcess(env, tmp_path, name="again")
     try:
         wait_until(lambda: store.get_post(post.id).status == POSTED, 60, "the thread to finish")

@@ -1,18 +1,23 @@
-"""Helpers for tests that run real worker processes against the real sandbox."""
+"""Helpers for tests that run real worker processes against the real sandbox, and the kernel's
+view of their TCP connections (what a server has read, what it has still to answer)."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bot import accounts
 from bot.models import Account, utcnow
@@ -152,3 +157,98 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
         yield receiver
     finally:
         receiver.close()
+
+
+# --- TCP connections, as the kernel lists them (Linux) ----------------------------------
+
+TCP_TABLES = (Path("/proc/net/tcp"), Path("/proc/net/tcp6"))
+# The tables' `st` codes (the kernel's include/net/tcp_states.h).
+ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE_WAIT = 1, 4, 5, 8
+
+Endpoint = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class TcpSocket:
+    """One end of a TCP connection: on loopback the table lists both ends."""
+
+    local: Endpoint
+    remote: Endpoint
+    state: int
+    unacked: int  # bytes (and a FIN) this end sent that the other end has not acknowledged
+    unread: int  # bytes that reached this end and its process has not read
+
+
+def tcp_sockets() -> list[TcpSocket]:
+    """Every TCP socket of this machine's network namespace."""
+    found = []
+    for table in TCP_TABLES:
+        if not table.exists():  # no IPv6
+            continue
+        for line in table.read_text().splitlines()[1:]:
+            fields = line.split()
+            unacked, unread = fields[4].split(":")
+            found.append(TcpSocket(_endpoint(fields[1]), _endpoint(fields[2]), int(fields[3], 16),
+                                   int(unacked, 16), int(unread, 16)))
+    return found
+
+
+def _endpoint(field: str) -> Endpoint:
+    """A table's `address:port`, e.g. `0100007F:1F90` is ("127.0.0.1", 8080): the address is in 32-bit
+    words of the host's byte order, the port in hex."""
+    address, port = field.split(":")
+    raw = bytes.fromhex(address)
+    words = [raw[i:i + 4] for i in range(0, len(raw), 4)]
+    ip = ipaddress.ip_address(b"".join(word[::-1] if sys.byteorder == "little" else word for word in words))
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return str(ip), int(port, 16)
+
+
+def server_endpoint(url: str) -> Endpoint:
+    """Where a server at `url` (http://host:port) listens."""
+    parts = urlsplit(url)
+    return socket.gethostbyname(parts.hostname or ""), parts.port or 80
+
+
+def hung_up_unfinished(url: str) -> list[TcpSocket]:
+    """Connections to the server at `url` that their client has closed and the server has not.
+
+    A client's end is in FIN_WAIT from the moment it closes (a killed process's ends close
+    before it can be reaped), until the server closes its own; the server's end waits in
+    CLOSE_WAIT even if the client's is dropped first. The sandbox closes a connection only
+    once it has answered everything sent on it.
+    """
+    server = server_endpoint(url)
+    return [end for end in tcp_sockets()
+            if (end.remote == server and end.state in (FIN_WAIT1, FIN_WAIT2))
+            or (end.local == server and end.state == CLOSE_WAIT)]
+
+
+def wait_until_x_has_finished_abandoned_calls(sandbox: SandboxControl, timeout: float = 30) -> None:
+    """Wait until X has answered every request sent on a connection its client has closed since: a
+    killed worker's, a call given up on. After that none of them can still land at X.
+
+    The kernel lists its table a page at a time, so a row can be missed while others come and go:
+    the table must show none twice in a row.
+    """
+    clear_readings = 0
+
+    def clear_twice() -> bool:
+        nonlocal clear_readings
+        clear_readings = clear_readings + 1 if not hung_up_unfinished(sandbox.url) else 0
+        return clear_readings >= 2
+
+    wait_until(clear_twice, timeout, "X to finish the calls of clients that hung up", every=0.02)
+
+
+def read_by_server(url: str, clients: list[socket.socket]) -> bool:
+    """Whether the server at `url` has accepted each client's connection and read every byte it sent."""
+    server = server_endpoint(url)
+    ends = {(end.local, end.remote): end for end in tcp_sockets() if end.state == ESTABLISHED}
+    for client in clients:
+        mine: Endpoint = client.getsockname()[:2]
+        sent, received = ends.get((mine, server)), ends.get((server, mine))
+        if sent is None or received is None or sent.unacked or received.unread:
+            return False
+    return True
