@@ -13,6 +13,7 @@ import pytest
 import requests
 from flask import request
 
+from bot.api_keys import SCOPES, create_key
 from bot.models import POSTED, Post, utcnow
 from web import auth
 
@@ -74,6 +75,16 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
     browser.post(f"/posts/{post_id}/edit", {"account": alice.user_id, "part": "edited", "due_at": due, "when": "at"})
     browser.get(f"/posts/{post_id}/cancel")  # the question, before the POST
     browser.get("/metrics")
+    api_key = create_key(repo, "every page", SCOPES, utcnow())[1]
+    secrets["API key"] = api_key
+    for method, path, body in (
+            ("GET", "/api/v1/openapi.json", None), ("GET", "/api/v1/accounts", None),
+            ("POST", "/api/v1/posts", {"account": alice.user_id, "text": "by the API", "at": "now"}),
+            ("GET", "/api/v1/posts", None), ("GET", f"/api/v1/posts/{post_id}", None),
+            ("POST", f"/api/v1/posts/{post_id}/post-now", None), ("POST", f"/api/v1/posts/{post_id}/retry", None),
+            ("DELETE", f"/api/v1/posts/{post_id}", None)):
+        answer = browser.client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {api_key}"})
+        browser.pages.append(answer.get_data(as_text=True))
     browser.post(f"/posts/{post_id}/now")
     browser.post(f"/posts/{post_id}/retry")  # refused: not failed
     browser.post(f"/posts/{post_id}/cancel")

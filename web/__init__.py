@@ -23,6 +23,7 @@ from bot.logs import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
 from bot.store import UNUSABLE, SchemaBehind, open_store
 from web import (
+    api,
     auth,
     calendar,
     confirm,
@@ -59,6 +60,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.register_error_handler(error, health.unusable_error)
     app.register_error_handler(RequestEntityTooLarge, gates.too_large)
     security.init_app(app, settings)  # its CSRF check reads the form: after the gates, so the size limit is set
+    app.register_blueprint(api.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(connect.bp)
     app.register_blueprint(dashboard.bp)

@@ -39,6 +39,7 @@ from flask.typing import ResponseReturnValue
 
 from bot.crypto import same_secret
 from bot.store import Repository
+from web import api
 from web.db import now, settings, store
 from web.security import SESSION_LIFETIME
 
@@ -84,7 +85,8 @@ def require_sign_in() -> ResponseReturnValue | None:
     to the sign-in page."""
     if "signed_in" in session and not signed_in():
         session.clear()  # the answer replaces the cookie
-    if request.endpoint in PUBLIC_ENDPOINTS or session.get("signed_in") is True:
+    # The API (`web.api`) is a program with a key, never a session: its key alone judges it.
+    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint == api.bp.name or session.get("signed_in") is True:
         return None
     target = request.full_path if request.method == "GET" and request.endpoint else None
     return redirect(url_for("auth.sign_in", next=target), 303)

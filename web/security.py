@@ -32,6 +32,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from bot.settings import Settings
+from web import api
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -106,7 +107,7 @@ def init_app(app: Flask, settings: Settings) -> None:
         SESSION_REFRESH_EACH_REQUEST=False,
         WTF_CSRF_TIME_LIMIT=None,  # a token lives as long as the session, not an hour
     )
-    CSRFProtect(app)
+    CSRFProtect(app).exempt(api.bp)  # the API takes no session cookie: a browser sends no key in a header
     app.register_error_handler(CSRFError, _csrf_refused)
     policy = content_security_policy(settings.authorize_url)
     https_site = settings.public_url.startswith("https://")

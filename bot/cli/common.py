@@ -38,3 +38,9 @@ def store_or_exit(settings: Settings) -> Repository:
     except UNUSABLE as exc:
         stop_unusable(exc)
     return store
+
+
+def fail(reason: str) -> NoReturn:
+    """Refuse: the reason on stderr, exit 1."""
+    click.secho(f"tweetbot: {reason}", fg="red", err=True)
+    sys.exit(1)

@@ -16,11 +16,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from bot.cli.common import settings_or_exit, store_or_exit
+from bot.cli.common import fail, settings_or_exit, store_or_exit
 from bot.importer import ImportRefused, import_csv
 from bot.limits import queue_warnings
 from bot.media_checks import MediaError, MediaFile, PartsMedia, read_file
@@ -50,12 +49,6 @@ RELATIVE_WITHIN = timedelta(hours=48)
 
 
 # -- shared helpers ------------------------------------------------------------------------
-
-
-def fail(reason: str) -> NoReturn:
-    """Refuse: the reason on stderr, exit 1."""
-    click.secho(f"tweetbot: {reason}", fg="red", err=True)
-    sys.exit(1)
 
 
 def open_queue() -> tuple[Settings, Repository]:

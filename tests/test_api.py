@@ -1,0 +1,182 @@
+"""`/api/v1` (issue 21, its first part): API keys and the posts' endpoints, through real HTTP on gunicorn
+(two workers, as the Procfile runs it), on both stores. Every answer is checked against the OpenAPI
+document the app serves, with `jsonschema` (OpenAPI 3.1's schemas are JSON Schema 2020-12)."""
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from jsonschema import Draft202012Validator
+
+from bot.api_keys import create_key, list_keys, revoke_key
+from bot.models import FAILED, POSTED, Account, Post, utcnow
+from bot.settings import load_settings
+from bot.store import Repository, open_store
+
+from conftest import TWEETBOT, SandboxControl
+from web_support import WebServer, gunicorn, web_env
+
+pytestmark = pytest.mark.slow  # real gunicorn processes
+
+
+@pytest.fixture
+def server(tmp_path: Path, sandbox: SandboxControl, store_env: dict[str, str]) -> Iterator[WebServer]:
+    with gunicorn(tmp_path, sandbox, env={**web_env(tmp_path, sandbox), **store_env}) as running:
+        yield running
+
+
+@pytest.fixture
+def store(server: WebServer) -> Iterator[Repository]:
+    repo = open_store(server.settings)
+    repo.save_account(Account(user_id="101", username="alice", access_token="a", refresh_token="r",
+                              expires_at=utcnow() + timedelta(hours=2), scopes=("tweet.write",)))
+    yield repo
+    repo.close()
+
+
+class Api:
+    """Requests with one key, each answer checked against the served OpenAPI document."""
+
+    def __init__(self, server: WebServer, key: str | None) -> None:
+        self.base, self.key = server.url, key
+        self.spec = requests.get(server.url + "/api/v1/openapi.json", timeout=10).json()
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
+        answer = requests.request(method, f"{self.base}/api/v1{path}", headers=headers, timeout=10,
+                                  allow_redirects=False, **kwargs)
+        self.conforms(method, path, answer)
+        return answer
+
+    def conforms(self, method: str, path: str, answer: requests.Response) -> None:
+        """The answer's status is one the document lists for the operation, its body fits that schema."""
+        template = next(t for t in self.spec["paths"] if _matches(t, path.split("?")[0]))
+        listed = self.spec["paths"][template][method.lower()]["responses"]
+        assert str(answer.status_code) in listed, (method, path, answer.status_code, answer.text)
+        [(media, content)] = listed[str(answer.status_code)]["content"].items()
+        assert answer.headers["Content-Type"].split(";")[0] == media
+        schema = {**content["schema"], "components": self.spec["components"]}
+        errors = sorted(Draft202012Validator(schema).iter_errors(answer.json()), key=str)
+        assert not errors, (method, path, [e.message for e in errors])
+
+
+def _matches(template: str, path: str) -> bool:
+    ours, theirs = template.split("/"), ("/api/v1" + path).split("/")
+    return len(ours) == len(theirs) and all(a == b or a.startswith("{") for a, b in zip(ours, theirs, strict=True))
+
+
+def key_for(store: Repository, *scopes: str) -> str:
+    return create_key(store, "test", scopes, utcnow())[1]
+
+
+def tomorrow() -> str:
+    return (datetime.now(timezone.utc) + timedelta(days=1)).replace(microsecond=0).isoformat()
+
+
+def test_a_program_queues_a_post_and_reads_it_back(server: WebServer, store: Repository) -> None:
+    api = Api(server, key_for(store, "posts:write", "posts:read"))
+    answer = api.call("POST", "/posts", json={"account": "@alice", "text": "from CI", "at": tomorrow()})
+    assert answer.status_code == 201, answer.text
+    made = answer.json()
+    [kept] = store.queued_posts()
+    assert (made["id"], made["status"], made["handle"], made["source"]) == (kept.id, "scheduled", "@alice", "api")
+    assert kept.parts == ("from CI",) and made["due_at"] == kept.due_at.isoformat(timespec="microseconds")
+    assert api.call("GET", f"/posts/{kept.id}").json() == made
+    thread = api.call("POST", "/posts", json={"account": "101", "parts": [{"text": "one"}, {"text": "two"}],
+                                              "at": "now"}).json()
+    assert [part["text"] for part in thread["parts"]] == ["one", "two"]
+    listed = api.call("GET", "/posts?status=queued&limit=1").json()
+    assert [p["id"] for p in listed["posts"]] == [thread["id"]] and listed["next_cursor"] == "1"
+    rest = api.call("GET", "/posts?status=queued&limit=1&cursor=1").json()
+    assert [p["id"] for p in rest["posts"]] == [made["id"]] and rest["next_cursor"] is None
+
+
+def test_refusals_are_problems_with_the_queue_s_own_words_and_a_stable_type(server: WebServer,
+                                                                           store: Repository) -> None:
+    api = Api(server, key_for(store, "posts:write", "posts:read"))
+    cases = {
+        "text": ({"account": "@alice", "text": "x" * 281, "at": tomorrow()}, 422, "the post is too long"),
+        "no-such-account": ({"account": "@nobody", "text": "hi", "at": tomorrow()}, 422, "no account @nobody"),
+        "in-the-past": ({"account": "@alice", "text": "hi", "at": "2020-01-01T09:00:00+00:00"}, 422, "in the past"),
+    }
+    for kind, (body, status, words) in cases.items():
+        answer = api.call("POST", "/posts", json=body)
+        problem = answer.json()
+        assert (answer.status_code, problem["type"], problem["status"]) == (
+            status, f"/api/v1/problems/{kind}", status), problem
+        assert words in problem["detail"], problem
+    assert api.call("POST", "/posts", data="not json").status_code == 400
+    assert api.call("GET", "/posts/999").json()["type"] == "/api/v1/problems/no-such-post"
+    posted = store.add_posts([Post(id=0, account_id="101", parts=("out",), due_at=utcnow(), status=POSTED)])[0]
+    refused = api.call("DELETE", f"/posts/{posted.id}")
+    assert (refused.status_code, refused.json()["type"]) == (409, "/api/v1/problems/wrong-status")
+    assert store.queued_posts() == []
+
+
+def test_cancel_post_now_and_retry_change_the_store_as_the_cli_does(server: WebServer, store: Repository) -> None:
+    api = Api(server, key_for(store, "posts:write"))
+    later = api.call("POST", "/posts", json={"account": "@alice", "text": "later", "at": tomorrow()}).json()
+    moved = api.call("POST", f"/posts/{later['id']}/post-now").json()
+    assert moved["due_at"] < later["due_at"] and moved["status"] == "scheduled"
+    assert api.call("DELETE", f"/posts/{later['id']}").json()["status"] == "canceled"
+    failed = store.add_posts([Post(id=0, account_id="101", parts=("again",), due_at=utcnow(), status=FAILED,
+                                   last_error="X refused it (403): Forbidden")])[0]
+    again = api.call("POST", f"/posts/{failed.id}/retry")
+    assert again.status_code == 201 and again.json()["parts"][0]["text"] == "again"
+    assert store.get_post(failed.id).requeued_as == again.json()["id"]  # type: ignore[union-attr]
+    twice = api.call("POST", f"/posts/{failed.id}/retry").json()
+    assert twice["type"] == "/api/v1/problems/wrong-status" and "already queued again" in twice["detail"]
+
+
+def test_keys_and_scopes_decide_and_a_revoked_key_is_refused_by_every_worker_at_once(
+        server: WebServer, store: Repository) -> None:
+    reader = key_for(store, "posts:read", "accounts:read")
+    assert Api(server, None).call("GET", "/posts").status_code == 401
+    assert Api(server, "tb_000000000000_" + "x" * 43).call("GET", "/posts").status_code == 401
+    refused = Api(server, reader).call("POST", "/posts", json={"account": "@alice", "text": "no"})
+    assert (refused.status_code, refused.json()["type"]) == (403, "/api/v1/problems/forbidden")
+    accounts = Api(server, reader).call("GET", "/accounts").json()["accounts"]
+    assert [(a["id"], a["handle"], a["status"]) for a in accounts] == [("101", "@alice", "active")]
+    assert all(Api(server, reader).call("GET", "/posts").status_code == 200 for _ in range(6))
+    revoke_key(store, reader, utcnow())
+    assert [Api(server, reader).call("GET", "/posts").status_code for _ in range(6)] == [401] * 6  # both workers
+    assert store.queued_posts() == []
+
+
+def test_the_api_needs_no_session_and_no_csrf_token_and_the_pages_still_do(server: WebServer,
+                                                                           store: Repository) -> None:
+    key = key_for(store, "posts:write")
+    answer = requests.post(server.url + "/api/v1/posts", json={"account": "@alice", "text": "hi", "at": tomorrow()},
+                           headers={"Authorization": f"Bearer {key}"}, timeout=10, allow_redirects=False)
+    assert answer.status_code == 201 and "Set-Cookie" not in answer.headers
+    page = requests.post(server.url + "/posts", data={"account": "101", "part": "hi"}, timeout=10,
+                         headers={"Authorization": f"Bearer {key}"}, allow_redirects=False)
+    assert page.status_code == 303 and "/signin" in page.headers["Location"]  # a key opens no page
+
+
+def test_tweetbot_keys_prints_a_key_once_and_the_store_keeps_only_its_hash(tmp_path: Path,
+                                                                           sandbox: SandboxControl) -> None:
+    env = web_env(tmp_path, sandbox)
+    made = subprocess.run([TWEETBOT, "keys", "create", "--name", "ci", "--scope", "posts:write"], env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    whole = made.stdout.strip()
+    key_id, secret = whole.split("_")[1], whole.split("_", 2)[2]
+    assert "Shown this once" in made.stderr
+    folder = load_settings(None, env).store_path.parent
+    store_bytes = b"".join(p.read_bytes() for p in folder.rglob("*") if p.is_file())
+    assert key_id.encode() in store_bytes and secret.encode() not in store_bytes
+    listed = subprocess.run([TWEETBOT, "keys", "list"], env=env, capture_output=True, text=True, timeout=60)
+    assert f"tb_{key_id}_" in listed.stdout and secret not in listed.stdout and "live" in listed.stdout
+    gone = subprocess.run([TWEETBOT, "keys", "revoke", key_id], env=env, capture_output=True, text=True, timeout=60)
+    assert gone.returncode == 0 and f"Revoked key {key_id} (ci)" in gone.stdout
+    store = open_store(load_settings(None, env))
+    assert [key.revoked_at is not None for key in list_keys(store)] == [True]
+    unknown = subprocess.run([TWEETBOT, "keys", "revoke", "nope"], env=env, capture_output=True, text=True,
+                             timeout=60)
+    assert unknown.returncode == 1 and unknown.stderr.strip() == "tweetbot: no key nope"

@@ -1,0 +1,243 @@
+"""`/api/v1`: the bot as a part other programs drive, in JSON, with an API key (`bot.api_keys`).
+
+It calls the queue's one layer (`bot.queue`) as the CLI and the web form do, so it refuses
+what they refuse, with the same words; each refusal is an RFC 9457 problem
+(`application/problem+json`) whose `type` names the refusal's kind, stable for programs.
+A request shows its key as `Authorization: Bearer tb_…`; it carries no session cookie, so
+the sign-in gate passes it by and there is no CSRF surface (`web.security` exempts it).
+The document every answer conforms to is `web.api_spec`, served at `/api/v1/openapi.json`.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, Response, g, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from bot import queue
+from bot.api_keys import ApiKey, authenticate
+from bot.models import Account, Post, to_iso
+from bot.refusals import NoSuchAccount, NoSuchPost, QueueError, WrongStatus
+from web.api_spec import PROBLEM_BASE, SPEC
+from web.db import now, settings, store
+
+log = logging.getLogger("tweetbot.web.api")
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+PAGE_LIMIT = 200  # the most posts one GET /posts answers with
+STATUSES = {"queued", "finished", "failed"}
+#: The HTTP status of each refusal: the post or account named in the path is not there (404), the post is
+#: not in a state that allows it (409), anything else the request asked is refused (422).
+STATUS_OF: dict[type[QueueError], int] = {NoSuchPost: 404, WrongStatus: 409}
+
+View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
+
+
+# -- answers ---------------------------------------------------------------------------------------
+
+def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> Response:
+    """An RFC 9457 problem: `type` names the refusal (`/api/v1/problems/<kind>`), `detail` says it for a person."""
+    answer = jsonify({"type": f"{PROBLEM_BASE}{kind}", "title": title, "status": status, "detail": detail,
+                      **extra})
+    answer.status_code = status
+    answer.mimetype = "application/problem+json"
+    return answer
+
+
+def refused(refusal: QueueError) -> Response:
+    """What the queue refused, as a problem with its kind and its words."""
+    status = next((code for kind, code in STATUS_OF.items() if isinstance(refusal, kind)), 422)
+    return problem(status, refusal.kind, "Refused", str(refusal))
+
+
+def post_json(post: Post, account: Account | None) -> dict[str, Any]:
+    """A post as every answer shows it (the `Post` schema of `web.api_spec`)."""
+    username = account.username if account else None
+    parts = []
+    for index, text in enumerate(post.parts):
+        tweet_id = post.tweet_ids[index] if post.at_x(index) else None
+        parts.append({"text": text, "tweet_id": tweet_id,
+                      "url": settings().post_url(tweet_id, username) if tweet_id else None,
+                      "media": [{"id": ref.digest, "type": ref.kind, "alt": ref.alt} for ref in post.media_of(index)]})
+    return {"id": post.id, "account": post.account_id, "handle": account.handle if account else None,
+            "status": post.status, "due_at": to_iso(post.due_at), "parts": parts, "source": post.source,
+            "attempts": post.attempts, "error": post.last_error, "failure_kind": post.failure_kind,
+            "requeued_as": post.requeued_as, "created_at": to_iso(post.created_at),
+            "posted_at": to_iso(post.posted_at)}
+
+
+def one_post(post: Post, status: int = 200) -> Response:
+    answer = jsonify(post_json(post, store().get_account(post.account_id)))
+    answer.status_code = status
+    return answer
+
+
+# -- keys and scopes --------------------------------------------------------------------------------
+
+def needs(scope: str) -> Callable[[View], View]:
+    """The view answers only a live key with `scope`: 401 without a key it knows, 403 without the scope."""
+    def decorate(view: View) -> View:
+        @functools.wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+            key = authenticate(store(), presented) if scheme.lower() == "bearer" else None
+            if key is None:
+                answer = problem(401, "unauthorized", "Unauthorized", "no live API key: send "
+                                 "`Authorization: Bearer tb_…` (tweetbot keys create)")
+                answer.headers["WWW-Authenticate"] = 'Bearer realm="tweetbot"'
+                return answer
+            if not key.allows(scope):
+                return problem(403, "forbidden", "Forbidden", f"the key {key.id} has no {scope} scope")
+            g.api_key = key
+            return view(*args, **kwargs)
+        return cast(View, guarded)
+    return decorate
+
+
+def current_key() -> ApiKey:
+    return cast(ApiKey, g.api_key)
+
+
+# -- the document ---------------------------------------------------------------------------------
+
+@bp.get("/openapi.json")
+def openapi() -> ResponseReturnValue:
+    """The OpenAPI 3.1 document of this API (public, like any API's reference)."""
+    return jsonify(SPEC)
+
+
+# -- posts --------------------------------------------------------------------------------------
+
+@bp.post("/posts")
+@needs("posts:write")
+def create_post() -> ResponseReturnValue:
+    """Queue a post or a thread: at a time, `now`, or (no `at`) the account's next free slot, else now."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return problem(400, "malformed", "Malformed", "the body must be a JSON object")
+    try:
+        account, parts, when = _post_request(body)
+        post = queue.queue_post(store(), account, parts, when, now(), source="api", zone=settings().zone)
+    except QueueError as refusal:
+        return refused(refusal)
+    log.info("api: key %s queued post %s", current_key().id, post.id)
+    return one_post(post, 201)
+
+
+def _post_request(body: dict[str, Any]) -> tuple[str, list[str], queue.When]:
+    """The account, parts and time a POST /posts body asks for, or `QueueError` saying what is wrong."""
+    account = body.get("account")
+    if not isinstance(account, str) or not account.strip():
+        raise NoSuchAccount("give the account: its @handle or its X user id")
+    if ("text" in body) == ("parts" in body):
+        raise QueueError("give either `text` or `parts` (one of them)")
+    raw_parts = [body["text"]] if "text" in body else body["parts"]
+    if not isinstance(raw_parts, list) or not raw_parts:
+        raise QueueError("`parts` must be a list of parts, each {\"text\": …}")
+    parts = [part if isinstance(part, str) else part.get("text") if isinstance(part, dict) else None
+             for part in raw_parts]
+    if not all(isinstance(part, str) for part in parts):
+        raise QueueError("every part needs a `text`")
+    return account.strip(), cast(list[str], parts), _when(body.get("at"))
+
+
+def _when(at: Any) -> queue.When:
+    """`at`: absent (the account's next free slot, else now), "now", or ISO 8601 with an offset."""
+    if at is None:
+        return None
+    if at == "now":
+        return now()
+    try:
+        moment = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise QueueError('`at` must be "now" or a time in ISO 8601 with its offset (2026-12-01T09:00:00+01:00)')
+    return moment
+
+
+@bp.get("/posts")
+@needs("posts:read")
+def list_posts() -> ResponseReturnValue:
+    """Queued posts (earliest due first) or finished ones (most recent first), `limit` at a time from `cursor`."""
+    status = request.args.get("status", "queued")
+    if status not in STATUSES:
+        return problem(422, "bad-parameter", "Refused", f"status must be one of {', '.join(sorted(STATUSES))}")
+    try:
+        limit = min(max(int(request.args.get("limit", 50)), 1), PAGE_LIMIT)
+        start = int(request.args.get("cursor", 0))
+    except ValueError:
+        return problem(422, "bad-parameter", "Refused", "limit and cursor must be whole numbers")
+    found = _posts(status, request.args.get("account"), start + limit + 1)
+    if isinstance(found, Response):
+        return found
+    page = found[start:start + limit]
+    accounts = {a.user_id: a for a in store().list_accounts()}
+    more = len(found) > start + limit
+    return jsonify({"posts": [post_json(post, accounts.get(post.account_id)) for post in page],
+                    "next_cursor": str(start + limit) if more else None})
+
+
+def _posts(status: str, account: str | None, enough: int) -> list[Post] | Response:
+    account_id = None
+    if account:
+        try:
+            account_id = queue.account_named(store(), account).user_id
+        except QueueError as refusal:
+            return refused(refusal)
+    if status == "queued":
+        return store().queued_posts(account_id)
+    finished = store().history(limit=enough if status == "finished" else 10**9, account_id=account_id)
+    return finished if status == "finished" else [post for post in finished if post.status == "failed"]
+
+
+@bp.get("/posts/<int:post_id>")
+@needs("posts:read")
+def get_post(post_id: int) -> ResponseReturnValue:
+    post = store().get_post(post_id)
+    return one_post(post) if post is not None else refused(NoSuchPost(f"no post {post_id}"))
+
+
+@bp.delete("/posts/<int:post_id>")
+@needs("posts:write")
+def cancel_post(post_id: int) -> ResponseReturnValue:
+    """Cancel a post that has not started going out."""
+    return _acting(lambda: queue.cancel(store(), post_id), "canceled")
+
+
+@bp.post("/posts/<int:post_id>/post-now")
+@needs("posts:write")
+def post_now(post_id: int) -> ResponseReturnValue:
+    """Make a scheduled post due now: the worker sends it on its next round."""
+    return _acting(lambda: queue.post_now(store(), post_id, now()), "made due now")
+
+
+@bp.post("/posts/<int:post_id>/retry")
+@needs("posts:write")
+def retry(post_id: int) -> ResponseReturnValue:
+    """Queue a failed post again, due now, as a new post (the answer is the new post)."""
+    return _acting(lambda: queue.retry(store(), post_id, now(), source="api"), "queued again", 201)
+
+
+def _acting(act: Callable[[], Post], done: str, status: int = 200) -> ResponseReturnValue:
+    try:
+        post = act()
+    except QueueError as refusal:
+        return refused(refusal)
+    log.info("api: key %s: post %s %s", current_key().id, post.id, done)
+    return one_post(post, status)
+
+
+# -- accounts -----------------------------------------------------------------------------------
+
+@bp.get("/accounts")
+@needs("accounts:read")
+def list_accounts() -> ResponseReturnValue:
+    """Every connected account: id, handle, status, when its token expires."""
+    return jsonify({"accounts": [{"id": a.user_id, "handle": a.handle, "status": a.status,
+                                  "expires_at": to_iso(a.expires_at), "scopes": list(a.scopes)}
+                                 for a in store().list_accounts()]})

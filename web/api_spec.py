@@ -1,0 +1,141 @@
+"""The OpenAPI 3.1 document of `/api/v1` (`web.api`): every answer conforms to it (the tests check each
+one against these schemas with `jsonschema`, and it is served at `/api/v1/openapi.json`)."""
+from __future__ import annotations
+
+from typing import Any
+
+#: Where a problem's `type` points: `/api/v1/problems/<kind>`, the kind a refusal has (`bot.refusals`).
+PROBLEM_BASE = "/api/v1/problems/"
+
+_TIME = {"type": ["string", "null"], "format": "date-time"}
+_STATUS = ["scheduled", "sending", "posted", "failed", "canceled"]
+
+SCHEMAS: dict[str, Any] = {
+    "Problem": {
+        "type": "object", "required": ["type", "title", "status", "detail"],
+        "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                       "status": {"type": "integer"}, "detail": {"type": "string"}},
+    },
+    "Media": {
+        "type": "object", "required": ["id", "type", "alt"], "additionalProperties": False,
+        "properties": {"id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                       "type": {"enum": ["image", "gif", "video"]}, "alt": {"type": ["string", "null"]}},
+    },
+    "Part": {
+        "type": "object", "required": ["text", "tweet_id", "url", "media"], "additionalProperties": False,
+        "properties": {"text": {"type": "string"}, "tweet_id": {"type": ["string", "null"]},
+                       "url": {"type": ["string", "null"]},
+                       "media": {"type": "array", "items": {"$ref": "#/components/schemas/Media"}}},
+    },
+    "Post": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "account", "handle", "status", "due_at", "parts", "source", "attempts", "error",
+                     "failure_kind", "requeued_as", "created_at", "posted_at"],
+        "properties": {
+            "id": {"type": "integer"}, "account": {"type": "string", "description": "the X user id"},
+            "handle": {"type": ["string", "null"]}, "status": {"enum": _STATUS},
+            "due_at": {"type": "string", "format": "date-time"},
+            "parts": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/Part"}},
+            "source": {"type": "string"}, "attempts": {"type": "integer", "minimum": 0},
+            "error": {"type": ["string", "null"]},
+            "failure_kind": {"enum": [None, "duplicate", "refused", "media", "gave_up", "unverifiable"]},
+            "requeued_as": {"type": ["integer", "null"]}, "created_at": _TIME, "posted_at": _TIME,
+        },
+    },
+    "PostPage": {
+        "type": "object", "required": ["posts", "next_cursor"], "additionalProperties": False,
+        "properties": {"posts": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
+                       "next_cursor": {"type": ["string", "null"]}},
+    },
+    "NewPost": {
+        "type": "object", "required": ["account"],
+        "properties": {
+            "account": {"type": "string", "description": "@handle or X user id"},
+            "text": {"type": "string"},
+            "parts": {"type": "array", "minItems": 1, "items": {
+                "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}},
+            "at": {"type": "string", "description": '"now", or ISO 8601 with an offset; absent: the '
+                                                    "account's next free slot, else now"},
+        },
+    },
+    "Account": {
+        "type": "object", "required": ["id", "handle", "status", "expires_at", "scopes"],
+        "additionalProperties": False,
+        "properties": {"id": {"type": "string"}, "handle": {"type": "string"},
+                       "status": {"enum": ["active", "needs_reconnect", "disconnected"]},
+                       "expires_at": _TIME, "scopes": {"type": "array", "items": {"type": "string"}}},
+    },
+    "AccountList": {
+        "type": "object", "required": ["accounts"], "additionalProperties": False,
+        "properties": {"accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}},
+    },
+}
+
+
+def _answer(schema: str, description: str, media: str = "application/json") -> dict[str, Any]:
+    return {"description": description, "content": {media: {"schema": {"$ref": f"#/components/schemas/{schema}"}}}}
+
+
+def _problems(*statuses: int) -> dict[str, Any]:
+    words = {400: "Malformed body", 401: "No live API key", 403: "The key lacks the scope",
+             404: "No such post", 409: "The post's status does not allow it", 422: "Refused (see `type`)"}
+    return {str(status): _answer("Problem", words[status], "application/problem+json") for status in statuses}
+
+
+def _operation(summary: str, scope: str, answers: dict[str, Any], body: str | None = None,
+               parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {"summary": summary, "security": [{"key": [scope]}],
+                                 "responses": {**answers, **_problems(401, 403)}}
+    if body:
+        operation["requestBody"] = {"required": True, "content": {
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+    if parameters:
+        operation["parameters"] = parameters
+    return operation
+
+
+_POST_ID = {"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_ACTION_ANSWERS = {**_problems(404, 409, 422)}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "tweetbot", "version": "1",
+             "description": "Queue posts to X and follow them, with an API key (`tweetbot keys create`)."},
+    "servers": [{"url": "/"}],
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {"key": {"type": "http", "scheme": "bearer", "description": "tb_… (an API key)"}},
+    },
+    "paths": {
+        "/api/v1/posts": {
+            "post": _operation("Queue a post or thread", "posts:write",
+                               {"201": _answer("Post", "Queued"), **_problems(400, 422)}, body="NewPost"),
+            "get": _operation("List queued, finished or failed posts", "posts:read",
+                              {"200": _answer("PostPage", "One page"), **_problems(422)}, parameters=[
+                                  {"name": "status", "in": "query",
+                                   "schema": {"enum": ["queued", "finished", "failed"]}},
+                                  {"name": "account", "in": "query", "schema": {"type": "string"}},
+                                  {"name": "limit", "in": "query",
+                                   "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                                  {"name": "cursor", "in": "query", "schema": {"type": "string"}}]),
+        },
+        "/api/v1/posts/{post_id}": {
+            "get": _operation("A post", "posts:read", {"200": _answer("Post", "The post"), **_problems(404)},
+                              parameters=[_POST_ID]),
+            "delete": _operation("Cancel a post", "posts:write", {"200": _answer("Post", "Canceled"),
+                                                                  **_ACTION_ANSWERS}, parameters=[_POST_ID]),
+        },
+        "/api/v1/posts/{post_id}/post-now": {
+            "post": _operation("Make a post due now", "posts:write", {"200": _answer("Post", "Due now"),
+                                                                       **_ACTION_ANSWERS}, parameters=[_POST_ID]),
+        },
+        "/api/v1/posts/{post_id}/retry": {
+            "post": _operation("Queue a failed post again", "posts:write",
+                               {"201": _answer("Post", "The new post"), **_ACTION_ANSWERS}, parameters=[_POST_ID]),
+        },
+        "/api/v1/accounts": {
+            "get": _operation("The connected accounts", "accounts:read",
+                              {"200": _answer("AccountList", "Every account")}),
+        },
+    },
+}
