@@ -44,12 +44,21 @@ from bot.store.errors import (
     StoreUnusable,
 )
 from bot.store.locks import Lock, LockTimeout
-from bot.store.records import REQUEUED_EVENT, TAKE_OVER_EVENT, BackupSummary, Event, StoreContents, requeued_detail
+from bot.store.records import (
+    REQUEUED_EVENT,
+    TAKE_OVER_EVENT,
+    BackupSummary,
+    Delivery,
+    Event,
+    StoreContents,
+    Webhook,
+    requeued_detail,
+)
 
 __all__ = ["BROKEN", "REQUEUED_EVENT", "RESTORE_HINT", "TAKE_OVER_EVENT", "UNUSABLE", "BackupError",
-           "BackupSummary", "ClaimLost", "Event", "Lock", "LockTimeout", "RecordMissing", "Repository",
+           "BackupSummary", "ClaimLost", "Delivery", "Event", "Lock", "LockTimeout", "RecordMissing", "Repository",
            "SchemaBehind", "StoreContents", "StoreDamaged", "StoreError", "StoreUnreachable", "StoreUnusable",
-           "TokenKeyError", "open_store", "requeued_detail", "restore_store"]
+           "TokenKeyError", "Webhook", "open_store", "requeued_detail", "restore_store"]
 
 #: What a store that cannot be used now raises (damaged, unreachable, or a TOKEN_KEY that does not open it).
 UNUSABLE: tuple[type[Exception], ...] = (StoreError, TokenKeyError)

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bot.models import Account, Post
 from bot.store.locks import Lock
-from bot.store.records import BackupSummary, Event, StoreContents
+from bot.store.records import BackupSummary, Delivery, Event, StoreContents, Webhook
 
 
 class Repository(Protocol):
@@ -137,3 +137,30 @@ class Repository(Protocol):
     def delete_media(self, digests: Iterable[str], stored_before: datetime | None = None) -> int:
         """Delete the media of `digests` (only those stored before `stored_before`, if given, so an upload
         renewed meanwhile stays); how many were deleted."""
+
+    # Webhooks (`bot.webhooks`): the subscriptions, and the outbox of their deliveries. A delivery is
+    # added in the transaction of the change it reports, so none is lost nor made up by a crash.
+    def add_webhook(self, url: str, events: Iterable[str], secret: str, at: datetime) -> Webhook:
+        """Keep a new subscription (its secret sealed with TOKEN_KEY); it with its id."""
+    def get_webhook(self, webhook_id: int) -> Webhook | None:
+        """A subscription, or None (its row locked inside a transaction)."""
+    def list_webhooks(self) -> list[Webhook]:
+        """Every subscription, paused or not, oldest first."""
+    def update_webhook(self, webhook_id: int, **changes: Any) -> Webhook:
+        """Change some fields of a subscription (read and written locked); it as kept. `RecordMissing` if none."""
+    def remove_webhook(self, webhook_id: int) -> None:
+        """Forget a subscription and every delivery of it. `RecordMissing` if none."""
+    def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
+        """Put deliveries in the outbox (in the caller's transaction, if any); them with their ids."""
+    def get_delivery(self, delivery_id: int) -> Delivery | None:
+        """A delivery, or None (its row locked inside a transaction)."""
+    def claim_deliveries(self, now: datetime, limit: int, hold_until: datetime) -> list[Delivery]:
+        """Claim up to `limit` due deliveries for one attempt each, oldest due first: unfinished, due by `now`,
+        of a subscription not paused, with no live claim (a dead worker's lapses at its `claimed_until`).
+        Each gets a new `claim_token` held until `hold_until`; two workers never hold the same one."""
+    def update_delivery(self, delivery_id: int, under_claim: str | None = None, **changes: Any) -> Delivery:
+        """Change a delivery; with `under_claim`, only while that is its claim (`ClaimLost`). `RecordMissing`
+        if none."""
+    def deliveries(self, limit: int = 50, webhook_id: int | None = None) -> list[Delivery]:
+        """The delivery log: the newest deliveries first (of one subscription if given), unfinished and
+        finished; at least the newest 200 finished ones are kept."""

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.crypto import TokenCipher
-from bot.models import DUPLICATE, FAILED, FINISHED, Account, Post, Sealed, from_iso, to_iso, utcnow
-from bot.store.errors import RecordMissing
+from bot.models import DUPLICATE, FAILED, FINISHED, Account, Post, Record, Sealed, from_iso, to_iso, utcnow
+from bot.store.errors import ClaimLost, RecordMissing
 
 TOKENS = ("access_token", "refresh_token")
 #: The event of a claim taken over to settle a post its worker left `sending` (`Repository.take_over`).
@@ -68,6 +68,81 @@ class Event:
     def from_doc(cls, doc: dict[str, Any]) -> Event:
         return cls(at=from_iso(doc["at"]) or utcnow(), kind=doc["kind"], account_id=doc.get("account_id"),
                    post_id=doc.get("post_id"), detail=doc.get("detail"))
+
+
+@dataclass(frozen=True)
+class Webhook(Record):
+    """A subscription: where to POST which events (`bot.webhooks`), signed with `secret` (`whsec_…`, kept
+    sealed with TOKEN_KEY like a token; `repr=False`, so no log line carries it). A subscription whose
+    deliveries keep failing is paused (`paused_at`, `pause_reason`) until its owner resumes it."""
+
+    id: int
+    url: str
+    events: tuple[str, ...]
+    secret: str = field(repr=False)
+    created_at: datetime | None = None
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
+    failures: int = 0  # consecutive failed attempts, of any of its deliveries
+    alerted: bool = False  # its pause was told to ALERT_WEBHOOK_URL
+    last_delivery_at: datetime | None = None
+    last_status: int | None = None
+
+    _times = ("created_at", "paused_at", "last_delivery_at")
+    _tuples = ("events",)
+
+
+@dataclass(frozen=True)
+class Delivery(Record):
+    """One event for one subscription (the outbox's row): `body` is the JSON sent, byte for byte the same
+    on every attempt, and `event_id` (`msg_…`) its `webhook-id`, the same for every subscription and
+    attempt, so a receiver drops repeats. Claimed by a worker for one attempt (`claim_token`, until
+    `claimed_until`: a claim of a worker that died lapses); finished once delivered or given up."""
+
+    id: int
+    webhook_id: int
+    event_id: str
+    type: str
+    body: str
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0
+    last_attempt_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    delivered_at: datetime | None = None
+    given_up_at: datetime | None = None
+    claim_token: str | None = None
+    claimed_until: datetime | None = None
+
+    _times = ("created_at", "next_attempt_at", "last_attempt_at", "delivered_at", "given_up_at", "claimed_until")
+
+    @property
+    def finished(self) -> bool:
+        return self.delivered_at is not None or self.given_up_at is not None
+
+
+def seal_webhook(webhook: Webhook, cipher: TokenCipher) -> dict[str, Any]:
+    """The subscription's document, its secret encrypted."""
+    return {**webhook.to_doc(), "secret": cipher.encrypt(webhook.secret)}
+
+
+def unseal_webhook(doc: dict[str, Any], cipher: TokenCipher) -> Webhook:
+    webhook: Webhook = Webhook.from_doc({**doc, "secret": cipher.decrypt(doc["secret"])})
+    return webhook
+
+
+def claimable(delivery: Delivery, now: datetime) -> bool:
+    """Whether a worker may claim the delivery at `now`: unfinished, due, and no live claim on it."""
+    return not delivery.finished and delivery.next_attempt_at <= now and \
+        (delivery.claimed_until is None or delivery.claimed_until <= now)
+
+
+def changed_delivery(delivery: Delivery, under_claim: str | None, changes: dict[str, Any]) -> Delivery:
+    """`delivery` with `changes`; with `under_claim`, only while that is still its claim (`ClaimLost`)."""
+    if under_claim is not None and delivery.claim_token != under_claim:
+        raise ClaimLost(f"delivery {delivery.id} is no longer held by that claim")
+    return replace(delivery, **changes)
 
 
 def seal_account(account: Account, cipher: TokenCipher) -> dict[str, Any]:

@@ -10,7 +10,9 @@ through `transaction()`, which
 Finished posts and events do not stay in the main file: they are appended to
 JSON-lines logs whose committed length the main file records, so the main file
 holds only the live queue and a write costs the same with 1k or 100k posts in
-the history.
+the history. The webhooks' outbox lives in the main file too, bounded the same
+way: its unfinished deliveries, and only the newest `KEPT_DELIVERIES` finished
+ones (the delivery log); older finished ones are dropped as others finish.
 
 Damage is refused, never repaired: a main file missing beside non-empty logs, a
 main file that does not parse, or a log shorter than its committed length raises
@@ -48,20 +50,27 @@ from bot.store.records import (
     REQUEUED_EVENT,
     TAKE_OVER_EVENT,
     BackupSummary,
+    Delivery,
     Event,
     StoreContents,
+    Webhook,
+    changed_delivery,
     changed_post,
+    claimable,
     earlier_facts,
     first_sealed_token,
     seal_account,
+    seal_webhook,
     stamped_if_finished,
     take_over_detail,
     unseal_account,
+    unseal_webhook,
     update_account_in,
 )
 
 SCHEMA_VERSION = 1  # the file store's layout; its media folder needed no new version (absent: no media)
 _META_ID = 1
+KEPT_DELIVERIES = 200  # finished deliveries the main file keeps (the dashboard's delivery log)
 Stamp = tuple[int, int, int]
 
 
@@ -408,7 +417,8 @@ class TinyStore:
 
     # -- copying -------------------------------------------------------------------
 
-    _OWN_META = frozenset({"schema_version", "next_post_id", "history_bytes", "events_bytes"})
+    _OWN_META = frozenset({"schema_version", "next_post_id", "history_bytes", "events_bytes", "next_webhook_id",
+                           "next_delivery_id"})
 
     def dump(self) -> StoreContents:
         """Everything the store holds, at one committed moment (under its lock)."""
@@ -821,3 +831,100 @@ class TinyStore:
     def delete_media(self, digests: Iterable[str], stored_before: datetime | None = None) -> int:
         """Delete the files of `digests` (those stored before `stored_before`, if given); how many."""
         return self.media.delete(digests, stored_before)
+
+    # -- webhooks ------------------------------------------------------------------------
+
+    def _rows(self, table: str) -> dict[str, Any]:
+        """A table kept as a plain dict of documents (TinyDB's own writes rebuild a whole table per change)."""
+        rows: dict[str, Any] = self._tables.setdefault(table, {})
+        return rows
+
+    def _next_id(self, key: str) -> int:
+        next_id = int(self._meta().get(key, 1))
+        self._set_meta_in_tx(key, next_id + 1)
+        return next_id
+
+    def add_webhook(self, url: str, events: Iterable[str], secret: str, at: datetime) -> Webhook:
+        with self.transaction():
+            webhook = Webhook(self._next_id("next_webhook_id"), url, tuple(events), secret, created_at=at)
+            self._rows("webhooks")[str(webhook.id)] = seal_webhook(webhook, self._cipher)
+            self._dirty = True
+            return webhook
+
+    def get_webhook(self, webhook_id: int) -> Webhook | None:
+        with self._reading():
+            doc = self._tables.get("webhooks", {}).get(str(int(webhook_id)))
+            return None if doc is None else unseal_webhook(doc, self._cipher)
+
+    def list_webhooks(self) -> list[Webhook]:
+        with self._reading():
+            docs = list(self._tables.get("webhooks", {}).values())
+        return sorted((unseal_webhook(doc, self._cipher) for doc in docs), key=lambda w: w.id)
+
+    def update_webhook(self, webhook_id: int, **changes: Any) -> Webhook:
+        with self.transaction():
+            current = self.get_webhook(webhook_id)
+            if current is None:
+                raise RecordMissing(f"no webhook {webhook_id}")
+            webhook = replace(current, **changes)
+            self._rows("webhooks")[str(webhook.id)] = seal_webhook(webhook, self._cipher)
+            self._dirty = True
+            return webhook
+
+    def remove_webhook(self, webhook_id: int) -> None:
+        with self.transaction():
+            if self._rows("webhooks").pop(str(int(webhook_id)), None) is None:
+                raise RecordMissing(f"no webhook {webhook_id}")
+            rows = self._rows("deliveries")
+            for key in [key for key, doc in rows.items() if doc["webhook_id"] == int(webhook_id)]:
+                del rows[key]
+            self._dirty = True
+
+    def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
+        with self.transaction():
+            stored = [replace(delivery, id=self._next_id("next_delivery_id")) for delivery in deliveries]
+            for delivery in stored:
+                self._rows("deliveries")[str(delivery.id)] = delivery.to_doc()
+            self._dirty = self._dirty or bool(stored)
+            return stored
+
+    def get_delivery(self, delivery_id: int) -> Delivery | None:
+        with self._reading():
+            doc = self._tables.get("deliveries", {}).get(str(int(delivery_id)))
+            return None if doc is None else Delivery.from_doc(doc)
+
+    def claim_deliveries(self, now: datetime, limit: int, hold_until: datetime) -> list[Delivery]:
+        """See `Repository.claim_deliveries`: chosen and claimed in one transaction, under the store's lock."""
+        with self.transaction():
+            paused = {key for key, doc in self._rows("webhooks").items() if doc.get("paused_at")}
+            due = sorted((d for d in map(Delivery.from_doc, self._rows("deliveries").values())
+                          if str(d.webhook_id) not in paused and claimable(d, now)),
+                         key=lambda d: (d.next_attempt_at, d.id))
+            return [self.update_delivery(d.id, claim_token=secrets.token_hex(8), claimed_until=hold_until)
+                    for d in due[:limit]]
+
+    def update_delivery(self, delivery_id: int, under_claim: str | None = None, **changes: Any) -> Delivery:
+        with self.transaction():
+            current = self.get_delivery(delivery_id)
+            if current is None:
+                if under_claim is not None:
+                    raise ClaimLost(f"delivery {delivery_id} is gone")
+                raise RecordMissing(f"no delivery {delivery_id}")
+            delivery = changed_delivery(current, under_claim, changes)
+            self._rows("deliveries")[str(delivery.id)] = delivery.to_doc()
+            self._dirty = True
+            if delivery.finished and not current.finished:
+                self._drop_old_deliveries()
+            return delivery
+
+    def _drop_old_deliveries(self) -> None:
+        rows = self._rows("deliveries")
+        finished = sorted(int(key) for key, doc in rows.items() if doc.get("delivered_at") or doc.get("given_up_at"))
+        for delivery_id in finished[:-KEPT_DELIVERIES]:
+            del rows[str(delivery_id)]
+
+    def deliveries(self, limit: int = 50, webhook_id: int | None = None) -> list[Delivery]:
+        with self._reading():
+            docs = [doc for doc in self._tables.get("deliveries", {}).values()
+                    if webhook_id is None or doc["webhook_id"] == int(webhook_id)]
+        return sorted(map(Delivery.from_doc, docs), key=lambda d: d.id, reverse=True)[:limit]

@@ -47,14 +47,19 @@ from bot.store.postgres.migrate import advisory_key, check_schema
 from bot.store.records import (
     TAKE_OVER_EVENT,
     BackupSummary,
+    Delivery,
     Event,
     StoreContents,
+    Webhook,
+    changed_delivery,
     changed_post,
     first_sealed_token,
     seal_account,
+    seal_webhook,
     stamped_if_finished,
     take_over_detail,
     unseal_account,
+    unseal_webhook,
     update_account_in,
 )
 
@@ -73,7 +78,8 @@ __all__ = ["POOL_SIZE", "PostgresStore", "database_url", "describe"]
 
 
 # What a restore with --force empties (the schema's ledger and the leases stay).
-_DATA_TABLES = ("accounts", "posts", "schedules", "events", "meta", "media", "media_chunks", "generator_runs")
+_DATA_TABLES = ("accounts", "posts", "schedules", "events", "meta", "media", "media_chunks", "generator_runs",
+                "webhooks", "webhook_deliveries")
 _UPDATE_CLAIMED = """
 WITH merged AS (
     SELECT id, doc || %(patch)s AS doc FROM posts
@@ -94,6 +100,20 @@ logged AS (
     SELECT %(at)s::timestamptz, %(kind)s::text, %(account)s::text, %(post)s::bigint, %(detail)s::text
       FROM updated WHERE %(event)s::boolean)
 SELECT doc FROM updated"""
+# Due deliveries, claimed in one statement: rows another worker is claiming are skipped, never waited for.
+_CLAIM_DELIVERIES = """
+UPDATE webhook_deliveries
+   SET claimed_until = %(until)s, doc = doc || jsonb_build_object('claim_token', %(token)s::text,
+                                                                  'claimed_until', %(until_iso)s::text)
+ WHERE id IN (
+    SELECT d.id FROM webhook_deliveries d
+     WHERE NOT d.finished AND d.next_attempt_at <= %(now)s
+       AND (d.claimed_until IS NULL OR d.claimed_until <= %(now)s)
+       AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.id = d.webhook_id AND w.doc->>'paused_at' IS NOT NULL)
+     ORDER BY d.next_attempt_at, d.id
+     LIMIT %(limit)s
+       FOR UPDATE OF d SKIP LOCKED)
+RETURNING doc"""
 _INSERT_POST = ("INSERT INTO posts (id, account_id, status, due_at, ready_at, sending_since, claimed_by, "
                 "claim_token, claimed_at, finished_seq, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, "
                 "CASE WHEN %s THEN nextval('posts_finished_seq') END, %s)")
@@ -617,8 +637,96 @@ class PostgresStore:
         return len(rows)
 
 
+    # -- webhooks ------------------------------------------------------------------------------
+
+    def add_webhook(self, url: str, events: Iterable[str], secret: str, at: datetime) -> Webhook:
+        with self.transaction():
+            [(webhook_id,)] = self._rows("SELECT nextval(pg_get_serial_sequence('webhooks', 'id'))")
+            webhook = Webhook(int(webhook_id), url, tuple(events), secret, created_at=at)
+            self._rows("INSERT INTO webhooks (id, doc) VALUES (%s, %s)",
+                       (webhook.id, Jsonb(seal_webhook(webhook, self._cipher))))
+            return webhook
+
+    def get_webhook(self, webhook_id: int) -> Webhook | None:
+        # NO KEY: a delivery being added (its foreign key) need not wait for a subscription being counted.
+        sql = "SELECT doc FROM webhooks WHERE id = %s" + (" FOR NO KEY UPDATE" if self._conn is not None else "")
+        rows = self._rows(sql, (int(webhook_id),))
+        return unseal_webhook(rows[0][0], self._cipher) if rows else None
+
+    def list_webhooks(self) -> list[Webhook]:
+        return [unseal_webhook(row[0], self._cipher) for row in self._rows("SELECT doc FROM webhooks ORDER BY id")]
+
+    def update_webhook(self, webhook_id: int, **changes: Any) -> Webhook:
+        with self.transaction():
+            current = self.get_webhook(webhook_id)
+            if current is None:
+                raise RecordMissing(f"no webhook {webhook_id}")
+            webhook = replace(current, **changes)
+            self._rows("UPDATE webhooks SET doc = %s WHERE id = %s",
+                       (Jsonb(seal_webhook(webhook, self._cipher)), webhook.id))
+            return webhook
+
+    def remove_webhook(self, webhook_id: int) -> None:
+        """Its deliveries go with it (ON DELETE CASCADE)."""
+        if not self._rows("DELETE FROM webhooks WHERE id = %s RETURNING 1", (int(webhook_id),)):
+            raise RecordMissing(f"no webhook {webhook_id}")
+
+    def add_deliveries(self, deliveries: list[Delivery]) -> list[Delivery]:
+        if not deliveries:
+            return []
+        with self.transaction():
+            ids = [row[0] for row in self._rows(
+                "SELECT nextval(pg_get_serial_sequence('webhook_deliveries', 'id')) FROM generate_series(1, %s)",
+                (len(deliveries),))]
+            stored = [replace(delivery, id=int(delivery_id))
+                      for delivery, delivery_id in zip(deliveries, sorted(ids), strict=True)]
+            conn = self._conn
+            assert conn is not None
+            with conn.cursor() as cursor:
+                cursor.executemany("INSERT INTO webhook_deliveries (id, webhook_id, finished, next_attempt_at, "
+                                   "claimed_until, doc) VALUES (%s, %s, %s, %s, %s, %s)",
+                                   [(d.id, *_delivery_columns(d)) for d in stored])
+            return stored
+
+    def get_delivery(self, delivery_id: int) -> Delivery | None:
+        sql = "SELECT doc FROM webhook_deliveries WHERE id = %s" + (" FOR UPDATE" if self._conn is not None else "")
+        rows = self._rows(sql, (int(delivery_id),))
+        return Delivery.from_doc(rows[0][0]) if rows else None
+
+    def claim_deliveries(self, now: datetime, limit: int, hold_until: datetime) -> list[Delivery]:
+        """See `Repository.claim_deliveries`: one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`."""
+        rows = self._rows(_CLAIM_DELIVERIES, {"now": now, "limit": limit, "until": hold_until,
+                                              "until_iso": to_iso(hold_until), "token": secrets.token_hex(8)})
+        return sorted((Delivery.from_doc(row[0]) for row in rows), key=lambda d: (d.next_attempt_at, d.id))
+
+    def update_delivery(self, delivery_id: int, under_claim: str | None = None, **changes: Any) -> Delivery:
+        with self.transaction():
+            current = self.get_delivery(delivery_id)
+            if current is None:
+                if under_claim is not None:
+                    raise ClaimLost(f"delivery {delivery_id} is gone")
+                raise RecordMissing(f"no delivery {delivery_id}")
+            delivery = changed_delivery(current, under_claim, changes)
+            self._rows("UPDATE webhook_deliveries SET webhook_id = %s, finished = %s, next_attempt_at = %s, "
+                       "claimed_until = %s, doc = %s WHERE id = %s", (*_delivery_columns(delivery), delivery.id))
+            return delivery
+
+    def deliveries(self, limit: int = 50, webhook_id: int | None = None) -> list[Delivery]:
+        if webhook_id is None:
+            rows = self._rows("SELECT doc FROM webhook_deliveries ORDER BY id DESC LIMIT %s", (limit,))
+        else:
+            rows = self._rows("SELECT doc FROM webhook_deliveries WHERE webhook_id = %s ORDER BY id DESC LIMIT %s",
+                              (int(webhook_id), limit))
+        return [Delivery.from_doc(row[0]) for row in rows]
+
 def _in_due_order(rows: list[tuple[Any, ...]]) -> list[Post]:
     return sorted((Post.from_doc(row[0]) for row in rows), key=lambda p: (p.due_at, p.id))
+
+
+def _delivery_columns(delivery: Delivery) -> tuple[Any, ...]:
+    """What a delivery's row holds beside its document, then the document."""
+    return (delivery.webhook_id, delivery.finished, delivery.next_attempt_at, delivery.claimed_until,
+            Jsonb(delivery.to_doc()))
 
 
 def _utc(moment: datetime) -> datetime:
