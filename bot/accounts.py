@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 from dataclasses import replace
 
+from bot import webhooks
 from bot.models import ACTIVE, DISCONNECTED, Account, utcnow
 from bot.store import Repository
 from bot.xclient import TokenSet, XClient, XError
@@ -25,6 +26,8 @@ def connect(store: Repository, tokens: TokenSet, me: dict[str, str]) -> Account:
             last_error=None, refresh_failures=0, next_refresh_at=None)
         store.save_account(account)
         store.record_event("reconnected" if existing else "connected", user_id)
+        if existing:
+            webhooks.account_event(store, webhooks.ACCOUNT_RECONNECTED, account)
     log.info("%s %s", "reconnected" if existing else "connected", account.handle)
     return account
 

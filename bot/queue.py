@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 
+from bot import webhooks
 from bot.media_checks import MediaError, PartsMedia, can_post_media, check_media
 from bot.models import CANCELED, DISCONNECTED, DUPLICATE, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
 from bot.refusals import (
@@ -35,9 +36,10 @@ PAST_GRACE = timedelta(seconds=60)  # "now" typed a moment ago is still now
 
 __all__ = ["AccountDisconnected", "DUE_NOW_EVENT", "EDITED_EVENT", "InThePast", "MediaRefused", "NEXT_SLOT",
            "NoSuchAccount", "NoSuchPost", "PAST_GRACE", "QueueError", "REQUEUED_EVENT", "TextRefused", "TimeRefused",
-           "When", "WrongStatus", "account_named", "cancel", "check_parts", "check_time", "control_problem", "draft",
-           "draft_for", "edit_post", "existing_post", "post_now", "queue_post", "refused_as_duplicate", "retry",
-           "save_posts", "slot_time", "text_problem", "waiting_post", "why_not_editable"]
+           "When", "WrongStatus", "account_named", "add_posts", "cancel", "check_parts", "check_time",
+           "control_problem", "draft", "draft_for", "edit_post", "existing_post", "post_now", "queue_post",
+           "refused_as_duplicate", "retry", "save_posts", "slot_time", "text_problem", "waiting_post",
+           "why_not_editable"]
 
 
 #: When a post is to go: a time; `NEXT_SLOT`, the account's next free slot (`NoSlots` when it has none);
@@ -150,7 +152,18 @@ def save_posts(store: Repository, posts: Sequence[Post], run_key: str | None = N
     Bytes stored just before a write that then fails are no post's: the retention job
     deletes them after its grace hour.
     """
-    return store.add_posts(with_media_kept(store, posts), run_key=run_key)
+    return add_posts(store, with_media_kept(store, posts), run_key=run_key)
+
+
+def add_posts(store: Repository, posts: Sequence[Post], run_key: str | None = None) -> list[Post]:
+    """The one place posts join the queue: `Repository.add_posts`, and their `post.queued` webhooks in the
+    same transaction."""
+    with store.transaction():
+        added = store.add_posts(list(posts), run_key=run_key)
+        for post in added:
+            if not post.finished:
+                webhooks.post_event(store, webhooks.POST_QUEUED, post)
+        return added
 
 
 def with_media_kept(store: Repository, posts: Sequence[Post]) -> list[Post]:
@@ -180,7 +193,7 @@ def queue_post(store: Repository, account: str, parts: Sequence[str], when: When
     slot_time(store, found, when, now)  # no slots is said before what is wrong with the post itself
     [checked] = with_media_kept(store, [draft_for(found, parts, now, now, source, media, zone)])
     with store.transaction():
-        return store.add_posts([replace(checked, due_at=slot_time(store, found, when, now))])[0]
+        return add_posts(store, [replace(checked, due_at=slot_time(store, found, when, now))])[0]
 
 
 def slot_time(store: Repository, account: Account, when: NextSlot | None, now: datetime,
@@ -271,7 +284,7 @@ def retry(store: Repository, post_id: int, now: datetime | None = None, source: 
                              "queue it again with its files")
         fresh = replace(draft(store, post.account_id, post.parts, now, now, source),
                         tweet_ids=post.tweet_ids, media=post.media)
-        queued = store.add_posts([fresh])[0]
+        queued = add_posts(store, [fresh])[0]
         store.mark_requeued(post_id, queued.id)
         store.record_event(REQUEUED_EVENT, post.account_id, post_id, detail=requeued_detail(queued.id), at=now)
     return queued

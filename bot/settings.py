@@ -70,6 +70,11 @@ class Settings:
     # Whose X-Forwarded-For/-Proto/-Host the web app believes: a number of proxy hops in front of it
     # (0: none, the client's own address counts), or the networks its proxies are in.
     trusted_proxies: int | tuple[str, ...] = 0
+    # Webhooks (bot.webhooks): each attempt's timeout, the gap before the first retry (each later one grows),
+    # and how many failed attempts in a row pause a subscription.
+    webhook_timeout: float = 5.0
+    webhook_backoff: float = 5.0
+    webhook_pause_after: int = 10
 
     def post_url(self, tweet_id: str, username: str | None) -> str | None:
         """Where a person sees post `tweet_id`: on X, or at the post on the sandbox's timeline page
@@ -183,6 +188,9 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         database_pool_size=env.integer("DATABASE_POOL_SIZE", 4, low=1, high=100),
         metrics_token=env.secret("METRICS_TOKEN") if env.text("METRICS_TOKEN", "") else None,
         trusted_proxies=env.proxies("TRUSTED_PROXIES", default=1 if env.platform() else 0),
+        webhook_timeout=env.number("WEBHOOK_TIMEOUT", 5.0, low=0.1, high=60.0),
+        webhook_backoff=env.number("WEBHOOK_BACKOFF", 5.0, low=0.01, high=3600.0),
+        webhook_pause_after=env.integer("WEBHOOK_PAUSE_AFTER", 10, low=1, high=1000),
     )
 
 

@@ -28,6 +28,8 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
+from bot import webhooks
+from bot.alerts import FAILURES_WORTH_AN_ALERT
 from bot.durable import until_stored
 from bot.models import ACTIVE, NEEDS_RECONNECT, Account, utcnow
 from bot.store import Lock, LockTimeout, Repository
@@ -231,6 +233,7 @@ class TokenKeeper:
             updated = self.store.update_account(account.user_id, status=NEEDS_RECONNECT, last_error=reason,
                                                 refresh_failures=account.refresh_failures + 1)
             self.store.record_event("needs_reconnect", account.user_id, detail=reason, at=self.clock())
+            webhooks.account_event(self.store, webhooks.ACCOUNT_NEEDS_RECONNECT, updated, self.clock())
         log.warning("%s needs reconnecting: %s", account.handle, reason)
         return updated
 
@@ -243,6 +246,9 @@ class TokenKeeper:
             updated = self.store.update_account(account.user_id, refresh_failures=failures,
                                                 last_error=reason, next_refresh_at=retry_at)
             self.store.record_event("refresh_failed", account.user_id, detail=reason, at=self.clock())
+            if failures == FAILURES_WORTH_AN_ALERT:  # once per run of failures, as the owner's alert
+                webhooks.account_event(self.store, webhooks.ACCOUNT_REFRESH_FAILING, updated, self.clock(),
+                                       failures=failures, retry_at=retry_at.isoformat())
         log.warning("refreshing %s failed (%d in a row): %s; retrying at %s",
                     account.handle, failures, reason, retry_at.isoformat())
         return updated

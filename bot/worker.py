@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import schedule
 
-from bot import alerts
+from bot import alerts, webhooks
 from bot.generators import schedule_generators
 from bot.models import utcnow
 from bot.posting.dispatcher import Dispatcher, this_worker
@@ -66,6 +66,7 @@ class Worker:
         self.worker_id = this_worker()
         self.dispatcher = Dispatcher(settings, store, x, self.tokens, clock, should_stop=self._stop.is_set,
                                      worker_id=self.worker_id)
+        self.webhooks = webhooks.Deliverer(settings, store, clock)
         self.scheduler = schedule.Scheduler()
         self._signals = 0
         self.exit_code = 0
@@ -87,6 +88,10 @@ class Worker:
 
     def dispatch(self) -> None:
         self.dispatcher.dispatch_due()
+
+    def deliver_webhooks(self) -> None:
+        """Start the attempts of the webhook deliveries that are due (on the deliverer's own threads)."""
+        self.webhooks.deliver_due()
 
     def forget_media(self) -> None:
         """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished), and
@@ -116,6 +121,7 @@ class Worker:
     def schedule_jobs(self) -> None:
         every = self.settings.refresh_every
         self.scheduler.every(DISPATCH_EVERY).seconds.do(self._guarded, self.dispatch).tag("dispatch")
+        self.scheduler.every(DISPATCH_EVERY).seconds.do(self._guarded, self.deliver_webhooks).tag("webhooks")
         self.scheduler.every(every).seconds.do(self._guarded, self.refresh_due_tokens).tag("refresh")
         self.scheduler.every(heartbeats.BEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
         self.scheduler.every(MEDIA_CLEANUP_EVERY).minutes.do(self._guarded, self.forget_media).tag("media")
@@ -161,6 +167,7 @@ class Worker:
                 self._stop.wait(self._idle_seconds())
         finally:
             self.dispatcher.shutdown()
+            self.webhooks.shutdown()
             self.scheduler.clear()
             log.info("stopped")
         if self.exit_code:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from bot import webhooks
 from bot.durable import GaveUp, until_stored
 from bot.limits import SentLog
 from bot.models import ACTIVE, MEDIA_REFUSED, POSTED, REFUSED, SENDING, Account, Post, utcnow
@@ -472,7 +473,7 @@ class Dispatcher:
         with self.store.transaction():
             for post, at in batch.posted:
                 try:
-                    mark_posted(self.store, post, at)
+                    mark_posted(self.store, post, at, post_url=self.settings.post_url)
                 except ClaimLost:
                     log.info("post %s was settled by another worker (its claim looked dead); its outcome stands",
                              post.id)
@@ -533,6 +534,8 @@ class Dispatcher:
                 if until is not None:
                     self.store.update_account(post.account_id, hold_until=until, hold_reason=reason)
                 self.store.record_event("held", post.account_id, post.id, detail=reason, at=self.clock())
+                webhooks.post_event(self.store, webhooks.POST_HELD, held, self.clock(), reason=reason,
+                                    until=until.astimezone(timezone.utc).isoformat() if until else None)
         except ClaimLost:
             return self.store.get_post(post.id) or post
         log.warning("post %s held: %s", post.id, reason)

@@ -9,22 +9,26 @@ claim, and its outcome is written as it is.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 
+from bot import webhooks
 from bot.models import Post
 from bot.store import Event, Repository
 
 log = logging.getLogger("tweetbot.posting")
 
 
-def mark_posted(store: Repository, post: Post, at: datetime,
-                tweet_ids: tuple[str | None, ...] | None = None) -> Post:
-    """The post is out: every part has its tweet id."""
+def mark_posted(store: Repository, post: Post, at: datetime, tweet_ids: tuple[str | None, ...] | None = None,
+                post_url: Callable[[str, str | None], str | None] | None = None) -> Post:
+    """The post is out: every part has its tweet id (`post_url`: where a person sees one, for the webhook)."""
     if tweet_ids is not None:
         post = replace(post, tweet_ids=tweet_ids)
-    done = store.update_post(post.id, under_claim=post.claim_token, event=Event(
-        at, "posted", post.account_id, post.id, ",".join(map(str, post.tweet_ids))), **post.as_posted(at))
+    with store.transaction():
+        done = store.update_post(post.id, under_claim=post.claim_token, event=Event(
+            at, "posted", post.account_id, post.id, ",".join(map(str, post.tweet_ids))), **post.as_posted(at))
+        webhooks.post_posted(store, done, at, post_url)
     log.info("post %s is out: %s", post.id, ", ".join(map(str, done.tweet_ids)))
     return done
 
@@ -32,7 +36,9 @@ def mark_posted(store: Repository, post: Post, at: datetime,
 def mark_failed(store: Repository, post: Post, reason: str, at: datetime, kind: str) -> Post:
     """The post failed for good: `kind` says why as a fact (`bot.models.DUPLICATE`, `REFUSED`…), `reason`
     says it for a person (and the log says the attempts)."""
-    failed = store.update_post(post.id, under_claim=post.claim_token, event=Event(
-        at, "failed", post.account_id, post.id, reason), **post.as_failed(kind, reason))
+    with store.transaction():
+        failed = store.update_post(post.id, under_claim=post.claim_token, event=Event(
+            at, "failed", post.account_id, post.id, reason), **post.as_failed(kind, reason))
+        webhooks.post_event(store, webhooks.POST_FAILED, failed, at, reason=reason, failure_kind=kind)
     log.warning("post %s failed after %d attempt(s): %s", post.id, post.attempts, reason)
     return failed
