@@ -1,8 +1,9 @@
 """The `tweetbot` command line: the group `main` (the `tweetbot` script), which holds the commands of
 its modules: `config` (init, check), `accounts` (accounts, refresh), `run` (run, web, worker,
 sandbox), `queue` (post, import, count, slots, queue, …), `store` (migrate, store copy,
-backup, restore) and `keys` (API keys). Each of those imports `bot.cli.common` and no other module's commands; this
-package imports them and adds their `COMMANDS`, so none needs another and any can be imported first.
+backup, restore), `keys` (API keys) and `webhooks` (signed event POSTs). Each of those imports
+`bot.cli.common` and no other module's commands; this package imports them and adds their
+`COMMANDS`, so none needs another and any can be imported first.
 
 Each command loads the settings itself (never at import time), so `init` and
 `count` work before there is any `.env`, and a bad variable ends the command
@@ -17,7 +18,7 @@ from typing import Any
 
 import click
 
-from bot.cli import accounts, config, keys, queue, run, store
+from bot.cli import accounts, config, keys, queue, run, store, webhooks
 from bot.cli.common import stop_unusable
 from bot.store import UNUSABLE
 
@@ -37,6 +38,6 @@ def main() -> None:
     """tweetbot: posts to X on your behalf, on a schedule."""
 
 
-for module in (config, accounts, run, queue, store, keys):
+for module in (config, accounts, run, queue, store, keys, webhooks):
     for command in module.COMMANDS:
         main.add_command(command)
