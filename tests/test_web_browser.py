@@ -26,7 +26,7 @@ import yaml
 from PIL import Image
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from bot import queue
+from bot import queue, webhooks
 from bot.models import FAILED, POSTED, Post, utcnow
 from bot.schedules import parse_slots, save_slots
 from xtext import parse_post, weighted_length
@@ -549,9 +549,12 @@ def test_every_page_fits_a_phone_and_a_desktop(tmp_path: Path, sandbox: SandboxC
                               if n % 7 == 3 else None) for n, at in enumerate(past)])
         for n in range(6):
             store.record_event("refreshed", frank.user_id, at=utcnow() - timedelta(hours=20 * n))
+        hook = webhooks.subscribe(store, "https://hooks.example.com/" + "receiver/" * 8, webhooks.EVENTS)
+        webhooks.emit(store, webhooks.POST_POSTED, {"post_id": post.id})
         pages = {"dashboard": "/", "calendar": "/calendar", "edit": f"/posts/{post.id}/edit",
                  "confirm-disconnect": f"/accounts/{frank.user_id}/disconnect",
-                 "confirm-cancel": f"/posts/{post.id}/cancel"}
+                 "confirm-cancel": f"/posts/{post.id}/cancel", "webhooks": "/webhooks",
+                 "confirm-remove-webhook": f"/webhooks/{hook.id}/remove"}
         for width, height in ((390, 844), (1280, 800)):
             context = browser.new_context(viewport={"width": width, "height": height})
             page = context.new_page()

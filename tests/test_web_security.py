@@ -71,6 +71,16 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
     browser.post(f"/accounts/{alice.user_id}/slots", {"spec": "daily 09:00", "tz": ""})
     browser.post(f"/accounts/{alice.user_id}/slots", {"spec": "nonsense", "tz": ""})  # refused
     browser.post(f"/accounts/{alice.user_id}/slots/clear")
+    browser.post("/webhooks", {"url": "https://example.test/hooks?token=t", "events": ["post.posted"]})
+    [hook] = repo.list_webhooks()
+    assert hook.secret in browser.pages.pop()  # the one answer a webhook's secret is on (see test_webhooks)
+    secrets["webhook secret"] = hook.secret
+    browser.get("/webhooks")
+    browser.post(f"/webhooks/{hook.id}/test")
+    browser.post(f"/webhooks/deliveries/{repo.deliveries()[0].id}/redeliver")
+    browser.post(f"/webhooks/{hook.id}/resume")
+    browser.get(f"/webhooks/{hook.id}/remove")
+    browser.post(f"/webhooks/{hook.id}/remove")
     browser.get(f"/posts/{post_id}/edit")
     browser.post(f"/posts/{post_id}/edit", {"account": alice.user_id, "part": "edited", "due_at": due, "when": "at"})
     browser.get(f"/posts/{post_id}/cancel")  # the question, before the POST

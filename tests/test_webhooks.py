@@ -27,10 +27,12 @@ from bot.posting.outcomes import mark_posted
 from bot.settings import load_settings
 from bot.store import ClaimLost, Repository
 from bot.webhooks import POST_FAILED, POST_POSTED, POST_QUEUED, Deliverer
+from web import create_app
 
 from conftest import TWEETBOT, tweetbot_env
 from sandbox_helpers import SandboxControl
 from store_support import StoreAt
+from web_support import Browser, text, web_env
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until, webhook_receiver
 
 
@@ -392,3 +394,46 @@ def test_the_cli_adds_lists_tests_and_removes_a_webhook_and_shows_the_secret_onc
     removed = tweetbot(tmp_path, env, "webhooks", "remove", str(hook.id))
     assert removed.returncode == 0 and store.list_webhooks() == [] and store.deliveries() == []
     assert tweetbot(tmp_path, env, "webhooks", "remove", str(hook.id)).returncode == 1
+
+
+# -- the dashboard's page -------------------------------------------------------------------------------------
+
+
+def test_the_webhooks_page_adds_shows_the_secret_once_logs_deliveries_redelivers_tests_and_removes(
+        tmp_path: Path, sandbox: SandboxControl, store_env: dict[str, str], receiver: Receiver) -> None:
+    env = web_env(tmp_path, sandbox, **store_env)
+    app = create_app({"SETTINGS": load_settings(None, env), "TESTING": True})
+    stranger = Browser(app)
+    assert stranger.get("/webhooks").status_code == 303  # to the sign-in page
+    browser = Browser(app)
+    assert browser.sign_in().status_code == 302
+    assert browser.post("/webhooks", {"url": receiver.url, "events": POST_FAILED}, csrf=False).status_code == 400
+    added = browser.post("/webhooks", {"url": receiver.url, "events": [POST_FAILED, POST_POSTED]})
+    assert added.status_code == 200
+    store = open_test_store(env)
+    [hook] = store.list_webhooks()
+    assert hook.secret in text(added) and hook.events == (POST_FAILED, POST_POSTED)
+    listed = text(browser.get("/webhooks"))
+    assert hook.secret not in listed and "token=in-the-query" not in listed and "post.failed, post.posted" in listed
+    refused = browser.post("/webhooks", {"url": "ftp://nowhere", "events": POST_FAILED})
+    assert refused.status_code == 400 and "Not added" in text(refused) and len(store.list_webhooks()) == 1
+    receiver.answer = 500
+    webhooks.emit(store, POST_FAILED, {"post_id": 3})
+    deliverer = Deliverer(load_settings(None, env), store)
+    try:
+        assert deliverer.deliver_now() == 1
+    finally:
+        deliverer.shutdown()
+    [delivery] = store.deliveries()
+    log_page = text(browser.get("/webhooks"))
+    assert delivery.event_id in log_page and ">500<" in log_page
+    assert browser.post(f"/webhooks/deliveries/{delivery.id}/redeliver").status_code == 303
+    again = store.get_delivery(delivery.id)
+    assert again is not None and again.next_attempt_at < delivery.next_attempt_at and again.event_id == delivery.event_id
+    assert browser.post(f"/webhooks/{hook.id}/test").status_code == 303
+    assert [d.type for d in store.deliveries()] == [webhooks.TEST_EVENT, POST_FAILED]
+    asked = text(browser.get(f"/webhooks/{hook.id}/remove"))
+    assert f"Remove webhook {hook.id}?" in asked
+    assert browser.post(f"/webhooks/{hook.id}/remove").status_code == 303
+    assert store.list_webhooks() == [] and store.deliveries() == []
+    assert sum(hook.secret in page for page in browser.pages) == 1  # the answer to the add form, only

@@ -2,8 +2,8 @@
 
 `create_app()` is the factory gunicorn calls (`web:create_app()`); it reads the
 settings then, never at import time. Each concern is one blueprint in its own module
-(`web.auth`, `web.connect`, `web.dashboard`, `web.slots`, `web.media_bytes`, `web.health`, …),
-registered here; the blueprints import `web.db` (settings, the store opened lazily once per
+(`web.auth`, `web.connect`, `web.dashboard`, `web.slots`, `web.media_bytes`, `web.health`,
+`web.webhooks`, …), registered here; the blueprints import `web.db` (settings, the store opened lazily once per
 process, the X client, the clock), never this package, so nothing imports in a circle. The
 checks a request passes before its page (the metrics token, the store, sign-in, the body's
 size) are `web.gates.GATES`, registered here in that list's order; `web.security` adds what
@@ -38,6 +38,7 @@ from web import (
     metrics,
     security,
     slots,
+    webhooks,
 )
 
 
@@ -72,6 +73,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(media_bytes.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(webhooks.bp)
     return app
 
 
