@@ -22,10 +22,14 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 
 from bot import alerts, queue, webhooks
+from bot.crypto import TokenCipher
 from bot.models import POSTED, Post, utcnow
 from bot.posting.outcomes import mark_posted
 from bot.settings import load_settings
 from bot.store import ClaimLost, Repository
+from bot.store.file import TinyStore
+from bot.store.file.backup import restore_backup
+from bot.store.postgres import PostgresStore
 from bot.webhooks import POST_FAILED, POST_POSTED, POST_QUEUED, Deliverer
 from web import create_app
 
@@ -170,6 +174,29 @@ def test_an_event_is_written_with_its_change_and_not_at_all_when_the_change_fail
     mark_posted(store, claimed, utcnow(), ("1812",))
     posted = [d for d in fresh.deliveries() if d.type == POST_POSTED]
     assert len(posted) == 1 and json.loads(posted[0].body)["data"]["tweet_ids"] == ["1812"]
+
+
+def test_subscriptions_and_their_outbox_travel_with_a_store_copy_and_a_backup(
+        store_at: StoreAt, tmp_path: Path, second_database_url: str) -> None:
+    store, cipher = store_at.open(), TokenCipher([store_at.key])
+    hook = webhooks.subscribe(store, "https://example.test/in", [POST_POSTED])
+    webhooks.emit(store, POST_POSTED, {"post_id": 1})
+    webhooks.emit(store, POST_POSTED, {"post_id": 2})
+    first = store.deliveries()[-1]
+    store.update_delivery(first.id, delivered_at=utcnow(), last_status=200, attempts=1)
+    backup = store.backup(tmp_path / "backup.tar.gz")
+    restored_at = tmp_path / "restored" / "tweetbot.json"
+    restored_at.parent.mkdir()
+    restore_backup(backup.path, restored_at, cipher)
+    copies: list[Repository] = [TinyStore(tmp_path / "copy" / "tweetbot.json", cipher),
+                                PostgresStore(second_database_url, cipher), TinyStore(restored_at, cipher)]
+    for target in copies[:2]:
+        target.load(store.dump())
+    for target in copies:
+        assert target.list_webhooks() == [hook] and target.deliveries() == store.deliveries()
+        assert webhooks.subscribe(target, "https://example.test/more", [POST_FAILED]).id == hook.id + 1
+        assert webhooks.emit(target, POST_FAILED, {}) == 1 and target.deliveries()[0].id == first.id + 2
+    copies[1].close()
 
 
 # -- delivering: signed, retried with growing gaps, paused --------------------------------------------------

@@ -229,7 +229,7 @@ class StoreContents:
     first), the meta values (heartbeats, sign-in lockouts) apart from the store's own, and
     the media: each file's digest and stored time, its bytes read one file at a time
     through `read_media` (from the source store) as the target loads them, so a copy
-    never holds every file in memory at once."""
+    never holds every file in memory at once; and the webhooks with their outbox."""
 
     accounts: list[dict[str, Any]] = field(default_factory=list)
     queue: list[Post] = field(default_factory=list)
@@ -239,6 +239,8 @@ class StoreContents:
     meta: dict[str, Any] = field(default_factory=dict)
     media: dict[str, datetime] = field(default_factory=dict)
     read_media: Callable[[str], bytes] = field(default=_no_media, compare=False, repr=False)
+    webhooks: list[dict[str, Any]] = field(default_factory=list)  # as kept: each secret still sealed
+    deliveries: list[Delivery] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {"accounts": len(self.accounts), "queued posts": len(self.queue),

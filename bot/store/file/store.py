@@ -430,7 +430,9 @@ class TinyStore:
                 schedules={key: dict(doc) for key, doc in self._tables.get("schedules", {}).items()},
                 events=list(reversed(self.events(limit=sys.maxsize))),
                 meta={k: v for k, v in self._meta().items() if k not in self._OWN_META},
-                media=self.media_digests(), read_media=self.get_media)
+                media=self.media_digests(), read_media=self.get_media,
+                webhooks=[dict(doc) for _, doc in sorted(self._rows("webhooks").items(), key=lambda kv: int(kv[0]))],
+                deliveries=self.deliveries(limit=sys.maxsize)[::-1])
 
     def load(self, contents: StoreContents) -> None:
         """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty).
@@ -472,6 +474,15 @@ class TinyStore:
             self._set_meta_in_tx(key, value)
         last = max((post.id for post in [*contents.queue, *contents.history]), default=0)
         self._set_meta_in_tx("next_post_id", last + 1)
+        self._load_webhooks(contents)
+
+    def _load_webhooks(self, contents: StoreContents) -> None:
+        """The subscriptions (secrets still sealed) and their outbox, ids kept, into the open transaction."""
+        self._tables["webhooks"] = {str(doc["id"]): dict(doc) for doc in contents.webhooks}
+        self._tables["deliveries"] = {str(d.id): d.to_doc() for d in contents.deliveries}
+        self._set_meta_in_tx("next_webhook_id", max((int(doc["id"]) for doc in contents.webhooks), default=0) + 1)
+        self._set_meta_in_tx("next_delivery_id", max((d.id for d in contents.deliveries), default=0) + 1)
+        self._dirty = True
 
     def close(self) -> None:
         """Nothing to release: every file is opened and closed within one call."""

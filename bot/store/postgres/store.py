@@ -283,7 +283,10 @@ class PostgresStore:
                 meta={row[0]: row[1] for row in conn.execute("SELECT key, value FROM meta")},
                 media={row[0]: _utc(row[1]) for row in conn.execute(
                     "SELECT digest, stored_at FROM media ORDER BY stored_at, digest")},
-                read_media=self.get_media)
+                read_media=self.get_media,
+                webhooks=[row[0] for row in conn.execute("SELECT doc FROM webhooks ORDER BY id")],
+                deliveries=[Delivery.from_doc(row[0]) for row in conn.execute(
+                    "SELECT doc FROM webhook_deliveries ORDER BY id")])
 
     def load(self, contents: StoreContents, replace: bool = False) -> None:
         """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty;
@@ -310,8 +313,23 @@ class PostgresStore:
                                    "SET value = EXCLUDED.value", [(k, Jsonb(v)) for k, v in contents.meta.items()])
             self._rows("SELECT setval(pg_get_serial_sequence('posts', 'id'), "
                        "coalesce((SELECT max(id) FROM posts), 0) + 1, false)")
+            self._load_webhooks(contents)
             for digest, stored_at in contents.media.items():  # one file at a time, in the same transaction
                 self._put_media(contents.read_media(digest), stored_at)
+
+    def _load_webhooks(self, contents: StoreContents) -> None:
+        """The subscriptions (secrets still sealed) and their outbox, ids kept, in the open transaction."""
+        conn = self._conn
+        assert conn is not None
+        with conn.cursor() as cursor:
+            cursor.executemany("INSERT INTO webhooks (id, doc) VALUES (%s, %s)",
+                               [(doc["id"], Jsonb(doc)) for doc in contents.webhooks])
+            cursor.executemany("INSERT INTO webhook_deliveries (id, webhook_id, finished, next_attempt_at, "
+                               "claimed_until, doc) VALUES (%s, %s, %s, %s, %s, %s)",
+                               [(d.id, *_delivery_columns(d)) for d in contents.deliveries])
+        for table in ("webhooks", "webhook_deliveries"):
+            self._rows(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                       f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
 
     # -- locks --------------------------------------------------------------------------
 
