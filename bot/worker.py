@@ -48,6 +48,7 @@ def one_line(exc: BaseException) -> str:
 DISPATCH_EVERY = 1
 MEDIA_CLEANUP_EVERY = 60  # minutes: retention is counted in days, so an hour late is never late
 RUN_KEYS_KEPT = timedelta(days=30)  # generator run keys older than any run they could collide with
+DELIVERIES_KEPT = timedelta(days=30)  # finished webhook deliveries in the log (the newest 200 stay whatever their age)
 STORE_WAIT_EVERY = 1.0  # seconds between two looks at a store that cannot be reached at start-up
 SANDBOX_WAIT = 30.0  # seconds a worker waits at start for the sandbox `tweetbot run` starts beside it
 
@@ -94,8 +95,8 @@ class Worker:
         self.webhooks.deliver_due()
 
     def forget_media(self) -> None:
-        """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished), and
-        generator run keys too old to matter; one worker at a time."""
+        """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished), generator
+        run keys too old to matter and old finished webhook deliveries; one worker at a time."""
         self._once("retention", self._forget_old)
 
     def _forget_old(self) -> None:
@@ -105,6 +106,7 @@ class Worker:
             log.info("deleted %s media file(s) of posts finished over %s day(s) ago", deleted,
                      self.settings.media_retention_days)
         self.store.forget_runs(self.clock() - RUN_KEYS_KEPT)
+        self.store.forget_deliveries(self.clock() - DELIVERIES_KEPT)
 
     def _once(self, job: str, run: Callable[[], Any]) -> None:
         """Run a maintenance job under its lease; skip it when another worker is running it now."""

@@ -26,7 +26,7 @@ from bot.crypto import TokenCipher
 from bot.models import POSTED, Post, utcnow
 from bot.posting.outcomes import mark_posted
 from bot.settings import load_settings
-from bot.store import ClaimLost, Repository
+from bot.store import ClaimLost, Delivery, Repository
 from bot.store.file import TinyStore
 from bot.store.file.backup import restore_backup
 from bot.store.postgres import PostgresStore
@@ -174,6 +174,24 @@ def test_an_event_is_written_with_its_change_and_not_at_all_when_the_change_fail
     mark_posted(store, claimed, utcnow(), ("1812",))
     posted = [d for d in fresh.deliveries() if d.type == POST_POSTED]
     assert len(posted) == 1 and json.loads(posted[0].body)["data"]["tweet_ids"] == ["1812"]
+
+
+def test_old_finished_deliveries_are_forgotten_but_the_newest_200_and_the_unfinished(store_at: StoreAt) -> None:
+    store = store_at.open()
+    hook = webhooks.subscribe(store, "https://example.test/in", [POST_POSTED])
+    long_ago, lately = utcnow() - timedelta(days=40), utcnow() - timedelta(days=1)
+
+    def made(n: int, at: datetime, finished: bool) -> Delivery:
+        return Delivery(0, hook.id, f"msg_{n}", POST_POSTED, "{}", created_at=at, next_attempt_at=at,
+                        delivered_at=at if finished else None)
+
+    store.add_deliveries([made(n, long_ago, True) for n in range(205)] + [made(205, long_ago, False)])
+    store.add_deliveries([made(206, lately, True)])
+    assert store.forget_deliveries(utcnow() - timedelta(days=30)) == 6
+    kept = store.deliveries(limit=1000)
+    assert len(kept) == 201 and sum(d.finished for d in kept) == 200
+    assert {d.event_id for d in kept if not d.finished} == {"msg_205"} and kept[0].event_id == "msg_206"
+    assert store.forget_deliveries(utcnow() - timedelta(days=30)) == 0
 
 
 def test_subscriptions_and_their_outbox_travel_with_a_store_copy_and_a_backup(

@@ -164,3 +164,6 @@ class Repository(Protocol):
     def deliveries(self, limit: int = 50, webhook_id: int | None = None) -> list[Delivery]:
         """The delivery log: the newest deliveries first (of one subscription if given), unfinished and
         finished; at least the newest 200 finished ones are kept."""
+    def forget_deliveries(self, before: datetime) -> int:
+        """Forget the finished deliveries made before `before`, but for the newest `KEPT_DELIVERIES` finished
+        ones; how many."""

@@ -70,6 +70,10 @@ class Event:
                    post_id=doc.get("post_id"), detail=doc.get("detail"))
 
 
+#: Finished webhook deliveries every store keeps whatever their age (the delivery log, `Repository.deliveries`).
+KEPT_DELIVERIES = 200
+
+
 @dataclass(frozen=True)
 class Webhook(Record):
     """A subscription: where to POST which events (`bot.webhooks`), signed with `secret` (`whsec_…`, kept

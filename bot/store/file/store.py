@@ -47,6 +47,7 @@ from bot.store.file.locks import FileHeldLock
 from bot.store.file.media_folder import MediaFolder
 from bot.store.files import PRIVATE, AppendLog, atomic_write, decode, encode
 from bot.store.records import (
+    KEPT_DELIVERIES,
     REQUEUED_EVENT,
     TAKE_OVER_EVENT,
     BackupSummary,
@@ -70,7 +71,6 @@ from bot.store.records import (
 
 SCHEMA_VERSION = 1  # the file store's layout; its media folder needed no new version (absent: no media)
 _META_ID = 1
-KEPT_DELIVERIES = 200  # finished deliveries the main file keeps (the dashboard's delivery log)
 Stamp = tuple[int, int, int]
 
 
@@ -82,6 +82,11 @@ def media_folder(store_path: Path) -> Path:
 def empty_tables() -> dict[str, Any]:
     """A new store: only the schema version."""
     return {"meta": {str(_META_ID): {"schema_version": SCHEMA_VERSION}}, "noted": {}}
+
+
+def _finished_ids(deliveries: dict[str, Any]) -> list[int]:
+    """The ids of the finished deliveries among `deliveries` (the outbox table), oldest first."""
+    return sorted(int(key) for key, doc in deliveries.items() if doc.get("delivered_at") or doc.get("given_up_at"))
 
 
 def _finished(record: dict[str, Any], noted: dict[str, dict[str, Any]]) -> Post:
@@ -905,7 +910,13 @@ class TinyStore:
             return None if doc is None else Delivery.from_doc(doc)
 
     def claim_deliveries(self, now: datetime, limit: int, hold_until: datetime) -> list[Delivery]:
-        """See `Repository.claim_deliveries`: chosen and claimed in one transaction, under the store's lock."""
+        """See `Repository.claim_deliveries`: chosen and claimed in one transaction, under the store's lock
+        (taken only when a look without it finds something due: the worker asks every second)."""
+        with self._reading():
+            due_at = to_iso(now) or ""
+            if not any(doc["next_attempt_at"] <= due_at and not (doc.get("delivered_at") or doc.get("given_up_at"))
+                       for doc in self._tables.get("deliveries", {}).values()):
+                return []
         with self.transaction():
             paused = {key for key, doc in self._rows("webhooks").items() if doc.get("paused_at")}
             due = sorted((d for d in map(Delivery.from_doc, self._rows("deliveries").values())
@@ -930,8 +941,7 @@ class TinyStore:
 
     def _drop_old_deliveries(self) -> None:
         rows = self._rows("deliveries")
-        finished = sorted(int(key) for key, doc in rows.items() if doc.get("delivered_at") or doc.get("given_up_at"))
-        for delivery_id in finished[:-KEPT_DELIVERIES]:
+        for delivery_id in _finished_ids(rows)[:-KEPT_DELIVERIES]:
             del rows[str(delivery_id)]
 
     def deliveries(self, limit: int = 50, webhook_id: int | None = None) -> list[Delivery]:
@@ -939,3 +949,14 @@ class TinyStore:
             docs = [doc for doc in self._tables.get("deliveries", {}).values()
                     if webhook_id is None or doc["webhook_id"] == int(webhook_id)]
         return sorted(map(Delivery.from_doc, docs), key=lambda d: d.id, reverse=True)[:limit]
+
+    def forget_deliveries(self, before: datetime) -> int:
+        """The main file keeps `KEPT_DELIVERIES` finished deliveries at most already; older ones go too."""
+        with self.transaction():
+            rows, cutoff = self._rows("deliveries"), to_iso(before) or ""
+            old = [delivery_id for delivery_id in _finished_ids(rows)[:-KEPT_DELIVERIES]
+                   if rows[str(delivery_id)]["created_at"] < cutoff]
+            for delivery_id in old:
+                del rows[str(delivery_id)]
+            self._dirty = self._dirty or bool(old)
+            return len(old)

@@ -45,6 +45,7 @@ from bot.store.postgres.connections import Connections, database_url, describe, 
 from bot.store.postgres.leases import LeaseKeeper, RowLease
 from bot.store.postgres.migrate import advisory_key, check_schema
 from bot.store.records import (
+    KEPT_DELIVERIES,
     TAKE_OVER_EVENT,
     BackupSummary,
     Delivery,
@@ -316,6 +317,12 @@ class PostgresStore:
             self._load_webhooks(contents)
             for digest, stored_at in contents.media.items():  # one file at a time, in the same transaction
                 self._put_media(contents.read_media(digest), stored_at)
+
+    def forget_deliveries(self, before: datetime) -> int:
+        return len(self._rows(
+            "DELETE FROM webhook_deliveries WHERE finished AND (doc->>'created_at')::timestamptz < %s AND id NOT IN "
+            "(SELECT id FROM webhook_deliveries WHERE finished ORDER BY id DESC LIMIT %s) RETURNING 1",
+            (before, KEPT_DELIVERIES)))
 
     def _load_webhooks(self, contents: StoreContents) -> None:
         """The subscriptions (secrets still sealed) and their outbox, ids kept, in the open transaction."""
