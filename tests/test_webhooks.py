@@ -36,8 +36,16 @@ from web import create_app
 from conftest import TWEETBOT, tweetbot_env
 from sandbox_helpers import SandboxControl
 from store_support import StoreAt
+from test_posting import TWEETS, Rig
 from web_support import Browser, text, web_env
-from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until, webhook_receiver
+from worker_support import (
+    WorkerProcess,
+    connect_accounts,
+    connect_user,
+    open_test_store,
+    wait_until,
+    webhook_receiver,
+)
 
 
 @dataclass
@@ -482,3 +490,48 @@ def test_the_webhooks_page_adds_shows_the_secret_once_logs_deliveries_redelivers
     assert browser.post(f"/webhooks/{hook.id}/remove").status_code == 303
     assert store.list_webhooks() == [] and store.deliveries() == []
     assert sum(hook.secret in page for page in browser.pages) == 1  # the answer to the add form, only
+
+
+# -- where each event is emitted: the worker's own code against the sandbox, in this process ------------------
+
+
+def test_each_event_is_emitted_where_its_change_is_written(
+        tmp_path: Path, sandbox: SandboxControl, store_env: dict[str, str]) -> None:
+    rig = Rig(tmp_path, sandbox, **store_env)
+    try:
+        store, user = rig.store, rig.accounts[0]
+        webhooks.subscribe(store, "https://example.test/in", webhooks.EVENTS)
+
+        def told(event_type: str) -> list[dict[str, Any]]:
+            return [json.loads(d.body)["data"] for d in store.deliveries(limit=1000) if d.type == event_type]
+
+        rig.sandbox.fault(TWEETS, "status", status=403, times=1)
+        failed = rig.send(rig.queue("refused by X"))
+        [data] = told(POST_FAILED)
+        assert data["post_id"] == failed.id and data["failure_kind"] == "refused" and "403" in data["reason"]
+
+        rig.sandbox.limit(TWEETS, {"scope": "user", "window": 900, "limit": 0})
+        held = rig.send(rig.queue("held by a 429"))
+        [data] = told(webhooks.POST_HELD)
+        hold_until = store.get_account(user.user_id).hold_until  # type: ignore[union-attr]
+        assert data["post_id"] == held.id and "rate limited" in data["reason"]
+        assert datetime.fromisoformat(data["until"]) == hold_until
+
+        keeper = rig.worker.tokens
+        rig.sandbox.fault("POST /2/oauth2/token", "status", status=503, times=3)
+        for _ in range(3):
+            keeper.refresh_if_due(user.user_id, force=True)
+        [data] = told(webhooks.ACCOUNT_REFRESH_FAILING)  # once, at the third failure in a row
+        assert data["account_id"] == user.user_id and data["failures"] == 3
+
+        rig.sandbox.revoke_user(user.user_id)
+        keeper.refresh_if_due(user.user_id, force=True)
+        [data] = told(webhooks.ACCOUNT_NEEDS_RECONNECT)
+        assert data["status"] == "needs_reconnect" and "refresh token" in data["reason"]
+
+        connect_user(store, rig.sandbox, {"id": user.user_id, "username": user.username})
+        [data] = told(webhooks.ACCOUNT_RECONNECTED)
+        assert data == {"account_id": user.user_id, "username": user.username, "status": "active", "reason": None}
+        assert told(POST_QUEUED) == []  # straight into the store: bot.queue was not asked
+    finally:
+        rig.dispatcher.shutdown()
