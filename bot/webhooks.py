@@ -93,10 +93,14 @@ def where(url: str) -> str:
 # -- events -----------------------------------------------------------------------------------------
 
 
-def emit(store: Repository, event_type: str, data: dict[str, Any], at: datetime | None = None,
+Data = dict[str, Any]
+
+
+def emit(store: Repository, event_type: str, data: Data | Callable[[], Data], at: datetime | None = None,
          only: int | None = None) -> int:
     """Put the event in the outbox for each subscription to it (`only`: that one subscription, whatever
-    its events), in the caller's transaction; how many deliveries it made."""
+    its events), in the caller's transaction; how many deliveries it made. `data` may be a function:
+    then it is asked only when someone subscribes (what it reads costs nothing otherwise)."""
     at = at or utcnow()
     with store.transaction():
         hooks = [hook for hook in store.list_webhooks()
@@ -104,7 +108,8 @@ def emit(store: Repository, event_type: str, data: dict[str, Any], at: datetime 
         if not hooks:
             return 0
         event_id = "msg_" + secrets.token_hex(16)
-        body = json.dumps({"type": event_type, "timestamp": _stamp(at), "data": data}, separators=(",", ":"))
+        payload = data() if callable(data) else data
+        body = json.dumps({"type": event_type, "timestamp": _stamp(at), "data": payload}, separators=(",", ":"))
         store.add_deliveries([Delivery(0, hook.id, event_id, event_type, body, created_at=at, next_attempt_at=at)
                               for hook in hooks])
         return len(hooks)
@@ -118,12 +123,14 @@ def post_event(store: Repository, event_type: str, post: Post, at: datetime | No
 def post_posted(store: Repository, post: Post, at: datetime,
                 post_url: Callable[[str, str | None], str | None] | None = None) -> int:
     """`POST_POSTED`, with the tweet ids and their links (`post_url`: `Settings.post_url`)."""
-    found = store.get_accounts([post.account_id])  # not locked: the posting transaction locks no account
-    username = found[0].username if found else None
-    ids = [tweet_id for tweet_id in post.tweet_ids if tweet_id]
-    link = post_url or (lambda tweet_id, name: f"https://x.com/{name or 'i/web'}/status/{tweet_id}")
-    return post_event(store, POST_POSTED, post, at, tweet_ids=ids, urls=[link(i, username) for i in ids],
-                      posted_at=_stamp(at))
+    def data() -> Data:
+        found = store.get_accounts([post.account_id])  # not locked: the posting transaction locks no account
+        username = found[0].username if found else None
+        ids = [tweet_id for tweet_id in post.tweet_ids if tweet_id]
+        link = post_url or (lambda tweet_id, name: f"https://x.com/{name or 'i/web'}/status/{tweet_id}")
+        return {**_post_data(post), "tweet_ids": ids, "urls": [link(i, username) for i in ids],
+                "posted_at": _stamp(at)}
+    return emit(store, POST_POSTED, data, at)
 
 
 def account_event(store: Repository, event_type: str, account: Account, at: datetime | None = None,
