@@ -31,7 +31,7 @@ import requests
 
 from bot.models import Account, Post, utcnow
 from bot.settings import Settings
-from bot.store import ClaimLost, Delivery, Repository, Webhook
+from bot.store import ClaimLost, Delivery, Repository, StoreError, StoreUnreachable, Webhook
 
 log = logging.getLogger("tweetbot.webhooks")
 
@@ -195,8 +195,12 @@ def backoff(attempts: int, first: float) -> timedelta:
 
 
 class Deliverer:
-    """The worker's delivery of the outbox: claims what is due and POSTs it, a few at a time, on threads of
-    its own, so a slow receiver never holds up posting."""
+    """The worker's delivery of the outbox, on threads of its own, so a slow receiver never holds up posting.
+
+    Each round (`deliver_due`, every second) claims what is due, up to a delivery for each free thread, in
+    one write; a thread that finishes its attempt claims the next due one itself, until none is left, so a
+    burst of events goes out as fast as receivers answer, and an idle round costs one claim.
+    """
 
     def __init__(self, settings: Settings, store: Repository, clock: Callable[[], datetime] = utcnow,
                  session: requests.Session | None = None) -> None:
@@ -205,41 +209,58 @@ class Deliverer:
         self._pool = ThreadPoolExecutor(PARALLEL, thread_name_prefix="webhook")
         self._busy = 0
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
 
     def deliver_due(self) -> int:
-        """Claim the due deliveries there is room for and start their attempts; how many."""
+        """Claim the due deliveries there are free threads for and start their attempts; how many."""
         with self._lock:
             room = PARALLEL - self._busy
-        if room <= 0:
-            return 0
-        now = self.clock()
-        claimed = self.store.claim_deliveries(now, room, now + self._claim_for())
-        for delivery in claimed:
+            self._busy += max(room, 0)  # held for the claim, so a thread finishing meanwhile does not count twice
+        claimed: list[Delivery] = []
+        try:
+            if room > 0:
+                claimed = self._claim(room)
+        finally:
             with self._lock:
-                self._busy += 1
-            self._pool.submit(self._attempt_guarded, delivery)
+                self._busy -= max(room, 0) - len(claimed)
+        for delivery in claimed:
+            self._pool.submit(self._drain, delivery)
         return len(claimed)
 
     def deliver_now(self) -> int:
         """Claim and attempt what is due in this thread (tests and one-off runs); how many attempts."""
-        now = self.clock()
-        claimed = self.store.claim_deliveries(now, PARALLEL, now + self._claim_for())
+        claimed = self._claim(PARALLEL)
         for delivery in claimed:
             self.attempt(delivery)
         return len(claimed)
 
     def shutdown(self) -> None:
-        """Let the attempts in flight finish (each ends within WEBHOOK_TIMEOUT)."""
+        """Let the attempts in flight finish (each ends within WEBHOOK_TIMEOUT); claim no more."""
+        self._stopping.set()
         self._pool.shutdown(wait=True)
         self.session.close()
 
-    def _claim_for(self) -> timedelta:
-        return timedelta(seconds=self.settings.webhook_timeout) + CLAIM_MARGIN
+    def _claim(self, limit: int) -> list[Delivery]:
+        now = self.clock()
+        return self.store.claim_deliveries(now, limit, now + timedelta(seconds=self.settings.webhook_timeout)
+                                           + CLAIM_MARGIN)
 
-    def _attempt_guarded(self, delivery: Delivery) -> None:
+    def _drain(self, delivery: Delivery) -> None:
+        """Attempt `delivery`, then the next due one, until none is due or the worker stops."""
         try:
-            self.attempt(delivery)
-        except Exception:  # a store that went away: the claim lapses and the delivery is tried again
+            while True:
+                self.attempt(delivery)
+                if self._stopping.is_set():
+                    return
+                more = self._claim(1)
+                if not more:
+                    return
+                delivery = more[0]
+        except StoreUnreachable:  # the store says so once a minute; the claim lapses and the next round retries
+            pass
+        except StoreError as exc:
+            log.error("delivering webhooks stopped for this round: %s", " ".join(str(exc).split()))
+        except Exception:
             log.exception("delivery %s of webhook %s failed before its outcome was stored", delivery.id,
                           delivery.webhook_id)
         finally:
