@@ -248,7 +248,7 @@ class TokenKeeper:
             self.store.record_event("refresh_failed", account.user_id, detail=reason, at=self.clock())
             if failures == FAILURES_WORTH_AN_ALERT:  # once per run of failures, as the owner's alert
                 webhooks.account_event(self.store, webhooks.ACCOUNT_REFRESH_FAILING, updated, self.clock(),
-                                       failures=failures, retry_at=retry_at.isoformat())
+                                       failures=failures, retry_at=webhooks.stamp(retry_at))
         log.warning("refreshing %s failed (%d in a row): %s; retrying at %s",
                     account.handle, failures, reason, retry_at.isoformat())
         return updated

@@ -109,7 +109,7 @@ def emit(store: Repository, event_type: str, data: Data | Callable[[], Data], at
             return 0
         event_id = "msg_" + secrets.token_hex(16)
         payload = data() if callable(data) else data
-        body = json.dumps({"type": event_type, "timestamp": _stamp(at), "data": payload}, separators=(",", ":"))
+        body = json.dumps({"type": event_type, "timestamp": stamp(at), "data": payload}, separators=(",", ":"))
         store.add_deliveries([Delivery(0, hook.id, event_id, event_type, body, created_at=at, next_attempt_at=at)
                               for hook in hooks])
         return len(hooks)
@@ -129,7 +129,7 @@ def post_posted(store: Repository, post: Post, at: datetime,
         ids = [tweet_id for tweet_id in post.tweet_ids if tweet_id]
         link = post_url or (lambda tweet_id, name: f"https://x.com/{name or 'i/web'}/status/{tweet_id}")
         return {**_post_data(post), "tweet_ids": ids, "urls": [link(i, username) for i in ids],
-                "posted_at": _stamp(at)}
+                "posted_at": stamp(at)}
     return emit(store, POST_POSTED, data, at)
 
 
@@ -153,10 +153,11 @@ def redeliver(store: Repository, delivery_id: int, now: datetime | None = None) 
 
 def _post_data(post: Post) -> dict[str, Any]:
     return {"post_id": post.id, "account_id": post.account_id, "status": post.status,
-            "due_at": _stamp(post.due_at), "parts": list(post.parts)}
+            "due_at": stamp(post.due_at), "parts": list(post.parts)}
 
 
-def _stamp(moment: datetime) -> str:
+def stamp(moment: datetime) -> str:
+    """A time as payloads carry it: UTC, ISO 8601 with a Z (Standard Webhooks' example)."""
     return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 

@@ -535,7 +535,7 @@ class Dispatcher:
                     self.store.update_account(post.account_id, hold_until=until, hold_reason=reason)
                 self.store.record_event("held", post.account_id, post.id, detail=reason, at=self.clock())
                 webhooks.post_event(self.store, webhooks.POST_HELD, held, self.clock(), reason=reason,
-                                    until=until.astimezone(timezone.utc).isoformat() if until else None)
+                                    until=webhooks.stamp(until) if until else None)
         except ClaimLost:
             return self.store.get_post(post.id) or post
         log.warning("post %s held: %s", post.id, reason)

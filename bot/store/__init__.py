@@ -1,10 +1,11 @@
-"""The store: what everything above it uses to keep accounts, posts, schedules and events.
+"""The store: what everything above it uses to keep accounts, posts, schedules, events and webhooks.
 
 `Repository` (`bot.store.contract`) is the contract; `bot.store.file.TinyStore` (one JSON file,
 TinyDB) is the embedded implementation, `bot.store.postgres.PostgresStore` the server one
 (DATABASE_URL). `open_store` picks from the settings and imports only the one it opens.
 Nothing above the store touches TinyDB or SQL: it sees the
-records of `bot.models`, `Event`, the locks of `bot.store.locks` and these errors:
+records of `bot.models`, `Event`, `Webhook` and `Delivery` (a subscription and a row of its outbox,
+`bot.webhooks`), the locks of `bot.store.locks` and these errors:
 - `StoreError`: the store cannot be read or written now (`StoreUnreachable`: the database
   cannot be reached; the store logs that once a minute, so callers need not);
 - `StoreUnusable` (`StoreDamaged`, `SchemaBehind`): it cannot be used as it is, a
