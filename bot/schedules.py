@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.models import to_iso, utcnow
-from bot.refusals import NoSlots
+from bot.refusals import NoSlots, QueueError
 from bot.store import Repository
 from bot.when import WEEKDAYS, clock_expected, local_wall_time, zone_label, zone_named
 
@@ -33,8 +33,10 @@ _DAY_SETS = {"daily": range(7), "everyday": range(7), "weekdays": range(5), "wee
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
-class SlotSpecError(ValueError):
+class SlotSpecError(QueueError):
     """The slot text cannot be read; the message points at the part that is wrong."""
+
+    kind = "slots"
 
 
 class NextSlot:

@@ -154,7 +154,8 @@ def test_no_page_opens_without_sign_in(tmp_path: Path, sandbox: SandboxControl, 
     stranger = Browser(app)
     token = stranger.token()  # a valid CSRF token of the stranger's own session does not help
     before = store_files(tmp_path)
-    values = {"user_id": alice.user_id, "post_id": post_id, "filename": "style.css", "digest": "0" * 64}
+    values = {"user_id": alice.user_id, "post_id": post_id, "filename": "style.css", "digest": "0" * 64,
+              "account": alice.user_id}
 
     tried = 0
     for rule in app.url_map.iter_rules():

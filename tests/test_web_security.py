@@ -81,6 +81,10 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
             ("GET", "/api/v1/openapi.json", None), ("GET", "/api/v1/accounts", None),
             ("POST", "/api/v1/posts", {"account": alice.user_id, "text": "by the API", "at": "now"}),
             ("GET", "/api/v1/posts", None), ("GET", f"/api/v1/posts/{post_id}", None),
+            ("PATCH", f"/api/v1/posts/{post_id}", {"text": "changed by the API"}),
+            ("GET", f"/api/v1/accounts/{alice.user_id}/slots", None),
+            ("PUT", f"/api/v1/accounts/{alice.user_id}/slots", {"spec": "daily 09:00"}),
+            ("POST", "/api/v1/media", None),  # refused: no file
             ("POST", f"/api/v1/posts/{post_id}/post-now", None), ("POST", f"/api/v1/posts/{post_id}/retry", None),
             ("DELETE", f"/api/v1/posts/{post_id}", None)):
         answer = browser.client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {api_key}"})

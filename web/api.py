@@ -5,23 +5,33 @@ what they refuse, with the same words; each refusal is an RFC 9457 problem
 (`application/problem+json`) whose `type` names the refusal's kind, stable for programs.
 A request shows its key as `Authorization: Bearer tb_…`; it carries no session cookie, so
 the sign-in gate passes it by and there is no CSRF surface (`web.security` exempts it).
+
+Every write takes an `Idempotency-Key`: the same key with the same request within a day answers
+the first answer again and changes nothing; with another request, 422. The answer is kept in
+the store in the transaction that made the change, and the key is locked while it is made, so
+two requests racing with one key make one post, whichever gunicorn worker or host answers.
 The document every answer conforms to is `web.api_spec`, served at `/api/v1/openapi.json`.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, g, jsonify, make_response, request
 from flask.typing import ResponseReturnValue
 
 from bot import queue
 from bot.api_keys import ApiKey, authenticate
+from bot.media_checks import MediaError, MediaFile, inspect
 from bot.models import Account, Post, to_iso
-from bot.refusals import NoSuchAccount, NoSuchPost, QueueError, WrongStatus
+from bot.refusals import MediaRefused, NoSuchAccount, NoSuchPost, QueueError, WrongStatus
+from bot.schedules import free_slots, load_slots, parse_slots, save_slots
+from bot.store import KeptAnswer, RecordMissing
 from web.api_spec import PROBLEM_BASE, SPEC
 from web.db import now, settings, store
 
@@ -29,6 +39,8 @@ log = logging.getLogger("tweetbot.web.api")
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PAGE_LIMIT = 200  # the most posts one GET /posts answers with
+IDEMPOTENCY_WINDOW = timedelta(hours=24)  # how long a write's answer is kept under its Idempotency-Key
+NEXT_SLOTS = 5  # the free slot times GET /accounts/{id}/slots shows
 STATUSES = {"queued", "finished", "failed"}
 #: The HTTP status of each refusal: the post or account named in the path is not there (404), the post is
 #: not in a state that allows it (409), anything else the request asked is refused (422).
@@ -102,6 +114,45 @@ def current_key() -> ApiKey:
     return cast(ApiKey, g.api_key)
 
 
+def idempotent(view: View) -> View:
+    """With an `Idempotency-Key`, the view runs once per key and request: its answer (but a server error)
+    is kept with its change, and given again to the same request; another request with the key is a 422."""
+    @functools.wraps(view)
+    def once(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        given = request.headers.get("Idempotency-Key")
+        if given is None:
+            return view(*args, **kwargs)
+        if not 1 <= len(given) <= 255 or not given.isprintable():
+            return problem(400, "bad-idempotency-key", "Malformed", "an Idempotency-Key is 1 to 255 printable "
+                           "characters")
+        key, moment = f"{current_key().id}:{given}", now()
+        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(),
+                                                 request.get_data()])).hexdigest()
+        with store().transaction():
+            kept = store().kept_answer(key, moment - IDEMPOTENCY_WINDOW)
+            if kept is not None:
+                return _replayed(kept, fingerprint)
+            answer = make_response(view(*args, **kwargs))
+            if answer.status_code < 500:
+                store().keep_answer(key, KeptAnswer(fingerprint, answer.status_code, answer.get_json(), moment))
+                store().forget_answers(moment - IDEMPOTENCY_WINDOW)
+        return answer
+    return cast(View, once)
+
+
+def _replayed(kept: KeptAnswer, fingerprint: str) -> Response:
+    """The answer kept under the key, again; or, for another request under the same key, a 422."""
+    if kept.fingerprint != fingerprint:
+        return problem(422, "idempotency-key-reused", "Refused", "this Idempotency-Key was used for another "
+                       "request in the last 24 h: use a new key for a new request")
+    answer = jsonify(kept.body)
+    answer.status_code = kept.status
+    if kept.status >= 400:
+        answer.mimetype = "application/problem+json"
+    answer.headers["Idempotent-Replayed"] = "true"
+    return answer
+
+
 # -- the document ---------------------------------------------------------------------------------
 
 @bp.get("/openapi.json")
@@ -114,38 +165,58 @@ def openapi() -> ResponseReturnValue:
 
 @bp.post("/posts")
 @needs("posts:write")
+@idempotent
 def create_post() -> ResponseReturnValue:
     """Queue a post or a thread: at a time, `now`, or (no `at`) the account's next free slot, else now."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return problem(400, "malformed", "Malformed", "the body must be a JSON object")
     try:
-        account, parts, when = _post_request(body)
-        post = queue.queue_post(store(), account, parts, when, now(), source="api", zone=settings().zone)
+        account, parts, when, media = _post_request(body)
+        post = queue.queue_post(store(), account, parts, when, now(), source="api", media=media,
+                                zone=settings().zone)
     except QueueError as refusal:
         return refused(refusal)
     log.info("api: key %s queued post %s", current_key().id, post.id)
     return one_post(post, 201)
 
 
-def _post_request(body: dict[str, Any]) -> tuple[str, list[str], queue.When]:
-    """The account, parts and time a POST /posts body asks for, or `QueueError` saying what is wrong."""
+def _post_request(body: dict[str, Any]) -> tuple[str, list[str], queue.When, list[list[MediaFile]]]:
+    """The account, parts, time and media a POST /posts body asks for, or `QueueError` saying what is wrong."""
     account = body.get("account")
     if not isinstance(account, str) or not account.strip():
         raise NoSuchAccount("give the account: its @handle or its X user id")
+    parts, media = _parts(body)
+    return account.strip(), parts, _when(body.get("at")), media
+
+
+def _parts(body: dict[str, Any]) -> tuple[list[str], list[list[MediaFile]]]:
+    """`text`, or `parts` (each `{"text", "media": [{"id", "alt"}]}`), with each part's stored media."""
     if ("text" in body) == ("parts" in body):
         raise QueueError("give either `text` or `parts` (one of them)")
-    raw_parts = [body["text"]] if "text" in body else body["parts"]
-    if not isinstance(raw_parts, list) or not raw_parts:
+    raw = [{"text": body["text"]}] if "text" in body else body["parts"]
+    if not isinstance(raw, list) or not raw or not all(isinstance(part, dict) for part in raw):
         raise QueueError("`parts` must be a list of parts, each {\"text\": …}")
-    parts = [part if isinstance(part, str) else part.get("text") if isinstance(part, dict) else None
-             for part in raw_parts]
-    if not all(isinstance(part, str) for part in parts):
+    texts = [part.get("text") for part in raw]
+    if not all(isinstance(text, str) for text in texts):
         raise QueueError("every part needs a `text`")
-    return account.strip(), cast(list[str], parts), _when(body.get("at"))
+    return cast(list[str], texts), [[_stored_file(item) for item in part.get("media") or []] for part in raw]
 
 
-def _when(at: Any) -> queue.When:
+def _stored_file(item: Any) -> MediaFile:
+    """A file uploaded before (POST /media), by its id, with its alt text."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise MediaRefused("each media item is {\"id\": …} (from POST /api/v1/media), with an optional \"alt\"")
+    alt = item.get("alt")
+    if alt is not None and not isinstance(alt, str):
+        raise MediaRefused("an alt text is a string")
+    try:
+        return MediaFile(item["id"][:12], store().get_media(item["id"]), alt)
+    except RecordMissing:
+        raise MediaRefused(f"no media {item['id']}: upload it first (POST /api/v1/media)") from None
+
+
+def _when(at: Any) -> datetime | None:
     """`at`: absent (the account's next free slot, else now), "now", or ISO 8601 with an offset."""
     if at is None:
         return None
@@ -202,8 +273,35 @@ def get_post(post_id: int) -> ResponseReturnValue:
     return one_post(post) if post is not None else refused(NoSuchPost(f"no post {post_id}"))
 
 
+@bp.patch("/posts/<int:post_id>")
+@needs("posts:write")
+@idempotent
+def edit_post(post_id: int) -> ResponseReturnValue:
+    """Change a scheduled post as the dashboard's edit does: any of `account`, `text` or `parts`, `at`
+    (a time, "now" or "next-slot"); what is not given stays (a part's media stay on it)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return problem(400, "malformed", "Malformed", "the body must be a JSON object")
+    current = store().get_post(post_id)
+    if current is None:
+        return refused(NoSuchPost(f"no post {post_id}"))
+    try:
+        parts = _parts(body)[0] if "text" in body or "parts" in body else list(current.parts)
+        at = body.get("at")
+        when = queue.NEXT_SLOT if at == "next-slot" else _when(at) or current.due_at
+        account = body.get("account") or current.account_id
+        if not isinstance(account, str):
+            raise NoSuchAccount("give the account as its @handle or its X user id")
+        post = queue.edit_post(store(), post_id, account, parts, when, now(), zone=settings().zone)
+    except QueueError as refusal:
+        return refused(refusal)
+    log.info("api: key %s edited post %s", current_key().id, post.id)
+    return one_post(post)
+
+
 @bp.delete("/posts/<int:post_id>")
 @needs("posts:write")
+@idempotent
 def cancel_post(post_id: int) -> ResponseReturnValue:
     """Cancel a post that has not started going out."""
     return _acting(lambda: queue.cancel(store(), post_id), "canceled")
@@ -211,6 +309,7 @@ def cancel_post(post_id: int) -> ResponseReturnValue:
 
 @bp.post("/posts/<int:post_id>/post-now")
 @needs("posts:write")
+@idempotent
 def post_now(post_id: int) -> ResponseReturnValue:
     """Make a scheduled post due now: the worker sends it on its next round."""
     return _acting(lambda: queue.post_now(store(), post_id, now()), "made due now")
@@ -218,6 +317,7 @@ def post_now(post_id: int) -> ResponseReturnValue:
 
 @bp.post("/posts/<int:post_id>/retry")
 @needs("posts:write")
+@idempotent
 def retry(post_id: int) -> ResponseReturnValue:
     """Queue a failed post again, due now, as a new post (the answer is the new post)."""
     return _acting(lambda: queue.retry(store(), post_id, now(), source="api"), "queued again", 201)
@@ -241,3 +341,68 @@ def list_accounts() -> ResponseReturnValue:
     return jsonify({"accounts": [{"id": a.user_id, "handle": a.handle, "status": a.status,
                                   "expires_at": to_iso(a.expires_at), "scopes": list(a.scopes)}
                                  for a in store().list_accounts()]})
+
+
+@bp.get("/accounts/<account>/slots")
+@needs("accounts:read")
+def get_slots(account: str) -> ResponseReturnValue:
+    """The account's weekly slots and its next free slot times."""
+    try:
+        found = queue.account_named(store(), account)
+    except QueueError as refusal:
+        return _not_found(refusal)
+    return jsonify(_slots_json(found))
+
+
+@bp.put("/accounts/<account>/slots")
+@needs("posts:write")
+@idempotent
+def put_slots(account: str) -> ResponseReturnValue:
+    """Replace the account's slots: `{"spec": "mon-fri 09:00, sat 10:30", "tz": "Europe/Berlin"}`."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("spec"), str):
+        return problem(400, "malformed", "Malformed", 'the body must be {"spec": …, "tz": …}')
+    try:
+        found = queue.account_named(store(), account)
+    except QueueError as refusal:
+        return _not_found(refusal)
+    tz = body.get("tz")
+    try:
+        save_slots(store(), found.user_id, parse_slots(body["spec"], tz if isinstance(tz, str) and tz else None,
+                                                       default_tz=settings().timezone))
+    except QueueError as refusal:
+        return refused(refusal)
+    return jsonify(_slots_json(found))
+
+
+def _slots_json(account: Account) -> dict[str, Any]:
+    schedule = load_slots(store(), account.user_id)
+    upcoming = list(islice(free_slots(store(), account.user_id, now()), NEXT_SLOTS)) if schedule else []
+    return {"account": account.user_id, "spec": schedule.spec if schedule else None,
+            "tz": schedule.zone if schedule else None, "next_free": [to_iso(moment) for moment in upcoming]}
+
+
+def _not_found(refusal: QueueError) -> Response:
+    """The account named in the path is not there: 404, with the queue's words."""
+    return problem(404, refusal.kind, "Not found", str(refusal))
+
+
+# -- media --------------------------------------------------------------------------------------
+
+@bp.post("/media")
+@needs("posts:write")
+@idempotent
+def upload_media() -> ResponseReturnValue:
+    """A file to name in a post (multipart, field `file`), checked as the CLI checks a file: its id."""
+    sent = request.files.get("file")
+    if sent is None:
+        return problem(400, "malformed", "Malformed", "send the file as multipart/form-data, field `file`")
+    try:
+        ref = inspect(MediaFile(sent.filename or "upload", sent.read()))
+    except MediaError as exc:
+        return refused(MediaRefused(str(exc)))
+    assert ref.data is not None
+    store().put_media(ref.data)
+    answer = jsonify({"id": ref.digest, "type": ref.kind, "bytes": ref.size})
+    answer.status_code = 201
+    return answer

@@ -44,10 +44,18 @@ from bot.store.errors import (
     StoreUnusable,
 )
 from bot.store.locks import Lock, LockTimeout
-from bot.store.records import REQUEUED_EVENT, TAKE_OVER_EVENT, BackupSummary, Event, StoreContents, requeued_detail
+from bot.store.records import (
+    REQUEUED_EVENT,
+    TAKE_OVER_EVENT,
+    BackupSummary,
+    Event,
+    KeptAnswer,
+    StoreContents,
+    requeued_detail,
+)
 
 __all__ = ["BROKEN", "REQUEUED_EVENT", "RESTORE_HINT", "TAKE_OVER_EVENT", "UNUSABLE", "BackupError",
-           "BackupSummary", "ClaimLost", "Event", "Lock", "LockTimeout", "RecordMissing", "Repository",
+           "BackupSummary", "ClaimLost", "Event", "KeptAnswer", "Lock", "LockTimeout", "RecordMissing", "Repository",
            "SchemaBehind", "StoreContents", "StoreDamaged", "StoreError", "StoreUnreachable", "StoreUnusable",
            "TokenKeyError", "open_store", "requeued_detail", "restore_store"]
 
