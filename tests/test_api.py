@@ -14,7 +14,7 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from bot.api_keys import create_key, list_keys, revoke_key
+from bot.api_keys import SCOPES, create_key, list_keys, revoke_key
 from bot.models import FAILED, POSTED, Account, Post, utcnow
 from bot.settings import load_settings
 from bot.store import Repository, open_store
@@ -244,3 +244,21 @@ def test_a_post_is_changed_its_slots_set_and_a_file_uploaded_and_named(server: W
     unknown = api.call("POST", "/posts", json={"account": "@alice", "parts": [{"text": "x", "media": [
         {"id": "0" * 64}]}]})
     assert (unknown.status_code, unknown.json()["type"]) == (422, "/api/v1/problems/media")
+
+
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
+        server: WebServer, store: Repository, tmp_path: Path) -> None:
+    """Schemathesis (not our code) generates requests from the served document, valid and not, against
+    gunicorn with a key of every scope: no 5xx, and every answer's status, type and body as documented."""
+    key = key_for(store, *SCOPES)
+    store.add_posts([Post(id=0, account_id="101", parts=("failed",), due_at=utcnow(), status=FAILED,
+                          last_error="X refused it (403): Forbidden")])
+    run = subprocess.run(
+        [str(Path(TWEETBOT).parent / "st"), "run", f"{server.url}/api/v1/openapi.json", "--url", server.url,
+         "-H", f"Authorization: Bearer {key}", "--checks", "not_a_server_error,status_code_conformance,"
+         "content_type_conformance,response_schema_conformance", "--max-examples", "15", "--seed", "20261207",
+         "--workers", "2", "--phases", "examples,coverage,fuzzing", "--report-dir", str(tmp_path / "report"),
+         "--suppress-health-check", "all"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout or " passed" in run.stdout, run.stdout[-3000:]

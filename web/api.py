@@ -24,6 +24,7 @@ from typing import Any, TypeVar, cast
 
 from flask import Blueprint, Response, g, jsonify, make_response, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from bot import queue
 from bot.api_keys import ApiKey, authenticate
@@ -86,6 +87,21 @@ def one_post(post: Post, status: int = 200) -> Response:
     answer = jsonify(post_json(post, store().get_account(post.account_id)))
     answer.status_code = status
     return answer
+
+
+def is_api(path: str) -> bool:
+    """Whether `path` is the API's (an endpoint of it or not)."""
+    return path.startswith(f"{bp.url_prefix}/")
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def http_error(error: HTTPException) -> ResponseReturnValue:
+    """Under the API, a path or method it does not have is a problem too; elsewhere, Flask's page."""
+    if not is_api(request.path):
+        return error
+    return problem(error.code or 500, "not-found" if error.code == 404 else "method-not-allowed",
+                   error.name, error.description or error.name)
 
 
 # -- keys and scopes --------------------------------------------------------------------------------
