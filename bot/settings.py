@@ -57,6 +57,7 @@ class Settings:
     refresh_every: int
     x_tier: str
     post_concurrency: int
+    api_rate: int  # API requests a key may make a minute, in each web process
     max_attempts: int
     retry_backoff: float
     http_timeout: float
@@ -172,6 +173,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         refresh_every=env.integer("REFRESH_EVERY", 60, low=1, high=3600),
         x_tier=env.choice("X_TIER", "payg", TIERS),
         post_concurrency=env.integer("POST_CONCURRENCY", 16, low=1, high=64),
+        api_rate=env.integer("API_RATE", 120, low=1, high=100_000),
         max_attempts=env.integer("MAX_ATTEMPTS", 5, low=1, high=100),
         retry_backoff=env.number("RETRY_BACKOFF", 15.0, low=0.1, high=3600.0),
         http_timeout=env.number("HTTP_TIMEOUT", 15.0, low=0.1, high=300.0),

@@ -109,7 +109,8 @@ def _answer(schema: str, description: str, media: str = "application/json") -> d
 
 def _problems(*statuses: int) -> dict[str, Any]:
     words = {400: "Malformed body", 401: "No live API key", 403: "The key lacks the scope",
-             404: "No such post", 409: "The post's status does not allow it", 422: "Refused (see `type`)"}
+             404: "No such post", 409: "The post's status does not allow it", 422: "Refused (see `type`)",
+             429: "The key's rate (API_RATE a minute) is spent: see Retry-After"}
     return {str(status): _answer("Problem", words[status], "application/problem+json") for status in statuses}
 
 
@@ -117,7 +118,7 @@ def _operation(summary: str, scope: str, answers: dict[str, Any], body: str | No
                parameters: list[dict[str, Any]] | None = None, write: bool = False) -> dict[str, Any]:
     """An operation that needs `scope`; a `write` takes an Idempotency-Key."""
     operation: dict[str, Any] = {"summary": summary, "security": [{"key": [scope]}],
-                                 "responses": {**answers, **_problems(401, 403)}}
+                                 "responses": {**answers, **_problems(401, 403, 429)}}
     if body:
         operation["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
