@@ -46,7 +46,6 @@ PAGE_LIMIT = 200  # the most posts one GET /posts answers with
 IDEMPOTENCY_WINDOW = timedelta(hours=24)  # how long a write's answer is kept under its Idempotency-Key
 NEXT_SLOTS = 5  # the free slot times GET /accounts/{id}/slots shows
 RATE_WINDOW = timedelta(minutes=1)  # API_RATE counts a key's requests in this window
-STATUSES = {"queued", "finished", "failed"}
 #: The HTTP status of each refusal: the post or account named in the path is not there (404), the post is
 #: not in a state that allows it (409), anything else the request asked is refused (422).
 STATUS_OF: dict[type[QueueError], int] = {NoSuchPost: 404, WrongStatus: 409}
@@ -285,35 +284,22 @@ def _when(at: Any) -> datetime | None:
 @needs("posts:read")
 def list_posts() -> ResponseReturnValue:
     """Queued posts (earliest due first) or finished ones (most recent first), `limit` at a time from `cursor`."""
-    status = request.args.get("status", "queued")
-    if status not in STATUSES:
-        return problem(422, "bad-parameter", "Refused", f"status must be one of {', '.join(sorted(STATUSES))}")
+    listing = request.args.get("status", "queued")
+    if listing not in queue.LISTINGS:
+        return problem(422, "bad-parameter", "Refused", f"status must be one of {', '.join(queue.LISTINGS)}")
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), PAGE_LIMIT)
         start = int(request.args.get("cursor", 0))
     except ValueError:
         return problem(422, "bad-parameter", "Refused", "limit and cursor must be whole numbers")
-    found = _posts(status, request.args.get("account"), start + limit + 1)
-    if isinstance(found, Response):
-        return found
+    try:
+        found = queue.listed(store(), listing, request.args.get("account"), start + limit + 1)
+    except NoSuchAccount as refusal:
+        return _not_found(refusal)
     page = found[start:start + limit]
     accounts = {a.user_id: a for a in store().list_accounts()}
-    more = len(found) > start + limit
     return jsonify({"posts": [post_json(post, accounts.get(post.account_id)) for post in page],
-                    "next_cursor": str(start + limit) if more else None})
-
-
-def _posts(status: str, account: str | None, enough: int) -> list[Post] | Response:
-    account_id = None
-    if account:
-        try:
-            account_id = queue.account_named(store(), account).user_id
-        except QueueError as refusal:
-            return refused(refusal)
-    if status == "queued":
-        return store().queued_posts(account_id)
-    finished = store().history(limit=enough if status == "finished" else 10**9, account_id=account_id)
-    return finished if status == "finished" else [post for post in finished if post.status == "failed"]
+                    "next_cursor": str(start + limit) if len(found) > start + limit else None})
 
 
 @bp.get("/posts/<int:post_id>")
