@@ -12,6 +12,10 @@ first of those rows' times. An empty `due_at` takes the account's next free slot
 operator's zone unless the cell names one. A row's `media` names its files, separated
 by `|` and relative to the CSV's folder; its `alt` gives their alt texts in the same
 order, also separated by `|`.
+
+`import_csv` checks and queues in one transaction on the store; `check_rows` is the checking alone,
+against any `AccountBook` and `SlotFinder`, so the remote CLI (`bot.remote`) checks a file just as
+before it sends a single row to a deployed bot.
 """
 from __future__ import annotations
 

@@ -144,7 +144,11 @@ class Remote:
             return RemoteError(f"{where} refused the key in TWEETBOT_API_KEY ({_prefix(self.settings.api_key)}): "
                                "it does not know it, or it was revoked (tweetbot keys list, on the bot)")
         if answer.status_code == 403 and detail:
-            return RemoteError(f"{where} refused: {detail} (make a key with it: tweetbot keys create --scope …)")
+            return RemoteError(f"{where} refused: {detail} (give the CLI a key that has it: "
+                               "`tweetbot keys create --name … --scope …` on the bot)")
+        if answer.is_redirect:  # not followed: a POST would come back a GET, and the key may not go along
+            return RemoteError(f"{where} redirects to {answer.headers.get('Location')}: set TWEETBOT_URL "
+                               "(or --url) to where it leads")
         if answer.status_code >= 500:
             return RemoteError(f"{where} failed to answer ({answer.status_code} {answer.reason}): try again, "
                                "or see the web app's log")
@@ -264,6 +268,8 @@ class Remote:
         return self._send_all(drafted, ids)
 
     def _send_all(self, drafted: Sequence[Drafted], ids: dict[str, str]) -> list[Post]:
+        """Each draft queued in file order; a refusal cancels those sent before it (all or nothing, as
+        far as the API allows); a bot gone mid-way is said with the posts it already holds."""
         sent: list[Post] = []
         for item in drafted:
             account = self.get_account(item.post.account_id)
@@ -275,6 +281,9 @@ class Remote:
                     self.cancel(post.id)
                 undone = f"; the {len(sent)} posts sent before it were canceled" if sent else ""
                 raise ImportRefused([RowProblem(item.line, f"the bot refused it: {exc}{undone}")]) from None
+            except RemoteError as exc:
+                held = f" (it holds posts {', '.join(str(post.id) for post in sent)} of this file)" if sent else ""
+                raise RemoteError(f"{exc}, at line {item.line}{held}") from None
         return sent
 
     # -- slots --------------------------------------------------------------------------------------

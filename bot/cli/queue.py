@@ -5,6 +5,8 @@ Every post goes in through `bot.queue`, so what the command line refuses (a
 past time, an unknown account, a text too long, a bad CSV row) is what every
 other way in refuses. A refusal prints its reason on stderr, exits 1 and
 queues nothing. Times are typed and shown on the operator's clock (TIMEZONE).
+The commands get their records from a `bot.cli.sources.Source`: the local store,
+or a deployed bot's API (TWEETBOT_URL or --url), rendered by the same code.
 
 `bot.cli` imports this module and adds its `COMMANDS`; what both need is in
 `bot.cli.common`, so neither imports the other's module and either can be imported first.
