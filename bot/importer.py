@@ -14,8 +14,8 @@ by `|` and relative to the CSV's folder; its `alt` gives their alt texts in the 
 order, also separated by `|`.
 
 `import_csv` checks and queues in one transaction on the store; `check_rows` is the checking alone,
-against any `AccountBook` and `SlotFinder`, so the remote CLI (`bot.remote`) checks a file just as
-before it sends a single row to a deployed bot.
+against any `AccountBook` and `SlotFinder`, so the remote CLI (`bot.remote`) checks a file the same
+way before it sends any row to a deployed bot.
 """
 from __future__ import annotations
 

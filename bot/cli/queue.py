@@ -236,13 +236,12 @@ def count_command(text: str) -> None:
 
 
 @click.group("slots", invoke_without_command=True)
-@remote_option
 @click.pass_context
-def slots_group(context: click.Context, url: str | None) -> None:
+def slots_group(context: click.Context) -> None:
     """An account's weekly posting times: a post queued without --at takes the next free one.
     Alone, `tweetbot slots` shows every account's (as `slots show`)."""
     if context.invoked_subcommand is None:
-        context.invoke(slots_show, handle=None, url=url)
+        context.invoke(slots_show, handle=None, url=None)
 
 
 @slots_group.command("set")
