@@ -188,6 +188,42 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
     )
 
 
+@dataclass(frozen=True)
+class RemoteSettings:
+    """What the command line needs to drive a deployed bot through its API (`bot.remote`): where it is,
+    the key, and the operator's clock and X tier as locally; no secret of the bot's own, no store."""
+
+    url: str
+    api_key: str
+    timezone: str
+    x_tier: str
+    http_timeout: float
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def remote_url(url: str | None = None, dotenv_path: str | os.PathLike[str] | None = ".env",
+               environ: Mapping[str, str] | None = None) -> str | None:
+    """The deployed bot to talk to: `url` (a command's --url), else TWEETBOT_URL; None: the local store."""
+    return url or (read_environment(dotenv_path, environ).get("TWEETBOT_URL") or "").strip() or None
+
+
+def load_remote_settings(url: str, dotenv_path: str | os.PathLike[str] | None = ".env",
+                         environ: Mapping[str, str] | None = None) -> RemoteSettings:
+    """The settings of a command run against the bot at `url`, or `SettingsError` (TWEETBOT_API_KEY unset…)."""
+    env = _Env({**read_environment(dotenv_path, environ), "TWEETBOT_URL": url})
+    key = env.text("TWEETBOT_API_KEY", "")
+    if not key:
+        raise SettingsError("TWEETBOT_API_KEY is not set: make a key on the deployed bot with "
+                            "`tweetbot keys create --name laptop --scope posts:read --scope posts:write "
+                            "--scope accounts:read` and set it beside TWEETBOT_URL")
+    return RemoteSettings(url=env.url("TWEETBOT_URL", url), api_key=key, timezone=env.timezone("TIMEZONE", "UTC"),
+                          x_tier=env.choice("X_TIER", "payg", TIERS),
+                          http_timeout=env.number("HTTP_TIMEOUT", 15.0, low=0.1, high=300.0))
+
+
 class _Env:
     """Typed reads of the variables; each failure names the variable."""
 

@@ -373,10 +373,19 @@ def _acting(act: Callable[[], Post], done: str, status: int = 200) -> ResponseRe
 @bp.get("/accounts")
 @needs("accounts:read")
 def list_accounts() -> ResponseReturnValue:
-    """Every connected account: id, handle, status, when its token expires."""
+    """Every connected account: id, handle, status, its token's health, a hold, the worker posting for it;
+    and every worker heard from lately (what `tweetbot accounts` shows, locally or through this)."""
+    from bot.store.heartbeats import known_workers
+
+    posting = {post.account_id: post.claimed_by for post in store().sending_posts()}
     return jsonify({"accounts": [{"id": a.user_id, "handle": a.handle, "status": a.status,
-                                  "expires_at": to_iso(a.expires_at), "scopes": list(a.scopes)}
-                                 for a in store().list_accounts()]})
+                                  "expires_at": to_iso(a.expires_at), "scopes": list(a.scopes),
+                                  "refreshed_at": to_iso(a.refreshed_at), "refresh_failures": a.refresh_failures,
+                                  "error": a.last_error, "hold_until": to_iso(a.hold_until),
+                                  "hold_reason": a.hold_reason, "posting_worker": posting.get(a.user_id)}
+                                 for a in store().list_accounts()],
+                    "workers": [{"name": name, "heartbeat_at": to_iso(beat)}
+                                for name, beat in known_workers(store(), now()).items()]})
 
 
 @bp.get("/accounts/<account>/slots")
