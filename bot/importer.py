@@ -12,16 +12,21 @@ first of those rows' times. An empty `due_at` takes the account's next free slot
 operator's zone unless the cell names one. A row's `media` names its files, separated
 by `|` and relative to the CSV's folder; its `alt` gives their alt texts in the same
 order, also separated by `|`.
+
+`import_csv` checks and queues in one transaction on the store; `check_rows` is the checking alone,
+against any `AccountBook` and `SlotFinder`, so the remote CLI (`bot.remote`) checks a file the same
+way before it sends any row to a deployed bot.
 """
 from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
+from typing import Protocol
 
 import click
 
@@ -144,6 +149,25 @@ def _header(cells: list[str], line: int) -> list[str]:
     return names
 
 
+class AccountBook(Protocol):
+    """Where an import looks the rows' accounts up: the store, or the deployed bot's API (`bot.remote`)."""
+
+    def list_accounts(self) -> list[Account]: ...
+    def find_account(self, handle: str) -> Account | None: ...
+
+
+#: An account's free slot times after the import's now, skipping the times given (`NoSlots` without slots).
+SlotFinder = Callable[[Account, Collection[datetime]], Iterator[datetime]]
+
+
+@dataclass(frozen=True)
+class Drafted:
+    """A checked, unsaved post and the line of the file it starts on."""
+
+    line: int
+    post: Post
+
+
 def import_csv(store: Repository, path: Path, zone: tzinfo | str, now: datetime | None = None,
                show_progress: bool = False) -> list[Post]:
     """Check the whole file, then queue every post in one transaction; the queued posts.
@@ -152,25 +176,43 @@ def import_csv(store: Repository, path: Path, zone: tzinfo | str, now: datetime 
     queueing share the store's lock, so the free slots found are still free when
     the posts land.
     """
-    now = now or utcnow()
+    moment = now or utcnow()
+    rows = rows_of(path)
+
+    def slots(account: Account, also_taken: Collection[datetime]) -> Iterator[datetime]:
+        return free_slots(store, account.user_id, moment, also_taken=also_taken)
+
+    with store.transaction():
+        drafted = check_rows(rows, path.parent, store, slots, zone, moment, show_progress)
+        return save_posts(store, [item.post for item in drafted])
+
+
+def rows_of(path: Path) -> list[Row]:
+    """The file's data rows; `ImportRefused` when it has none or its shape is wrong."""
     rows = read_rows(path)
     if not rows:
         raise ImportRefused([], f"{path.name} has no rows to queue (it is empty, or holds only its header "
                                 f"line); nothing was queued")
+    return rows
+
+
+def check_rows(rows: list[Row], folder: Path, book: AccountBook, slots: SlotFinder, zone: tzinfo | str,
+               now: datetime, show_progress: bool = False) -> list[Drafted]:
+    """Every row checked (accounts in `book`, times, texts, files relative to `folder`, free `slots` for
+    rows without a time), as drafts carrying their files' bytes; `ImportRefused` listing every bad line."""
     groups = _group(rows)
     problems: list[RowProblem] = []
-    with store.transaction():
-        accounts = _AccountCache(store)
-        for group in groups:
-            problems.extend(_check_group(group, accounts, zone, now))
-        problems.extend(_assign_slots(store, groups, now))
-        bad_lines = {problem.line for problem in problems}
-        sound = [group for group in groups if not any(row.line in bad_lines for row in group.rows)]
-        drafts = _draft_all(sound, now, show_progress and len(rows) > PROGRESS_ABOVE, path.parent)
-        problems.extend(problem for problem in drafts if isinstance(problem, RowProblem))
-        if problems:
-            raise ImportRefused(problems)
-        return save_posts(store, [post for post in drafts if isinstance(post, Post)])
+    accounts = _AccountCache(book)
+    for group in groups:
+        problems.extend(_check_group(group, accounts, zone, now))
+    problems.extend(_assign_slots(slots, groups))
+    bad_lines = {problem.line for problem in problems}
+    sound = [group for group in groups if not any(row.line in bad_lines for row in group.rows)]
+    drafts = _draft_all(sound, now, show_progress and len(rows) > PROGRESS_ABOVE, folder)
+    problems.extend(problem for problem in drafts if isinstance(problem, RowProblem))
+    if problems:
+        raise ImportRefused(problems)
+    return [item for item in drafts if isinstance(item, Drafted)]
 
 
 def _group(rows: list[Row]) -> list[_Group]:
@@ -191,7 +233,7 @@ def _group(rows: list[Row]) -> list[_Group]:
 class _AccountCache:
     """Accounts by the name a row gives, looked up once per file rather than once per row."""
 
-    def __init__(self, store: Repository) -> None:
+    def __init__(self, store: AccountBook) -> None:
         self.store = store
         self.found: dict[str, Account | None] = {}
         self.handles: str | None = None
@@ -242,7 +284,7 @@ def _check_group(group: _Group, accounts: _AccountCache, zone: tzinfo | str, now
     return problems
 
 
-def _assign_slots(store: Repository, groups: list[_Group], now: datetime) -> list[RowProblem]:
+def _assign_slots(finder: SlotFinder, groups: list[_Group]) -> list[RowProblem]:
     """Give each group without a time its account's next free slot, skipping times this file already fills."""
     problems: list[RowProblem] = []
     slots: dict[str, Iterator[datetime] | QueueError] = {}
@@ -254,7 +296,7 @@ def _assign_slots(store: Repository, groups: list[_Group], now: datetime) -> lis
             fixed = {g.due_at for g in groups
                      if g.due_at is not None and g.account is not None and g.account.user_id == account.user_id}
             try:
-                slots[account.user_id] = free_slots(store, account.user_id, now, also_taken=fixed)
+                slots[account.user_id] = finder(account, fixed)
             except QueueError as exc:
                 slots[account.user_id] = exc
         source = slots[account.user_id]
@@ -265,9 +307,9 @@ def _assign_slots(store: Repository, groups: list[_Group], now: datetime) -> lis
     return problems
 
 
-def _draft_all(groups: list[_Group], now: datetime, show_progress: bool, folder: Path) -> list[Post | RowProblem]:
+def _draft_all(groups: list[_Group], now: datetime, show_progress: bool, folder: Path) -> list[Drafted | RowProblem]:
     """Each group through the queue's own checks (`bot.queue.draft`): a post, or the reason it cannot be one."""
-    results: list[Post | RowProblem] = []
+    results: list[Drafted | RowProblem] = []
     with _progress(show_progress, sum(len(group.rows) for group in groups)) as advance:
         for group in groups:
             results.append(_draft_group(group, now, folder))
@@ -275,7 +317,7 @@ def _draft_all(groups: list[_Group], now: datetime, show_progress: bool, folder:
     return results
 
 
-def _draft_group(group: _Group, now: datetime, folder: Path) -> Post | RowProblem:
+def _draft_group(group: _Group, now: datetime, folder: Path) -> Drafted | RowProblem:
     """One group as a checked post; a bad file is named with the row that names it."""
     assert group.account is not None and group.due_at is not None
     media: list[list[MediaFile]] = []
@@ -285,8 +327,8 @@ def _draft_group(group: _Group, now: datetime, folder: Path) -> Post | RowProble
         except MediaError as exc:
             return RowProblem(row.line, str(exc))
     try:
-        return draft_for(group.account, [row.text for row in group.rows], group.due_at, now, source=SOURCE,
-                         media=media)
+        return Drafted(group.line, draft_for(group.account, [row.text for row in group.rows], group.due_at, now,
+                                             source=SOURCE, media=media))
     except QueueError as exc:
         return RowProblem(group.line, str(exc))
 

@@ -41,8 +41,8 @@ class MediaFile:
     alt: str | None = None
 
 
-
 PartsMedia = Sequence[Sequence[MediaFile]]  # the files of each part, in order (fewer lists than parts: none)
+
 
 def read_file(path: Path | str, alt: str | None = None) -> MediaFile:
     """The file at `path`, or `MediaError` naming it."""

@@ -9,6 +9,7 @@ slots are `bot.schedules`; connecting and disconnecting accounts, `bot.accounts`
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
@@ -34,10 +35,10 @@ from xtext import length_error
 
 PAST_GRACE = timedelta(seconds=60)  # "now" typed a moment ago is still now
 
-__all__ = ["AccountDisconnected", "DUE_NOW_EVENT", "EDITED_EVENT", "InThePast", "MediaRefused", "NEXT_SLOT",
-           "NoSuchAccount", "NoSuchPost", "PAST_GRACE", "QueueError", "REQUEUED_EVENT", "TextRefused", "TimeRefused",
-           "When", "WrongStatus", "account_named", "add_posts", "cancel", "check_parts", "check_time",
-           "control_problem", "draft", "draft_for", "edit_post", "existing_post", "post_now", "queue_post",
+__all__ = ["AccountDisconnected", "DUE_NOW_EVENT", "EDITED_EVENT", "InThePast", "LISTINGS", "MediaRefused",
+           "NEXT_SLOT", "NoSuchAccount", "NoSuchPost", "PAST_GRACE", "QueueError", "REQUEUED_EVENT", "TextRefused",
+           "TimeRefused", "When", "WrongStatus", "account_named", "add_posts", "cancel", "check_parts", "check_time",
+           "control_problem", "draft", "draft_for", "edit_post", "existing_post", "listed", "post_now", "queue_post",
            "refused_as_duplicate", "retry", "save_posts", "slot_time", "text_problem", "waiting_post",
            "why_not_editable"]
 
@@ -203,6 +204,23 @@ def slot_time(store: Repository, account: Account, when: NextSlot | None, now: d
     if when is None and load_slots(store, account.user_id) is None:
         return now
     return next(free_slots(store, account.user_id, now, ignoring=post_id))
+
+
+#: What `listed` lists: posts waiting (scheduled or being sent), finished ones, or only the failed.
+LISTINGS = ("queued", "finished", "failed")
+
+
+def listed(store: Repository, listing: str, account: str | None = None, limit: int | None = None) -> list[Post]:
+    """The posts of `listing` (`LISTINGS`), of one account (handle or X user id) or all: the waiting ones
+    earliest due first, the finished ones most recently finished first (at most `limit` of those)."""
+    account_id = account_named(store, account).user_id if account else None
+    if listing == "queued":
+        return store.queued_posts(account_id)
+    if listing == "finished":
+        return store.history(limit=limit if limit is not None else sys.maxsize, account_id=account_id)
+    if listing == "failed":
+        return [post for post in store.history(limit=sys.maxsize, account_id=account_id) if post.status == FAILED]
+    raise QueueError(f"a listing is one of {', '.join(LISTINGS)}")
 
 
 def existing_post(store: Repository, post_id: int) -> Post:

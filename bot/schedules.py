@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.models import to_iso, utcnow
-from bot.refusals import NoSlots
+from bot.refusals import NoSlots, QueueError
 from bot.store import Repository
 from bot.when import WEEKDAYS, clock_expected, local_wall_time, zone_label, zone_named
 
@@ -33,8 +33,10 @@ _DAY_SETS = {"daily": range(7), "everyday": range(7), "weekdays": range(5), "wee
 _CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
 
 
-class SlotSpecError(ValueError):
+class SlotSpecError(QueueError):
     """The slot text cannot be read; the message points at the part that is wrong."""
+
+    kind = "slots"
 
 
 class NextSlot:
@@ -193,9 +195,17 @@ def free_slots(store: Repository, account_id: str, now: datetime,
     schedule = load_slots(store, account_id)
     if schedule is None:
         account = store.get_account(account_id)
-        handle = account.handle if account else account_id
+        return open_slots(None, account.handle if account else account_id, now, ())
+    taken = {post.due_at for post in store.queued_posts(account_id) if post.id != ignoring}
+    return open_slots(schedule, account_id, now, taken | set(also_taken))
+
+
+def open_slots(schedule: SlotSchedule | None, handle: str, now: datetime,
+               taken: Collection[datetime]) -> Iterator[datetime]:
+    """`schedule`'s times after `now` but those `taken`, earliest first; `NoSlots` (naming `handle`) without
+    a schedule. The rule itself, apart from the store: the remote CLI applies it to what the API answers."""
+    if schedule is None:
         raise NoSlots(f"{handle} has no slots: set them with `tweetbot slots set {handle} \"mon-fri 09:00\"`")
-    taken = {post.due_at for post in store.queued_posts(account_id) if post.id != ignoring} | set(also_taken)
     return (moment for moment in schedule.times_after(now) if moment not in taken)
 
 
@@ -205,4 +215,4 @@ def next_free_slot(store: Repository, account_id: str, now: datetime) -> datetim
 
 
 __all__ = ["Slot", "SlotSchedule", "SlotSpecError", "NoSlots", "parse_slots", "load_slots",
-           "save_slots", "clear_slots", "free_slots", "next_free_slot", "NEXT_SLOT", "NextSlot"]
+           "save_slots", "clear_slots", "free_slots", "open_slots", "next_free_slot", "NEXT_SLOT", "NextSlot"]

@@ -57,6 +57,7 @@ class Settings:
     refresh_every: int
     x_tier: str
     post_concurrency: int
+    api_rate: int  # API requests a key may make a minute, in each web process
     max_attempts: int
     retry_backoff: float
     http_timeout: float
@@ -177,6 +178,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         refresh_every=env.integer("REFRESH_EVERY", 60, low=1, high=3600),
         x_tier=env.choice("X_TIER", "payg", TIERS),
         post_concurrency=env.integer("POST_CONCURRENCY", 16, low=1, high=64),
+        api_rate=env.integer("API_RATE", 120, low=1, high=100_000),
         max_attempts=env.integer("MAX_ATTEMPTS", 5, low=1, high=100),
         retry_backoff=env.number("RETRY_BACKOFF", 15.0, low=0.1, high=3600.0),
         http_timeout=env.number("HTTP_TIMEOUT", 15.0, low=0.1, high=300.0),
@@ -192,6 +194,42 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         webhook_backoff=env.number("WEBHOOK_BACKOFF", 5.0, low=0.01, high=3600.0),
         webhook_pause_after=env.integer("WEBHOOK_PAUSE_AFTER", 10, low=1, high=1000),
     )
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """What the command line needs to drive a deployed bot through its API (`bot.remote`): where it is,
+    the key, and the operator's clock and X tier as locally; no secret of the bot's own, no store."""
+
+    url: str
+    api_key: str
+    timezone: str
+    x_tier: str
+    http_timeout: float
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def remote_url(url: str | None = None, dotenv_path: str | os.PathLike[str] | None = ".env",
+               environ: Mapping[str, str] | None = None) -> str | None:
+    """The deployed bot to talk to: `url` (a command's --url), else TWEETBOT_URL; None: the local store."""
+    return url or (read_environment(dotenv_path, environ).get("TWEETBOT_URL") or "").strip() or None
+
+
+def load_remote_settings(url: str, dotenv_path: str | os.PathLike[str] | None = ".env",
+                         environ: Mapping[str, str] | None = None) -> RemoteSettings:
+    """The settings of a command run against the bot at `url`, or `SettingsError` (TWEETBOT_API_KEY unset…)."""
+    env = _Env({**read_environment(dotenv_path, environ), "TWEETBOT_URL": url})
+    key = env.text("TWEETBOT_API_KEY", "")
+    if not key:
+        raise SettingsError("TWEETBOT_API_KEY is not set: make a key on the deployed bot with "
+                            "`tweetbot keys create --name laptop --scope posts:read --scope posts:write "
+                            "--scope accounts:read` and set it beside TWEETBOT_URL")
+    return RemoteSettings(url=env.url("TWEETBOT_URL", url), api_key=key, timezone=env.timezone("TIMEZONE", "UTC"),
+                          x_tier=env.choice("X_TIER", "payg", TIERS),
+                          http_timeout=env.number("HTTP_TIMEOUT", 15.0, low=0.1, high=300.0))
 
 
 class _Env:

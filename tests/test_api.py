@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,13 @@ import pytest
 import requests
 from jsonschema import Draft202012Validator
 
-from bot.api_keys import create_key, list_keys, revoke_key
+from bot.api_keys import SCOPES, create_key, list_keys, revoke_key
 from bot.models import FAILED, POSTED, Account, Post, utcnow
 from bot.settings import load_settings
 from bot.store import Repository, open_store
 
 from conftest import TWEETBOT, SandboxControl
+from media_support import image_bytes
 from web_support import WebServer, gunicorn, web_env
 
 pytestmark = pytest.mark.slow  # real gunicorn processes
@@ -46,9 +48,10 @@ class Api:
         self.base, self.key = server.url, key
         self.spec = requests.get(server.url + "/api/v1/openapi.json", timeout=10).json()
 
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
-        answer = requests.request(method, f"{self.base}/api/v1{path}", headers=headers, timeout=10,
+    def call(self, method: str, path: str, headers: dict[str, str] | None = None,
+             **kwargs: Any) -> requests.Response:
+        sent = {**({"Authorization": f"Bearer {self.key}"} if self.key else {}), **(headers or {})}
+        answer = requests.request(method, f"{self.base}/api/v1{path}", headers=sent, timeout=10,
                                   allow_redirects=False, **kwargs)
         self.conforms(method, path, answer)
         return answer
@@ -180,3 +183,84 @@ def test_tweetbot_keys_prints_a_key_once_and_the_store_keeps_only_its_hash(tmp_p
     unknown = subprocess.run([TWEETBOT, "keys", "revoke", "nope"], env=env, capture_output=True, text=True,
                              timeout=60)
     assert unknown.returncode == 1 and unknown.stderr.strip() == "tweetbot: no key nope"
+
+
+def test_an_idempotency_key_answers_the_first_answer_again_and_queues_once(server: WebServer,
+                                                                          store: Repository) -> None:
+    api = Api(server, key_for(store, "posts:write"))
+    body = {"account": "@alice", "text": "announce v1.2", "at": tomorrow()}
+    first = api.call("POST", "/posts", json=body, headers={"Idempotency-Key": "release-1.2"})
+    again = api.call("POST", "/posts", json=body, headers={"Idempotency-Key": "release-1.2"})
+    assert (first.status_code, again.status_code) == (201, 201) and again.json() == first.json()
+    assert again.headers["Idempotent-Replayed"] == "true" and "Idempotent-Replayed" not in first.headers
+    other = api.call("POST", "/posts", json={**body, "text": "another"}, headers={"Idempotency-Key": "release-1.2"})
+    assert (other.status_code, other.json()["type"]) == (422, "/api/v1/problems/idempotency-key-reused")
+    refused = {"account": "@alice", "text": "x" * 300, "at": tomorrow()}
+    answers = [api.call("POST", "/posts", json=refused, headers={"Idempotency-Key": "too-long"}) for _ in range(2)]
+    assert [a.status_code for a in answers] == [422, 422] and answers[0].json() == answers[1].json()
+    assert [p.parts for p in store.queued_posts()] == [("announce v1.2",)]
+
+
+def test_two_requests_racing_with_one_key_make_one_post(server: WebServer, store: Repository) -> None:
+    """Both gunicorn workers at once, many times: each key's requests all answer one post."""
+    api = Api(server, key_for(store, "posts:write"))
+    at = tomorrow()  # one time for all: a retried request is the same request
+
+    def send(key: str) -> requests.Response:
+        return api.call("POST", "/posts", json={"account": "@alice", "text": f"race {key}", "at": at},
+                        headers={"Idempotency-Key": key})
+    keys = [f"race-{n}" for n in range(10)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(send, [key for key in keys for _ in range(3)]))
+    assert [a.status_code for a in answers] == [201] * len(answers), [a.text for a in answers if a.status_code != 201]
+    for n, key in enumerate(keys):
+        assert len({answer.json()["id"] for answer in answers[3 * n:3 * n + 3]}) == 1, key
+    texts = [post.parts[0] for post in store.queued_posts()]
+    assert sorted(texts) == sorted(f"race {key}" for key in keys)  # one post a key
+
+
+def test_a_post_is_changed_its_slots_set_and_a_file_uploaded_and_named(server: WebServer,
+                                                                       store: Repository) -> None:
+    store.update_account("101", scopes=("tweet.write", "media.write"))
+    api = Api(server, key_for(store, "posts:write", "accounts:read"))
+    slots = api.call("PUT", "/accounts/@alice/slots", json={"spec": "daily 09:00", "tz": "UTC"}).json()
+    assert slots["spec"] == "daily 09:00" and len(slots["next_free"]) == 5
+    assert api.call("GET", "/accounts/101/slots").json() == slots
+    wrong = api.call("PUT", "/accounts/101/slots", json={"spec": "9am sometimes"})
+    assert (wrong.status_code, wrong.json()["type"]) == (422, "/api/v1/problems/slots")
+    assert api.call("GET", "/accounts/@nobody/slots").status_code == 404
+    post = api.call("POST", "/posts", json={"account": "@alice", "text": "in the next slot"}).json()
+    assert post["due_at"] == slots["next_free"][0]
+    changed = api.call("PATCH", f"/posts/{post['id']}", json={"text": "changed", "at": tomorrow()}).json()
+    assert changed["parts"][0]["text"] == "changed" and changed["due_at"] != post["due_at"]
+    back = api.call("PATCH", f"/posts/{post['id']}", json={"at": "next-slot"}).json()
+    assert back["due_at"] == slots["next_free"][0] and back["parts"][0]["text"] == "changed"
+    png = image_bytes()
+    uploaded = api.call("POST", "/media", files={"file": ("chart.png", png, "image/png")})
+    assert uploaded.status_code == 201 and uploaded.json()["type"] == "image" and uploaded.json()["bytes"] == len(png)
+    with_image = api.call("POST", "/posts", json={"account": "@alice", "at": tomorrow(), "parts": [
+        {"text": "with a chart", "media": [{"id": uploaded.json()["id"], "alt": "the chart"}]}]}).json()
+    assert with_image["parts"][0]["media"] == [{"id": uploaded.json()["id"], "type": "image", "alt": "the chart"}]
+    bad = api.call("POST", "/media", files={"file": ("notes.txt", b"not an image", "text/plain")})
+    assert (bad.status_code, bad.json()["type"]) == (422, "/api/v1/problems/media")
+    unknown = api.call("POST", "/posts", json={"account": "@alice", "parts": [{"text": "x", "media": [
+        {"id": "0" * 64}]}]})
+    assert (unknown.status_code, unknown.json()["type"]) == (422, "/api/v1/problems/media")
+
+
+def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
+        server: WebServer, store: Repository, tmp_path: Path) -> None:
+    """Schemathesis (not our code) generates requests from the served document, valid and not, against
+    gunicorn with a key of every scope: no 5xx, and every answer's status, type and body as documented."""
+    key = key_for(store, *SCOPES)
+    store.add_posts([Post(id=0, account_id="101", parts=("failed",), due_at=utcnow(), status=FAILED,
+                          last_error="X refused it (403): Forbidden")])
+    run = subprocess.run(
+        [str(Path(TWEETBOT).parent / "st"), "run", f"{server.url}/api/v1/openapi.json", "--url", server.url,
+         "-H", f"Authorization: Bearer {key}", "--checks", "not_a_server_error,status_code_conformance,"
+         "content_type_conformance,response_schema_conformance", "--max-examples", "15", "--seed", "20261207",
+         "--workers", "2", "--phases", "examples,fuzzing", "--report-dir", str(tmp_path / "report"),
+         "--suppress-health-check", "all"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    assert "No issues found" in run.stdout or " passed" in run.stdout, run.stdout[-3000:]

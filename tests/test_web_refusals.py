@@ -155,7 +155,7 @@ def test_no_page_opens_without_sign_in(tmp_path: Path, sandbox: SandboxControl, 
     token = stranger.token()  # a valid CSRF token of the stranger's own session does not help
     before = store_files(tmp_path)
     values = {"user_id": alice.user_id, "post_id": post_id, "filename": "style.css", "digest": "0" * 64,
-              "webhook_id": 1, "delivery_id": 1}
+              "account": alice.user_id, "key_id": "0" * 12, "webhook_id": 1, "delivery_id": 1}
 
     tried = 0
     for rule in app.url_map.iter_rules():

@@ -91,10 +91,18 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
             ("GET", "/api/v1/openapi.json", None), ("GET", "/api/v1/accounts", None),
             ("POST", "/api/v1/posts", {"account": alice.user_id, "text": "by the API", "at": "now"}),
             ("GET", "/api/v1/posts", None), ("GET", f"/api/v1/posts/{post_id}", None),
+            ("PATCH", f"/api/v1/posts/{post_id}", {"text": "changed by the API"}),
+            ("GET", f"/api/v1/accounts/{alice.user_id}/slots", None),
+            ("PUT", f"/api/v1/accounts/{alice.user_id}/slots", {"spec": "daily 09:00"}),
+            ("POST", "/api/v1/media", None),  # refused: no file
             ("POST", f"/api/v1/posts/{post_id}/post-now", None), ("POST", f"/api/v1/posts/{post_id}/retry", None),
             ("DELETE", f"/api/v1/posts/{post_id}", None)):
         answer = browser.client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {api_key}"})
         browser.pages.append(answer.get_data(as_text=True))
+    browser.get("/api-docs")
+    browser.get("/api-keys")
+    browser.post("/api-keys", {"name": "shown once"})  # not a secret of this test: made to be shown
+    browser.post(f"/api-keys/{api_key.split('_')[1]}/revoke")
     browser.post(f"/posts/{post_id}/now")
     browser.post(f"/posts/{post_id}/retry")  # refused: not failed
     browser.post(f"/posts/{post_id}/cancel")

@@ -24,6 +24,7 @@ from bot.settings import Settings, SettingsError, load_settings
 from bot.store import UNUSABLE, SchemaBehind, open_store
 from web import (
     api,
+    api_pages,
     auth,
     calendar,
     confirm,
@@ -62,6 +63,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(RequestEntityTooLarge, gates.too_large)
     security.init_app(app, settings)  # its CSRF check reads the form: after the gates, so the size limit is set
     app.register_blueprint(api.bp)
+    app.register_blueprint(api_pages.bp)
     app.register_blueprint(auth.bp)
     app.register_blueprint(connect.bp)
     app.register_blueprint(dashboard.bp)

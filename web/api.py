@@ -5,23 +5,37 @@ what they refuse, with the same words; each refusal is an RFC 9457 problem
 (`application/problem+json`) whose `type` names the refusal's kind, stable for programs.
 A request shows its key as `Authorization: Bearer tb_…`; it carries no session cookie, so
 the sign-in gate passes it by and there is no CSRF surface (`web.security` exempts it).
+
+Every write takes an `Idempotency-Key`: the same key with the same request within a day answers
+the first answer again and changes nothing; with another request, 422. The answer is kept in
+the store in the transaction that made the change, and the key is locked while it is made, so
+two requests racing with one key make one post, whichever gunicorn worker or host answers.
 The document every answer conforms to is `web.api_spec`, served at `/api/v1/openapi.json`.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import math
+import threading
+from collections import deque
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, make_response, request
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from bot import queue
 from bot.api_keys import ApiKey, authenticate
+from bot.media_checks import MediaError, MediaFile, inspect
 from bot.models import Account, Post, to_iso
-from bot.refusals import NoSuchAccount, NoSuchPost, QueueError, WrongStatus
+from bot.refusals import MediaRefused, NoSuchAccount, NoSuchPost, QueueError, WrongStatus
+from bot.schedules import free_slots, load_slots, parse_slots, save_slots
+from bot.store import KeptAnswer, RecordMissing
 from web.api_spec import PROBLEM_BASE, SPEC
 from web.db import now, settings, store
 
@@ -29,7 +43,9 @@ log = logging.getLogger("tweetbot.web.api")
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PAGE_LIMIT = 200  # the most posts one GET /posts answers with
-STATUSES = {"queued", "finished", "failed"}
+IDEMPOTENCY_WINDOW = timedelta(hours=24)  # how long a write's answer is kept under its Idempotency-Key
+NEXT_SLOTS = 5  # the free slot times GET /accounts/{id}/slots shows
+RATE_WINDOW = timedelta(minutes=1)  # API_RATE counts a key's requests in this window
 #: The HTTP status of each refusal: the post or account named in the path is not there (404), the post is
 #: not in a state that allows it (409), anything else the request asked is refused (422).
 STATUS_OF: dict[type[QueueError], int] = {NoSuchPost: 404, WrongStatus: 409}
@@ -76,6 +92,21 @@ def one_post(post: Post, status: int = 200) -> Response:
     return answer
 
 
+def is_api(path: str) -> bool:
+    """Whether `path` is the API's (an endpoint of it or not)."""
+    return path.startswith(f"{bp.url_prefix}/")
+
+
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def http_error(error: HTTPException) -> ResponseReturnValue:
+    """Under the API, a path or method it does not have is a problem too; elsewhere, Flask's page."""
+    if not is_api(request.path):
+        return error
+    return problem(error.code or 500, "not-found" if error.code == 404 else "method-not-allowed",
+                   error.name, error.description or error.name)
+
+
 # -- keys and scopes --------------------------------------------------------------------------------
 
 def needs(scope: str) -> Callable[[View], View]:
@@ -92,14 +123,83 @@ def needs(scope: str) -> Callable[[View], View]:
                 return answer
             if not key.allows(scope):
                 return problem(403, "forbidden", "Forbidden", f"the key {key.id} has no {scope} scope")
+            wait = _rates().wait(key.id, now(), settings().api_rate)
+            if wait is not None:
+                answer = problem(429, "rate-limited", "Too many requests", f"the key {key.id} made "
+                                 f"{settings().api_rate} requests in the last minute (API_RATE)")
+                answer.headers["Retry-After"] = str(wait)
+                return answer
             g.api_key = key
             return view(*args, **kwargs)
         return cast(View, guarded)
     return decorate
 
 
+class KeyRates:
+    """Each key's requests of the last minute, in this process: a sliding window (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[str, deque[datetime]] = {}
+
+    def wait(self, key_id: str, moment: datetime, per_minute: int) -> int | None:
+        """None, counting this request, while the key is within `per_minute`; else the seconds until it is."""
+        with self._lock:
+            seen = self._seen.setdefault(key_id, deque())
+            while seen and seen[0] <= moment - RATE_WINDOW:
+                seen.popleft()
+            if len(seen) >= per_minute:
+                return max(1, math.ceil((seen[0] + RATE_WINDOW - moment).total_seconds()))
+            seen.append(moment)
+            return None
+
+
+def _rates() -> KeyRates:
+    """This app's counts (one per process; made with the app, never at import)."""
+    return cast(KeyRates, current_app.extensions.setdefault("tweetbot.api_rates", KeyRates()))
+
+
 def current_key() -> ApiKey:
     return cast(ApiKey, g.api_key)
+
+
+def idempotent(view: View) -> View:
+    """With an `Idempotency-Key`, the view runs once per key and request: its answer (but a server error)
+    is kept with its change, and given again to the same request; another request with the key is a 422."""
+    @functools.wraps(view)
+    def once(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        given = request.headers.get("Idempotency-Key")
+        if given is None:
+            return view(*args, **kwargs)
+        if not 1 <= len(given) <= 255 or not given.isprintable():
+            return problem(400, "bad-idempotency-key", "Malformed", "an Idempotency-Key is 1 to 255 printable "
+                           "characters")
+        key, moment = f"{current_key().id}:{given}", now()
+        fingerprint = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(),
+                                                 request.get_data()])).hexdigest()
+        with store().transaction():
+            kept = store().kept_answer(key, moment - IDEMPOTENCY_WINDOW)
+            if kept is not None:
+                return _replayed(kept, fingerprint)
+            answer = make_response(view(*args, **kwargs))
+            if answer.status_code < 500:
+                store().keep_answer(key, KeptAnswer(fingerprint, answer.status_code, answer.get_json(), moment))
+                store().forget_answers(moment - IDEMPOTENCY_WINDOW)
+        return answer
+    return cast(View, once)
+
+
+def _replayed(kept: KeptAnswer, fingerprint: str) -> Response:
+    """The answer kept under the key, again; or, for another request under the same key, a 422."""
+    if kept.fingerprint != fingerprint:
+        return problem(422, "idempotency-key-reused", "Refused", "this Idempotency-Key was used for another "
+                       "request in the last 24 h: use a new key for a new request")
+    answer = jsonify(kept.body)
+    answer.status_code = kept.status
+    if kept.status >= 400:
+        answer.mimetype = "application/problem+json"
+    answer.headers["Idempotent-Replayed"] = "true"
+    return answer
 
 
 # -- the document ---------------------------------------------------------------------------------
@@ -114,38 +214,58 @@ def openapi() -> ResponseReturnValue:
 
 @bp.post("/posts")
 @needs("posts:write")
+@idempotent
 def create_post() -> ResponseReturnValue:
     """Queue a post or a thread: at a time, `now`, or (no `at`) the account's next free slot, else now."""
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return problem(400, "malformed", "Malformed", "the body must be a JSON object")
     try:
-        account, parts, when = _post_request(body)
-        post = queue.queue_post(store(), account, parts, when, now(), source="api", zone=settings().zone)
+        account, parts, when, media = _post_request(body)
+        post = queue.queue_post(store(), account, parts, when, now(), source="api", media=media,
+                                zone=settings().zone)
     except QueueError as refusal:
         return refused(refusal)
     log.info("api: key %s queued post %s", current_key().id, post.id)
     return one_post(post, 201)
 
 
-def _post_request(body: dict[str, Any]) -> tuple[str, list[str], queue.When]:
-    """The account, parts and time a POST /posts body asks for, or `QueueError` saying what is wrong."""
+def _post_request(body: dict[str, Any]) -> tuple[str, list[str], queue.When, list[list[MediaFile]]]:
+    """The account, parts, time and media a POST /posts body asks for, or `QueueError` saying what is wrong."""
     account = body.get("account")
     if not isinstance(account, str) or not account.strip():
         raise NoSuchAccount("give the account: its @handle or its X user id")
+    parts, media = _parts(body)
+    return account.strip(), parts, _when(body.get("at")), media
+
+
+def _parts(body: dict[str, Any]) -> tuple[list[str], list[list[MediaFile]]]:
+    """`text`, or `parts` (each `{"text", "media": [{"id", "alt"}]}`), with each part's stored media."""
     if ("text" in body) == ("parts" in body):
         raise QueueError("give either `text` or `parts` (one of them)")
-    raw_parts = [body["text"]] if "text" in body else body["parts"]
-    if not isinstance(raw_parts, list) or not raw_parts:
+    raw = [{"text": body["text"]}] if "text" in body else body["parts"]
+    if not isinstance(raw, list) or not raw or not all(isinstance(part, dict) for part in raw):
         raise QueueError("`parts` must be a list of parts, each {\"text\": …}")
-    parts = [part if isinstance(part, str) else part.get("text") if isinstance(part, dict) else None
-             for part in raw_parts]
-    if not all(isinstance(part, str) for part in parts):
+    texts = [part.get("text") for part in raw]
+    if not all(isinstance(text, str) for text in texts):
         raise QueueError("every part needs a `text`")
-    return account.strip(), cast(list[str], parts), _when(body.get("at"))
+    return cast(list[str], texts), [[_stored_file(item) for item in part.get("media") or []] for part in raw]
 
 
-def _when(at: Any) -> queue.When:
+def _stored_file(item: Any) -> MediaFile:
+    """A file uploaded before (POST /media), by its id, with its alt text."""
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise MediaRefused("each media item is {\"id\": …} (from POST /api/v1/media), with an optional \"alt\"")
+    alt = item.get("alt")
+    if alt is not None and not isinstance(alt, str):
+        raise MediaRefused("an alt text is a string")
+    try:
+        return MediaFile(item["id"][:12], store().get_media(item["id"]), alt)
+    except RecordMissing:
+        raise MediaRefused(f"no media {item['id']}: upload it first (POST /api/v1/media)") from None
+
+
+def _when(at: Any) -> datetime | None:
     """`at`: absent (the account's next free slot, else now), "now", or ISO 8601 with an offset."""
     if at is None:
         return None
@@ -164,35 +284,22 @@ def _when(at: Any) -> queue.When:
 @needs("posts:read")
 def list_posts() -> ResponseReturnValue:
     """Queued posts (earliest due first) or finished ones (most recent first), `limit` at a time from `cursor`."""
-    status = request.args.get("status", "queued")
-    if status not in STATUSES:
-        return problem(422, "bad-parameter", "Refused", f"status must be one of {', '.join(sorted(STATUSES))}")
+    listing = request.args.get("status", "queued")
+    if listing not in queue.LISTINGS:
+        return problem(422, "bad-parameter", "Refused", f"status must be one of {', '.join(queue.LISTINGS)}")
     try:
         limit = min(max(int(request.args.get("limit", 50)), 1), PAGE_LIMIT)
         start = int(request.args.get("cursor", 0))
     except ValueError:
         return problem(422, "bad-parameter", "Refused", "limit and cursor must be whole numbers")
-    found = _posts(status, request.args.get("account"), start + limit + 1)
-    if isinstance(found, Response):
-        return found
+    try:
+        found = queue.listed(store(), listing, request.args.get("account"), start + limit + 1)
+    except NoSuchAccount as refusal:
+        return _not_found(refusal)
     page = found[start:start + limit]
     accounts = {a.user_id: a for a in store().list_accounts()}
-    more = len(found) > start + limit
     return jsonify({"posts": [post_json(post, accounts.get(post.account_id)) for post in page],
-                    "next_cursor": str(start + limit) if more else None})
-
-
-def _posts(status: str, account: str | None, enough: int) -> list[Post] | Response:
-    account_id = None
-    if account:
-        try:
-            account_id = queue.account_named(store(), account).user_id
-        except QueueError as refusal:
-            return refused(refusal)
-    if status == "queued":
-        return store().queued_posts(account_id)
-    finished = store().history(limit=enough if status == "finished" else 10**9, account_id=account_id)
-    return finished if status == "finished" else [post for post in finished if post.status == "failed"]
+                    "next_cursor": str(start + limit) if len(found) > start + limit else None})
 
 
 @bp.get("/posts/<int:post_id>")
@@ -202,8 +309,35 @@ def get_post(post_id: int) -> ResponseReturnValue:
     return one_post(post) if post is not None else refused(NoSuchPost(f"no post {post_id}"))
 
 
+@bp.patch("/posts/<int:post_id>")
+@needs("posts:write")
+@idempotent
+def edit_post(post_id: int) -> ResponseReturnValue:
+    """Change a scheduled post as the dashboard's edit does: any of `account`, `text` or `parts`, `at`
+    (a time, "now" or "next-slot"); what is not given stays (a part's media stay on it)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return problem(400, "malformed", "Malformed", "the body must be a JSON object")
+    current = store().get_post(post_id)
+    if current is None:
+        return refused(NoSuchPost(f"no post {post_id}"))
+    try:
+        parts = _parts(body)[0] if "text" in body or "parts" in body else list(current.parts)
+        at = body.get("at")
+        when = queue.NEXT_SLOT if at == "next-slot" else _when(at) or current.due_at
+        account = body.get("account") or current.account_id
+        if not isinstance(account, str):
+            raise NoSuchAccount("give the account as its @handle or its X user id")
+        post = queue.edit_post(store(), post_id, account, parts, when, now(), zone=settings().zone)
+    except QueueError as refusal:
+        return refused(refusal)
+    log.info("api: key %s edited post %s", current_key().id, post.id)
+    return one_post(post)
+
+
 @bp.delete("/posts/<int:post_id>")
 @needs("posts:write")
+@idempotent
 def cancel_post(post_id: int) -> ResponseReturnValue:
     """Cancel a post that has not started going out."""
     return _acting(lambda: queue.cancel(store(), post_id), "canceled")
@@ -211,6 +345,7 @@ def cancel_post(post_id: int) -> ResponseReturnValue:
 
 @bp.post("/posts/<int:post_id>/post-now")
 @needs("posts:write")
+@idempotent
 def post_now(post_id: int) -> ResponseReturnValue:
     """Make a scheduled post due now: the worker sends it on its next round."""
     return _acting(lambda: queue.post_now(store(), post_id, now()), "made due now")
@@ -218,6 +353,7 @@ def post_now(post_id: int) -> ResponseReturnValue:
 
 @bp.post("/posts/<int:post_id>/retry")
 @needs("posts:write")
+@idempotent
 def retry(post_id: int) -> ResponseReturnValue:
     """Queue a failed post again, due now, as a new post (the answer is the new post)."""
     return _acting(lambda: queue.retry(store(), post_id, now(), source="api"), "queued again", 201)
@@ -237,7 +373,81 @@ def _acting(act: Callable[[], Post], done: str, status: int = 200) -> ResponseRe
 @bp.get("/accounts")
 @needs("accounts:read")
 def list_accounts() -> ResponseReturnValue:
-    """Every connected account: id, handle, status, when its token expires."""
+    """Every connected account: id, handle, status, its token's health, a hold, the worker posting for it;
+    and every worker heard from lately (what `tweetbot accounts` shows, locally or through this)."""
+    from bot.store.heartbeats import known_workers
+
+    posting = {post.account_id: post.claimed_by for post in store().sending_posts()}
     return jsonify({"accounts": [{"id": a.user_id, "handle": a.handle, "status": a.status,
-                                  "expires_at": to_iso(a.expires_at), "scopes": list(a.scopes)}
-                                 for a in store().list_accounts()]})
+                                  "expires_at": to_iso(a.expires_at), "scopes": list(a.scopes),
+                                  "refreshed_at": to_iso(a.refreshed_at), "refresh_failures": a.refresh_failures,
+                                  "error": a.last_error, "hold_until": to_iso(a.hold_until),
+                                  "hold_reason": a.hold_reason, "posting_worker": posting.get(a.user_id)}
+                                 for a in store().list_accounts()],
+                    "workers": [{"name": name, "heartbeat_at": to_iso(beat)}
+                                for name, beat in known_workers(store(), now()).items()]})
+
+
+@bp.get("/accounts/<account>/slots")
+@needs("accounts:read")
+def get_slots(account: str) -> ResponseReturnValue:
+    """The account's weekly slots and its next free slot times."""
+    try:
+        found = queue.account_named(store(), account)
+    except QueueError as refusal:
+        return _not_found(refusal)
+    return jsonify(_slots_json(found))
+
+
+@bp.put("/accounts/<account>/slots")
+@needs("posts:write")
+@idempotent
+def put_slots(account: str) -> ResponseReturnValue:
+    """Replace the account's slots: `{"spec": "mon-fri 09:00, sat 10:30", "tz": "Europe/Berlin"}`."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("spec"), str):
+        return problem(400, "malformed", "Malformed", 'the body must be {"spec": …, "tz": …}')
+    try:
+        found = queue.account_named(store(), account)
+    except QueueError as refusal:
+        return _not_found(refusal)
+    tz = body.get("tz")
+    try:
+        save_slots(store(), found.user_id, parse_slots(body["spec"], tz if isinstance(tz, str) and tz else None,
+                                                       default_tz=settings().timezone))
+    except QueueError as refusal:
+        return refused(refusal)
+    return jsonify(_slots_json(found))
+
+
+def _slots_json(account: Account) -> dict[str, Any]:
+    schedule = load_slots(store(), account.user_id)
+    upcoming = list(islice(free_slots(store(), account.user_id, now()), NEXT_SLOTS)) if schedule else []
+    return {"account": account.user_id, "spec": schedule.spec if schedule else None,
+            "tz": schedule.zone if schedule else None, "next_free": [to_iso(moment) for moment in upcoming]}
+
+
+def _not_found(refusal: QueueError) -> Response:
+    """The account named in the path is not there: 404, with the queue's words."""
+    return problem(404, refusal.kind, "Not found", str(refusal))
+
+
+# -- media --------------------------------------------------------------------------------------
+
+@bp.post("/media")
+@needs("posts:write")
+@idempotent
+def upload_media() -> ResponseReturnValue:
+    """A file to name in a post (multipart, field `file`), checked as the CLI checks a file: its id."""
+    sent = request.files.get("file")
+    if sent is None:
+        return problem(400, "malformed", "Malformed", "send the file as multipart/form-data, field `file`")
+    try:
+        ref = inspect(MediaFile(sent.filename or "upload", sent.read()))
+    except MediaError as exc:
+        return refused(MediaRefused(str(exc)))
+    assert ref.data is not None
+    store().put_media(ref.data)
+    answer = jsonify({"id": ref.digest, "type": ref.kind, "bytes": ref.size})
+    answer.status_code = 201
+    return answer

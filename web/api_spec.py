@@ -16,7 +16,7 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"type": {"type": "string"}, "title": {"type": "string"},
                        "status": {"type": "integer"}, "detail": {"type": "string"}},
     },
-    "Media": {
+    "PartMedia": {
         "type": "object", "required": ["id", "type", "alt"], "additionalProperties": False,
         "properties": {"id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                        "type": {"enum": ["image", "gif", "video"]}, "alt": {"type": ["string", "null"]}},
@@ -25,7 +25,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object", "required": ["text", "tweet_id", "url", "media"], "additionalProperties": False,
         "properties": {"text": {"type": "string"}, "tweet_id": {"type": ["string", "null"]},
                        "url": {"type": ["string", "null"]},
-                       "media": {"type": "array", "items": {"$ref": "#/components/schemas/Media"}}},
+                       "media": {"type": "array", "items": {"$ref": "#/components/schemas/PartMedia"}}},
     },
     "Post": {
         "type": "object", "additionalProperties": False,
@@ -47,27 +47,72 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"posts": {"type": "array", "items": {"$ref": "#/components/schemas/Post"}},
                        "next_cursor": {"type": ["string", "null"]}},
     },
+    "NewPart": {
+        "type": "object", "required": ["text"],
+        "properties": {"text": {"type": "string"}, "media": {"type": "array", "items": {
+            "type": "object", "required": ["id"],
+            "properties": {"id": {"type": "string", "description": "from POST /api/v1/media"},
+                           "alt": {"type": "string"}}}}},
+    },
     "NewPost": {
         "type": "object", "required": ["account"],
         "properties": {
             "account": {"type": "string", "description": "@handle or X user id"},
             "text": {"type": "string"},
-            "parts": {"type": "array", "minItems": 1, "items": {
-                "type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}},
+            "parts": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/NewPart"}},
             "at": {"type": "string", "description": '"now", or ISO 8601 with an offset; absent: the '
                                                     "account's next free slot, else now"},
         },
     },
+    "PostChange": {
+        "type": "object",
+        "properties": {
+            "account": {"type": "string"}, "text": {"type": "string"},
+            "parts": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/NewPart"}},
+            "at": {"type": "string", "description": '"now", "next-slot", or ISO 8601 with an offset; absent: '
+                                                    "the time stays"},
+        },
+    },
+    "Slots": {
+        "type": "object", "required": ["account", "spec", "tz", "next_free"], "additionalProperties": False,
+        "properties": {"account": {"type": "string"}, "spec": {"type": ["string", "null"]},
+                       "tz": {"type": ["string", "null"]},
+                       "next_free": {"type": "array", "items": {"type": "string", "format": "date-time"}}},
+    },
+    "SlotsChange": {
+        "type": "object", "required": ["spec"],
+        "properties": {"spec": {"type": "string", "description": 'e.g. "mon-fri 09:00, sat 10:30"'},
+                       "tz": {"type": "string"}},
+    },
+    "Media": {
+        "type": "object", "required": ["id", "type", "bytes"], "additionalProperties": False,
+        "properties": {"id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                       "type": {"enum": ["image", "gif", "video"]}, "bytes": {"type": "integer"}},
+    },
     "Account": {
-        "type": "object", "required": ["id", "handle", "status", "expires_at", "scopes"],
+        "type": "object", "required": ["id", "handle", "status", "expires_at", "scopes", "refreshed_at",
+                                       "refresh_failures", "error", "hold_until", "hold_reason",
+                                       "posting_worker"],
         "additionalProperties": False,
         "properties": {"id": {"type": "string"}, "handle": {"type": "string"},
                        "status": {"enum": ["active", "needs_reconnect", "disconnected"]},
-                       "expires_at": _TIME, "scopes": {"type": "array", "items": {"type": "string"}}},
+                       "expires_at": _TIME, "scopes": {"type": "array", "items": {"type": "string"}},
+                       "refreshed_at": _TIME, "refresh_failures": {"type": "integer", "minimum": 0},
+                       "error": {"type": ["string", "null"], "description": "the last refresh's error"},
+                       "hold_until": {**_TIME, "description": "posts wait until then (a rate limit, a cap)"},
+                       "hold_reason": {"type": ["string", "null"]},
+                       "posting_worker": {"type": ["string", "null"],
+                                          "description": "the worker sending one of its posts right now"}},
     },
     "AccountList": {
-        "type": "object", "required": ["accounts"], "additionalProperties": False,
-        "properties": {"accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}}},
+        "type": "object", "required": ["accounts", "workers"], "additionalProperties": False,
+        "properties": {"accounts": {"type": "array", "items": {"$ref": "#/components/schemas/Account"}},
+                       "workers": {"type": "array", "description": "every worker heard from in the last day",
+                                   "items": {"type": "object", "required": ["name", "heartbeat_at"],
+                                             "additionalProperties": False,
+                                             "properties": {"name": {"type": "string"},
+                                                            "heartbeat_at": {"type": "string",
+                                                                             "format": "date-time"}}}}},
     },
 }
 
@@ -78,23 +123,40 @@ def _answer(schema: str, description: str, media: str = "application/json") -> d
 
 def _problems(*statuses: int) -> dict[str, Any]:
     words = {400: "Malformed body", 401: "No live API key", 403: "The key lacks the scope",
-             404: "No such post", 409: "The post's status does not allow it", 422: "Refused (see `type`)"}
+             404: "No such post", 409: "The post's status does not allow it", 422: "Refused (see `type`)",
+             429: "The key's rate (API_RATE a minute) is spent: see Retry-After"}
     return {str(status): _answer("Problem", words[status], "application/problem+json") for status in statuses}
 
 
 def _operation(summary: str, scope: str, answers: dict[str, Any], body: str | None = None,
-               parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+               parameters: list[dict[str, Any]] | None = None, write: bool = False) -> dict[str, Any]:
+    """An operation that needs `scope`; a `write` takes an Idempotency-Key."""
     operation: dict[str, Any] = {"summary": summary, "security": [{"key": [scope]}],
-                                 "responses": {**answers, **_problems(401, 403)}}
+                                 "responses": {**answers, **_problems(401, 403, 429)}}
     if body:
         operation["requestBody"] = {"required": True, "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{body}"}}}}
+    parameters = list(parameters or [])
+    if write:
+        parameters.append(_IDEMPOTENCY_KEY)
+        operation["responses"].update(_problems(400, 422))
     if parameters:
         operation["parameters"] = parameters
     return operation
 
 
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+    "description": "The same key with the same request within 24 h answers the first answer again and changes "
+                   "nothing (header Idempotent-Replayed: true); with another request, 422."}
+
+
 _POST_ID = {"name": "post_id", "in": "path", "required": True, "schema": {"type": "integer"}}
+_UPLOAD = {"type": "object", "required": ["file"],
+           "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"}}}
+_ACCOUNT = {"name": "account", "in": "path", "required": True, "schema": {"type": "string"},
+            "description": "@handle or X user id"}
 _ACTION_ANSWERS = {**_problems(404, 409, 422)}
 
 SPEC: dict[str, Any] = {
@@ -108,10 +170,10 @@ SPEC: dict[str, Any] = {
     },
     "paths": {
         "/api/v1/posts": {
-            "post": _operation("Queue a post or thread", "posts:write",
-                               {"201": _answer("Post", "Queued"), **_problems(400, 422)}, body="NewPost"),
+            "post": _operation("Queue a post or thread", "posts:write", {"201": _answer("Post", "Queued")},
+                               body="NewPost", write=True),
             "get": _operation("List queued, finished or failed posts", "posts:read",
-                              {"200": _answer("PostPage", "One page"), **_problems(422)}, parameters=[
+                              {"200": _answer("PostPage", "One page"), **_problems(404, 422)}, parameters=[
                                   {"name": "status", "in": "query",
                                    "schema": {"enum": ["queued", "finished", "failed"]}},
                                   {"name": "account", "in": "query", "schema": {"type": "string"}},
@@ -122,20 +184,38 @@ SPEC: dict[str, Any] = {
         "/api/v1/posts/{post_id}": {
             "get": _operation("A post", "posts:read", {"200": _answer("Post", "The post"), **_problems(404)},
                               parameters=[_POST_ID]),
+            "patch": _operation("Change a scheduled post", "posts:write",
+                                {"200": _answer("Post", "Changed"), **_ACTION_ANSWERS}, body="PostChange",
+                                parameters=[_POST_ID], write=True),
             "delete": _operation("Cancel a post", "posts:write", {"200": _answer("Post", "Canceled"),
-                                                                  **_ACTION_ANSWERS}, parameters=[_POST_ID]),
+                                                                  **_ACTION_ANSWERS},
+                                 parameters=[_POST_ID], write=True),
         },
         "/api/v1/posts/{post_id}/post-now": {
             "post": _operation("Make a post due now", "posts:write", {"200": _answer("Post", "Due now"),
-                                                                       **_ACTION_ANSWERS}, parameters=[_POST_ID]),
+                                                                       **_ACTION_ANSWERS},
+                               parameters=[_POST_ID], write=True),
         },
         "/api/v1/posts/{post_id}/retry": {
             "post": _operation("Queue a failed post again", "posts:write",
-                               {"201": _answer("Post", "The new post"), **_ACTION_ANSWERS}, parameters=[_POST_ID]),
+                               {"201": _answer("Post", "The new post"), **_ACTION_ANSWERS},
+                               parameters=[_POST_ID], write=True),
+        },
+        "/api/v1/media": {
+            "post": {**_operation("Upload a file to name in a post", "posts:write",
+                                  {"201": _answer("Media", "Kept")}, write=True),
+                     "requestBody": {"required": True, "content": {"multipart/form-data": {"schema": _UPLOAD}}}},
         },
         "/api/v1/accounts": {
             "get": _operation("The connected accounts", "accounts:read",
                               {"200": _answer("AccountList", "Every account")}),
+        },
+        "/api/v1/accounts/{account}/slots": {
+            "get": _operation("An account's slots and next free times", "accounts:read",
+                              {"200": _answer("Slots", "Its slots"), **_problems(404)}, parameters=[_ACCOUNT]),
+            "put": _operation("Replace an account's slots", "posts:write",
+                              {"200": _answer("Slots", "Its slots now"), **_problems(404)}, body="SlotsChange",
+                              parameters=[_ACCOUNT], write=True),
         },
     },
 }

@@ -85,8 +85,9 @@ def require_sign_in() -> ResponseReturnValue | None:
     to the sign-in page."""
     if "signed_in" in session and not signed_in():
         session.clear()  # the answer replaces the cookie
-    # The API (`web.api`) is a program with a key, never a session: its key alone judges it.
-    if request.endpoint in PUBLIC_ENDPOINTS or request.blueprint == api.bp.name or session.get("signed_in") is True:
+    # The API (`web.api`) is a program with a key, never a session: its key alone judges it (and a path
+    # under it that is no endpoint is its 404, not a sign-in page).
+    if request.endpoint in PUBLIC_ENDPOINTS or api.is_api(request.path) or session.get("signed_in") is True:
         return None
     target = request.full_path if request.method == "GET" and request.endpoint else None
     return redirect(url_for("auth.sign_in", next=target), 303)

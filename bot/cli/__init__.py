@@ -10,7 +10,8 @@ Each command loads the settings itself (never at import time), so `init` and
 with one line naming it instead of a traceback. So does a store that cannot be
 used (damaged files, a TOKEN_KEY that does not open it): every command that
 opens the store verifies it first, and the group turns the same errors raised
-later into that one line, exit 2.
+later into that one line, exit 2; so it does with a deployed bot that cannot be reached or refuses
+the key (`bot.remote.RemoteError`), for the commands that talk to one (`bot.cli.sources`).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ import click
 
 from bot.cli import accounts, config, keys, queue, run, store, webhooks
 from bot.cli.common import stop_unusable
+from bot.remote import RemoteError
 from bot.store import UNUSABLE
 
 
@@ -30,6 +32,8 @@ class TweetbotGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UNUSABLE as exc:
+            stop_unusable(exc)
+        except RemoteError as exc:
             stop_unusable(exc)
 
 

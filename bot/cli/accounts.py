@@ -1,5 +1,5 @@
-"""The accounts' commands: `tweetbot accounts` (each one's token health, the workers' heartbeats)
-and `tweetbot refresh` (refresh tokens now)."""
+"""The accounts' commands: `tweetbot accounts` (each one's token health, the workers' heartbeats; from the
+store, or from a deployed bot's API) and `tweetbot refresh` (refresh tokens now, on the bot's host)."""
 from __future__ import annotations
 
 import sys
@@ -8,6 +8,7 @@ from datetime import timedelta
 import click
 
 from bot.cli.common import settings_or_exit, store_or_exit
+from bot.cli.sources import open_source, remote_option
 from bot.logs import configure_logging
 from bot.models import NEEDS_RECONNECT, Account
 from bot.settings import Settings
@@ -23,16 +24,16 @@ def open_everything() -> tuple[Settings, Repository, XClient]:
 
 
 @click.command("accounts")
-def accounts_command() -> None:
+@remote_option
+def accounts_command(url: str | None) -> None:
     """List the connected accounts with their token health."""
-    _, store, _ = open_everything()
     from bot.media_checks import RECONNECT_FOR_MEDIA, can_post_media
-    from bot.store.heartbeats import known_workers
 
-    rows = store.list_accounts()
+    source = open_source(url)
+    rows = source.list_accounts()
     if not rows:
         click.echo("No accounts yet: sign in to the web app and press Connect.")
-    sending = {post.account_id: post.claimed_by for post in store.sending_posts()}
+    sending = source.sending_workers()
     for account in rows:
         line = (f"{account.handle:20} {account.status:16} expires {relative(account.expires_at):14} "
                 f"refreshed {relative(account.refreshed_at):14} failures {account.refresh_failures}")
@@ -43,7 +44,7 @@ def accounts_command() -> None:
         elif not can_post_media(account):
             line += f"  text only: {RECONNECT_FOR_MEDIA}"
         click.secho(line, fg="red" if needs_owner(account) else None)
-    for name, beat in known_workers(store).items():
+    for name, beat in source.workers().items():
         click.echo(f"worker {name:30} heartbeat {relative(beat)}")
 
 

@@ -5,6 +5,8 @@ Every post goes in through `bot.queue`, so what the command line refuses (a
 past time, an unknown account, a text too long, a bad CSV row) is what every
 other way in refuses. A refusal prints its reason on stderr, exits 1 and
 queues nothing. Times are typed and shown on the operator's clock (TIMEZONE).
+The commands get their records from a `bot.cli.sources.Source`: the local store,
+or a deployed bot's API (TWEETBOT_URL or --url), rendered by the same code.
 
 `bot.cli` imports this module and adds its `COMMANDS`; what both need is in
 `bot.cli.common`, so neither imports the other's module and either can be imported first.
@@ -14,28 +16,21 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 
 import click
 
 from bot.cli.common import fail, settings_or_exit, store_or_exit
-from bot.importer import ImportRefused, import_csv
+from bot.cli.sources import LocalSource, Source, open_source, remote_option
+from bot.importer import ImportRefused
 from bot.limits import queue_warnings
-from bot.media_checks import MediaError, MediaFile, PartsMedia, read_file
+from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
 from bot.pricing import cost_line, dollars, post_cost, unsent_cost
-from bot.queue import QueueError, cancel, control_problem, post_now, queue_post, retry
-from bot.schedules import (
-    SlotSchedule,
-    SlotSpecError,
-    clear_slots,
-    free_slots,
-    load_slots,
-    parse_slots,
-    save_slots,
-)
-from bot.settings import Settings
+from bot.queue import QueueError, control_problem
+from bot.schedules import SlotSchedule, SlotSpecError, clear_slots, parse_slots
+from bot.settings import Settings, remote_url
 from bot.store import Repository
 from bot.when import WhenError, format_local, parse_when, relative
 from xtext import MAX_WEIGHTED_LENGTH, length_error, parse_post, weighted_length
@@ -57,16 +52,16 @@ def open_queue() -> tuple[Settings, Repository]:
     return settings, store_or_exit(settings)
 
 
-def handles_by_id(store: Repository) -> dict[str, str]:
-    return {account.user_id: account.handle for account in store.list_accounts()}
+def handles_by_id(source: Source) -> dict[str, str]:
+    return {account.user_id: account.handle for account in source.list_accounts()}
 
 
-def pick_account(store: Repository, handle: str | None) -> Account:
+def pick_account(source: Source, handle: str | None) -> Account:
     """The account `--account` names, or the only one there is; refuses otherwise."""
-    accounts = store.list_accounts()
+    accounts = source.list_accounts()
     known = ", ".join(a.handle for a in accounts) or "none yet"
     if handle:
-        found = store.find_account(handle)
+        found = source.find_account(handle)
         if found is None:
             fail(f"no account {handle} (connected: {known})")
         return found
@@ -140,9 +135,9 @@ def media_text(post: Post) -> str:
     return str(post.media_count) if post.media_count else "-"
 
 
-def describe_due(due: datetime, settings: Settings) -> str:
+def describe_due(due: datetime, zone: tzinfo) -> str:
     """The due time on the operator's clock, with "in 3 h 5 min" when that is near enough to help."""
-    shown = format_local(due, settings.zone)
+    shown = format_local(due, zone)
     return f"{shown} ({relative(due)})" if abs(due - utcnow()) < RELATIVE_WITHIN else shown
 
 
@@ -160,8 +155,9 @@ def describe_due(due: datetime, settings: Settings) -> str:
 @click.option("--media", "media_paths", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="An image (up to 4), GIF or video to attach; repeat for several.")
 @click.option("--alt", "alts", multiple=True, metavar="TEXT", help="Alt text for the --media before it.")
+@remote_option
 def post_command(text: str | None, when: str | None, handle: str | None, thread_file: Path | None,
-                 media_paths: tuple[Path, ...], alts: tuple[str, ...]) -> None:
+                 media_paths: tuple[Path, ...], alts: tuple[str, ...], url: str | None) -> None:
     """Queue TEXT (or the thread in --thread-file) for one account."""
     if (text is None) == (thread_file is None):
         fail("give either TEXT or --thread-file (one of them)")
@@ -172,25 +168,18 @@ def post_command(text: str | None, when: str | None, handle: str | None, thread_
             thread_file)  # type: ignore[arg-type]
     except (MediaError, ThreadFileError) as exc:
         fail(str(exc))
-    settings, store = open_queue()
-    account = pick_account(store, handle)
+    source = open_source(url)
+    account = pick_account(source, handle)
     now = utcnow()
     try:
-        post = _queue(store, settings, account, (parts, media), when, now)
+        due = parse_when(when, source.zone, now) if when is not None else None
+        post = source.queue_post(account, parts, media, due, now)
     except (QueueError, WhenError) as exc:
         fail(str(exc))
     kind = f"thread {post.id} ({len(post.parts)} parts)" if len(post.parts) > 1 else f"post {post.id}"
     attached = f", {plural(post.media_count, 'media file')}" if post.media_count else ""
-    click.echo(f"Queued {kind} for {account.handle}, due {describe_due(post.due_at, settings)}, "
+    click.echo(f"Queued {kind} for {account.handle}, due {describe_due(post.due_at, source.zone)}, "
                f"{length_text(post)}{attached}, {dollars(post_cost(post))} under pay-per-use.")
-
-
-def _queue(store: Repository, settings: Settings, account: Account,
-           content: tuple[Sequence[str], PartsMedia], when: str | None, now: datetime) -> Post:
-    """At the time asked for; without one, at the next free slot, or now when the account has no slots."""
-    parts, media = content
-    due = parse_when(when, settings.zone, now) if when is not None else None
-    return queue_post(store, account.user_id, parts, due, now, media=media, zone=settings.zone)
 
 
 # -- import ---------------------------------------------------------------------------------
@@ -198,22 +187,23 @@ def _queue(store: Repository, settings: Settings, account: Account,
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-def import_command(file: Path) -> None:
+@remote_option
+def import_command(file: Path, url: str | None) -> None:
     """Queue every row of FILE (CSV: account,due_at,text[,thread_id]); all rows or none."""
-    settings, store = open_queue()
+    source = open_source(url)
     try:
-        posts = import_csv(store, file, settings.zone, utcnow(), show_progress=True)
+        posts = source.import_csv(file, utcnow(), show_progress=True)
     except ImportRefused as exc:
         for problem in exc.problems:
             click.echo(f"{file.name}: {problem}", err=True)
         fail(str(exc))
-    names = handles_by_id(store)
+    names = handles_by_id(source)
     threads = sum(1 for post in posts if len(post.parts) > 1)
     accounts = sorted({names.get(post.account_id, post.account_id) for post in posts})
     first, last = min(p.due_at for p in posts), max(p.due_at for p in posts)
     thread_note = f" ({plural(threads, 'thread')})" if threads else ""
     click.echo(f"Queued {plural(len(posts), 'post')}{thread_note} for {', '.join(accounts)}: "
-               f"first due {format_local(first, settings.zone)}, last {format_local(last, settings.zone)}.")
+               f"first due {format_local(first, source.zone)}, last {format_local(last, source.zone)}.")
 
 
 # -- count ------------------------------------------------------------------------------------
@@ -251,59 +241,62 @@ def slots_group(context: click.Context) -> None:
     """An account's weekly posting times: a post queued without --at takes the next free one.
     Alone, `tweetbot slots` shows every account's (as `slots show`)."""
     if context.invoked_subcommand is None:
-        context.invoke(slots_show, handle=None)
+        context.invoke(slots_show, handle=None, url=None)
 
 
 @slots_group.command("set")
 @click.argument("handle", metavar="@USER")
 @click.argument("spec", metavar='"mon-fri 09:00,13:00; sat 11:00"')
 @click.option("--tz", default=None, help="The slots' time zone. Default: one the text ends with, else TIMEZONE.")
-def slots_set(handle: str, spec: str, tz: str | None) -> None:
+@remote_option
+def slots_set(handle: str, spec: str, tz: str | None, url: str | None) -> None:
     """Set @USER's slots (replacing any it had)."""
-    settings, store = open_queue()
-    account = pick_account(store, handle)
+    source = open_source(url)
+    account = pick_account(source, handle)
     try:
-        schedule = parse_slots(spec, tz, default_tz=settings.timezone)
+        schedule = parse_slots(spec, tz, default_tz=source.timezone)
+        upcoming = source.save_slots(account, schedule, SLOTS_SHOWN)
     except SlotSpecError as exc:
         fail(str(exc))
-    save_slots(store, account.user_id, schedule)
     click.echo(f"{account.handle}: {schedule.spec} ({schedule.zone})")
-    _print_next_slots(store, settings, account, schedule)
+    _print_next_slots(source, schedule, upcoming)
 
 
 @slots_group.command("show")
 @click.argument("handle", metavar="[@USER]", required=False)
-def slots_show(handle: str | None) -> None:
+@remote_option
+def slots_show(handle: str | None, url: str | None) -> None:
     """Show the slots of @USER (default: every account) and the next free ones."""
-    settings, store = open_queue()
-    accounts = [pick_account(store, handle)] if handle else store.list_accounts()
+    source = open_source(url)
+    accounts = [pick_account(source, handle)] if handle else source.list_accounts()
     if not accounts:
         click.echo("No accounts yet.")
     for account in accounts:
-        schedule = load_slots(store, account.user_id)
+        schedule, upcoming = source.slots(account, SLOTS_SHOWN)
         if schedule is None:
             click.echo(f"{account.handle}: no slots (posts without --at go out at once)")
             continue
         click.echo(f"{account.handle}: {schedule.spec} ({schedule.zone})")
-        _print_next_slots(store, settings, account, schedule)
+        _print_next_slots(source, schedule, upcoming)
 
 
 @slots_group.command("clear")
 @click.argument("handle", metavar="@USER")
 def slots_clear(handle: str) -> None:
     """Remove @USER's slots (queued posts keep their times)."""
-    _, store = open_queue()
-    account = pick_account(store, handle)
+    if remote_url() is not None:  # the API has no way to clear them yet: never clear a local store instead
+        fail("`slots clear` works on the local store only; TWEETBOT_URL is set (unset it, on the bot's host)")
+    settings, store = open_queue()
+    account = pick_account(LocalSource(settings, store), handle)
     clear_slots(store, account.user_id)
     click.echo(f"{account.handle}: no slots")
 
 
-def _print_next_slots(store: Repository, settings: Settings, account: Account, schedule: SlotSchedule) -> None:
-    frees = free_slots(store, account.user_id, utcnow())
-    for moment in (next(frees) for _ in range(SLOTS_SHOWN)):
+def _print_next_slots(source: Source, schedule: SlotSchedule, upcoming: list[datetime]) -> None:
+    for moment in upcoming:
         shown = format_local(moment, schedule.zone)
-        if schedule.zone != settings.timezone:
-            shown += f"  ({format_local(moment, settings.zone)})"
+        if schedule.zone != source.timezone:
+            shown += f"  ({format_local(moment, source.zone)})"
         click.echo(f"  next free: {shown}")
 
 
@@ -311,11 +304,12 @@ def _print_next_slots(store: Repository, settings: Settings, account: Account, s
 
 
 @click.command("queue")
-def queue_command() -> None:
+@remote_option
+def queue_command(url: str | None) -> None:
     """The queued posts: due time, status, length, pay-per-use cost; the next 30 days' total; tier warnings."""
-    settings, store = open_queue()
-    posts = store.queued_posts()
-    names = handles_by_id(store)
+    source = open_source(url)
+    posts = source.queued_posts()
+    names = handles_by_id(source)
     if not posts:
         click.echo("The queue is empty.")
         return
@@ -323,56 +317,59 @@ def queue_command() -> None:
                f"{'COST':>7}  NOTE")
     for post in posts:
         click.echo(f"{post.id:>6}  {names.get(post.account_id, post.account_id):16} "
-                   f"{format_local(post.due_at, settings.zone):22} {post.status:10} {len(post.parts):>5} "
+                   f"{format_local(post.due_at, source.zone):22} {post.status:10} {len(post.parts):>5} "
                    f"{media_text(post):>5} {length_text(post):>7} {dollars(post_cost(post)):>7}  "
                    f"{post.last_error or ''}".rstrip())
-    click.echo(cost_line(posts, utcnow(), settings.x_tier, COST_DAYS))
-    for warning in queue_warnings(posts, settings.x_tier, names, settings.zone):
+    click.echo(cost_line(posts, utcnow(), source.x_tier, COST_DAYS))
+    for warning in queue_warnings(posts, source.x_tier, names, source.zone):
         click.secho(f"warning: {warning}", fg="yellow")
 
 
 @click.command("cancel")
 @click.argument("post_id", metavar="ID", type=int)
-def cancel_command(post_id: int) -> None:
+@remote_option
+def cancel_command(post_id: int, url: str | None) -> None:
     """Cancel queued post ID (one not yet going out)."""
-    settings, store = open_queue()
+    source = open_source(url)
     try:
-        post = cancel(store, post_id)
+        post = source.cancel(post_id)
     except QueueError as exc:
         fail(str(exc))
-    handle = handles_by_id(store).get(post.account_id, post.account_id)
-    click.echo(f"Canceled post {post.id} ({handle}, was due {format_local(post.due_at, settings.zone)}).")
+    handle = handles_by_id(source).get(post.account_id, post.account_id)
+    click.echo(f"Canceled post {post.id} ({handle}, was due {format_local(post.due_at, source.zone)}).")
 
 
 @click.command("post-now")
 @click.argument("post_id", metavar="ID", type=int)
-def post_now_command(post_id: int) -> None:
+@remote_option
+def post_now_command(post_id: int, url: str | None) -> None:
     """Make queued post ID due now: the worker sends it on its next round (a held account still waits)."""
-    settings, store = open_queue()
-    was = store.get_post(post_id)
+    source = open_source(url)
+    was = source.get_post(post_id)
     try:
-        post = post_now(store, post_id)
+        post = source.post_now(post_id)
     except QueueError as exc:
         fail(str(exc))
-    account = store.get_account(post.account_id)
+    account = source.get_account(post.account_id)
     handle = account.handle if account else post.account_id
-    was_due = format_local(was.due_at if was else None, settings.zone)
+    was_due = format_local(was.due_at if was else None, source.zone)
     click.echo(f"Post {post.id} ({handle}) is due now (was due {was_due}); a running worker sends it within seconds.")
-    hold = _hold_note(account, utcnow(), settings)
+    hold = _hold_note(account, utcnow(), source.zone)
     if hold:
         click.secho(f"note: {hold}", fg="yellow")
 
 
 @click.command("retry")
 @click.argument("post_id", metavar="ID", type=int)
-def retry_command(post_id: int) -> None:
+@remote_option
+def retry_command(post_id: int, url: str | None) -> None:
     """Queue failed post ID again, due now, as a new post (not for X's duplicate-content refusal)."""
-    settings, store = open_queue()
+    source = open_source(url)
     try:
-        post = retry(store, post_id)
+        post = source.retry(post_id)
     except QueueError as exc:
         fail(str(exc))
-    handle = handles_by_id(store).get(post.account_id, post.account_id)
+    handle = handles_by_id(source).get(post.account_id, post.account_id)
     kind = f"thread {post.id} ({len(post.parts)} parts)" if len(post.parts) > 1 else f"post {post.id}"
     sent = sum(1 for tweet_id in post.tweet_ids if tweet_id)
     resume = f", resuming after the {plural(sent, 'part')} X already has" if sent else ""
@@ -380,7 +377,7 @@ def retry_command(post_id: int) -> None:
                f"{dollars(unsent_cost(post))} under pay-per-use.")
 
 
-def _hold_note(account: Account | None, now: datetime, settings: Settings) -> str | None:
+def _hold_note(account: Account | None, now: datetime, zone: tzinfo) -> str | None:
     """Why the worker will not send the account's posts yet, if it will not."""
     if account is None:
         return "the post's account is gone: it will not go out"
@@ -388,26 +385,26 @@ def _hold_note(account: Account | None, now: datetime, settings: Settings) -> st
         return f"{account.handle} is {account.status.replace('_', ' ')}: its posts are held until it is reconnected"
     if account.hold_until is not None and account.hold_until > now:
         reason = f" ({account.hold_reason})" if account.hold_reason else ""
-        return f"{account.handle} is held until {format_local(account.hold_until, settings.zone)}{reason}"
+        return f"{account.handle} is held until {format_local(account.hold_until, zone)}{reason}"
     return None
 
 
 @click.command("history")
-def history_command() -> None:
+@remote_option
+def history_command(url: str | None) -> None:
     """The last 50 finished posts: when, status, the start of the text, link, error."""
-    settings, store = open_queue()
-    posts = store.history(HISTORY_LIMIT)
+    source = open_source(url)
+    posts = source.history(HISTORY_LIMIT)
     if not posts:
         click.echo("Nothing has been posted yet.")
         return
-    accounts = {a.user_id: a for a in store.list_accounts()}
+    accounts = {a.user_id: a for a in source.list_accounts()}
     click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'POSTED':22} {'STATUS':9} {'MEDIA':>5} {'TEXT':{HISTORY_TEXT}} "
                f"{'LINK':45} ERROR")
     for post in posts:
         account = accounts.get(post.account_id)
-        first_id = next((tweet_id for tweet_id in post.tweet_ids if tweet_id), None)
-        link = (settings.post_url(first_id, account.username) if account and first_id else None) or "-"
-        posted = format_local(post.posted_at, settings.zone) if post.status == POSTED else "-"
+        link = source.link(post, account) or "-"
+        posted = format_local(post.posted_at, source.zone) if post.status == POSTED else "-"
         click.echo(f"{post.id:>6}  {account.handle if account else post.account_id:16} {posted:22} "
                    f"{post.status:9} {media_text(post):>5} {shortened(post, HISTORY_TEXT):{HISTORY_TEXT}} "
                    f"{link:45} {post.last_error or ''}".rstrip())

@@ -51,13 +51,15 @@ from bot.store.records import (
     BackupSummary,
     Delivery,
     Event,
+    KeptAnswer,
     StoreContents,
     Webhook,
     requeued_detail,
 )
 
 __all__ = ["BROKEN", "REQUEUED_EVENT", "RESTORE_HINT", "TAKE_OVER_EVENT", "UNUSABLE", "BackupError",
-           "BackupSummary", "ClaimLost", "Delivery", "Event", "Lock", "LockTimeout", "RecordMissing", "Repository",
+           "BackupSummary", "ClaimLost", "Delivery", "Event", "KeptAnswer", "Lock", "LockTimeout", "RecordMissing",
+           "Repository",
            "SchemaBehind", "StoreContents", "StoreDamaged", "StoreError", "StoreUnreachable", "StoreUnusable",
            "TokenKeyError", "Webhook", "open_store", "requeued_detail", "restore_store"]
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bot.models import Account, Post
 from bot.store.locks import Lock
-from bot.store.records import BackupSummary, Delivery, Event, StoreContents, Webhook
+from bot.store.records import BackupSummary, Delivery, Event, KeptAnswer, StoreContents, Webhook
 
 
 class Repository(Protocol):
@@ -137,6 +137,14 @@ class Repository(Protocol):
     def delete_media(self, digests: Iterable[str], stored_before: datetime | None = None) -> int:
         """Delete the media of `digests` (only those stored before `stored_before`, if given, so an upload
         renewed meanwhile stays); how many were deleted."""
+
+    def kept_answer(self, key: str, since: datetime) -> KeptAnswer | None:
+        """The answer kept under `key` at or after `since`, or None. Inside a transaction the key stays locked
+        until it ends, kept or not: a second request with the key waits for the first, then finds its answer."""
+    def keep_answer(self, key: str, answer: KeptAnswer) -> None:
+        """Keep `answer` under `key`, replacing an older one, in the caller's transaction with its change."""
+    def forget_answers(self, before: datetime) -> int:
+        """Forget the answers kept before `before`; how many."""
 
     # Webhooks (`bot.webhooks`): the subscriptions, and the outbox of their deliveries. A delivery is
     # added in the transaction of the change it reports, so none is lost nor made up by a crash.

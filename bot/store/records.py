@@ -274,3 +274,13 @@ class BackupSummary:
 
     def held(self) -> dict[str, Any]:
         return {"accounts": self.accounts, "queued": self.queued, "history": self.history, "events": self.events}
+
+
+@dataclass(frozen=True)
+class KeptAnswer:
+    """The answer an API write gave, kept under its idempotency key (`Repository.keep_answer`)."""
+
+    fingerprint: str  # what was asked (method, path, body), hashed: the same key with another request is refused
+    status: int
+    body: Any
+    kept_at: datetime

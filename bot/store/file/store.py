@@ -41,7 +41,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher, TokenKeyError
-from bot.models import ACTIVE, FAILED, SCHEDULED, SENDING, Account, Post, ready_time, to_iso, utcnow
+from bot.models import ACTIVE, FAILED, SCHEDULED, SENDING, Account, Post, from_iso, ready_time, to_iso, utcnow
 from bot.store.errors import ClaimLost, RecordMissing, StoreDamaged, StoreError
 from bot.store.file.locks import FileHeldLock
 from bot.store.file.media_folder import MediaFolder
@@ -53,6 +53,7 @@ from bot.store.records import (
     BackupSummary,
     Delivery,
     Event,
+    KeptAnswer,
     StoreContents,
     Webhook,
     changed_delivery,
@@ -770,6 +771,31 @@ class TinyStore:
 
     def _noted(self) -> dict[str, dict[str, Any]]:
         return self._tables.get("noted") or {}
+
+    def kept_answer(self, key: str, since: datetime) -> KeptAnswer | None:
+        """From the main file's `answers` table (inside a transaction, the store's lock keeps the key)."""
+        with self._reading():
+            doc = (self._tables.get("answers") or {}).get(key)
+        kept = None if doc is None else KeptAnswer(doc["fingerprint"], doc["status"], doc["body"],
+                                                   from_iso(doc["kept_at"]) or since)
+        return kept if kept is not None and kept.kept_at >= since else None
+
+    def keep_answer(self, key: str, answer: KeptAnswer) -> None:
+        with self.transaction():
+            self._tables.setdefault("answers", {})[key] = {
+                "fingerprint": answer.fingerprint, "status": answer.status, "body": answer.body,
+                "kept_at": to_iso(answer.kept_at)}
+            self._dirty = True
+
+    def forget_answers(self, before: datetime) -> int:
+        cutoff = to_iso(before) or ""
+        with self.transaction():
+            answers = self._tables.get("answers") or {}
+            old = [key for key, doc in answers.items() if doc["kept_at"] < cutoff]
+            for key in old:
+                del answers[key]
+            self._dirty = self._dirty or bool(old)
+            return len(old)
 
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
         """Finished posts, most recently finished first."""

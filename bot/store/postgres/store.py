@@ -50,6 +50,7 @@ from bot.store.records import (
     BackupSummary,
     Delivery,
     Event,
+    KeptAnswer,
     StoreContents,
     Webhook,
     changed_delivery,
@@ -80,7 +81,7 @@ __all__ = ["POOL_SIZE", "PostgresStore", "database_url", "describe"]
 
 # What a restore with --force empties (the schema's ledger and the leases stay).
 _DATA_TABLES = ("accounts", "posts", "schedules", "events", "meta", "media", "media_chunks", "generator_runs",
-                "webhooks", "webhook_deliveries")
+                "api_answers", "webhooks", "webhook_deliveries")
 _UPDATE_CLAIMED = """
 WITH merged AS (
     SELECT id, doc || %(patch)s AS doc FROM posts
@@ -565,6 +566,20 @@ class PostgresStore:
                           "WHERE id = %s AND status = 'failed' RETURNING id", (int(new_id), int(post_id)))
         if not rows:
             raise RecordMissing(f"no failed post {post_id}")
+
+    def kept_answer(self, key: str, since: datetime) -> KeptAnswer | None:
+        rows = self._read_locking("SELECT fingerprint, status, body, kept_at FROM api_answers WHERE key = %s",
+                                  "api_answers", key)
+        return KeptAnswer(*rows[0]) if rows and rows[0][3] >= since else None
+
+    def keep_answer(self, key: str, answer: KeptAnswer) -> None:
+        self._rows("INSERT INTO api_answers (key, fingerprint, status, body, kept_at) VALUES (%s, %s, %s, %s, %s) "
+                   "ON CONFLICT (key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, "
+                   "body = EXCLUDED.body, kept_at = EXCLUDED.kept_at",
+                   (key, answer.fingerprint, answer.status, Jsonb(answer.body), answer.kept_at))
+
+    def forget_answers(self, before: datetime) -> int:
+        return len(self._rows("DELETE FROM api_answers WHERE kept_at < %s RETURNING 1", (before,)))
 
     def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
         """Finished posts, most recently finished first."""

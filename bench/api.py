@@ -1,0 +1,101 @@
+"""POST /api/v1/posts under gunicorn: requests a second and latency, on the file store and PostgreSQL.
+
+    .venv/bin/python bench/api.py [--requests 2000] [--clients 8] [--accounts 10]
+                                  [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+
+Starts the web app as the Procfile does (gunicorn, 2 workers) on a scratch store with connected
+accounts, makes an API key, and sends `--requests` POST /api/v1/posts (each with its own
+Idempotency-Key, as a careful client does) from `--clients` threads at once. Prints requests a
+second and the client's p50/p99 latency, and checks every post was stored once. With
+`--database-url` (a server the bench may create databases on) the store is PostgreSQL.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bot.api_keys import create_key  # noqa: E402
+from bot.cli.processes import gunicorn_command  # noqa: E402
+from bot.models import utcnow  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from bot.store import open_store  # noqa: E402
+
+# The dashboard's bench (bench/web.py) starts gunicorn on a scratch store the same way; its module is
+# loaded by path, since the name `web` is the app's package.
+_spec = importlib.util.spec_from_file_location("bench_web", ROOT / "bench" / "web.py")
+assert _spec is not None and _spec.loader is not None
+bench_web = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench_web)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--accounts", type=int, default=10)
+    parser.add_argument("--database-url", help="a PostgreSQL server to bench the PostgreSQL store on")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
+        folder, port = Path(scratch), bench_web.free_port()
+        env = {**bench_web.environment(folder, port), "API_RATE": "100000"}
+        if args.database_url:
+            env["DATABASE_URL"] = stack.enter_context(bench_web.scratch_database(args.database_url))
+        store = open_store(load_settings(None, env))
+        bench_web.fill(store, args.accounts, queued=0, finished=0)
+        key = create_key(store, "bench", ["posts:write"], utcnow())[1]
+        url = f"http://127.0.0.1:{port}"
+        with (folder / "gunicorn.log").open("wb") as log:
+            process = subprocess.Popen(gunicorn_command("127.0.0.1", port, 2), cwd=ROOT, env=env,
+                                       stdout=log, stderr=subprocess.STDOUT)
+        try:
+            bench_web.wait_until_up(url, process, 2)
+            took, seconds = send_all(url, key, args)
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+        stored = len(store.queued_posts())
+        store.close()
+    took.sort()
+    kind = "PostgreSQL" if args.database_url else "file"
+    print(f"{kind} store, gunicorn 2 workers, {args.clients} clients: {args.requests} POST /api/v1/posts in "
+          f"{seconds:.1f} s = {args.requests / seconds:.0f} requests/s; p50 {statistics.median(took):.1f} ms, "
+          f"p99 {took[int(len(took) * 0.99) - 1]:.1f} ms; {stored} posts stored (expected {args.requests})")
+
+
+def send_all(url: str, key: str, args: argparse.Namespace) -> tuple[list[float], float]:
+    """Every request from the clients at once: each one's latency (ms), and the wall time (s)."""
+    due = (utcnow() + timedelta(days=2)).isoformat()
+    sessions = [requests.Session() for _ in range(args.clients)]
+
+    def send(n: int) -> float:
+        start = time.perf_counter()
+        answer = sessions[n % args.clients].post(
+            f"{url}/api/v1/posts", timeout=30,
+            headers={"Authorization": f"Bearer {key}", "Idempotency-Key": f"bench-{n}"},
+            json={"account": f"bench_{n % args.accounts:02d}", "text": f"bench post {n}", "at": due})
+        if answer.status_code != 201:
+            raise SystemExit(f"request {n} answered {answer.status_code}: {answer.text}")
+        return (time.perf_counter() - start) * 1000
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=args.clients) as pool:
+        took = list(pool.map(send, range(args.requests)))
+    return took, time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()
