@@ -22,6 +22,7 @@ import pytest
 from standardwebhooks import Webhook as Verifier
 
 from bot import alerts, queue, webhooks
+from bot.api_keys import create_key
 from bot.crypto import TokenCipher
 from bot.models import POSTED, Post, utcnow
 from bot.posting.outcomes import mark_posted
@@ -535,3 +536,21 @@ def test_each_event_is_emitted_where_its_change_is_written(
         assert told(POST_QUEUED) == []  # straight into the store: bot.queue was not asked
     finally:
         rig.dispatcher.shutdown()
+
+
+def test_a_post_queued_through_the_http_api_is_told_as_the_cli_tells_it(
+        tmp_path: Path, sandbox: SandboxControl, store_env: dict[str, str]) -> None:
+    env = web_env(tmp_path, sandbox, **store_env)
+    app = create_app({"SETTINGS": load_settings(None, env), "TESTING": True})
+    store = open_test_store(env)
+    (account,) = connect_accounts(store, sandbox, 1, prefix="viaapi")
+    webhooks.subscribe(store, "https://example.test/in", [POST_QUEUED])
+    key = create_key(store, "hooks", ["posts:write"], utcnow())[1]
+    answer = app.test_client().post("/api/v1/posts", json={"account": account.handle, "text": "by the API",
+                                                           "at": "now"},
+                                    headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "once"})
+    assert answer.status_code == 201, answer.get_data(as_text=True)
+    [delivery] = store.deliveries()
+    data = json.loads(delivery.body)["data"]
+    assert delivery.type == POST_QUEUED and data["post_id"] == answer.get_json()["id"]
+    assert data["parts"] == ["by the API"]
