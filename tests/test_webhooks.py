@@ -164,6 +164,28 @@ def test_a_claim_holds_a_delivery_for_one_attempt_and_a_lapsed_claim_is_claimed_
     assert [d.id for d in store.deliveries()] == sorted((d.id for d in lapsed), reverse=True)
 
 
+def test_four_stores_claiming_at_once_never_hold_the_same_delivery(store_at: StoreAt) -> None:
+    store = store_at.open()
+    webhooks.subscribe(store, "https://example.test/in", [POST_POSTED])
+    for n in range(40):
+        webhooks.emit(store, POST_POSTED, {"n": n})
+    now = utcnow() + timedelta(seconds=1)
+    taken: list[list[int]] = [[] for _ in range(4)]
+
+    def claim_all(mine: list[int]) -> None:
+        claimer = store_at.open()  # a store of its own, as another worker process has
+        while batch := claimer.claim_deliveries(now, 3, now + timedelta(minutes=1)):
+            mine.extend(d.id for d in batch)
+
+    threads = [threading.Thread(target=claim_all, args=(mine,)) for mine in taken]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    every = [delivery_id for mine in taken for delivery_id in mine]
+    assert sorted(every) == sorted(d.id for d in store.deliveries(limit=100))  # each claimed once, none left
+
+
 def test_an_event_is_written_with_its_change_and_not_at_all_when_the_change_fails(store_at: StoreAt) -> None:
     store = store_at.open()
     webhooks.subscribe(store, "https://example.test/in", [POST_QUEUED, POST_POSTED])
