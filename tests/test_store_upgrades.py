@@ -92,7 +92,7 @@ def test_migration_4_turns_the_words_of_a_database_from_before_into_fields(unmig
                           Jsonb(doc)))
         conn.execute("INSERT INTO events (at, kind, account_id, post_id, detail) "
                      "VALUES (now(), 'requeued', '1', 2, 'queued again as post 3')")
-    assert migrate(unmigrated_database_url) == ["0004_failure_facts.sql"]
+    assert migrate(unmigrated_database_url)[0] == "0004_failure_facts.sql"  # and the later ones
     store = PostgresStore(unmigrated_database_url, TokenCipher([Fernet.generate_key().decode()]))
     try:
         check_converted(store)
