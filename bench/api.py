@@ -1,13 +1,14 @@
-"""POST /api/v1/posts under gunicorn: requests a second and latency, on the file store and PostgreSQL.
+"""The API's figures: POST /api/v1/posts under gunicorn (requests a second, p50/p99 latency) on the file
+store and on PostgreSQL, then how long a post's `post.posted` webhook takes to arrive (bench/webhooks.py).
 
     .venv/bin/python bench/api.py [--requests 2000] [--clients 8] [--accounts 10]
-                                  [--database-url postgresql://postgres@127.0.0.1:5432/postgres]
+                                  [--database-url postgresql://postgres@127.0.0.1:5432/postgres] [--no-webhooks]
 
 Starts the web app as the Procfile does (gunicorn, 2 workers) on a scratch store with connected
 accounts, makes an API key, and sends `--requests` POST /api/v1/posts (each with its own
 Idempotency-Key, as a careful client does) from `--clients` threads at once. Prints requests a
-second and the client's p50/p99 latency, and checks every post was stored once. With
-`--database-url` (a server the bench may create databases on) the store is PostgreSQL.
+second and the client's p50/p99 latency, and checks every post was stored once; first on the file
+store, then on a scratch database of `--database-url`'s server (one the bench may create databases on).
 """
 from __future__ import annotations
 
@@ -47,13 +48,23 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--database-url", help="a PostgreSQL server to bench the PostgreSQL store on")
+    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
+                        help="a PostgreSQL server to bench the PostgreSQL store on ('' for the file store only)")
+    parser.add_argument("--no-webhooks", action="store_true", help="skip the webhook delay (bench/webhooks.py)")
     args = parser.parse_args()
+    for database_url in ("", args.database_url) if args.database_url else ("",):
+        bench_posts(args, database_url)
+    if not args.no_webhooks:
+        subprocess.run([sys.executable, str(ROOT / "bench" / "webhooks.py"), "--posts", "60"], check=True)
+
+
+def bench_posts(args: argparse.Namespace, database_url: str) -> None:
+    """POST /api/v1/posts on the file store (`database_url` empty) or a scratch database of that server."""
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         folder, port = Path(scratch), bench_web.free_port()
         env = {**bench_web.environment(folder, port), "API_RATE": "100000"}
-        if args.database_url:
-            env["DATABASE_URL"] = stack.enter_context(bench_web.scratch_database(args.database_url))
+        if database_url:
+            env["DATABASE_URL"] = stack.enter_context(bench_web.scratch_database(database_url))
         store = open_store(load_settings(None, env))
         bench_web.fill(store, args.accounts, queued=0, finished=0)
         key = create_key(store, "bench", ["posts:write"], utcnow())[1]
@@ -70,7 +81,7 @@ def main() -> None:
         stored = len(store.queued_posts())
         store.close()
     took.sort()
-    kind = "PostgreSQL" if args.database_url else "file"
+    kind = "PostgreSQL" if database_url else "file"
     print(f"{kind} store, gunicorn 2 workers, {args.clients} clients: {args.requests} POST /api/v1/posts in "
           f"{seconds:.1f} s = {args.requests / seconds:.0f} requests/s; p50 {statistics.median(took):.1f} ms, "
           f"p99 {took[int(len(took) * 0.99) - 1]:.1f} ms; {stored} posts stored (expected {args.requests})")
