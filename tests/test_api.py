@@ -264,3 +264,24 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     assert "No issues found" in run.stdout or " passed" in run.stdout, run.stdout[-3000:]
+
+
+def test_a_program_subscribes_a_webhook_sees_its_secret_once_tests_and_removes_it(server: WebServer,
+                                                                                 store: Repository) -> None:
+    api = Api(server, key_for(store, "webhooks:write"))
+    made = api.call("POST", "/webhooks", json={"url": "https://hooks.example.com/in?token=t0p",
+                                               "events": ["post.posted", "post.failed"]})
+    assert made.status_code == 201 and made.json()["secret"].startswith("whsec_")
+    hook = made.json()
+    [listed] = api.call("GET", "/webhooks").json()["webhooks"]
+    assert "secret" not in listed and listed["url"] == "https://hooks.example.com/in"  # never its query
+    assert {k: v for k, v in hook.items() if k != "secret"} == listed
+    assert api.call("POST", f"/webhooks/{hook['id']}/test").status_code == 202
+    assert [d.type for d in store.deliveries(webhook_id=hook["id"])] == ["webhook.test"]
+    wrong = api.call("POST", "/webhooks", json={"url": "https://hooks.example.com/in", "events": ["nope"]})
+    assert (wrong.status_code, wrong.json()["type"]) == (422, "/api/v1/problems/webhook")
+    assert api.call("DELETE", f"/webhooks/{hook['id']}").status_code == 200
+    assert api.call("DELETE", f"/webhooks/{hook['id']}").json()["type"] == "/api/v1/problems/no-such-webhook"
+    assert store.list_webhooks() == []
+    refused = Api(server, key_for(store, "posts:write")).call("GET", "/webhooks")
+    assert (refused.status_code, refused.json()["type"]) == (403, "/api/v1/problems/forbidden")

@@ -95,6 +95,9 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
             ("GET", f"/api/v1/accounts/{alice.user_id}/slots", None),
             ("PUT", f"/api/v1/accounts/{alice.user_id}/slots", {"spec": "daily 09:00"}),
             ("POST", "/api/v1/media", None),  # refused: no file
+            ("GET", "/api/v1/webhooks", None), ("POST", "/api/v1/webhooks/999/test", None),
+            ("DELETE", "/api/v1/webhooks/999", None),
+            ("POST", "/api/v1/webhooks", {"url": "https://hooks.example.com/in", "events": ["nope"]}),
             ("POST", f"/api/v1/posts/{post_id}/post-now", None), ("POST", f"/api/v1/posts/{post_id}/retry", None),
             ("DELETE", f"/api/v1/posts/{post_id}", None)):
         answer = browser.client.open(path, method=method, json=body, headers={"Authorization": f"Bearer {api_key}"})

@@ -29,13 +29,13 @@ from flask import Blueprint, Response, current_app, g, jsonify, make_response, r
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
-from bot import queue
+from bot import queue, webhooks
 from bot.api_keys import ApiKey, authenticate
 from bot.media_checks import MediaError, MediaFile, inspect
 from bot.models import Account, Post, to_iso
 from bot.refusals import MediaRefused, NoSuchAccount, NoSuchPost, QueueError, WrongStatus
 from bot.schedules import free_slots, load_slots, parse_slots, save_slots
-from bot.store import KeptAnswer, RecordMissing
+from bot.store import KeptAnswer, RecordMissing, Webhook
 from web.api_spec import PROBLEM_BASE, SPEC
 from web.db import now, settings, store
 
@@ -450,4 +450,68 @@ def upload_media() -> ResponseReturnValue:
     store().put_media(ref.data)
     answer = jsonify({"id": ref.digest, "type": ref.kind, "bytes": ref.size})
     answer.status_code = 201
+    return answer
+
+
+# -- webhooks -----------------------------------------------------------------------------------
+
+def webhook_json(hook: Webhook, secret: str | None = None) -> dict[str, Any]:
+    """A subscription as the API shows it: never its secret, but once, in the answer that made it."""
+    shown: dict[str, Any] = {"id": hook.id, "url": webhooks.where(hook.url), "events": list(hook.events),
+                             "created_at": to_iso(hook.created_at), "paused_at": to_iso(hook.paused_at),
+                             "pause_reason": hook.pause_reason, "last_status": hook.last_status,
+                             "last_delivery_at": to_iso(hook.last_delivery_at)}
+    return {**shown, "secret": secret} if secret is not None else shown
+
+
+@bp.get("/webhooks")
+@needs("webhooks:write")
+def list_webhooks() -> ResponseReturnValue:
+    return jsonify({"webhooks": [webhook_json(hook) for hook in store().list_webhooks()]})
+
+
+@bp.post("/webhooks")
+@needs("webhooks:write")
+@idempotent
+def add_webhook() -> ResponseReturnValue:
+    """Subscribe a URL to events: `{"url", "events": […]}`; the answer shows its signing secret, this once."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or not isinstance(body.get("url"), str) or not isinstance(body.get("events"), list):
+        return problem(400, "malformed", "Malformed", 'the body must be {"url": …, "events": […]}')
+    try:
+        hook = webhooks.subscribe(store(), body["url"], [str(event) for event in body["events"]], now())
+    except webhooks.WebhookRefused as exc:
+        return problem(422, "webhook", "Refused", str(exc))
+    log.info("api: key %s subscribed webhook %s", current_key().id, hook.id)
+    answer = jsonify(webhook_json(hook, hook.secret))
+    answer.status_code = 201
+    return answer
+
+
+@bp.delete("/webhooks/<int:webhook_id>")
+@needs("webhooks:write")
+@idempotent
+def remove_webhook(webhook_id: int) -> ResponseReturnValue:
+    """Stop sending to the subscription, and forget its deliveries."""
+    hook = store().get_webhook(webhook_id)
+    if hook is None:
+        return problem(404, "no-such-webhook", "Not found", f"no webhook {webhook_id}")
+    try:
+        store().remove_webhook(webhook_id)
+    except RecordMissing:
+        return problem(404, "no-such-webhook", "Not found", f"no webhook {webhook_id}")
+    return jsonify(webhook_json(hook))
+
+
+@bp.post("/webhooks/<int:webhook_id>/test")
+@needs("webhooks:write")
+@idempotent
+def test_webhook(webhook_id: int) -> ResponseReturnValue:
+    """Queue a `webhook.test` event for the subscription (the worker sends it)."""
+    hook = store().get_webhook(webhook_id)
+    if hook is None:
+        return problem(404, "no-such-webhook", "Not found", f"no webhook {webhook_id}")
+    webhooks.send_test(store(), webhook_id)
+    answer = jsonify(webhook_json(hook))
+    answer.status_code = 202
     return answer

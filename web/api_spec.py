@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.webhooks import EVENTS
+
 #: Where a problem's `type` points: `/api/v1/problems/<kind>`, the kind a refusal has (`bot.refusals`).
 PROBLEM_BASE = "/api/v1/problems/"
 
@@ -89,6 +91,26 @@ SCHEMAS: dict[str, Any] = {
         "properties": {"id": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
                        "type": {"enum": ["image", "gif", "video"]}, "bytes": {"type": "integer"}},
     },
+    "Webhook": {
+        "type": "object", "additionalProperties": False,
+        "required": ["id", "url", "events", "created_at", "paused_at", "pause_reason", "last_status",
+                     "last_delivery_at"],
+        "properties": {
+            "id": {"type": "integer"}, "url": {"type": "string", "description": "without its query"},
+            "events": {"type": "array", "items": {"type": "string"}}, "created_at": _TIME, "paused_at": _TIME,
+            "pause_reason": {"type": ["string", "null"]}, "last_status": {"type": ["integer", "null"]},
+            "last_delivery_at": _TIME,
+            "secret": {"type": "string", "description": "whsec_…: only in the answer that made it"}},
+    },
+    "WebhookList": {
+        "type": "object", "required": ["webhooks"], "additionalProperties": False,
+        "properties": {"webhooks": {"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}},
+    },
+    "NewWebhook": {
+        "type": "object", "required": ["url", "events"],
+        "properties": {"url": {"type": "string"},
+                       "events": {"type": "array", "minItems": 1, "items": {"enum": list(EVENTS)}}},
+    },
     "Account": {
         "type": "object", "required": ["id", "handle", "status", "expires_at", "scopes", "refreshed_at",
                                        "refresh_failures", "error", "hold_until", "hold_reason",
@@ -157,6 +179,7 @@ _UPLOAD = {"type": "object", "required": ["file"],
            "properties": {"file": {"type": "string", "contentMediaType": "application/octet-stream"}}}
 _ACCOUNT = {"name": "account", "in": "path", "required": True, "schema": {"type": "string"},
             "description": "@handle or X user id"}
+_WEBHOOK_ID = {"name": "webhook_id", "in": "path", "required": True, "schema": {"type": "integer"}}
 _ACTION_ANSWERS = {**_problems(404, 409, 422)}
 
 SPEC: dict[str, Any] = {
@@ -209,6 +232,22 @@ SPEC: dict[str, Any] = {
         "/api/v1/accounts": {
             "get": _operation("The connected accounts", "accounts:read",
                               {"200": _answer("AccountList", "Every account")}),
+        },
+        "/api/v1/webhooks": {
+            "get": _operation("The webhook subscriptions", "webhooks:write",
+                              {"200": _answer("WebhookList", "Every subscription")}),
+            "post": _operation("Subscribe a URL to events (its secret is in this answer only)", "webhooks:write",
+                               {"201": _answer("Webhook", "Subscribed")}, body="NewWebhook", write=True),
+        },
+        "/api/v1/webhooks/{webhook_id}": {
+            "delete": _operation("Remove a subscription", "webhooks:write",
+                                 {"200": _answer("Webhook", "Removed"), **_problems(404)},
+                                 parameters=[_WEBHOOK_ID], write=True),
+        },
+        "/api/v1/webhooks/{webhook_id}/test": {
+            "post": _operation("Send a webhook.test event", "webhooks:write",
+                               {"202": _answer("Webhook", "Queued for the worker"), **_problems(404)},
+                               parameters=[_WEBHOOK_ID], write=True),
         },
         "/api/v1/accounts/{account}/slots": {
             "get": _operation("An account's slots and next free times", "accounts:read",
