@@ -216,10 +216,9 @@ def listed(store: Repository, listing: str, account: str | None = None, limit: i
     account_id = account_named(store, account).user_id if account else None
     if listing == "queued":
         return store.queued_posts(account_id)
-    if listing == "finished":
-        return store.history(limit=limit if limit is not None else sys.maxsize, account_id=account_id)
-    if listing == "failed":
-        return [post for post in store.history(limit=sys.maxsize, account_id=account_id) if post.status == FAILED]
+    if listing in ("finished", "failed"):
+        return store.history(limit if limit is not None else sys.maxsize, account_id,
+                             FAILED if listing == "failed" else None)
     raise QueueError(f"a listing is one of {', '.join(LISTINGS)}")
 
 

@@ -122,13 +122,16 @@ def test_refusals_are_problems_with_the_queue_s_own_words_and_a_stable_type(serv
 
 
 def test_cancel_post_now_and_retry_change_the_store_as_the_cli_does(server: WebServer, store: Repository) -> None:
-    api = Api(server, key_for(store, "posts:write"))
+    api = Api(server, key_for(store, "posts:write", "posts:read"))
     later = api.call("POST", "/posts", json={"account": "@alice", "text": "later", "at": tomorrow()}).json()
     moved = api.call("POST", f"/posts/{later['id']}/post-now").json()
     assert moved["due_at"] < later["due_at"] and moved["status"] == "scheduled"
     assert api.call("DELETE", f"/posts/{later['id']}").json()["status"] == "canceled"
     failed = store.add_posts([Post(id=0, account_id="101", parts=("again",), due_at=utcnow(), status=FAILED,
                                    last_error="X refused it (403): Forbidden")])[0]
+    finished = api.call("GET", "/posts?status=finished").json()["posts"]
+    assert [(p["id"], p["status"]) for p in finished] == [(failed.id, "failed"), (later["id"], "canceled")]
+    assert [p["id"] for p in api.call("GET", "/posts?status=failed").json()["posts"]] == [failed.id]
     again = api.call("POST", f"/posts/{failed.id}/retry")
     assert again.status_code == 201 and again.json()["parts"][0]["text"] == "again"
     assert store.get_post(failed.id).requeued_as == again.json()["id"]  # type: ignore[union-attr]

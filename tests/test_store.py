@@ -150,6 +150,21 @@ def test_history_reads_backwards_across_blocks(store_at: StoreAt) -> None:
     assert [p.id for p in store.history(limit=400)] == [p.id for p in reversed(posts)]
 
 
+def test_history_of_one_status_and_account_counts_its_limit_among_those_only(store_at: StoreAt) -> None:
+    store = store_at.open()
+    posts = store.add_posts([Post(id=0, account_id=("42", "43")[n % 2], parts=(f"post {n}",), due_at=utcnow())
+                             for n in range(12)])
+    with store.transaction():
+        for n, post in enumerate(posts):
+            store.update_post(post.id, status=(FAILED, POSTED, CANCELED)[n % 3])
+    newest_first = list(reversed(posts))
+    failed = [p.id for n, p in zip(range(11, -1, -1), newest_first, strict=True) if n % 3 == 0]
+    assert [p.id for p in store.history(limit=3, status=FAILED)] == failed[:3]
+    assert [p.id for p in store.history(limit=50, account_id="42", status=FAILED)] == [
+        p.id for n, p in zip(range(11, -1, -1), newest_first, strict=True) if n % 3 == 0 and n % 2 == 0]
+    assert {p.status for p in store.history(limit=50, status=POSTED)} == {POSTED}
+
+
 def test_a_failed_transaction_changes_nothing(store_at: StoreAt) -> None:
     store = store_at.open()
     store.save_account(account("42"))

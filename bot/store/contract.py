@@ -107,8 +107,9 @@ class Repository(Protocol):
     def mark_requeued(self, post_id: int, new_id: int) -> None:
         """Note on the failed post `post_id` that it was queued again as post `new_id` (`Post.requeued_as`),
         in the caller's transaction with the queuing; `RecordMissing` if `post_id` is not a failed post."""
-    def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
-        """Finished posts (posted, failed, canceled), the most recently finished first, at most `limit`."""
+    def history(self, limit: int = 50, account_id: str | None = None, status: str | None = None) -> list[Post]:
+        """Finished posts (posted, failed, canceled), the most recently finished first, at most `limit`; of one
+        account and in one status if given (read only as far as `limit` of those)."""
     def post_counts(self) -> dict[tuple[str, str], int]:
         """How many posts, queued and finished, each account has in each status: {(account_id, status): n}
         (for /metrics: counted by the store, never by reading every post)."""

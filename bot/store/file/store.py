@@ -797,13 +797,13 @@ class TinyStore:
             self._dirty = self._dirty or bool(old)
             return len(old)
 
-    def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
-        """Finished posts, most recently finished first."""
+    def history(self, limit: int = 50, account_id: str | None = None, status: str | None = None) -> list[Post]:
+        """Finished posts, most recently finished first (the log read backwards, as far as `limit`)."""
         with self._reading():
             committed, noted = self._committed("history"), self._noted()
         found: list[Post] = []
         for record in self._logs["history"].read_newest(committed):
-            if account_id is None or record["account_id"] == account_id:
+            if account_id in (None, record["account_id"]) and status in (None, record["status"]):
                 found.append(_finished(record, noted))
                 if len(found) >= limit:
                     break

@@ -581,14 +581,15 @@ class PostgresStore:
     def forget_answers(self, before: datetime) -> int:
         return len(self._rows("DELETE FROM api_answers WHERE kept_at < %s RETURNING 1", (before,)))
 
-    def history(self, limit: int = 50, account_id: str | None = None) -> list[Post]:
-        """Finished posts, most recently finished first."""
-        if account_id is None:
-            rows = self._rows("SELECT doc FROM posts WHERE finished_seq IS NOT NULL "
-                              "ORDER BY finished_seq DESC LIMIT %s", (limit,))
-        else:
-            rows = self._rows("SELECT doc FROM posts WHERE finished_seq IS NOT NULL AND account_id = %s "
-                              "ORDER BY finished_seq DESC LIMIT %s", (account_id, limit))
+    def history(self, limit: int = 50, account_id: str | None = None, status: str | None = None) -> list[Post]:
+        """Finished posts, most recently finished first (the history indexes, read as far as `limit`)."""
+        where, params = ["finished_seq IS NOT NULL"], list[Any]()
+        for column, value in (("account_id", account_id), ("status", status)):
+            if value is not None:
+                where.append(f"{column} = %s")
+                params.append(value)
+        rows = self._rows(f"SELECT doc FROM posts WHERE {' AND '.join(where)} ORDER BY finished_seq DESC LIMIT %s",
+                          (*params, limit))
         return [Post.from_doc(row[0]) for row in rows]
 
     def post_counts(self) -> dict[tuple[str, str], int]:
