@@ -13,13 +13,15 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.models import from_iso, to_iso
 from bot.store import Repository
 
 #: What a key may do; a request needs the scope its endpoint names.
 SCOPES = ("posts:read", "posts:write", "accounts:read", "webhooks:write")
+#: How long a write's answer is kept under its key's Idempotency-Key (`web.api`; forgotten by the worker).
+IDEMPOTENCY_WINDOW = timedelta(hours=24)
 KEYS_META = "api_keys"  # meta: {key id: {name, scopes, sha256, created_at, revoked_at}}
 _PRESENTED = re.compile(r"tb_([0-9a-f]{12})_([A-Za-z0-9_-]{20,100})")
 

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import schedule
 
 from bot import alerts, webhooks
+from bot.api_keys import IDEMPOTENCY_WINDOW
 from bot.generators import schedule_generators
 from bot.models import utcnow
 from bot.posting.dispatcher import Dispatcher, this_worker
@@ -96,7 +97,8 @@ class Worker:
 
     def forget_media(self) -> None:
         """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished), generator
-        run keys too old to matter and old finished webhook deliveries; one worker at a time."""
+        run keys too old to matter, old finished webhook deliveries and the API's answers past their
+        Idempotency-Key's window (a request path should not pay for the clean-up); one worker at a time."""
         self._once("retention", self._forget_old)
 
     def _forget_old(self) -> None:
@@ -107,6 +109,7 @@ class Worker:
                      self.settings.media_retention_days)
         self.store.forget_runs(self.clock() - RUN_KEYS_KEPT)
         self.store.forget_deliveries(self.clock() - DELIVERIES_KEPT)
+        self.store.forget_answers(self.clock() - IDEMPOTENCY_WINDOW)
 
     def _once(self, job: str, run: Callable[[], Any]) -> None:
         """Run a maintenance job under its lease; skip it when another worker is running it now."""

@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 
 from bot.crypto import TokenKeyError
 from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
-from bot.store import Repository
+from bot.store import KeptAnswer, Repository
 from bot.store.postgres.migrate import latest_version
 
 from store_support import FILE, StoreAt
@@ -163,6 +163,21 @@ def test_history_of_one_status_and_account_counts_its_limit_among_those_only(sto
     assert [p.id for p in store.history(limit=50, account_id="42", status=FAILED)] == [
         p.id for n, p in zip(range(11, -1, -1), newest_first, strict=True) if n % 3 == 0 and n % 2 == 0]
     assert {p.status for p in store.history(limit=50, status=POSTED)} == {POSTED}
+
+
+def test_an_answer_is_kept_under_its_key_for_its_window_and_forgotten_after(store_at: StoreAt) -> None:
+    store = store_at.open()
+    now = utcnow()
+    old, new = KeptAnswer("f1", 201, {"id": 1}, now - timedelta(hours=30)), KeptAnswer("f2", 422, {"x": [1]}, now)
+    with store.transaction():
+        store.keep_answer("k:old", old)
+        store.keep_answer("k:new", new)
+    assert store.kept_answer("k:new", now - timedelta(hours=24)) == new
+    assert store.kept_answer("k:old", now - timedelta(hours=24)) is None  # past the window: not an answer
+    assert store.kept_answer("k:old", now - timedelta(hours=48)) == old
+    assert store.forget_answers(now - timedelta(hours=24)) == 1
+    assert store.kept_answer("k:old", now - timedelta(hours=48)) is None
+    assert store.kept_answer("k:new", now - timedelta(hours=24)) == new
 
 
 def test_a_failed_transaction_changes_nothing(store_at: StoreAt) -> None:

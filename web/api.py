@@ -30,7 +30,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from bot import queue, webhooks
-from bot.api_keys import ApiKey, authenticate
+from bot.api_keys import IDEMPOTENCY_WINDOW, ApiKey, authenticate
 from bot.media_checks import MediaError, MediaFile, inspect
 from bot.models import Account, Post, to_iso
 from bot.refusals import MediaRefused, NoSuchAccount, NoSuchPost, QueueError, WrongStatus
@@ -43,7 +43,6 @@ log = logging.getLogger("tweetbot.web.api")
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PAGE_LIMIT = 200  # the most posts one GET /posts answers with
-IDEMPOTENCY_WINDOW = timedelta(hours=24)  # how long a write's answer is kept under its Idempotency-Key
 NEXT_SLOTS = 5  # the free slot times GET /accounts/{id}/slots shows
 RATE_WINDOW = timedelta(minutes=1)  # API_RATE counts a key's requests in this window
 #: The HTTP status of each refusal: the post or account named in the path is not there (404), the post is
@@ -184,7 +183,6 @@ def idempotent(view: View) -> View:
             answer = make_response(view(*args, **kwargs))
             if answer.status_code < 500:
                 store().keep_answer(key, KeptAnswer(fingerprint, answer.status_code, answer.get_json(), moment))
-                store().forget_answers(moment - IDEMPOTENCY_WINDOW)
         return answer
     return cast(View, once)
 
