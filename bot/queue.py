@@ -28,7 +28,7 @@ from bot.refusals import (
     TimeRefused,
     WrongStatus,
 )
-from bot.schedules import NEXT_SLOT, NextSlot, free_slots, load_slots
+from bot.schedules import NEXT_SLOT, NextSlot, free_slots, load_slots, no_slots
 from bot.store import REQUEUED_EVENT, Repository, requeued_detail
 from bot.when import format_local
 from xtext import length_error
@@ -191,7 +191,8 @@ def queue_post(store: Repository, account: str, parts: Sequence[str], when: When
     if isinstance(when, datetime):
         return save_posts(store, [draft(store, account, parts, when, now, source, media, zone)])[0]
     found = account_named(store, account)
-    slot_time(store, found, when, now)  # no slots is said before what is wrong with the post itself
+    if when is NEXT_SLOT and load_slots(store, found.user_id) is None:
+        raise no_slots(found.handle)  # said before what is wrong with the post itself
     [checked] = with_media_kept(store, [draft_for(found, parts, now, now, source, media, zone)])
     with store.transaction():
         return add_posts(store, [replace(checked, due_at=slot_time(store, found, when, now))])[0]

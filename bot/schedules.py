@@ -205,8 +205,13 @@ def open_slots(schedule: SlotSchedule | None, handle: str, now: datetime,
     """`schedule`'s times after `now` but those `taken`, earliest first; `NoSlots` (naming `handle`) without
     a schedule. The rule itself, apart from the store: the remote CLI applies it to what the API answers."""
     if schedule is None:
-        raise NoSlots(f"{handle} has no slots: set them with `tweetbot slots set {handle} \"mon-fri 09:00\"`")
+        raise no_slots(handle)
     return (moment for moment in schedule.times_after(now) if moment not in taken)
+
+
+def no_slots(handle: str) -> NoSlots:
+    """The refusal of a post asked for the next free slot of an account (`handle`) without slots."""
+    return NoSlots(f"{handle} has no slots: set them with `tweetbot slots set {handle} \"mon-fri 09:00\"`")
 
 
 def next_free_slot(store: Repository, account_id: str, now: datetime) -> datetime:

@@ -64,6 +64,8 @@ def test_each_refusal_is_its_own_class_with_a_stable_kind(folder: BotFolder) -> 
         "no-such-account", "text", "in-the-past", "no-slots", "no-such-post", "wrong-status"}
     past = found[InThePast]
     assert isinstance(past, InThePast) and (past.due_at, past.now) == (NOW - timedelta(hours=2), NOW)
+    # no slots is said first, before what is wrong with the post itself
+    assert type(refusal(queue.queue_post, store, "@alice", ["x" * 281], queue.NEXT_SLOT, NOW)) is NoSlots
     assert store.queued_posts() == []  # every refusal left the queue as it was
 
 
