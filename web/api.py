@@ -446,9 +446,7 @@ def upload_media() -> ResponseReturnValue:
         return refused(MediaRefused(str(exc)))
     assert ref.data is not None
     store().put_media(ref.data)
-    answer = jsonify({"id": ref.digest, "type": ref.kind, "bytes": ref.size})
-    answer.status_code = 201
-    return answer
+    return jsonify({"id": ref.digest, "type": ref.kind, "bytes": ref.size}), 201
 
 
 # -- webhooks -----------------------------------------------------------------------------------
@@ -481,9 +479,7 @@ def add_webhook() -> ResponseReturnValue:
     except webhooks.WebhookRefused as exc:
         return problem(422, "webhook", "Refused", str(exc))
     log.info("api: key %s subscribed webhook %s", current_key().id, hook.id)
-    answer = jsonify(webhook_json(hook, hook.secret))
-    answer.status_code = 201
-    return answer
+    return jsonify(webhook_json(hook, hook.secret)), 201
 
 
 @bp.delete("/webhooks/<int:webhook_id>")
@@ -491,13 +487,11 @@ def add_webhook() -> ResponseReturnValue:
 @idempotent
 def remove_webhook(webhook_id: int) -> ResponseReturnValue:
     """Stop sending to the subscription, and forget its deliveries."""
-    hook = store().get_webhook(webhook_id)
-    if hook is None:
-        return problem(404, "no-such-webhook", "Not found", f"no webhook {webhook_id}")
-    try:
+    with store().transaction():  # the subscription read is the one removed
+        hook = store().get_webhook(webhook_id)
+        if hook is None:
+            return no_such_webhook(webhook_id)
         store().remove_webhook(webhook_id)
-    except RecordMissing:
-        return problem(404, "no-such-webhook", "Not found", f"no webhook {webhook_id}")
     return jsonify(webhook_json(hook))
 
 
@@ -508,8 +502,10 @@ def test_webhook(webhook_id: int) -> ResponseReturnValue:
     """Queue a `webhook.test` event for the subscription (the worker sends it)."""
     hook = store().get_webhook(webhook_id)
     if hook is None:
-        return problem(404, "no-such-webhook", "Not found", f"no webhook {webhook_id}")
+        return no_such_webhook(webhook_id)
     webhooks.send_test(store(), webhook_id)
-    answer = jsonify(webhook_json(hook))
-    answer.status_code = 202
-    return answer
+    return jsonify(webhook_json(hook)), 202
+
+
+def no_such_webhook(webhook_id: int) -> Response:
+    return problem(404, "no-such-webhook", "Not found", f"no webhook {webhook_id}")
