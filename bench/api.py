@@ -1,26 +1,23 @@
 """The API's figures: POST /api/v1/posts under gunicorn (requests a second, p50/p99 latency) on the file
 store and on PostgreSQL, then how long a post's `post.posted` webhook takes to arrive (bench/webhooks.py).
 
-    .venv/bin/python bench/api.py [--requests 2000] [--clients 8] [--accounts 10]
-                                  [--database-url postgresql://postgres@127.0.0.1:5432/postgres] [--no-webhooks]
+    .venv/bin/python bench/api.py [--requests 2000] [--clients 8] [--accounts 10] [--no-webhooks]
 
 Starts the web app as the Procfile does (gunicorn, 2 workers) on a scratch store with connected
 accounts, makes an API key, and sends `--requests` POST /api/v1/posts (each with its own
 Idempotency-Key, as a careful client does) from `--clients` threads at once. Prints requests a
 second and the client's p50/p99 latency, and checks every post was stored once; first on the file
-store, then on a scratch database of `--database-url`'s server (one the bench may create databases on).
+store, then on a scratch database of TEST_DATABASE_URL's server (as the other benches: bench/stores.py).
 """
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,18 +26,14 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from served import environment, fill, free_port, wait_until_up  # noqa: E402
+from stores import FILE, POSTGRES, store_env  # noqa: E402
+
 from bot.api_keys import create_key  # noqa: E402
 from bot.cli.processes import gunicorn_command  # noqa: E402
 from bot.models import utcnow  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.store import open_store  # noqa: E402
-
-# The dashboard's bench (bench/web.py) starts gunicorn on a scratch store the same way; its module is
-# loaded by path, since the name `web` is the app's package.
-_spec = importlib.util.spec_from_file_location("bench_web", ROOT / "bench" / "web.py")
-assert _spec is not None and _spec.loader is not None
-bench_web = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(bench_web)
 
 
 def main() -> None:
@@ -48,32 +41,28 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--accounts", type=int, default=10)
-    parser.add_argument("--database-url", default="postgresql://postgres@127.0.0.1:5432/postgres",
-                        help="a PostgreSQL server to bench the PostgreSQL store on ('' for the file store only)")
     parser.add_argument("--no-webhooks", action="store_true", help="skip the webhook delay (bench/webhooks.py)")
     args = parser.parse_args()
-    for database_url in ("", args.database_url) if args.database_url else ("",):
-        bench_posts(args, database_url)
+    for kind in (FILE, POSTGRES):
+        bench_posts(args, kind)
     if not args.no_webhooks:
         subprocess.run([sys.executable, str(ROOT / "bench" / "webhooks.py"), "--posts", "60"], check=True)
 
 
-def bench_posts(args: argparse.Namespace, database_url: str) -> None:
-    """POST /api/v1/posts on the file store (`database_url` empty) or a scratch database of that server."""
-    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
-        folder, port = Path(scratch), bench_web.free_port()
-        env = {**bench_web.environment(folder, port), "API_RATE": "100000"}
-        if database_url:
-            env["DATABASE_URL"] = stack.enter_context(bench_web.scratch_database(database_url))
+def bench_posts(args: argparse.Namespace, kind: str) -> None:
+    """POST /api/v1/posts on a file store or a scratch PostgreSQL database (`kind`)."""
+    with tempfile.TemporaryDirectory() as scratch, store_env(kind, "tweetbot_bench_api") as where:
+        folder, port = Path(scratch), free_port()
+        env = {**environment(folder, port), "API_RATE": "100000", **where}
         store = open_store(load_settings(None, env))
-        bench_web.fill(store, args.accounts, queued=0, finished=0)
+        fill(store, args.accounts, queued=0, finished=0)
         key = create_key(store, "bench", ["posts:write"], utcnow())[1]
         url = f"http://127.0.0.1:{port}"
         with (folder / "gunicorn.log").open("wb") as log:
             process = subprocess.Popen(gunicorn_command("127.0.0.1", port, 2), cwd=ROOT, env=env,
                                        stdout=log, stderr=subprocess.STDOUT)
         try:
-            bench_web.wait_until_up(url, process, 2)
+            wait_until_up(url, process, 2)
             took, seconds = send_all(url, key, args)
         finally:
             process.terminate()
@@ -81,7 +70,6 @@ def bench_posts(args: argparse.Namespace, database_url: str) -> None:
         stored = len(store.queued_posts())
         store.close()
     took.sort()
-    kind = "PostgreSQL" if database_url else "file"
     print(f"{kind} store, gunicorn 2 workers, {args.clients} clients: {args.requests} POST /api/v1/posts in "
           f"{seconds:.1f} s = {args.requests / seconds:.0f} requests/s; p50 {statistics.median(took):.1f} ms, "
           f"p99 {took[int(len(took) * 0.99) - 1]:.1f} ms; {stored} posts stored (expected {args.requests})")

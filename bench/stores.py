@@ -37,23 +37,25 @@ def server_url() -> str:
     return os.environ.get("TEST_DATABASE_URL") or DEFAULT_SERVER
 
 
-def _admin(statement: sql.Composed) -> None:
-    with psycopg.connect(server_url(), autocommit=True) as conn:
+def _admin(statement: sql.Composed, server: str) -> None:
+    with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(statement)
 
 
 @contextmanager
-def bench_database(prefix: str = "tweetbot_bench") -> Iterator[str]:
-    """The URL of a new, migrated database of this run's own; dropped after."""
+def bench_database(prefix: str = "tweetbot_bench", server: str | None = None) -> Iterator[str]:
+    """The URL of a new, migrated database of this run's own on `server` (TEST_DATABASE_URL's unless given);
+    dropped after."""
+    server = server or server_url()
     name = f"{prefix}_{os.getpid()}_{next(_names)}"
-    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)), server)
+    _admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)), server)
     try:
-        url = urlunsplit(urlsplit(server_url())._replace(path=f"/{name}"))
+        url = urlunsplit(urlsplit(server)._replace(path=f"/{name}"))
         migrate(url)
         yield url
     finally:
-        _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        _admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)), server)
 
 
 @contextmanager

@@ -17,113 +17,34 @@ migrated, filled, and dropped afterwards.
 from __future__ import annotations
 
 import argparse
-import os
 import re
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from datetime import timedelta
+from contextlib import ExitStack
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
-from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.cli.processes import gunicorn_command  # noqa: E402
-from bot.models import ACTIVE, POSTED, Account, Post, utcnow  # noqa: E402
-from bot.settings import load_settings  # noqa: E402
-from bot.store import Repository, open_store  # noqa: E402
+from served import PASSWORD, environment, fill, free_port, wait_until_up, workers_of  # noqa: E402
+from stores import bench_database  # noqa: E402
 
-PASSWORD = "bench-admin-password"
+from bot.cli.processes import gunicorn_command  # noqa: E402
+from bot.settings import load_settings  # noqa: E402
+from bot.store import open_store  # noqa: E402
+
 MEMORY_TARGET_MB = 100
 TIME_TARGET_MS = 100
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def fill(store: Repository, accounts: int, queued: int, finished: int = 200) -> None:
-    """Connected accounts with tokens, a queue spread over them, and some history."""
-    now = utcnow()
-    for n in range(accounts):
-        store.save_account(Account(
-            user_id=str(1_720_000_000_000_000_100 + n), username=f"bench_{n:02d}", name=f"Bench {n}",
-            scopes=("tweet.read", "tweet.write", "users.read", "offline.access"),
-            access_token=f"access-{n}-" + "a" * 60, refresh_token=f"refresh-{n}-" + "r" * 60,
-            expires_at=now + timedelta(minutes=30 + n), refreshed_at=now - timedelta(minutes=90 - n),
-            connected_at=now - timedelta(days=n), status=ACTIVE))
-    ids = [str(1_720_000_000_000_000_100 + n) for n in range(accounts)]
-    store.add_posts([Post(id=0, account_id=ids[n % accounts], due_at=now + timedelta(minutes=10 * n + 5),
-                          parts=(f"queued post {n} " + "lorem ipsum dolor sit amet " * 5,), source="bench")
-                     for n in range(queued)])
-    store.add_posts([Post(id=0, account_id=ids[n % accounts], due_at=now - timedelta(hours=n), status=POSTED,
-                          parts=(f"posted {n} " + "x" * 100,), tweet_ids=(str(1_860_000_000_000_000_000 + n),),
-                          posted_at=now - timedelta(hours=n)) for n in range(finished)])
-
-
-@contextmanager
-def scratch_database(server_url: str) -> Iterator[str]:
-    """A new, migrated database on `server_url`'s server, dropped afterwards; its URL."""
-    import psycopg
-    from psycopg import sql
-
-    from bot.store.postgres.migrate import migrate
-
-    name = f"tweetbot_bench_{os.getpid()}"
-    with psycopg.connect(server_url, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
-    try:
-        migrate(url)
-        yield url
-    finally:
-        with psycopg.connect(server_url, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def environment(folder: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("X_")}
-    env.update(SECRET_KEY=Fernet.generate_key().decode(), TOKEN_KEY=Fernet.generate_key().decode(),
-               ADMIN_PASSWORD=PASSWORD, STORE_PATH=str(folder / "tweetbot.json"), PORT=str(port),
-               PUBLIC_URL=f"http://127.0.0.1:{port}", SANDBOX_PORT=str(free_port()), TIMEZONE="Europe/Berlin")
-    return env
-
-
-def workers_of(master: int) -> list[int]:
-    """The pids of gunicorn's workers (the master's children)."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return [int(pid) for pid in children]
 
 
 def rss_mb(pid: int) -> float:
     status = Path(f"/proc/{pid}/status").read_text()
     return int(re.search(r"^VmRSS:\s+(\d+) kB", status, re.M).group(1)) / 1024
-
-
-def wait_until_up(url: str, process: subprocess.Popen[bytes], workers: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"gunicorn exited with {process.returncode}")
-        try:
-            requests.get(url + "/healthz", timeout=5)
-            if len(workers_of(process.pid)) >= workers:
-                return
-        except requests.RequestException:  # not listening yet, or busy booting
-            pass
-        time.sleep(0.1)
-    raise SystemExit("gunicorn did not come up within 30 s")
 
 
 def sign_in(url: str) -> requests.Session:
@@ -151,7 +72,7 @@ def main() -> None:
         port = free_port()
         env = environment(folder, port)
         if args.database_url:
-            env["DATABASE_URL"] = stack.enter_context(scratch_database(args.database_url))
+            env["DATABASE_URL"] = stack.enter_context(bench_database("tweetbot_bench_web", args.database_url))
         store = open_store(load_settings(None, env))
         fill(store, args.accounts, args.queued, args.finished)
         store.close()
