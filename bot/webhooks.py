@@ -121,14 +121,13 @@ def post_event(store: Repository, event_type: str, post: Post, at: datetime | No
 
 
 def post_posted(store: Repository, post: Post, at: datetime,
-                post_url: Callable[[str, str | None], str | None] | None = None) -> int:
+                post_url: Callable[[str, str | None], str | None]) -> int:
     """`POST_POSTED`, with the tweet ids and their links (`post_url`: `Settings.post_url`)."""
     def data() -> Data:
         found = store.get_accounts([post.account_id])  # not locked: the posting transaction locks no account
         username = found[0].username if found else None
         ids = [tweet_id for tweet_id in post.tweet_ids if tweet_id]
-        link = post_url or (lambda tweet_id, name: f"https://x.com/{name or 'i/web'}/status/{tweet_id}")
-        return {**_post_data(post), "tweet_ids": ids, "urls": [link(i, username) for i in ids],
+        return {**_post_data(post), "tweet_ids": ids, "urls": [post_url(i, username) for i in ids],
                 "posted_at": stamp(at)}
     return emit(store, POST_POSTED, data, at)
 

@@ -197,14 +197,16 @@ def test_an_event_is_written_with_its_change_and_not_at_all_when_the_change_fail
         raise RuntimeError("the transaction fails after the change")
     claimed = store.claim_due("42", utcnow(), 5, "test-worker")[0]
     with pytest.raises(ClaimLost):  # a claim another worker took over: its outcome is not written, nor told
-        mark_posted(store, replace(claimed, claim_token="not-the-claim"), utcnow(), ("1",))
+        mark_posted(store, replace(claimed, claim_token="not-the-claim"), utcnow(), store_at.settings().post_url,
+                    ("1",))
     store_at.wait_until_settled()
     fresh = store_at.open()
     assert [p.parts for p in fresh.queued_posts()] == [("hello",)]
     assert [d.type for d in fresh.deliveries()] == [POST_QUEUED]
-    mark_posted(store, claimed, utcnow(), ("1812",))
+    mark_posted(store, claimed, utcnow(), store_at.settings().post_url, ("1812",))
     posted = [d for d in fresh.deliveries() if d.type == POST_POSTED]
     assert len(posted) == 1 and json.loads(posted[0].body)["data"]["tweet_ids"] == ["1812"]
+    assert json.loads(posted[0].body)["data"]["urls"] == [store_at.settings().post_url("1812", None)]
 
 
 def test_old_finished_deliveries_are_forgotten_but_the_newest_200_and_the_unfinished(store_at: StoreAt) -> None:

@@ -20,9 +20,10 @@ from bot.store import Event, Repository
 log = logging.getLogger("tweetbot.posting")
 
 
-def mark_posted(store: Repository, post: Post, at: datetime, tweet_ids: tuple[str | None, ...] | None = None,
-                post_url: Callable[[str, str | None], str | None] | None = None) -> Post:
-    """The post is out: every part has its tweet id (`post_url`: where a person sees one, for the webhook)."""
+def mark_posted(store: Repository, post: Post, at: datetime, post_url: Callable[[str, str | None], str | None],
+                tweet_ids: tuple[str | None, ...] | None = None) -> Post:
+    """The post is out: every part has its tweet id (`post_url`: where a person sees one, `Settings.post_url`,
+    for the webhook)."""
     if tweet_ids is not None:
         post = replace(post, tweet_ids=tweet_ids)
     with store.transaction():
