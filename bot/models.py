@@ -116,12 +116,14 @@ class Sealed:
         return self._opened
 
 
-class _TokenField:
-    """An account's token: a plain `str | None` to every reader, possibly `Sealed` underneath.
+class SealedField:
+    """A secret the store keeps encrypted (an account's token, a webhook's signing secret): a plain
+    `str | None` to every reader, possibly `Sealed` underneath, so reading a record decrypts nothing
+    until that field is read.
 
-    Installed on `Account` after the dataclass is built, so the dataclass keeps its
-    plain `None` default and `repr=False`, and every assignment (its `__init__`,
-    `dataclasses.replace`, a test) goes through `__set__`.
+    Installed on the dataclass after it is built, so the dataclass keeps its plain
+    default and `repr=False`, and every assignment (its `__init__`, `dataclasses.replace`,
+    a test) goes through `__set__`.
     """
 
     def __init__(self, name: str) -> None:
@@ -150,7 +152,7 @@ class Account(Record):
     username: str
     name: str = ""
     scopes: tuple[str, ...] = ()
-    access_token: str | None = field(default=None, repr=False)  # see _TokenField below
+    access_token: str | None = field(default=None, repr=False)  # see SealedField below
     refresh_token: str | None = field(default=None, repr=False)
     expires_at: datetime | None = None
     refreshed_at: datetime | None = None
@@ -176,8 +178,8 @@ class Account(Record):
         return value if isinstance(value, Sealed) else None
 
 
-Account.access_token = _TokenField("access_token")  # type: ignore[assignment]
-Account.refresh_token = _TokenField("refresh_token")  # type: ignore[assignment]
+Account.access_token = SealedField("access_token")  # type: ignore[assignment]
+Account.refresh_token = SealedField("refresh_token")  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

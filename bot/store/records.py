@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bot.crypto import TokenCipher
-from bot.models import DUPLICATE, FAILED, FINISHED, Account, Post, Record, Sealed, from_iso, to_iso, utcnow
+from bot.models import DUPLICATE, FAILED, FINISHED, Account, Post, Record, Sealed, SealedField, from_iso, to_iso, utcnow
 from bot.store.errors import ClaimLost, RecordMissing
 
 TOKENS = ("access_token", "refresh_token")
@@ -96,6 +96,9 @@ class Webhook(Record):
     _tuples = ("events",)
 
 
+Webhook.secret = SealedField("secret")  # type: ignore[assignment]
+
+
 @dataclass(frozen=True)
 class Delivery(Record):
     """One event for one subscription (the outbox's row): `body` is the JSON sent, byte for byte the same
@@ -132,7 +135,8 @@ def seal_webhook(webhook: Webhook, cipher: TokenCipher) -> dict[str, Any]:
 
 
 def unseal_webhook(doc: dict[str, Any], cipher: TokenCipher) -> Webhook:
-    webhook: Webhook = Webhook.from_doc({**doc, "secret": cipher.decrypt(doc["secret"])})
+    """The subscription with its secret sealed: decrypted when it is read (to sign), not to list or match."""
+    webhook: Webhook = Webhook.from_doc({**doc, "secret": Sealed(doc["secret"], cipher.decrypt)})
     return webhook
 
 
