@@ -8,7 +8,6 @@ answers against the OpenAPI spec), and `tweetbot_env()` to launch other real pro
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from psycopg import sql
 from bot.store.postgres.migrate import migrate
 
 from pg_servers import Pgbouncer
+from ports import free_port
 from sandbox_helpers import CHECKED_BODIES, SandboxControl, SpecRecorder, checked_bodies_summary, x_spec
 from store_support import CONTRACT_STORES, DATABASES, FILE, PGBOUNCER, STORES, StoreAt
 
@@ -58,13 +58,6 @@ _FOREIGN = ("SECRET_KEY", "TOKEN_KEY", "ADMIN_PASSWORD", "X_CLIENT_ID", "X_CLIEN
             "TIMEZONE", "REFRESH_MARGIN", "REFRESH_EVERY", "POST_CONCURRENCY", "MAX_ATTEMPTS", "RETRY_BACKOFF", "GENERATORS_FILE", "HTTP_TIMEOUT", "ALERT_WEBHOOK_URL",
             "DATABASE_URL", "RENDER", "RAILWAY_ENVIRONMENT", "FLY_APP_NAME", "TRUSTED_PROXIES", "METRICS_TOKEN",
             "MEDIA_RETENTION_DAYS", "WEBHOOK_TIMEOUT", "WEBHOOK_BACKOFF", "WEBHOOK_PAUSE_AFTER")
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def tweetbot_env(tmp_path: Path, sandbox_url: str, **overrides: str) -> dict[str, str]:
@@ -294,6 +287,12 @@ def store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
 def unpooled_store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
     """A file store and PostgreSQL (a long test whose pooled run is in a module of its own, so that
     pytest-xdist runs it beside the others, not after them)."""
+    return _store_at(request, tmp_path)
+
+
+@pytest.fixture(params=DATABASES)
+def database_store_at(request: pytest.FixtureRequest, tmp_path: Path) -> StoreAt:
+    """PostgreSQL, direct and through pgbouncer in transaction mode (a test of the server's locks)."""
     return _store_at(request, tmp_path)
 
 

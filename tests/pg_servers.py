@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
@@ -22,6 +21,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 
 from bot.store.postgres.migrate import migrate
+
+from ports import free_port
 
 PG_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
@@ -36,12 +37,6 @@ def pg_tool(name: str) -> str:
     if found is None:
         raise RuntimeError(f"{name} not found: install PostgreSQL's server package")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _as_postgres(folder: Path) -> dict[str, object]:

@@ -19,15 +19,11 @@ from pathlib import Path
 
 import pytest
 
+from ports import free_port
+
 pytestmark = pytest.mark.slow  # real processes, faults or soaks: `make test-fast` leaves it out
 
 TWEETBOT = str(Path(sys.executable).with_name("tweetbot"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(url: str) -> tuple[int, dict]:
@@ -42,7 +38,7 @@ def wait_for(url: str, process: subprocess.Popen, until, seconds: float = 60) ->
     """GET `url` until `until(status, body)` holds; fails if the process dies or time runs out."""
     deadline = time.monotonic() + seconds
     while True:
-        assert process.poll() is None, process.communicate()
+        assert process.poll() is None, f"exited {process.returncode}:\n{process.communicate()[0][-4000:]}"
         try:
             status, body = get(url)
             if until(status, body):

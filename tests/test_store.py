@@ -11,10 +11,13 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from cryptography.fernet import Fernet
 
@@ -213,6 +216,55 @@ def test_two_processes_increment_without_losing_an_update(store_at: StoreAt) -> 
     assert store.get_meta("counter") == 1000
     assert len(store.history(limit=2000)) == 999
     assert len(store.events(limit=2000)) == 1000
+
+
+def wait_for_a_lock_wait(where: StoreAt, timeout: float = 30) -> None:
+    """Until one session of the database waits for a lock (a row's or an advisory one)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(where.admin_url, autocommit=True) as conn:
+        while not conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                               "AND wait_event_type = 'Lock'").fetchone()[0]:  # type: ignore[index]
+            assert time.monotonic() < deadline, f"no session of {where.admin_url} waited for a lock"
+            time.sleep(0.01)
+
+
+def test_a_key_read_for_update_and_a_blind_write_of_it_never_deadlock(database_store_at: StoreAt) -> None:
+    """A transaction reads a key for update (its row's lock); another writes the key blindly and waits;
+    the first then writes the key. The second must wait for the row, not take the key's advisory lock
+    first and wait for the row under it: the first would then wait for that lock, and PostgreSQL would
+    end one of them as a deadlock (seen once in two processes counting through pgbouncer)."""
+    store = database_store_at.open()
+    store.set_meta("counter", 1)
+    failures: list[BaseException] = []
+    read = threading.Event()
+
+    def read_then_write() -> None:
+        with store.transaction():
+            value = store.get_meta("counter")
+            read.set()
+            wait_for_a_lock_wait(database_store_at)
+            store.set_meta("counter", value + 1)
+
+    def write_blindly() -> None:
+        read.wait(timeout=30)
+        store.set_meta("counter", 10)
+
+    threads = [threading.Thread(target=caught(failures, work)) for work in (read_then_write, write_blindly)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert failures == []
+    assert store.get_meta("counter") == 10  # the blind write came second
+
+
+def caught(failures: list[BaseException], work: Callable[[], None]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # noqa: BLE001 - the test thread reports it to the test
+            failures.append(exc)
+    return run
 
 
 @pytest.mark.slow

@@ -229,7 +229,8 @@ class PostgresStore:
     def _read_locking(self, sql: str, table: str, key: object) -> list[tuple[Any, ...]]:
         """The rows of `sql` (whose one parameter is `key`), locked when inside a transaction (check-then-
         update): the row itself, or, while there is none, its key, so that a row that does not exist
-        yet is not created twice by two transactions."""
+        yet is not created twice by two transactions. Writers of a key lock it here too: whoever holds
+        the row then never asks for the key's lock, so the two locks never wait on each other in a circle."""
         if self._conn is None:
             return self._rows(sql, (key,))
         rows = self._rows(sql + " FOR UPDATE", (key,))
@@ -364,7 +365,7 @@ class PostgresStore:
 
     def set_meta(self, key: str, value: Any) -> None:
         with self.transaction():  # after any read-modify-write of the key in flight, not under it
-            self._lock_key("meta", key)
+            self._read_locking("SELECT 1 FROM meta WHERE key = %s", "meta", key)
             self._rows("INSERT INTO meta (key, value) VALUES (%s, %s) "
                        "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (key, Jsonb(value)))
 
