@@ -57,7 +57,7 @@ class Settings:
     refresh_every: int
     x_tier: str
     post_concurrency: int
-    api_rate: int  # API requests a key may make a minute, in each web process
+    api_rate: int  # API requests a key may make in a minute of the clock, all web processes together
     max_attempts: int
     retry_backoff: float
     http_timeout: float

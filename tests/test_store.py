@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 
@@ -181,6 +182,19 @@ def test_an_answer_is_kept_under_its_key_for_its_window_and_forgotten_after(stor
     assert store.forget_answers(now - timedelta(hours=24)) == 1
     assert store.kept_answer("k:old", now - timedelta(hours=48)) is None
     assert store.kept_answer("k:new", now - timedelta(hours=24)) == new
+
+
+def test_requests_are_counted_per_key_and_minute_and_two_at_once_never_read_one_count(
+        store_at: StoreAt) -> None:
+    store, other = store_at.open(), store_at.open()  # two processes' views of one store
+    minute = utcnow().replace(second=0, microsecond=0)
+    with ThreadPoolExecutor(8) as pool:
+        counts = sorted(pool.map(lambda n: (store, other)[n % 2].count_request("k1", minute), range(40)))
+    assert counts == list(range(1, 41))  # each request saw its own count: none lost, none read twice
+    assert other.count_request("k2", minute) == 1  # another key counts apart
+    assert store.count_request("k1", minute - timedelta(minutes=1)) == 41  # a clock behind: the newest minute
+    assert store.count_request("k1", minute + timedelta(minutes=1)) == 1  # the next minute starts again
+    assert other.count_request("k1", minute + timedelta(minutes=1)) == 2
 
 
 def test_a_failed_transaction_changes_nothing(store_at: StoreAt) -> None:

@@ -61,3 +61,13 @@ def test_a_key_past_its_rate_gets_429_with_retry_after_and_another_key_does_not(
     assert api_status(app, other) == 200
     moments.append(moments[0] + timedelta(seconds=61))
     assert api_status(app, busy) == 200
+
+
+def test_every_web_process_counts_the_same_requests_of_a_key(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Two apps on one store, as two gunicorn workers are: a key's requests to both count toward one
+    API_RATE, so spreading them over processes buys nothing."""
+    moment = datetime(2026, 12, 7, 12, 0, 30, tzinfo=timezone.utc)
+    settings = web_settings(tmp_path, sandbox, API_RATE="4")
+    apps = [create_app({"SETTINGS": settings, "TESTING": True, "CLOCK": lambda: moment}) for _ in range(2)]
+    _, key = create_key(open_store(settings), "spread", ["posts:read"], moment)
+    assert [api_status(apps[n % 2], key) for n in range(6)] == [200, 200, 200, 200, 429, 429]

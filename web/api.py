@@ -18,14 +18,12 @@ import functools
 import hashlib
 import logging
 import math
-import threading
-from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from itertools import islice
 from typing import Any, TypeVar, cast
 
-from flask import Blueprint, Response, current_app, g, jsonify, make_response, request
+from flask import Blueprint, Response, g, jsonify, make_response, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -44,7 +42,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 PAGE_LIMIT = 200  # the most posts one GET /posts answers with
 NEXT_SLOTS = 5  # the free slot times GET /accounts/{id}/slots shows
-RATE_WINDOW = timedelta(minutes=1)  # API_RATE counts a key's requests in this window
+RATE_WINDOW = timedelta(minutes=1)  # API_RATE counts a key's requests in each minute of the clock
 #: The HTTP status of each refusal: the post or account named in the path is not there (404), the post is
 #: not in a state that allows it (409), anything else the request asked is refused (422).
 STATUS_OF: dict[type[QueueError], int] = {NoSuchPost: 404, WrongStatus: 409}
@@ -122,10 +120,10 @@ def needs(scope: str) -> Callable[[View], View]:
                 return answer
             if not key.allows(scope):
                 return problem(403, "forbidden", "Forbidden", f"the key {key.id} has no {scope} scope")
-            wait = _rates().wait(key.id, now(), settings().api_rate)
+            wait = _retry_after(key.id, settings().api_rate)
             if wait is not None:
                 answer = problem(429, "rate-limited", "Too many requests", f"the key {key.id} made "
-                                 f"{settings().api_rate} requests in the last minute (API_RATE)")
+                                 f"{settings().api_rate} requests this minute (API_RATE)")
                 answer.headers["Retry-After"] = str(wait)
                 return answer
             g.api_key = key
@@ -134,28 +132,14 @@ def needs(scope: str) -> Callable[[View], View]:
     return decorate
 
 
-class KeyRates:
-    """Each key's requests of the last minute, in this process: a sliding window (thread-safe)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._seen: dict[str, deque[datetime]] = {}
-
-    def wait(self, key_id: str, moment: datetime, per_minute: int) -> int | None:
-        """None, counting this request, while the key is within `per_minute`; else the seconds until it is."""
-        with self._lock:
-            seen = self._seen.setdefault(key_id, deque())
-            while seen and seen[0] <= moment - RATE_WINDOW:
-                seen.popleft()
-            if len(seen) >= per_minute:
-                return max(1, math.ceil((seen[0] + RATE_WINDOW - moment).total_seconds()))
-            seen.append(moment)
-            return None
-
-
-def _rates() -> KeyRates:
-    """This app's counts (one per process; made with the app, never at import)."""
-    return cast(KeyRates, current_app.extensions.setdefault("tweetbot.api_rates", KeyRates()))
+def _retry_after(key_id: str, per_minute: int) -> int | None:
+    """None, counting this request, while the key is within `per_minute` this minute (counted in the store:
+    every web process counts the same requests); else the seconds until the next minute."""
+    moment = now()
+    minute = moment.replace(second=0, microsecond=0)
+    if store().count_request(key_id, minute) <= per_minute:
+        return None
+    return max(1, math.ceil((minute + RATE_WINDOW - moment).total_seconds()))
 
 
 def current_key() -> ApiKey:

@@ -146,6 +146,10 @@ class Repository(Protocol):
         """Keep `answer` under `key`, replacing an older one, in the caller's transaction with its change."""
     def forget_answers(self, before: datetime) -> int:
         """Forget the answers kept before `before`; how many."""
+    def count_request(self, key_id: str, minute: datetime) -> int:
+        """Count one request of the API key `key_id` in the minute that starts at `minute`; how many that
+        minute holds now, every process's (a request from an earlier minute, a clock behind, counts in
+        the newest). One atomic step: two requests at once never read the same count."""
 
     # Webhooks (`bot.webhooks`): the subscriptions, and the outbox of their deliveries. A delivery is
     # added in the transaction of the change it reports, so none is lost nor made up by a crash.

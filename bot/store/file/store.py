@@ -797,6 +797,18 @@ class TinyStore:
             self._dirty = self._dirty or bool(old)
             return len(old)
 
+    def count_request(self, key_id: str, minute: datetime) -> int:
+        """In the main file's `api_rates` table: one entry per key, its newest minute and its count."""
+        stamp = to_iso(minute) or ""
+        with self.transaction():
+            rates = self._tables.setdefault("api_rates", {})
+            kept = rates.get(key_id)
+            if kept is None or stamp > kept["minute"]:
+                kept = {"minute": stamp, "count": 0}
+            rates[key_id] = {"minute": kept["minute"], "count": kept["count"] + 1}
+            self._dirty = True
+            return int(rates[key_id]["count"])
+
     def history(self, limit: int = 50, account_id: str | None = None, status: str | None = None) -> list[Post]:
         """Finished posts, most recently finished first (the log read backwards, as far as `limit`)."""
         with self._reading():

@@ -582,6 +582,13 @@ class PostgresStore:
     def forget_answers(self, before: datetime) -> int:
         return len(self._rows("DELETE FROM api_answers WHERE kept_at < %s RETURNING 1", (before,)))
 
+    def count_request(self, key_id: str, minute: datetime) -> int:
+        [(count,)] = self._rows(
+            "INSERT INTO api_rates AS r (key_id, minute, count) VALUES (%s, %s, 1) ON CONFLICT (key_id) DO UPDATE "
+            "SET count = CASE WHEN EXCLUDED.minute > r.minute THEN 1 ELSE r.count + 1 END, "
+            "minute = GREATEST(r.minute, EXCLUDED.minute) RETURNING count", (key_id, minute))
+        return int(count)
+
     def history(self, limit: int = 50, account_id: str | None = None, status: str | None = None) -> list[Post]:
         """Finished posts, most recently finished first (the history indexes, read as far as `limit`)."""
         where, params = ["finished_seq IS NOT NULL"], list[Any]()

@@ -1,0 +1,8 @@
+-- The HTTP API's rate (API_RATE a minute per key), counted here so that every web process counts
+-- the same requests: one row per API key, its current minute and the requests made in it.
+
+CREATE TABLE api_rates (
+    key_id  text PRIMARY KEY,
+    minute  timestamptz NOT NULL,
+    count   integer NOT NULL
+);
