@@ -299,6 +299,9 @@ class Remote:
                            json={"spec": schedule.spec, "tz": schedule.zone})
         return [_time(moment) for moment in islice(found["next_free"], count)]
 
+    def clear_slots(self, account: Account) -> None:
+        self._call("DELETE", f"/accounts/{quote(account.user_id)}/slots")
+
 
 def _schedule(found: dict[str, Any]) -> SlotSchedule | None:
     return parse_slots(found["spec"], found["tz"]) if found.get("spec") else None

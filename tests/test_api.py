@@ -239,7 +239,7 @@ def test_two_requests_racing_with_one_key_make_one_post(server: WebServer, store
 def test_a_post_is_changed_its_slots_set_and_a_file_uploaded_and_named(server: WebServer,
                                                                        store: Repository) -> None:
     store.update_account("101", scopes=("tweet.write", "media.write"))
-    api = Api(server, key_for(store, "posts:write", "accounts:read"))
+    api = Api(server, key_for(store, "posts:write", "posts:read", "accounts:read"))
     slots = api.call("PUT", "/accounts/@alice/slots", json={"spec": "daily 09:00", "tz": "UTC"}).json()
     assert slots["spec"] == "daily 09:00" and len(slots["next_free"]) == 5
     assert api.call("GET", "/accounts/101/slots").json() == slots
@@ -260,6 +260,10 @@ def test_a_post_is_changed_its_slots_set_and_a_file_uploaded_and_named(server: W
     assert with_image["parts"][0]["media"] == [{"id": uploaded.json()["id"], "type": "image", "alt": "the chart"}]
     bad = api.call("POST", "/media", files={"file": ("notes.txt", b"not an image", "text/plain")})
     assert (bad.status_code, bad.json()["type"]) == (422, "/api/v1/problems/media")
+    cleared = api.call("DELETE", "/accounts/@alice/slots").json()
+    assert (cleared["spec"], cleared["next_free"]) == (None, [])
+    assert api.call("GET", "/posts/" + str(post["id"])).json()["due_at"] == slots["next_free"][0]  # kept its time
+    assert api.call("DELETE", "/accounts/@nobody/slots").status_code == 404
     unknown = api.call("POST", "/posts", json={"account": "@alice", "parts": [{"text": "x", "media": [
         {"id": "0" * 64}]}]})
     assert (unknown.status_code, unknown.json()["type"]) == (422, "/api/v1/problems/media")

@@ -162,6 +162,9 @@ def test_posts_threads_media_slots_and_refusals_read_the_same_remotely(worlds: W
     worlds.same("slots")
     worlds.same("queue")
     assert _posts(worlds.stores[0]) == _posts(worlds.stores[1])
+    assert worlds.same("slots", "clear", "@alice").stdout == "@alice: no slots\n"
+    worlds.same("slots", "show", "@alice")
+    assert worlds.same("slots", "clear", "@nobody").returncode == 1
 
 
 @pytest.mark.slow  # real gunicorn and tweetbot processes

@@ -32,7 +32,7 @@ from bot.api_keys import IDEMPOTENCY_WINDOW, ApiKey, authenticate
 from bot.media_checks import MediaError, MediaFile, inspect
 from bot.models import Account, Post, to_iso
 from bot.refusals import MediaRefused, NoSuchAccount, NoSuchPost, QueueError, WrongStatus
-from bot.schedules import free_slots, load_slots, parse_slots, save_slots
+from bot.schedules import clear_slots, free_slots, load_slots, parse_slots, save_slots
 from bot.store import KeptAnswer, RecordMissing, Webhook
 from web.api_spec import PROBLEM_BASE, SPEC
 from web.db import now, settings, store
@@ -399,6 +399,19 @@ def put_slots(account: str) -> ResponseReturnValue:
                                                        default_tz=settings().timezone))
     except QueueError as refusal:
         return refused(refusal)
+    return jsonify(_slots_json(found))
+
+
+@bp.delete("/accounts/<account>/slots")
+@needs("posts:write")
+@idempotent
+def delete_slots(account: str) -> ResponseReturnValue:
+    """Remove the account's slots; its queued posts keep their times."""
+    try:
+        found = queue.account_named(store(), account)
+    except QueueError as refusal:
+        return _not_found(refusal)
+    clear_slots(store(), found.user_id)
     return jsonify(_slots_json(found))
 
 

@@ -255,6 +255,9 @@ SPEC: dict[str, Any] = {
             "put": _operation("Replace an account's slots", "posts:write",
                               {"200": _answer("Slots", "Its slots now"), **_problems(404)}, body="SlotsChange",
                               parameters=[_ACCOUNT], write=True),
+            "delete": _operation("Remove an account's slots (its queued posts keep their times)", "posts:write",
+                                 {"200": _answer("Slots", "No slots now"), **_problems(404)}, parameters=[_ACCOUNT],
+                                 write=True),
         },
     },
 }

@@ -22,15 +22,15 @@ from pathlib import Path
 import click
 
 from bot.cli.common import fail, settings_or_exit, store_or_exit
-from bot.cli.sources import LocalSource, Source, open_source, remote_option
+from bot.cli.sources import Source, open_source, remote_option
 from bot.importer import ImportRefused
 from bot.limits import queue_warnings
 from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
 from bot.pricing import cost_line, dollars, post_cost, unsent_cost
 from bot.queue import QueueError, control_problem
-from bot.schedules import SlotSchedule, SlotSpecError, clear_slots, parse_slots
-from bot.settings import Settings, remote_url
+from bot.schedules import SlotSchedule, SlotSpecError, parse_slots
+from bot.settings import Settings
 from bot.store import Repository
 from bot.when import WhenError, format_local, parse_when, relative
 from xtext import MAX_WEIGHTED_LENGTH, length_error, parse_post, weighted_length
@@ -282,13 +282,12 @@ def slots_show(handle: str | None, url: str | None) -> None:
 
 @slots_group.command("clear")
 @click.argument("handle", metavar="@USER")
-def slots_clear(handle: str) -> None:
+@remote_option
+def slots_clear(handle: str, url: str | None) -> None:
     """Remove @USER's slots (queued posts keep their times)."""
-    if remote_url() is not None:  # the API has no way to clear them yet: never clear a local store instead
-        fail("`slots clear` works on the local store only; TWEETBOT_URL is set (unset it, on the bot's host)")
-    settings, store = open_queue()
-    account = pick_account(LocalSource(settings, store), handle)
-    clear_slots(store, account.user_id)
+    source = open_source(url)
+    account = pick_account(source, handle)
+    source.clear_slots(account)
     click.echo(f"{account.handle}: no slots")
 
 

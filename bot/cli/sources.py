@@ -23,7 +23,7 @@ from bot.importer import import_csv
 from bot.media_checks import PartsMedia
 from bot.models import Account, Post, utcnow
 from bot.remote import Remote
-from bot.schedules import SlotSchedule, free_slots, load_slots, save_slots
+from bot.schedules import SlotSchedule, clear_slots, free_slots, load_slots, save_slots
 from bot.settings import Settings, SettingsError, load_remote_settings, remote_url
 from bot.store import Repository
 
@@ -54,6 +54,7 @@ class Source(Protocol):
     def retry(self, post_id: int) -> Post: ...
     def slots(self, account: Account, count: int) -> tuple[SlotSchedule | None, list[datetime]]: ...
     def save_slots(self, account: Account, schedule: SlotSchedule, count: int) -> list[datetime]: ...
+    def clear_slots(self, account: Account) -> None: ...
 
 
 class LocalSource:
@@ -117,6 +118,9 @@ class LocalSource:
     def save_slots(self, account: Account, schedule: SlotSchedule, count: int) -> list[datetime]:
         save_slots(self.store, account.user_id, schedule)
         return self._next_free(account, count)
+
+    def clear_slots(self, account: Account) -> None:
+        clear_slots(self.store, account.user_id)
 
     def _next_free(self, account: Account, count: int) -> list[datetime]:
         return list(islice(free_slots(self.store, account.user_id, utcnow()), count))
