@@ -1,17 +1,17 @@
-"""Telling the owner when an account needs them, or a webhook was paused, once per change, not every minute."""
+"""Telling the owner when an account needs them: ALERT_WEBHOOK_URL, kept as a webhook subscription to
+`bot.webhooks.ALERT_EVENTS`, so its messages are durable, retried and signed like every event."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from datetime import datetime
 
-import requests
-
+from bot import webhooks
 from bot.models import NEEDS_RECONNECT, Account
 from bot.store import Repository, Webhook
-from bot.webhooks import where
 
 log = logging.getLogger("tweetbot.alerts")
 FAILURES_WORTH_AN_ALERT = 3
+ALERT_SETTING = "ALERT_WEBHOOK_URL"
 
 
 def attention(account: Account) -> str:
@@ -23,55 +23,22 @@ def attention(account: Account) -> str:
     return "ok"
 
 
-def notify_changes(store: Repository, webhook_url: str | None, timeout: float = 10.0) -> int:
-    """POST one message per account whose attention state changed since the last alert; how many."""
-    sent = 0
-    for account in store.list_accounts():
-        state = attention(account)
-        if state == (account.alerted_status or "ok"):
-            continue
-        if state != "ok" and webhook_url:
-            if not _post(webhook_url, account, state, timeout):
-                continue  # try again on the next round
-            sent += 1
-        store.update_account(account.user_id, alerted_status=state)
-    return sent + notify_paused_webhooks(store, webhook_url, timeout)
-
-
-def notify_paused_webhooks(store: Repository, webhook_url: str | None, timeout: float = 10.0) -> int:
-    """POST one message per webhook subscription paused since the last alert (`bot.webhooks`); how many."""
-    sent = 0
-    for webhook in store.list_webhooks():
-        if webhook.paused_at is None or webhook.alerted:
-            continue
-        if webhook_url:
-            if not _send(webhook_url, _paused_message(webhook), f"webhook {webhook.id}", timeout):
-                continue
-            sent += 1
-        store.update_webhook(webhook.id, alerted=True)
-    return sent
-
-
-def _paused_message(webhook: Webhook) -> dict[str, object]:
-    shown = where(webhook.url)
-    return {"webhook": webhook.id, "url": shown, "state": "paused", "reason": webhook.pause_reason,
-            "text": f"tweetbot: webhook {webhook.id} ({shown}) paused: {webhook.pause_reason}"}
-
-
-def _post(url: str, account: Account, state: str, timeout: float) -> bool:
-    message = {"account": account.handle, "user_id": account.user_id, "state": state,
-               "reason": account.last_error, "text": f"tweetbot: {account.handle} {state.replace('_', ' ')}"}
-    if not _send(url, message, account.handle, timeout):
-        return False
-    log.info("alerted the owner of %s: %s", account.handle, state)
-    return True
-
-
-def _send(url: str, message: Mapping[str, object], about: str, timeout: float) -> bool:
-    try:
-        response = requests.post(url, json=message, timeout=timeout)
-        response.raise_for_status()
-    except requests.RequestException as exc:
-        log.warning("alert webhook failed for %s: %s", about, type(exc).__name__)
-        return False
-    return True
+def keep_alert_subscription(store: Repository, url: str | None, now: datetime) -> Webhook | None:
+    """Make the store's subscription from ALERT_WEBHOOK_URL match the setting: made when it is set,
+    moved (a new subscription) when it changed, removed when it is unset; it, if any. Idempotent, so
+    every worker may call it at every round (under the alerts lease: one at a time)."""
+    with store.transaction():
+        made = [hook for hook in store.list_webhooks() if hook.managed_by == ALERT_SETTING]
+        if url and len(made) == 1 and made[0].url == url and made[0].events == webhooks.ALERT_EVENTS:
+            return made[0]
+        for hook in made:
+            store.remove_webhook(hook.id)
+            log.info("removed webhook %s (%s), made from %s, which changed", hook.id, webhooks.where(hook.url),
+                     ALERT_SETTING)
+        if not url:
+            return None
+        hook = store.add_webhook(url, webhooks.ALERT_EVENTS, webhooks.new_secret(), now)
+        hook = store.update_webhook(hook.id, managed_by=ALERT_SETTING)
+    log.info("webhook %s (%s) takes %s, from %s", hook.id, webhooks.where(url), ", ".join(hook.events),
+             ALERT_SETTING)
+    return hook

@@ -161,7 +161,6 @@ class Account(Record):
     last_error: str | None = None
     refresh_failures: int = 0
     next_refresh_at: datetime | None = None
-    alerted_status: str | None = None
     hold_until: datetime | None = None
     hold_reason: str | None = None
 

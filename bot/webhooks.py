@@ -6,7 +6,8 @@ subscribed URL in the store's outbox, so a crash can neither report a change tha
 nor lose one that did. The worker's `Deliverer` POSTs what is due, at least once, each event
 with one `webhook-id` however often it is sent, with growing gaps for 24 h; a subscription whose
 attempts fail `WEBHOOK_PAUSE_AFTER` times in a row is paused (logged once, shown by `tweetbot
-webhooks list`, told to ALERT_WEBHOOK_URL by `bot.alerts`).
+webhooks list`, and a `webhook.paused` event). ALERT_WEBHOOK_URL is a subscription too (`bot.alerts`
+keeps it): to the events a person must hear of, each with a `text` line, as chat webhooks want.
 
 Each request carries `webhook-id`, `webhook-timestamp` (Unix seconds of the attempt) and
 `webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body" keyed with the secret's bytes>`.
@@ -31,7 +32,7 @@ import requests
 
 from bot.models import Account, Post, utcnow
 from bot.settings import Settings
-from bot.store import ClaimLost, Delivery, Repository, StoreError, StoreUnreachable, Webhook
+from bot.store import ClaimLost, Delivery, RecordMissing, Repository, StoreError, StoreUnreachable, Webhook
 
 log = logging.getLogger("tweetbot.webhooks")
 
@@ -42,8 +43,11 @@ POST_HELD = "post.held"
 ACCOUNT_NEEDS_RECONNECT = "account.needs_reconnect"
 ACCOUNT_RECONNECTED = "account.reconnected"
 ACCOUNT_REFRESH_FAILING = "account.refresh_failing"
+WEBHOOK_PAUSED = "webhook.paused"
 EVENTS = (POST_QUEUED, POST_POSTED, POST_FAILED, POST_HELD, ACCOUNT_NEEDS_RECONNECT, ACCOUNT_RECONNECTED,
-          ACCOUNT_REFRESH_FAILING)
+          ACCOUNT_REFRESH_FAILING, WEBHOOK_PAUSED)
+#: What the subscription made from ALERT_WEBHOOK_URL takes: what needs the owner, and its mending.
+ALERT_EVENTS = (ACCOUNT_NEEDS_RECONNECT, ACCOUNT_RECONNECTED, ACCOUNT_REFRESH_FAILING, WEBHOOK_PAUSED)
 TEST_EVENT = "webhook.test"  # sent to one subscription by `tweetbot webhooks test`, whatever its events
 
 SECRET_PREFIX = "whsec_"
@@ -81,7 +85,21 @@ def subscribe(store: Repository, url: str, events: Iterable[str], now: datetime 
 
 def resume(store: Repository, webhook_id: int) -> Webhook:
     """Deliver to a paused subscription again (its waiting deliveries go out on the next round)."""
-    return store.update_webhook(webhook_id, paused_at=None, pause_reason=None, failures=0, alerted=False)
+    return store.update_webhook(webhook_id, paused_at=None, pause_reason=None, failures=0)
+
+
+def unsubscribe(store: Repository, webhook_id: int) -> Webhook:
+    """Remove a subscription and its deliveries; it as it was. `RecordMissing` if there is none; one a
+    setting made (`managed_by`) is refused: it would be made again while the setting is set."""
+    with store.transaction():
+        webhook = store.get_webhook(webhook_id)
+        if webhook is None:
+            raise RecordMissing(f"webhook {webhook_id}")
+        if webhook.managed_by:
+            raise WebhookRefused(f"webhook {webhook_id} is made from {webhook.managed_by}: unset that setting "
+                                 "(or change it) to remove or move it")
+        store.remove_webhook(webhook_id)
+        return webhook
 
 
 def where(url: str) -> str:
@@ -97,10 +115,11 @@ Data = dict[str, Any]
 
 
 def emit(store: Repository, event_type: str, data: Data | Callable[[], Data], at: datetime | None = None,
-         only: int | None = None) -> int:
+         only: int | None = None, text: str | None = None) -> int:
     """Put the event in the outbox for each subscription to it (`only`: that one subscription, whatever
     its events), in the caller's transaction; how many deliveries it made. `data` may be a function:
-    then it is asked only when someone subscribes (what it reads costs nothing otherwise)."""
+    then it is asked only when someone subscribes (what it reads costs nothing otherwise). `text`, a line
+    for a person, rides at the top of the body, where Slack's and Mattermost's incoming webhooks read it."""
     at = at or utcnow()
     with store.transaction():
         hooks = [hook for hook in store.list_webhooks()
@@ -109,7 +128,8 @@ def emit(store: Repository, event_type: str, data: Data | Callable[[], Data], at
             return 0
         event_id = "msg_" + secrets.token_hex(16)
         payload = data() if callable(data) else data
-        body = json.dumps({"type": event_type, "timestamp": stamp(at), "data": payload}, separators=(",", ":"))
+        said = {"type": event_type, "timestamp": stamp(at), "data": payload, **({"text": text} if text else {})}
+        body = json.dumps(said, separators=(",", ":"))
         store.add_deliveries([Delivery(0, hook.id, event_id, event_type, body, created_at=at, next_attempt_at=at)
                               for hook in hooks])
         return len(hooks)
@@ -132,11 +152,27 @@ def post_posted(store: Repository, post: Post, at: datetime,
     return emit(store, POST_POSTED, data, at)
 
 
+ACCOUNT_TEXTS = {ACCOUNT_NEEDS_RECONNECT: "tweetbot: {handle} needs its owner to reconnect it: {reason}",
+                 ACCOUNT_RECONNECTED: "tweetbot: {handle} is connected again",
+                 ACCOUNT_REFRESH_FAILING: "tweetbot: refreshing {handle}'s token failed {failures} times in a row "
+                                          "(the last: {reason}); retrying"}
+
+
 def account_event(store: Repository, event_type: str, account: Account, at: datetime | None = None,
                   **data: Any) -> int:
     """An account's event (`ACCOUNT_NEEDS_RECONNECT`…): who, its state and the last error, plus `data`."""
+    text = ACCOUNT_TEXTS[event_type].format(handle=account.handle, reason=account.last_error,
+                                            failures=account.refresh_failures)
     return emit(store, event_type, {"account_id": account.user_id, "username": account.username,
-                                    "status": account.status, "reason": account.last_error, **data}, at)
+                                    "status": account.status, "reason": account.last_error, **data}, at, text=text)
+
+
+def webhook_paused(store: Repository, webhook: Webhook, at: datetime) -> int:
+    """`WEBHOOK_PAUSED`: which subscription, where to, and why."""
+    shown = where(webhook.url)
+    return emit(store, WEBHOOK_PAUSED, {"webhook_id": webhook.id, "url": shown, "reason": webhook.pause_reason}, at,
+                text=f"tweetbot: webhook {webhook.id} ({shown}) paused: {webhook.pause_reason}; "
+                     f"`tweetbot webhooks resume {webhook.id}` once it answers")
 
 
 def send_test(store: Repository, webhook_id: int) -> int:
@@ -319,8 +355,10 @@ class Deliverer:
         failures = webhook.failures + 1
         pause = webhook.paused_at is None and failures >= self.settings.webhook_pause_after
         changes: dict[str, Any] = {"failures": failures, "last_status": status}
-        if pause:
-            changes.update(paused_at=now, alerted=False,
-                           pause_reason=f"{failures} failed attempts in a row (the last: {error})")
-        updated = self.store.update_webhook(webhook.id, **changes)
-        return updated if pause else None
+        if not pause:
+            self.store.update_webhook(webhook.id, **changes)
+            return None
+        paused = self.store.update_webhook(webhook.id, paused_at=now, **changes,
+                                           pause_reason=f"{failures} failed attempts in a row (the last: {error})")
+        webhook_paused(self.store, paused, now)
+        return paused

@@ -82,11 +82,12 @@ class Worker:
             heartbeats.beat(self.store, self.worker_id, self.clock())
 
     def refresh_due_tokens(self) -> None:
-        """Refresh what expires within the margin (on the posting threads' number of threads), then
-        tell the owner of any account that needs them (one worker at a time: the message goes once)."""
+        """Refresh what expires within the margin (on the posting threads' number of threads), once the
+        owner's alert subscription matches ALERT_WEBHOOK_URL (one worker at a time), so that what the
+        refreshes find reaches it."""
+        self._once("alerts", lambda: alerts.keep_alert_subscription(self.store, self.settings.alert_webhook_url,
+                                                                    self.clock()))
         self.tokens.refresh_all_due(threads=self.settings.post_concurrency)
-        self._once("alerts", lambda: alerts.notify_changes(self.store, self.settings.alert_webhook_url,
-                                                           self.settings.http_timeout))
 
     def dispatch(self) -> None:
         self.dispatcher.dispatch_due()

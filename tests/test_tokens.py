@@ -159,8 +159,9 @@ def test_a_revoked_token_flags_the_account_once_and_a_reconnect_heals_it(
             rounds = chain_of(sandbox, bystander.user_id)["refreshes"]
             wait_until(lambda: chain_of(sandbox, bystander.user_id)["refreshes"] >= rounds + 3, 20,
                        "three more refresh rounds")
-            assert [m["state"] for m in hook.messages] == [NEEDS_RECONNECT]
-            assert hook.messages[0]["account"] == "@revoke_1"
+            wait_until(lambda: hook.messages, 20, "the owner's alert")
+            assert [m["type"] for m in hook.messages] == ["account.needs_reconnect"]  # once, three rounds on
+            assert hook.messages[0]["data"]["username"] == "revoke_1" and "@revoke_1" in hook.messages[0]["text"]
             flagged = store.get_account(victim.user_id)
             assert "refresh token" in (flagged.last_error or "")
 
@@ -169,10 +170,11 @@ def test_a_revoked_token_flags_the_account_once_and_a_reconnect_heals_it(
             healed = store.get_account(victim.user_id)
             assert (healed.status, healed.refresh_failures, healed.last_error) == (ACTIVE, 0, None)
             wait_until(lambda: stored_refreshes(store, victim.user_id) >= 2, 20, "refreshes after the reconnect")
+            wait_until(lambda: len(hook.messages) == 2, 20, "the owner told of the reconnect")
             assert worker.terminate() == 0
         finally:
             worker.stop_quietly()
-    assert len(hook.messages) == 1
+    assert [m["type"] for m in hook.messages] == ["account.needs_reconnect", "account.reconnected"]
     assert [e.kind for e in store.events(account_id=victim.user_id)].count("needs_reconnect") == 1
 
 

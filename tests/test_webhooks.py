@@ -24,7 +24,7 @@ from standardwebhooks import Webhook as Verifier
 from bot import alerts, queue, webhooks
 from bot.api_keys import create_key
 from bot.crypto import TokenCipher
-from bot.models import POSTED, Post, utcnow
+from bot.models import POSTED, Account, Post, utcnow
 from bot.posting.outcomes import mark_posted
 from bot.settings import load_settings
 from bot.store import ClaimLost, Delivery, Repository
@@ -45,7 +45,6 @@ from worker_support import (
     connect_user,
     open_test_store,
     wait_until,
-    webhook_receiver,
 )
 
 
@@ -95,6 +94,12 @@ class Receiver:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> Receiver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @pytest.fixture
@@ -316,11 +321,6 @@ def test_a_receiver_answering_500_gets_retries_with_growing_gaps_then_the_subscr
     said = [r.getMessage() for r in caplog.records if "paused" in r.getMessage()]
     assert len(said) == 1 and f"webhook {hook.id}" in said[0] and "token=" not in said[0]
     assert all(hook.secret not in r.getMessage() for r in caplog.records)
-    # The owner's alert, the way account alerts go: once.
-    with webhook_receiver() as alert:
-        assert alerts.notify_changes(store, alert.url) == 1
-        assert alerts.notify_changes(store, alert.url) == 0
-        assert alert.messages[0]["state"] == "paused" and alert.messages[0]["webhook"] == hook.id
     # Resumed, it delivers what waited, under the same id.
     webhooks.resume(store, hook.id)
     receiver.answer = 200
@@ -331,6 +331,41 @@ def test_a_receiver_answering_500_gets_retries_with_growing_gaps_then_the_subscr
         deliverer.shutdown()
     assert store.deliveries()[0].delivered_at is not None
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
+
+
+def test_alert_webhook_url_is_a_subscription_to_what_needs_the_owner_with_a_line_for_chat(
+        store_at: StoreAt, receiver: Receiver) -> None:
+    """ALERT_WEBHOOK_URL is kept as a subscription (made, kept, moved, removed with the setting): what
+    needs the owner reaches it through the outbox, signed, each with a `text` line (what Slack's incoming
+    webhooks show), and a subscription of anyone else that pauses is told to it."""
+    store, clock = store_at.open(), Clock()
+    made = alerts.keep_alert_subscription(store, receiver.url, clock.now)
+    assert made is not None and made.events == webhooks.ALERT_EVENTS and made.managed_by == "ALERT_WEBHOOK_URL"
+    assert alerts.keep_alert_subscription(store, receiver.url, clock.now) == made  # every round: the same one
+    with pytest.raises(webhooks.WebhookRefused, match="unset that setting"):
+        webhooks.unsubscribe(store, made.id)
+    with Receiver() as failing:
+        failing.answer = 500
+        other = webhooks.subscribe(store, failing.url, [POST_FAILED])
+        webhooks.emit(store, POST_FAILED, {"post_id": 1}, at=clock.now)
+        flagged = replace(Account(user_id="7", username="carol"), status="needs_reconnect",
+                          last_error="X refused the refresh token")
+        webhooks.account_event(store, webhooks.ACCOUNT_NEEDS_RECONNECT, flagged, clock.now)
+        deliverer = deliverer_for(store_at, clock, WEBHOOK_PAUSE_AFTER="1")
+        try:
+            assert deliverer.deliver_now() == 2  # the failing one (now paused) and the account's
+            assert deliverer.deliver_now() == 1  # the pause, told to the owner
+        finally:
+            deliverer.shutdown()
+    said = [r.message for r in receiver.received]
+    assert [m["type"] for m in said] == [webhooks.ACCOUNT_NEEDS_RECONNECT, webhooks.WEBHOOK_PAUSED]
+    assert said[0]["text"] == "tweetbot: @carol needs its owner to reconnect it: X refused the refresh token"
+    assert said[1]["data"]["webhook_id"] == other.id and f"webhook {other.id}" in said[1]["text"]
+    receiver.verified(store.get_webhook(made.id).secret)  # type: ignore[union-attr]
+    moved = alerts.keep_alert_subscription(store, receiver.url + "&moved=1", clock.now)
+    assert moved is not None and moved.id != made.id and store.get_webhook(made.id) is None
+    assert alerts.keep_alert_subscription(store, None, clock.now) is None
+    assert [hook.id for hook in store.list_webhooks()] == [other.id]
 
 
 def test_a_delivery_is_given_up_after_24_hours_and_redelivered_on_demand_with_its_id(

@@ -453,7 +453,7 @@ def webhook_json(hook: Webhook, secret: str | None = None) -> dict[str, Any]:
     shown: dict[str, Any] = {"id": hook.id, "url": webhooks.where(hook.url), "events": list(hook.events),
                              "created_at": to_iso(hook.created_at), "paused_at": to_iso(hook.paused_at),
                              "pause_reason": hook.pause_reason, "last_status": hook.last_status,
-                             "last_delivery_at": to_iso(hook.last_delivery_at)}
+                             "last_delivery_at": to_iso(hook.last_delivery_at), "managed_by": hook.managed_by}
     return {**shown, "secret": secret} if secret is not None else shown
 
 
@@ -484,11 +484,12 @@ def add_webhook() -> ResponseReturnValue:
 @idempotent
 def remove_webhook(webhook_id: int) -> ResponseReturnValue:
     """Stop sending to the subscription, and forget its deliveries."""
-    with store().transaction():  # the subscription read is the one removed
-        hook = store().get_webhook(webhook_id)
-        if hook is None:
-            return no_such_webhook(webhook_id)
-        store().remove_webhook(webhook_id)
+    try:
+        hook = webhooks.unsubscribe(store(), webhook_id)
+    except RecordMissing:
+        return no_such_webhook(webhook_id)
+    except webhooks.WebhookRefused as exc:
+        return problem(422, "webhook", "Refused", str(exc))
     return jsonify(webhook_json(hook))
 
 

@@ -94,12 +94,14 @@ SCHEMAS: dict[str, Any] = {
     "Webhook": {
         "type": "object", "additionalProperties": False,
         "required": ["id", "url", "events", "created_at", "paused_at", "pause_reason", "last_status",
-                     "last_delivery_at"],
+                     "last_delivery_at", "managed_by"],
         "properties": {
             "id": {"type": "integer"}, "url": {"type": "string", "description": "without its query"},
             "events": {"type": "array", "items": {"type": "string"}}, "created_at": _TIME, "paused_at": _TIME,
             "pause_reason": {"type": ["string", "null"]}, "last_status": {"type": ["integer", "null"]},
             "last_delivery_at": _TIME,
+            "managed_by": {"type": ["string", "null"], "description": "the setting that made it (ALERT_WEBHOOK_URL), "
+                                                                      "which alone removes it"},
             "secret": {"type": "string", "description": "whsec_…: only in the answer that made it"}},
     },
     "WebhookList": {

@@ -34,6 +34,7 @@ class HookRow:
     state: str
     paused: bool
     last: str
+    managed_by: str | None  # the setting it is made from: only that removes it
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def _hook_row(hook: Webhook) -> HookRow:
     last = (f"delivered {when_text(hook.last_delivery_at, moment, zone)}" if hook.last_delivery_at
             else "never delivered")
     return HookRow(hook.id, webhooks.where(hook.url), ", ".join(hook.events), state, hook.paused_at is not None,
-                   last + (f", last answer {hook.last_status}" if hook.last_status else ""))
+                   last + (f", last answer {hook.last_status}" if hook.last_status else ""), hook.managed_by)
 
 
 def _delivery_row(delivery: Delivery) -> DeliveryRow:
@@ -120,9 +121,12 @@ def confirm_remove(webhook_id: int) -> ResponseReturnValue:
 @bp.post("/webhooks/<int:webhook_id>/remove")
 def remove(webhook_id: int) -> ResponseReturnValue:
     try:
-        store().remove_webhook(webhook_id)
+        webhooks.unsubscribe(store(), webhook_id)
     except RecordMissing:
         flash(f"No webhook {webhook_id}.", "error")
+        return _back()
+    except webhooks.WebhookRefused as exc:
+        flash(f"Not removed: {exc}.", "error")
         return _back()
     log.info("webhook %s removed", webhook_id)
     flash(f"Removed webhook {webhook_id}.", "ok")

@@ -42,9 +42,11 @@ def webhooks_list() -> None:
 
 
 def _state(hook: Webhook) -> str:
+    made = f" (from {hook.managed_by})" if hook.managed_by else ""
     if hook.paused_at is None:
-        return "active"
-    return f"PAUSED {hook.paused_at:%Y-%m-%d %H:%M} UTC ({hook.pause_reason}; `tweetbot webhooks resume {hook.id}`)"
+        return "active" + made
+    return (f"PAUSED {hook.paused_at:%Y-%m-%d %H:%M} UTC ({hook.pause_reason}; `tweetbot webhooks resume {hook.id}`)"
+            + made)
 
 
 def _last(hook: Webhook) -> str:
@@ -58,11 +60,12 @@ def _last(hook: Webhook) -> str:
 def webhooks_remove(webhook_id: int) -> None:
     """Stop sending to webhook WEBHOOK_ID, and forget its deliveries."""
     store = store_or_exit(settings_or_exit())
-    _existing(store, webhook_id)
     try:
-        store.remove_webhook(webhook_id)
+        webhooks.unsubscribe(store, webhook_id)
     except RecordMissing:
         fail(f"no webhook {webhook_id}")
+    except webhooks.WebhookRefused as exc:
+        fail(str(exc))
     click.echo(f"Removed webhook {webhook_id}.")
 
 

@@ -88,7 +88,7 @@ class Webhook(Record):
     paused_at: datetime | None = None
     pause_reason: str | None = None
     failures: int = 0  # consecutive failed attempts, of any of its deliveries
-    alerted: bool = False  # its pause was told to ALERT_WEBHOOK_URL
+    managed_by: str | None = None  # the setting it is made from (ALERT_WEBHOOK_URL), if any
     last_delivery_at: datetime | None = None
     last_status: int | None = None
 
