@@ -94,6 +94,7 @@ def test_no_token_or_secret_in_any_page_or_log_line(tmp_path: Path, sandbox: San
             ("PATCH", f"/api/v1/posts/{post_id}", {"text": "changed by the API"}),
             ("GET", f"/api/v1/accounts/{alice.user_id}/slots", None),
             ("PUT", f"/api/v1/accounts/{alice.user_id}/slots", {"spec": "daily 09:00"}),
+            ("DELETE", f"/api/v1/accounts/{alice.user_id}/slots", None),
             ("POST", "/api/v1/media", None),  # refused: no file
             ("GET", "/api/v1/webhooks", None), ("POST", "/api/v1/webhooks/999/test", None),
             ("DELETE", "/api/v1/webhooks/999", None),
