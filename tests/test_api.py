@@ -276,11 +276,14 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_document(
     key = key_for(store, *SCOPES)
     store.add_posts([Post(id=0, account_id="101", parts=("failed",), due_at=utcnow(), status=FAILED,
                           last_error="X refused it (403): Forbidden")])
+    # One worker thread: CPython 3.11's ast.parse can raise "SystemError: AST constructor recursion depth
+    # mismatch" when two threads parse at once (python/cpython#106905), which Hypothesis does while
+    # describing its strategies in the coverage phase: an error of the tool, never an answer of ours.
     run = subprocess.run(
         [str(Path(TWEETBOT).parent / "st"), "run", f"{server.url}/api/v1/openapi.json", "--url", server.url,
          "-H", f"Authorization: Bearer {key}", "--checks", "not_a_server_error,status_code_conformance,"
          "content_type_conformance,response_schema_conformance", "--max-examples", "15", "--seed", "20261207",
-         "--workers", "2", "--phases", "examples,fuzzing", "--report-dir", str(tmp_path / "report"),
+         "--workers", "1", "--phases", "examples,coverage,fuzzing", "--report-dir", str(tmp_path / "report"),
          "--suppress-health-check", "all"],
         capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
