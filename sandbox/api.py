@@ -167,14 +167,16 @@ def get_post(post_id: str) -> ResponseReturnValue:
     """One post by id; a missing or deleted one is an `errors` entry in a 200, as at X."""
     world = current_world()
     check_id_parameter(post_id)
-    answer = Answer(world, post_request(), g.chain.scopes)
+    answer = Answer(world, post_request(), g.chain.scopes, g.user.id)
 
     def build() -> dict[str, Any] | None:
         post = world.timeline.visible(post_id)
         if post is None:
             answer.errors.append(not_found_entry("tweet", post_id))
         return None if post is None else answer.post(post)
-    return lookup_answer(world, answer, world.answer(build))
+    data = world.answer(build)
+    world.charges.bill("GET /2/tweets/:id", [data["id"]] if data else [])
+    return lookup_answer(world, answer, data)
 
 
 @bp.get("/2/tweets")
@@ -183,7 +185,7 @@ def get_posts() -> ResponseReturnValue:
     """Posts by `ids` (1–100), in the order asked; the missing ones as `errors` entries."""
     world = current_world()
     ids = id_list("ids")
-    answer = Answer(world, post_request(), g.chain.scopes)
+    answer = Answer(world, post_request(), g.chain.scopes, g.user.id)
 
     def build() -> list[dict[str, Any]] | None:
         data = []
@@ -194,7 +196,9 @@ def get_posts() -> ResponseReturnValue:
             else:
                 data.append(answer.post(post))
         return data or None
-    return lookup_answer(world, answer, world.answer(build))
+    data = world.answer(build)
+    world.charges.bill("GET /2/tweets", [post["id"] for post in data or []])
+    return lookup_answer(world, answer, data)
 
 
 @bp.get("/2/users/<user_id>")
@@ -255,7 +259,7 @@ def user_posts(user_id: str) -> ResponseReturnValue:
     world = current_world()
     check_id_parameter(user_id)
     query = timeline_query()
-    answer = Answer(world, post_request(), g.chain.scopes)
+    answer = Answer(world, post_request(), g.chain.scopes, g.user.id)
 
     def build() -> tuple[list[dict[str, Any]], bool] | None:
         if world.people.by_id(user_id) is None:
@@ -267,6 +271,8 @@ def user_posts(user_id: str) -> ResponseReturnValue:
         answer.errors.append(not_found_entry("user", user_id))
         return lookup_answer(world, answer, None)
     data, more = found
+    owned = user_id == g.user.id == world.options.app_owner  # x-api-facts §6: the owner's own timeline
+    world.charges.bill("GET /2/users/:id/tweets", [post["id"] for post in data], owned=owned)
     meta: dict[str, Any] = {"result_count": len(data)}
     if data:
         meta.update(newest_id=data[0]["id"], oldest_id=data[-1]["id"])

@@ -105,6 +105,12 @@ def move_clock() -> ResponseReturnValue:
     return jsonify({"now": now, "offset": world.clock_offset})
 
 
+@bp.get("/charges")
+def charges() -> ResponseReturnValue:
+    """What reads have cost so far: `{"total_usd", "by_endpoint", "posts_billed"}` (sandbox/charges.py)."""
+    return jsonify(current_world().charges.as_json())
+
+
 @bp.get("/config")
 def config() -> ResponseReturnValue:
     """The current switches (see `Options`)."""

@@ -19,6 +19,7 @@ from flask import request
 
 from sandbox.errors import not_found_entry
 from sandbox.fields import Wanted
+from sandbox.metrics import may_see_non_public, non_public_metrics, not_authorized_for_field, public_metrics
 from sandbox.records import Media, Post, User, iso
 from sandbox.state import World
 
@@ -29,10 +30,11 @@ EDIT_WINDOW = 60 * 60  # X lets a post be edited for an hour, five times
 class Answer:
     """The `data`, `includes` and `errors` of one lookup answer."""
 
-    def __init__(self, world: World, wanted: Wanted, scopes: tuple[str, ...] = ()) -> None:
+    def __init__(self, world: World, wanted: Wanted, scopes: tuple[str, ...] = (), reader: str | None = None) -> None:
         self.world = world
         self.wanted = wanted
         self.scopes = scopes
+        self.reader = reader  # the user whose token asks: only they see their posts' non-public metrics
         self.users: dict[str, dict[str, Any]] = {}
         self.media: dict[str, dict[str, Any]] = {}
         self.posts: dict[str, dict[str, Any]] = {}
@@ -58,7 +60,17 @@ class Answer:
             self._include_referenced(post.reply_to)
         if wanted.expands("edit_history_tweet_ids"):
             self._include_post(post)  # a post never edited is its own whole edit history
+        if "non_public_metrics" in wanted.post:
+            self._non_public(post, data)
         return data
+
+    def _non_public(self, post: Post, data: dict[str, Any]) -> None:
+        """The post's non-public metrics for its author within 30 days; X's field error for anyone else."""
+        age = self.world.now() - post.created_at
+        if self.reader is not None and may_see_non_public(post.author_id, self.reader, age):
+            data["non_public_metrics"] = non_public_metrics(self.world.config.seed, post.id, age)
+        else:
+            self.errors.append(not_authorized_for_field(post.id))
 
     def user(self, user: User) -> dict[str, Any]:
         """A user for `data`: its requested fields, and its latest post when that is expanded."""
@@ -134,6 +146,8 @@ def post_json(world: World, post: Post, wanted: Wanted) -> dict[str, Any]:
         "lang": lambda: "en",
         "possibly_sensitive": lambda: False,
         "edit_controls": lambda: edit_controls(world, post),
+        "public_metrics": lambda: public_metrics(world.config.seed, post.id, world.now() - post.created_at,
+                                                 wanted.current),
     }
     for name, value in known.items():
         if name in fields and (found := value()) is not None:

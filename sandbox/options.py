@@ -68,6 +68,8 @@ class Options:
     media_processing_seconds: float = 0.0  # > 0: processing takes this long on the sandbox clock
     accept_body_secret: bool = False  # client_secret in the form instead of Basic auth (unconfirmed)
     lookup_not_found_status: int = 200  # a lookup of a missing post/user: 200 + errors (X), or the 404 some logs show
+    app_owner: str | None = None  # the user id that owns the developer app: their own timeline is an owned read
+    credit_usd: float | None = None  # the pay-per-use balance reads spend (sandbox/charges.py); None: no limit
 
     @classmethod
     def starting(cls, config: SandboxConfig) -> Options:
@@ -153,7 +155,23 @@ def _overrides(name: str, value: Any) -> dict[str, list[dict[str, Any]]]:
     return value
 
 
+def _user_id(name: str, value: Any) -> str | None:
+    """`app_owner`: a user id (digits), or None for an app no connected user owns."""
+    if value is not None and not (isinstance(value, str) and value.isdigit()):
+        raise ValueError(f"{name} must be a user id (a string of digits) or null")
+    return value
+
+
+def _dollars(name: str, value: Any) -> float | None:
+    """`credit_usd`: dollars from 0, or None for no limit."""
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0):
+        raise ValueError(f"{name} must be a number of dollars from 0, or null")
+    return None if value is None else float(value)
+
+
 SPECIAL_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "app_owner": _user_id,
+    "credit_usd": _dollars,
     "media_processing_seconds": _seconds,
     "refresh_token_lifetime": _lifetime,
     "limit_overrides": _overrides,

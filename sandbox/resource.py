@@ -1,8 +1,8 @@
 """What every v2 resource endpoint does before its own work, as X does it.
 
 `@resource(key, scopes)` wraps a view: bearer token (expired, revoked, unknown or absent →
-X's 401), scopes (→ X's 403), usage cap / credits switches (→ 429 UsageCapExceeded / 402),
-then the rate-limit windows (→ X's 429). The window headers go on every answer the
+X's 401), scopes (→ X's 403), usage cap / credits switches and a billed read past the credit
+(→ 429 UsageCapExceeded / 402), then the rate-limit windows (→ X's 429). The window headers go on every answer the
 endpoint gives once the caller is known, refusals included.
 """
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Response, g, request
 
+from sandbox.charges import BILLED_READS
 from sandbox.errors import credits_depleted, forbidden, too_many_requests, unauthorized, usage_capped
 from sandbox.faults import x_endpoint
 from sandbox.records import Chain, User
@@ -33,7 +34,7 @@ def resource(key: str, scopes: tuple[str, ...]) -> Callable[[Callable[..., Any]]
             world = current_world()
             if world.options.usage_capped:
                 raise usage_capped()
-            if world.options.credits_depleted:
+            if world.options.credits_depleted or (key in BILLED_READS and world.charges.spent_out()):
                 raise credits_depleted(chain.client_id)
             allowed, headers = world.traffic.check_rate(key, chain.client_id, user.id)
             g.rate_headers = headers

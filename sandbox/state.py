@@ -6,6 +6,7 @@
     uploads   media                                   (sandbox/upload_sessions.py)
     timeline  posts and timelines                     (sandbox/timeline.py)
     traffic   faults, request counts, rate windows    (sandbox/traffic.py)
+    charges   what reads cost, the credit they spend  (sandbox/charges.py)
 
 The lock rule: the lock is taken only here and inside the parts' public methods, never
 by a view. Every change is one method that holds the lock for its whole
@@ -23,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from sandbox.charges import Charges
 from sandbox.consent import Consent
 from sandbox.options import ClientSpec, Options, SandboxConfig
 from sandbox.people import People
@@ -34,7 +36,7 @@ from sandbox.upload_sessions import Uploads
 
 T = TypeVar("T")
 LIMIT_SWITCHES = ("tier", "limit_overrides", "rate_limits")
-KEPT_PARTS = ("people", "consent", "uploads", "timeline")  # traffic (faults, counts, windows) is a run's own
+KEPT_PARTS = ("people", "consent", "uploads", "timeline", "charges")  # traffic (faults, counts, windows) is a run's own
 
 
 class World:
@@ -49,6 +51,7 @@ class World:
         self.uploads = Uploads(self.shared)
         self.timeline = Timeline(self.shared, self.people, self.uploads)
         self.traffic = Traffic(self.shared)
+        self.charges = Charges(self.shared)
         self.reset()
 
     # --- lifecycle, clock, switches -------------------------------------------------
@@ -57,7 +60,7 @@ class World:
         """Back to the start: default users, the configured clients, default options, clock 0."""
         with self._lock:
             self.shared.reset(self.config)
-            for part in (self.people, self.consent, self.uploads, self.timeline, self.traffic):
+            for part in (self.people, self.consent, self.uploads, self.timeline, self.traffic, self.charges):
                 part.reset()
             for spec in self.config.clients:
                 self.consent.register_client(spec.client_id, spec.client_secret, list(spec.redirect_uris))
@@ -77,7 +80,8 @@ class World:
             self.reset()
             self.shared.restore(kept["shared"], self.config)
             for name in KEPT_PARTS:
-                getattr(self, name).restore(kept[name])
+                if name in kept:  # a state file from before a part was kept: that part starts empty
+                    getattr(self, name).restore(kept[name])
             for spec in self.config.clients:
                 self.consent.register_client(spec.client_id, spec.client_secret, list(spec.redirect_uris))
 

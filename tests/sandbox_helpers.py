@@ -136,6 +136,10 @@ class SandboxControl:
         events = self.state("token_events")["token_events"]
         return [e for e in events if kind in (None, e["kind"])]
 
+    def charges(self) -> dict[str, Any]:
+        """What reads have cost: `{"total_usd", "by_endpoint", "posts_billed"}`."""
+        return self._call("GET", "charges")
+
     def reuse_count(self) -> int:
         """How often a spent refresh token was presented."""
         return self.state("reuse_count")["reuse_count"]
@@ -309,11 +313,15 @@ def current_names(body: Any) -> Any:
 
 
 def _renamed(item: Any) -> Any:
-    """One object with its older keys renamed (the new key wins when both are there)."""
+    """One object with its older keys renamed (the new key wins when both are there), its public metrics too."""
     if not isinstance(item, dict):
         return item
     result = {k: v for k, v in item.items() if not (k in RENAMED_KEYS and RENAMED_KEYS[k] in item)}
-    return {RENAMED_KEYS.get(k, k): v for k, v in result.items()}
+    renamed = {RENAMED_KEYS.get(k, k): v for k, v in result.items()}
+    metrics = renamed.get("public_metrics")
+    if isinstance(metrics, dict) and "retweet_count" in metrics and "repost_count" not in metrics:
+        renamed["public_metrics"] = {("repost_count" if k == "retweet_count" else k): v for k, v in metrics.items()}
+    return renamed
 
 
 @lru_cache(maxsize=4)

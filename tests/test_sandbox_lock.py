@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1] / "sandbox"
-OWNERS = {"state.py", "shared.py", "people.py", "consent.py", "upload_sessions.py", "timeline.py", "traffic.py"}
+OWNERS = {"state.py", "shared.py", "people.py", "consent.py", "upload_sessions.py", "timeline.py", "traffic.py", "charges.py"}
 
 
 def offences(path: Path) -> list[str]:
