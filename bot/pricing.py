@@ -1,4 +1,4 @@
-"""What the queue will cost under X's pay-per-use pricing (`x-api-facts.md` §2).
+"""What the queue will cost under X's pay-per-use pricing (`x-api-facts.md` §2), and what reading costs (§6).
 
 Each tweet is billed on its own: $0.015, or $0.20 when it contains a URL (as
 `xtext.contains_url` finds them, the same rule that weighs a link at 23). A
@@ -17,6 +17,13 @@ from xtext import contains_url
 
 POST_PRICE = Decimal("0.015")
 URL_POST_PRICE = Decimal("0.20")
+POST_READ_PRICE = Decimal("0.005")  # each post a read returns (`GET /2/tweets`, someone's timeline)
+OWNED_READ_PRICE = Decimal("0.001")  # each post of the app owner's own timeline, read with their token
+
+
+def read_cost(posts: int, owned: bool = False) -> Decimal:
+    """The price of a read that returned `posts` posts not billed yet today (x-api-facts §6)."""
+    return posts * (OWNED_READ_PRICE if owned else POST_READ_PRICE)
 
 
 def part_cost(text: str) -> Decimal:

@@ -76,6 +76,12 @@ class Settings:
     webhook_timeout: float = 5.0
     webhook_backoff: float = 5.0
     webhook_pause_after: int = 10
+    x_app_owner: str | None = None  # the account (@handle or user id) that owns the X developer app
+
+    def owns_app(self, account_id: str, username: str | None) -> bool:
+        """Whether this account owns the developer app: its own timeline is then an owned read ($0.001)."""
+        owner = (self.x_app_owner or "").removeprefix("@").lower()
+        return bool(owner) and owner in (account_id, (username or "").lower())
 
     def post_url(self, tweet_id: str, username: str | None) -> str | None:
         """Where a person sees post `tweet_id`: on X, or at the post on the sandbox's timeline page
@@ -193,6 +199,7 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         webhook_timeout=env.number("WEBHOOK_TIMEOUT", 5.0, low=0.1, high=60.0),
         webhook_backoff=env.number("WEBHOOK_BACKOFF", 5.0, low=0.01, high=3600.0),
         webhook_pause_after=env.integer("WEBHOOK_PAUSE_AFTER", 10, low=1, high=1000),
+        x_app_owner=env.text("X_APP_OWNER", "") or None,
     )
 
 

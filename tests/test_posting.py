@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from bot import accounts
+from bot import accounts, read_spend
 from bot.models import FAILED, POSTED, SCHEDULED, SENDING, Post, utcnow
 from bot.posting.dispatcher import CLAIM_WINDOW
 from bot.posting.settling import settle_after
@@ -201,6 +202,30 @@ def test_a_post_x_stored_before_the_answer_was_lost_is_settled_not_repeated(rig:
     (stored,) = rig.at_x()
     assert post.status == POSTED and post.tweet_ids == (stored["id"],)
     assert [e.kind for e in rig.store.events(limit=2)] == ["posted", "sending"]
+
+
+@pytest.mark.parametrize("owner", [False, True])
+def test_settling_reads_cost_what_x_bills_and_are_kept_for_the_month(tmp_path: Path, sandbox: SandboxControl,
+                                                                      owner: bool) -> None:
+    """A timeline read that settles an uncertain post is billed under pay-per-use: the store keeps the
+    month's spend on such reads, the same figure as X's charge counter (the sandbox's) to the cent: each
+    post returned at $0.005, or $0.001 when the account owns the app (X_APP_OWNER), and a post returned
+    again the same UTC day not billed again."""
+    rig = Rig(tmp_path, sandbox, **({"X_APP_OWNER": "@poster_1"} if owner else {}))
+    if owner:
+        sandbox.configure(app_owner=rig.accounts[0].user_id)
+    try:
+        for n in range(3):
+            assert rig.send(rig.queue(f"an earlier post {n}")).status == POSTED  # the reads return these too
+        sandbox.fault(TWEETS, "store_then_status", status=503, times=2)
+        for n in range(2):
+            assert rig.send(rig.queue(f"kept by X, its answer lost {n}")).status == POSTED  # settled by a read
+    finally:
+        rig.dispatcher.shutdown()
+    billed = sandbox.charges()
+    assert billed["posts_billed"] == 5 and billed["by_endpoint"] == {"GET /2/users/:id/tweets": billed["total_usd"]}
+    assert read_spend.month_spend(rig.store, rig.clock()) == {read_spend.SETTLE: Decimal(str(billed["total_usd"]))}
+    assert billed["total_usd"] == (0.005 if owner else 0.025)
 
 
 def test_uncertain_posts_fail_after_max_attempts(tmp_path: Path, sandbox: SandboxControl) -> None:

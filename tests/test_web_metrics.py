@@ -15,6 +15,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import read_spend
 from bot.accounts import connect
 from bot.models import CANCELED, FAILED, POSTED, Post, to_iso, utcnow
 from bot.settings import load_settings
@@ -65,6 +66,8 @@ def test_metrics_agree_with_the_store(tmp_path: Path, sandbox: SandboxControl) -
     store.update_post(posts[2].id, status=FAILED, last_error="X refused it")
     store.update_post(posts[3].id, status=CANCELED)
     store.set_meta("worker_heartbeat", to_iso(now - timedelta(seconds=42)))
+    read_spend.record_read(store, now, read_spend.SETTLE, ["1", "2", "3"], owned=False)  # as settling does
+    read_spend.record_read(store, now, read_spend.SETTLE, ["3", "4"], owned=False)  # "3": billed today already
 
     answer = browser.get("/metrics")
     assert answer.status_code == 200
@@ -96,6 +99,10 @@ def test_metrics_agree_with_the_store(tmp_path: Path, sandbox: SandboxControl) -
     assert found[("tweetbot_accounts", (("status", "active"),))] == 1
     assert found[("tweetbot_accounts", (("status", "needs_reconnect"),))] == 1
     assert 42 <= found[("tweetbot_worker_heartbeat_age_seconds", ())] < 60
+    spent = read_spend.month_spend(store, now)
+    assert found[("tweetbot_read_spend_dollars", (("kind", "settle"),))] == float(spent["settle"]) == 0.02
+    assert "Reads this month: $0.02 (timeline reads that settled uncertain posts $0.02)." in browser.get(
+        "/").get_data(as_text=True)
 
     store.update_post(posts[4].id, status=POSTED, tweet_ids=("5",), posted_at=utcnow())  # a fresh registry each time
     again = samples(browser.get("/metrics").get_data(as_text=True))

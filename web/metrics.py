@@ -14,6 +14,7 @@ gunicorn worker answers the same):
     tweetbot_token_refresh_failures_total{account,kind} failed refreshes: kind="passing" (`refresh_failed`: network,
                                                         5xx, backed off) or kind="refused" (`needs_reconnect`)
     tweetbot_worker_heartbeat_age_seconds               since the newest worker heartbeat; absent before the first
+    tweetbot_read_spend_dollars{kind}                   what reading X cost this (UTC) month, as X bills it
 
 Access: a signed-in session (the app's sign-in gate decides, as for any page), or
 `Authorization: Bearer <METRICS_TOKEN>` when that setting is set. A request that carries
@@ -32,6 +33,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from bot import read_spend
 from bot.crypto import same_secret
 from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING
 from bot.store import Repository, heartbeats
@@ -91,6 +93,12 @@ class StoreCollector(Collector):
             for handle, number in self._per_account(self._of_kind(events, event_kind), handles):
                 failures.add_metric([handle, kind], number)
         yield failures
+
+        spend = GaugeMetricFamily("tweetbot_read_spend_dollars", "What reading X cost this UTC month, by kind.",
+                                  labels=["kind"])
+        for kind, amount in sorted(read_spend.month_spend(self.repo, self.now).items()):
+            spend.add_metric([kind], float(amount))
+        yield spend
 
         beat = heartbeats.newest_beat(self.repo)
         if beat is not None:

@@ -11,6 +11,7 @@ import re
 from datetime import datetime
 from typing import Any
 
+from bot import read_spend
 from bot.limits import queue_warnings
 from bot.models import Account
 from bot.pricing import POST_PRICE, URL_POST_PRICE, cost_line, dollars
@@ -50,6 +51,7 @@ def queue_panel(page: int, now: datetime, accounts: list[Account] | None = None)
         "queue": [queued_view(p, by_id.get(p.account_id), now, zone) for p in shown],
         "queue_total": len(queued), "queue_page": page, "queue_pages": pages,
         "queue_cost": cost_line(queued, now, settings().x_tier) if queued else None,
+        "reads_cost": read_spend.spend_line(store(), now),
         "prices": {"post": dollars(POST_PRICE), "url": dollars(URL_POST_PRICE)},
         "warnings": queue_warnings(queued, settings().x_tier, {a.user_id: a.handle for a in accounts}, zone),
         "held": held_accounts(accounts, now, zone),

@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 
+from bot import read_spend
 from bot.models import DUPLICATE, GAVE_UP, UNVERIFIABLE, Post
 from bot.posting.outcomes import mark_failed, mark_posted
 from bot.settings import Settings
@@ -142,6 +143,7 @@ class Settler:
         if token is None:
             raise AccountUnusable("the account cannot read its posts until it is reconnected")
         recent = self.api_for(post.account_id, token).recent_posts(post.account_id, since=self._since(post))
+        self._price_read(post.account_id, [found["id"] for found in recent])
         taken |= self._ids_of_other_posts(post)
         found = post
         for index in post.missing_parts():
@@ -153,6 +155,12 @@ class Settler:
             found = found.with_part_at_x(index, match)
             log.info("post %s part %d was stored by X after all: %s", post.id, index + 1, match)
         return found
+
+    def _price_read(self, account_id: str, post_ids: list[str]) -> None:
+        """Keep what the timeline read cost (bot.read_spend), priced as X bills it."""
+        account = self.store.get_account(account_id) if self.settings.x_app_owner else None
+        owned = account is not None and self.settings.owns_app(account_id, account.username)
+        read_spend.record_read(self.store, self.clock(), read_spend.SETTLE, post_ids, owned)
 
     @staticmethod
     def _since(post: Post) -> datetime:
