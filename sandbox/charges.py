@@ -22,12 +22,14 @@ DAY = 86400
 
 
 class Charges(Part):
-    """Every read billed: per endpoint, per (UTC day, post) so that a day bills a post once."""
+    """Every read billed, per endpoint; the posts billed today, so that a day bills a post once."""
 
     def reset(self) -> None:
         with self._lock:
-            self._billed: dict[tuple[int, str], int] = {}  # (UTC day number, post id) → mills
-            self._by_endpoint: dict[str, int] = {}  # plain containers: the state file keeps them
+            self._day = 0  # the UTC day (number) `_billed` is for
+            self._billed: set[str] = set()  # the posts billed that day
+            self._by_endpoint: dict[str, int] = {}  # mills; plain containers: the state file keeps them
+            self._posts_billed = 0  # post reads billed, every day
 
     def spent_out(self) -> bool:
         """Whether the credit (the `credit_usd` switch) is used up."""
@@ -40,10 +42,13 @@ class Charges(Part):
         price = OWNED_READ_MILLS if owned else POST_READ_MILLS
         with self._lock:
             day = int(self._shared.now() // DAY)
+            if day != self._day:  # a new UTC day: every post may be billed again
+                self._day, self._billed = day, set()
             billed = 0
             for post_id in post_ids:
-                if (day, post_id) not in self._billed:
-                    self._billed[(day, post_id)] = price
+                if post_id not in self._billed:
+                    self._billed.add(post_id)
+                    self._posts_billed += 1
                     billed += price
             if billed:
                 self._by_endpoint[endpoint] = self._by_endpoint.get(endpoint, 0) + billed
@@ -54,4 +59,4 @@ class Charges(Part):
         with self._lock:
             return {"total_usd": sum(self._by_endpoint.values()) / 1000,
                     "by_endpoint": {name: mills / 1000 for name, mills in sorted(self._by_endpoint.items())},
-                    "posts_billed": len(self._billed)}
+                    "posts_billed": self._posts_billed}
