@@ -151,6 +151,26 @@ def test_keys_and_scopes_decide(server: WebServer, store: Repository) -> None:
     assert store.queued_posts() == []
 
 
+def test_every_operation_refuses_a_key_without_its_scope_and_changes_nothing(server: WebServer,
+                                                                            store: Repository) -> None:
+    """Each documented operation, asked with a key holding every scope but the one the document says it
+    needs: 403 `forbidden`, naming that scope, and the store as it was."""
+    post = store.add_posts([Post(id=0, account_id="101", parts=("kept",), due_at=utcnow() + timedelta(days=1))])[0]
+    values = {"post_id": str(post.id), "account": "101", "webhook_id": "1"}
+    before = (store.queued_posts(), store.list_webhooks())
+    tried = 0
+    for template, methods in SPEC["paths"].items():
+        path = template.removeprefix("/api/v1").format(**values)
+        for method, operation in methods.items():
+            [[needed]] = [scopes for requirement in operation.get("security", [{}]) for scopes in requirement.values()]
+            refused = Api(server, key_for(store, *(s for s in SCOPES if s != needed))).call(method.upper(), path)
+            assert (refused.status_code, refused.json()["type"]) == (403, "/api/v1/problems/forbidden"), (method, path)
+            assert needed in refused.json()["detail"]
+            tried += 1
+    assert tried == sum(len(methods) for path, methods in SPEC["paths"].items()) and tried > 15
+    assert (store.queued_posts(), store.list_webhooks()) == before
+
+
 def test_a_key_revoked_through_one_process_is_refused_by_the_other_at_once(
         tmp_path: Path, sandbox: SandboxControl, store_env: dict[str, str]) -> None:
     """Two web processes on one store (two gunicorn workers, or two dynos): a key revoked by `tweetbot keys
