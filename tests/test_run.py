@@ -34,11 +34,15 @@ def get(url: str) -> tuple[int, dict]:
         return answer.code, json.load(answer)
 
 
-def wait_for(url: str, process: subprocess.Popen, until, seconds: float = 60) -> tuple[int, dict]:
-    """GET `url` until `until(status, body)` holds; fails if the process dies or time runs out."""
+def wait_for(url: str, process: subprocess.Popen, until, seconds: float = 60,
+             terminal: int | None = None) -> tuple[int, dict]:
+    """GET `url` until `until(status, body)` holds; fails if the process dies (showing the end of what it
+    printed, to its pipe or to `terminal`, a pty's controller) or time runs out."""
     deadline = time.monotonic() + seconds
     while True:
-        assert process.poll() is None, f"exited {process.returncode}:\n{process.communicate()[0][-4000:]}"
+        if process.poll() is not None:
+            printed = read_terminal(terminal, process, 5) if terminal is not None else process.communicate()[0]
+            raise AssertionError(f"exited {process.returncode}:\n{(printed or '')[-4000:]}")
         try:
             status, body = get(url)
             if until(status, body):
@@ -205,7 +209,8 @@ def test_make_run_in_a_terminal_stops_cleanly_and_ctrl_c_ends_it_with_exit_0(tmp
     make, controller = start_make_run_in_a_terminal(tmp_path, env)
     started: list[int] = []
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200)
+        wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200,
+                 terminal=controller)
         run = child_of(make)
         started = [run, *descendants(run)]
         if stop == "ctrl-c":
@@ -234,7 +239,8 @@ def test_closing_make_runs_terminal_stops_every_process(tmp_path: Path) -> None:
     port, sandbox_port = free_port(), free_port()
     make, controller = start_make_run_in_a_terminal(tmp_path, run_env(tmp_path, port, sandbox_port))
     try:
-        wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200)
+        wait_for(f"http://127.0.0.1:{port}/healthz", make, until=lambda status, body: status == 200,
+                 terminal=controller)
         run = child_of(make)
         started = [run, *descendants(run)]
     finally:
