@@ -7,6 +7,7 @@ endpoint. Amounts are kept in tenths of a cent ("mills"), so totals are exact.
 
 The `credit_usd` switch (None: no limit) is the balance: once what was billed reaches it, every
 billed read answers 402 (the `credits_depleted` switch still turns every endpoint off, posting too).
+A state file (`--state`) keeps the charges with the next request that writes it (reads write none).
 """
 from __future__ import annotations
 

@@ -114,7 +114,8 @@ def test_tweetbot_sandbox_runs_python_m_sandbox_with_the_secret_off_the_command_
 @pytest.mark.slow
 def test_a_state_file_keeps_chains_posts_and_media_through_a_kill(tmp_path: Path) -> None:
     """Killed at once (nothing written on the way out) and started again on the same file, the sandbox still
-    knows the token chain the bot holds, its posts and its media; the file is private; without --state, nothing."""
+    knows the token chain the bot holds, its posts, its media and what reads cost; the file is private;
+    without --state, nothing."""
     state = tmp_path / "data" / "sandbox.state"
     state.parent.mkdir()
     first = start_sandbox(tmp_path / "first", args=("--state", str(state)))
@@ -125,6 +126,7 @@ def test_a_state_file_keeps_chains_posts_and_media_through_a_kill(tmp_path: Path
         pair = XClient(web_settings(tmp_path, control)).refresh(granted["refresh_token"])
         api = XClient(web_settings(tmp_path, control)).api(pair.access_token)
         post_id = api.create_post("kept across a restart")
+        assert [found["id"] for found in api.recent_posts(granted["user"]["id"])] == [post_id]  # a billed read
         media_id = requests.post(first.url + "/2/media/upload", headers={"Authorization": f"Bearer {pair.access_token}"},
                                  files={"media": ("dot.png", png_bytes(), "image/png")},
                                  data={"media_category": "tweet_image"}, timeout=10).json()["data"]["id"]
@@ -140,6 +142,7 @@ def test_a_state_file_keeps_chains_posts_and_media_through_a_kill(tmp_path: Path
         assert [p["id"] for p in control.posts("sandbox_alice")] == [post_id]
         assert media_id in [m["id"] for m in control.state("media")["media"]]
         assert control.state("chains")["chains"][0]["refreshes"] == 2 and control.reuse_count() == 0
+        assert control.charges()["by_endpoint"] == {"GET /2/users/:id/tweets": 0.005}  # what reading cost
         assert f"state: {state} (the world as it was left)" in second.log()
     finally:
         stop_process(second.process)
