@@ -146,8 +146,14 @@ def claimable(delivery: Delivery, now: datetime) -> bool:
         (delivery.claimed_until is None or delivery.claimed_until <= now)
 
 
-def changed_delivery(delivery: Delivery, under_claim: str | None, changes: dict[str, Any]) -> Delivery:
-    """`delivery` with `changes`; with `under_claim`, only while that is still its claim (`ClaimLost`)."""
+def changed_delivery(delivery_id: int, delivery: Delivery | None, under_claim: str | None,
+                     changes: dict[str, Any]) -> Delivery:
+    """`delivery` (as read, None if gone) with `changes`; with `under_claim`, only while that is still its
+    claim (`ClaimLost`, also when it is gone); without, `RecordMissing` when it is gone."""
+    if delivery is None:
+        if under_claim is not None:
+            raise ClaimLost(f"delivery {delivery_id} is gone")
+        raise RecordMissing(f"no delivery {delivery_id}")
     if under_claim is not None and delivery.claim_token != under_claim:
         raise ClaimLost(f"delivery {delivery.id} is no longer held by that claim")
     return replace(delivery, **changes)

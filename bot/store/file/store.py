@@ -976,14 +976,10 @@ class TinyStore:
     def update_delivery(self, delivery_id: int, under_claim: str | None = None, **changes: Any) -> Delivery:
         with self.transaction():
             current = self.get_delivery(delivery_id)
-            if current is None:
-                if under_claim is not None:
-                    raise ClaimLost(f"delivery {delivery_id} is gone")
-                raise RecordMissing(f"no delivery {delivery_id}")
-            delivery = changed_delivery(current, under_claim, changes)
+            delivery = changed_delivery(delivery_id, current, under_claim, changes)
             self._rows("deliveries")[str(delivery.id)] = delivery.to_doc()
             self._dirty = True
-            if delivery.finished and not current.finished:
+            if delivery.finished and current is not None and not current.finished:  # it finished just now
                 self._drop_old_deliveries()
             return delivery
 

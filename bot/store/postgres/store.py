@@ -751,11 +751,7 @@ class PostgresStore:
     def update_delivery(self, delivery_id: int, under_claim: str | None = None, **changes: Any) -> Delivery:
         with self.transaction():
             current = self.get_delivery(delivery_id)
-            if current is None:
-                if under_claim is not None:
-                    raise ClaimLost(f"delivery {delivery_id} is gone")
-                raise RecordMissing(f"no delivery {delivery_id}")
-            delivery = changed_delivery(current, under_claim, changes)
+            delivery = changed_delivery(delivery_id, current, under_claim, changes)
             self._rows("UPDATE webhook_deliveries SET webhook_id = %s, finished = %s, next_attempt_at = %s, "
                        "claimed_until = %s, doc = %s WHERE id = %s", (*_delivery_columns(delivery), delivery.id))
             return delivery
