@@ -13,7 +13,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import threading
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,12 +22,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from stores import FILE, POSTGRES, store_env  # noqa: E402
+from sandboxed import measure_each_store  # noqa: E402
+from stores import store_env  # noqa: E402
 
 from bot import webhooks  # noqa: E402
 from bot.models import Post, utcnow  # noqa: E402
 
-from conftest import start_sandbox, stop_process, tweetbot_env  # noqa: E402
+from conftest import tweetbot_env  # noqa: E402
 from sandbox_helpers import SandboxControl  # noqa: E402
 from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until  # noqa: E402
 
@@ -94,15 +94,7 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=100)
     parser.add_argument("--accounts", type=int, default=10)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        server = start_sandbox(work / "sandbox")
-        try:
-            sandbox = SandboxControl(server.url)
-            for kind in (FILE, POSTGRES):
-                measure(kind, work, sandbox, args.posts, args.accounts)
-        finally:
-            stop_process(server.process)
+    measure_each_store(lambda kind, work, sandbox: measure(kind, work, sandbox, args.posts, args.accounts))
 
 
 if __name__ == "__main__":

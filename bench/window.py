@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,14 +22,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from stores import FILE, POSTGRES, store_env  # noqa: E402
+from sandboxed import measure_each_store  # noqa: E402
+from stores import store_env  # noqa: E402
 
 from bot.models import Account  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
 from bot.tokens import TokenKeeper  # noqa: E402
 from bot.xclient import TokenSet, XClient  # noqa: E402
 
-from conftest import start_sandbox, stop_process, tweetbot_env  # noqa: E402
+from conftest import tweetbot_env  # noqa: E402
 from sandbox_helpers import SandboxControl  # noqa: E402
 from worker_support import connect_accounts, open_test_store  # noqa: E402
 
@@ -87,15 +87,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=1000)
     parser.add_argument("--threads", type=int, default=16)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as folder:
-        work = Path(folder)
-        server = start_sandbox(work / "sandbox")
-        try:
-            sandbox = SandboxControl(server.url)
-            for kind in (FILE, POSTGRES):
-                measure(kind, work, sandbox, args.accounts, args.threads)
-        finally:
-            stop_process(server.process)
+    measure_each_store(lambda kind, work, sandbox: measure(kind, work, sandbox, args.accounts, args.threads))
 
 
 if __name__ == "__main__":
