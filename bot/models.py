@@ -309,8 +309,10 @@ class Post(Record):
                 "claimed_at": None, **self.progress(), **changes}
 
     def as_posted(self, at: datetime) -> dict[str, Any]:
-        """Out: every part at X. The claim ends; the worker that sent it stays named."""
-        return {**self._claim_ended(), **self.progress(), "status": POSTED, "posted_at": at, "last_error": None}
+        """Out: every part at X, and finished then (the worker's clock, which the reading plan counts ages
+        by). The claim ends; the worker that sent it stays named."""
+        return {**self._claim_ended(), **self.progress(), "status": POSTED, "posted_at": at, "finished_at": at,
+                "last_error": None}
 
     def as_failed(self, kind: str, reason: str) -> dict[str, Any]:
         """Failed for good: why, as a fact (`kind`: DUPLICATE, REFUSED…) and in words (`reason`)."""

@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -31,6 +34,8 @@ SANDBOX_CLIENT_SECRET = "sandbox-secret"
 TIERS = ("payg", "free", "basic", "pro")
 # Platforms whose processes share no disk, each known by a variable it sets in every process.
 PLATFORMS = {"DYNO": "Heroku", "RENDER": "Render", "RAILWAY_ENVIRONMENT": "Railway", "FLY_APP_NAME": "Fly.io"}
+_DURATION = re.compile(r"(?P<count>\d+)\s*(?P<unit>[smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 class SettingsError(Exception):
@@ -77,6 +82,10 @@ class Settings:
     webhook_backoff: float = 5.0
     webhook_pause_after: int = 10
     x_app_owner: str | None = None  # the account (@handle or user id) that owns the X developer app
+    # How posts did (bot.analytics): the ages each posted post is read at, earliest first, and the most
+    # its reads may cost in a calendar month (UTC), in dollars (0: no reading at all).
+    analytics_ages: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(hours=24), timedelta(days=7))
+    analytics_budget: Decimal = Decimal("1.00")
 
     def owns_app(self, account_id: str, username: str | None) -> bool:
         """Whether this account owns the developer app: its own timeline is then an owned read ($0.001)."""
@@ -200,6 +209,8 @@ def load_settings(dotenv_path: str | os.PathLike[str] | None = ".env",
         webhook_backoff=env.number("WEBHOOK_BACKOFF", 5.0, low=0.01, high=3600.0),
         webhook_pause_after=env.integer("WEBHOOK_PAUSE_AFTER", 10, low=1, high=1000),
         x_app_owner=env.text("X_APP_OWNER", "") or None,
+        analytics_ages=env.durations("ANALYTICS_AGES", "1h,24h,7d"),
+        analytics_budget=env.dollars("ANALYTICS_BUDGET", "1.00"),
     )
 
 
@@ -282,6 +293,29 @@ class _Env:
             raise SettingsError(f"{name}={raw!r} is not a number (expected {low} to {high})") from None
         if not low <= value <= high:
             raise SettingsError(f"{name}={value} is out of range (expected {low} to {high})")
+        return value
+
+    def durations(self, name: str, default: str) -> tuple[timedelta, ...]:
+        """Comma-separated durations such as "90s,1h,24h,7d" (s, m, h, d, w), returned earliest first."""
+        raw = self.text(name, default)
+        found = []
+        for word in raw.split(","):
+            match = _DURATION.fullmatch(word.strip().lower())
+            if match is None or int(match["count"]) == 0:
+                raise SettingsError(f"{name}={raw!r}: {word.strip()!r} is not a duration "
+                                    "(expected numbers with s, m, h, d or w, such as 90s,1h,24h,7d)")
+            found.append(timedelta(seconds=int(match["count"]) * _UNIT_SECONDS[match["unit"]]))
+        return tuple(sorted(set(found)))
+
+    def dollars(self, name: str, default: str) -> Decimal:
+        raw = self.text(name, default).strip().removeprefix("$")
+        try:
+            value = Decimal(raw)
+        except InvalidOperation:
+            raise SettingsError(f"{name}={raw!r} is not an amount of dollars (expected e.g. 1.00; 0 turns it off)") \
+                from None
+        if not value.is_finite() or value < 0:
+            raise SettingsError(f"{name}={raw!r} is not an amount of dollars (expected 0 or more)")
         return value
 
     def url(self, name: str, default: str) -> str:

@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import schedule
 
 from bot import alerts, webhooks
+from bot.analytics import Reader
 from bot.api_keys import IDEMPOTENCY_WINDOW
 from bot.generators import schedule_generators
 from bot.models import utcnow
@@ -47,6 +48,7 @@ def one_line(exc: BaseException) -> str:
 
 
 DISPATCH_EVERY = 1
+ANALYTICS_EVERY = 60  # seconds: the reading plan's ages are an hour and more; a minute late is on time
 MEDIA_CLEANUP_EVERY = 60  # minutes: retention is counted in days, so an hour late is never late
 RUN_KEYS_KEPT = timedelta(days=30)  # generator run keys older than any run they could collide with
 DELIVERIES_KEPT = timedelta(days=30)  # finished webhook deliveries in the log (the newest 200 stay whatever their age)
@@ -69,6 +71,7 @@ class Worker:
         self.dispatcher = Dispatcher(settings, store, x, self.tokens, clock, should_stop=self._stop.is_set,
                                      worker_id=self.worker_id)
         self.webhooks = webhooks.Deliverer(settings, store, clock)
+        self.analytics = Reader(settings, store, x, self.tokens, clock)
         self.scheduler = schedule.Scheduler()
         self._signals = 0
         self.exit_code = 0
@@ -95,6 +98,11 @@ class Worker:
     def deliver_webhooks(self) -> None:
         """Start the attempts of the webhook deliveries that are due (on the deliverer's own threads)."""
         self.webhooks.deliver_due()
+
+    def read_metrics(self) -> None:
+        """Read how the posted posts did, those due by the reading plan, within the month's budget
+        (`bot.analytics`); one worker at a time, so no post is read (and paid for) twice."""
+        self._once("analytics", self.analytics.read_due)
 
     def forget_media(self) -> None:
         """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished), generator
@@ -131,6 +139,7 @@ class Worker:
         self.scheduler.every(every).seconds.do(self._guarded, self.refresh_due_tokens).tag("refresh")
         self.scheduler.every(heartbeats.BEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
         self.scheduler.every(MEDIA_CLEANUP_EVERY).minutes.do(self._guarded, self.forget_media).tag("media")
+        self.scheduler.every(ANALYTICS_EVERY).seconds.do(self._guarded, self.read_metrics).tag("analytics")
         schedule_generators(self.scheduler, self.settings, self.store, self.clock)
 
     def _guarded(self, job: Callable[[], Any]) -> None:

@@ -305,6 +305,31 @@ class XApi:
             raise XNotFound(_errors_detail(response.errors), 404)
         return [{"id": str(post.id), "text": post.text} for post in response.data or []]
 
+    def metrics_by_ids(self, ids: list[str], non_public: bool) -> list[dict[str, Any]]:
+        """The metrics of up to 100 posts (`GET /2/tweets?ids=`): each found post's id and its
+        `public_metrics` (and `non_public_metrics`, if asked and X shows them); posts gone are left out."""
+        response = _api_call(lambda: self.client.get_tweets(
+            ids, tweet_fields=_metrics_fields(non_public), user_auth=False))
+        return [_metrics_of(post) for post in response.data or []]
+
+    def metrics_on_timeline(self, user_id: str, since_id: str, until_id: str, max_results: int, non_public: bool,
+                            page: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+        """The metrics of the user's posts between two ids, one page of `max_results` (5–100) newest
+        first (`GET /2/users/:id/tweets`: an owned read when the user owns the app); the next page's token."""
+        response = _api_call(lambda: self.client.get_users_tweets(
+            user_id, since_id=since_id, until_id=until_id, max_results=max_results, pagination_token=page,
+            tweet_fields=_metrics_fields(non_public), user_auth=False))
+        return [_metrics_of(post) for post in response.data or []], (response.meta or {}).get("next_token")
+
+
+def _metrics_fields(non_public: bool) -> list[str]:
+    return ["public_metrics", *(["non_public_metrics"] if non_public else [])]
+
+
+def _metrics_of(post: Any) -> dict[str, Any]:
+    return {"id": str(post.id), "public_metrics": dict(post.public_metrics or {}),
+            "non_public_metrics": dict(post.non_public_metrics or {})}
+
 
 # -- media upload ---------------------------------------------------------------------
 

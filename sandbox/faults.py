@@ -46,7 +46,7 @@ def before_request() -> Response | None:
     if key is None:
         return None
     world = current_world()
-    world.traffic.count_request(key)
+    world.traffic.count_request(key, request.args.to_dict())
     fault = world.traffic.take_fault(key)
     if fault is None:
         return None

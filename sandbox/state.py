@@ -176,6 +176,7 @@ class World:
                 "media": self.uploads.rows,
                 "faults": self.traffic.fault_rows,
                 "request_counts": self.traffic.request_counts,
+                "requests": self.traffic.recent_requests,
             }
             state: dict[str, Any] = {"now": now, "clock_offset": self.clock_offset}
             for name, build in builders.items():

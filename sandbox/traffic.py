@@ -7,11 +7,14 @@ which is not thread-safe itself: these methods take the world's lock around it.
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from sandbox.limits import RateLimiter, Window, tier_table
 from sandbox.records import FAULT_MODES, Fault
 from sandbox.shared import Part, Shared
+
+RECENT_REQUESTS = 1000
 
 
 class Traffic(Part):
@@ -26,6 +29,7 @@ class Traffic(Part):
         with self._lock:
             self._faults: list[Fault] = []
             self._counts: dict[str, int] = {}
+            self._recent: deque[dict[str, Any]] = deque(maxlen=RECENT_REQUESTS)
             self._next_fault = 1
             self._limiter.reset()
 
@@ -81,10 +85,17 @@ class Traffic(Part):
 
     # --- counts ---------------------------------------------------------------------
 
-    def count_request(self, endpoint: str) -> None:
-        """Count a request to an X endpoint (for `state.request_counts`)."""
+    def count_request(self, endpoint: str, query: dict[str, str] | None = None) -> None:
+        """Count a request to an X endpoint (for `state.request_counts`), and keep it with its query
+        among the recent ones (`state.requests`: what a client asked, e.g. which fields)."""
         with self._lock:
             self._counts[endpoint] = self._counts.get(endpoint, 0) + 1
+            self._recent.append({"endpoint": endpoint, "query": dict(query or {})})
+
+    def recent_requests(self) -> list[dict[str, Any]]:
+        """The last RECENT_REQUESTS requests to X endpoints, oldest first, each with its query parameters."""
+        with self._lock:
+            return list(self._recent)
 
     def request_counts(self) -> dict[str, int]:
         """Requests so far per X endpoint."""

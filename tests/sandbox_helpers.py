@@ -136,6 +136,10 @@ class SandboxControl:
         events = self.state("token_events")["token_events"]
         return [e for e in events if kind in (None, e["kind"])]
 
+    def requests(self, endpoint: str | None = None) -> list[dict[str, Any]]:
+        """The recent requests to X endpoints (of `endpoint` if given), oldest first, with their queries."""
+        return [r for r in self.state("requests")["requests"] if endpoint in (None, r["endpoint"])]
+
     def charges(self) -> dict[str, Any]:
         """What reads have cost: `{"total_usd", "by_endpoint", "posts_billed"}`."""
         return self._call("GET", "charges")

@@ -24,7 +24,7 @@ from cryptography.fernet import Fernet
 
 from bot.crypto import TokenKeyError
 from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
-from bot.store import KeptAnswer, Repository
+from bot.store import KeptAnswer, Reading, Repository
 from bot.store.postgres.migrate import latest_version
 
 from store_support import FILE, StoreAt
@@ -195,6 +195,32 @@ def test_requests_are_counted_per_key_and_minute_and_two_at_once_never_read_one_
     assert store.count_request("k1", minute - timedelta(minutes=1)) == 41  # a clock behind: the newest minute
     assert store.count_request("k1", minute + timedelta(minutes=1)) == 1  # the next minute starts again
     assert other.count_request("k1", minute + timedelta(minutes=1)) == 2
+
+
+def test_posted_posts_are_found_by_when_they_were_posted_and_keep_their_newest_reading(store_at: StoreAt) -> None:
+    store = store_at.open()
+    now = utcnow()
+    posts = store.add_posts([Post(id=0, account_id=str(40 + n % 2), parts=(f"read me {n}",), due_at=now)
+                             for n in range(6)])
+    hours_ago = [5, 1, 30, 3, 2, 4]  # finished in another order than posted
+    for post, hours in zip(posts, hours_ago, strict=True):
+        store.update_post(post.id, status=POSTED, tweet_ids=(str(9000 + post.id),),
+                          posted_at=now - timedelta(hours=hours))
+    store.update_post(store.add_posts([Post(id=0, account_id="40", parts=("failed",), due_at=now)])[0].id,
+                      status=FAILED, last_error="refused")
+    found = store.posted_since(now - timedelta(hours=4, minutes=30))
+    assert [p.id for p in found] == [posts[5].id, posts[3].id, posts[4].id, posts[1].id]  # earliest posted first
+    assert store.readings([p.id for p in posts]) == {}
+
+    first = [Reading(p.id, p.account_id, now, 0, {"like_count": p.id}) for p in found]
+    store.add_readings(first)
+    later = Reading(found[0].id, found[0].account_id, now + timedelta(hours=1), 1, {"like_count": 99, "engagements": 7})
+    store.add_readings([later])
+    with pytest.raises(RuntimeError), store.transaction():
+        store.add_readings([Reading(found[1].id, found[1].account_id, now + timedelta(hours=2), 1, {"like_count": -1})])
+        raise RuntimeError("rolled back")
+    kept = store_at.open().readings([p.id for p in posts])  # another handle, as another process reads
+    assert kept == {later.post_id: later, **{r.post_id: r for r in first[1:]}}
 
 
 def test_a_failed_transaction_changes_nothing(store_at: StoreAt) -> None:

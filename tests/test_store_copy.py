@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 
 from bot.models import CANCELED, FAILED, NEEDS_RECONNECT, POSTED, SENDING, Account, MediaRef, Post, utcnow
 from bot.schedules import clear_slots, parse_slots, save_slots
-from bot.store import Repository, StoreContents, TokenKeyError, heartbeats
+from bot.store import Reading, Repository, StoreContents, TokenKeyError, heartbeats
 
 from conftest import TWEETBOT, tweetbot_env
 from sandbox_helpers import SandboxControl
@@ -31,6 +31,7 @@ NO_SANDBOX = "http://127.0.0.1:9"  # the copy never talks to X
 ACCOUNTS = 10
 POSTS = 1_000
 POSTED_N, FAILED_N, CANCELED_N = 500, 100, 50
+READ_N = 120  # posted posts with a reading of their metrics
 FINISHED_N = POSTED_N + FAILED_N + CANCELED_N
 QUEUED_N = POSTS - FINISHED_N
 MEDIA_SIZES = (10, 200_000, 2 * (1 << 20) + 7)  # the last one is three pieces in PostgreSQL
@@ -119,6 +120,11 @@ def fill(store: Repository, accounts: int = ACCOUNTS, posts: int = POSTS, seed: 
             events += 1
         store.record_event("worker started", None, None, detail="pid 4242")
         events += 1
+    posted = [stored[index] for index in finishing[:READ_N]]
+    for age in range(2):  # each post read twice: only the newest reading is copied
+        store.add_readings([Reading(post.id, post.account_id, now + timedelta(hours=age, seconds=n), age,
+                                    {"like_count": n + age, "impression_count": 100 * n + age})
+                            for n, post in enumerate(posted)])
     save_slots(store, ids[0], parse_slots("mon-fri 09:00,13:00; sat 11:00", tz="Europe/Berlin"))
     save_slots(store, ids[1], parse_slots("daily 07:30", tz="America/New_York"))
     save_slots(store, ids[2], parse_slots("weekends 10:00"))
@@ -166,6 +172,7 @@ def assert_same(copy: StoreContents, source: StoreContents) -> None:
     assert copy.events == source.events
     assert copy.meta == source.meta
     assert copy.media == source.media  # the same files, each stored at the same moment
+    assert sorted(copy.readings, key=lambda r: r.post_id) == sorted(source.readings, key=lambda r: r.post_id)
     assert copy.counts() == source.counts()
 
 
@@ -194,6 +201,7 @@ def check_source(source: StoreContents, filled: Filled) -> None:
     assert sum(len(p.parts) > 1 for p in [*source.queue, *source.history]) >= 5
     assert [p.status for p in source.queue].count(SENDING) == 1
     assert sum(p.next_attempt_at is not None for p in source.queue) == 20
+    assert len(source.readings) == READ_N and {r.age for r in source.readings} == {1}
     assert source.meta == {"heartbeat:worker-a": {"at": "2026-12-01T09:00:00.000000+00:00", "pid": 4242},
                            "signin_failures": {"count": 2}}
 

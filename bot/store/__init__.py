@@ -52,14 +52,15 @@ from bot.store.records import (
     Delivery,
     Event,
     KeptAnswer,
+    Reading,
     StoreContents,
     Webhook,
     requeued_detail,
 )
 
 __all__ = ["BROKEN", "REQUEUED_EVENT", "RESTORE_HINT", "TAKE_OVER_EVENT", "UNUSABLE", "BackupError",
-           "BackupSummary", "ClaimLost", "Delivery", "Event", "KeptAnswer", "Lock", "LockTimeout", "RecordMissing",
-           "Repository",
+           "BackupSummary", "ClaimLost", "Delivery", "Event", "KeptAnswer", "Lock", "LockTimeout", "Reading",
+           "RecordMissing", "Repository",
            "SchemaBehind", "StoreContents", "StoreDamaged", "StoreError", "StoreUnreachable", "StoreUnusable",
            "TokenKeyError", "Webhook", "open_store", "requeued_detail", "restore_store"]
 

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bot.models import Account, Post
 from bot.store.locks import Lock
-from bot.store.records import BackupSummary, Delivery, Event, KeptAnswer, StoreContents, Webhook
+from bot.store.records import BackupSummary, Delivery, Event, KeptAnswer, Reading, StoreContents, Webhook
 
 
 class Repository(Protocol):
@@ -113,6 +113,15 @@ class Repository(Protocol):
     def post_counts(self) -> dict[tuple[str, str], int]:
         """How many posts, queued and finished, each account has in each status: {(account_id, status): n}
         (for /metrics: counted by the store, never by reading every post)."""
+
+    # What X says of posted posts (`bot.analytics`): each post's newest reading of its metrics.
+    def posted_since(self, since: datetime) -> list[Post]:
+        """The posted posts whose `posted_at` is at or after `since`, the earliest posted first (the
+        reading plan's candidates)."""
+    def add_readings(self, readings: list[Reading]) -> None:
+        """Keep `readings`, each replacing its post's earlier one, in the caller's transaction if any."""
+    def readings(self, post_ids: Iterable[int]) -> dict[int, Reading]:
+        """The newest reading kept of each of `post_ids` that has one."""
 
     def get_schedule(self, account_id: str) -> dict[str, Any] | None:
         """The account's posting slots as `save_schedule` kept them (`bot.schedules`), or None."""

@@ -70,6 +70,20 @@ class Event:
                    post_id=doc.get("post_id"), detail=doc.get("detail"))
 
 
+@dataclass(frozen=True)
+class Reading(Record):
+    """What one read of a posted post found at X (`bot.analytics`): its metrics under X's names, summed
+    over its parts (a thread's likes are every part's), when, and which age of the reading plan it was."""
+
+    post_id: int
+    account_id: str
+    read_at: datetime
+    age: int  # the index in ANALYTICS_AGES of the age this read was for
+    metrics: dict[str, int] = field(default_factory=dict)
+
+    _times = ("read_at",)
+
+
 #: Finished webhook deliveries every store keeps whatever their age (the delivery log, `Repository.deliveries`).
 KEPT_DELIVERIES = 200
 
@@ -255,6 +269,7 @@ class StoreContents:
     read_media: Callable[[str], bytes] = field(default=_no_media, compare=False, repr=False)
     webhooks: list[dict[str, Any]] = field(default_factory=list)  # as kept: each secret still sealed
     deliveries: list[Delivery] = field(default_factory=list)
+    readings: list[Reading] = field(default_factory=list)  # each post's newest
 
     def counts(self) -> dict[str, int]:
         return {"accounts": len(self.accounts), "queued posts": len(self.queue),

@@ -49,7 +49,7 @@ from bot.models import from_iso, to_iso, utcnow
 from bot.store import heartbeats
 from bot.store.errors import BackupError, StoreDamaged
 from bot.store.file.media_folder import PRIVATE_DIR, is_digest, set_stored_time
-from bot.store.file.store import StoreMoment, TinyStore, media_folder
+from bot.store.file.store import LOGS, StoreMoment, TinyStore, log_path, media_folder
 from bot.store.files import PRIVATE, atomic_write, atomic_write_with, decode, encode
 from bot.store.locks import LockTimeout
 from bot.store.records import BackupSummary, StoreContents
@@ -61,7 +61,7 @@ FORMAT = 2  # 2: with media files; 1 (none) is still read
 READABLE = (1, 2)
 MANIFEST = "manifest.json"
 MEDIA = "media/"  # member name prefix: media/<digest>
-MEMBERS = {"main": "store.json", "history": "history.jsonl", "events": "events.jsonl"}
+MEMBERS = {"main": "store.json", **{name: f"{name}.jsonl" for name in LOGS}}
 _CHUNK = 1 << 20
 
 
@@ -108,7 +108,7 @@ def _write_archive(store: TinyStore, raw: BinaryIO, target: Path) -> BackupSumma
         _add(archive, MEMBERS["main"], moment.main)
         files[MEMBERS["main"]] = {"bytes": len(moment.main), "sha256": _sha(moment.main)}
         counts = {}
-        for name in ("history", "events"):
+        for name in LOGS:
             reader = _Counting(moment.logs[name], moment.lengths[name])
             info = _info(MEMBERS[name], moment.lengths[name])
             archive.addfile(info, io.BufferedReader(reader, _CHUNK))
@@ -191,8 +191,8 @@ def check_backup(archive: Path, cipher: TokenCipher) -> CheckedBackup:
     tables = _parse_main(archive, files[MEMBERS["main"]])
     meta = tables.get("meta", {}).get("1", {})
     counts = {}
-    for name in ("history", "events"):
-        payload = files[MEMBERS[name]]
+    for name in LOGS:
+        payload = files.get(MEMBERS[name], b"")
         if int(meta.get(f"{name}_bytes", 0)) != len(payload):
             raise BackupError(f"{archive}: the {name} log holds {len(payload):,} bytes but the main file "
                               f"committed {int(meta.get(f'{name}_bytes', 0)):,}")
@@ -304,9 +304,9 @@ def restore_backup(archive: Path, store_path: Path, cipher: TokenCipher, force: 
                               "(its files are kept beside it as NAME.replaced-…)")
         _set_aside(present)
         paths = _store_files(store_path)
-        _restore_media(Path(archive), checked.media, paths[3])
-        atomic_write(paths[1], checked.files[MEMBERS["history"]])
-        atomic_write(paths[2], checked.files[MEMBERS["events"]])
+        _restore_media(Path(archive), checked.media, media_folder(store_path))
+        for name, path in zip(LOGS, paths[1:-1], strict=True):
+            atomic_write(path, checked.files.get(MEMBERS[name], b""))
         atomic_write(paths[0], checked.files[MEMBERS["main"]])  # last: until now the old state stood
     restored = TinyStore(store_path, cipher)
     restored.verify()
@@ -340,9 +340,8 @@ def _refuse_while_beating(age: float | None) -> None:
 
 
 def _store_files(store_path: Path) -> list[Path]:
-    """The main file, the two logs and the media folder."""
-    return [store_path, store_path.with_suffix(".history.jsonl"), store_path.with_suffix(".events.jsonl"),
-            media_folder(store_path)]
+    """The main file, the logs (in `LOGS`' order) and the media folder."""
+    return [store_path, *(log_path(store_path, name) for name in LOGS), media_folder(store_path)]
 
 
 def _holds_anything(path: Path) -> bool:

@@ -43,7 +43,7 @@ from tinydb.storages import Storage
 from tinydb.table import Document, Table
 
 from bot.crypto import TokenCipher, TokenKeyError
-from bot.models import ACTIVE, FAILED, SCHEDULED, SENDING, Account, Post, from_iso, ready_time, to_iso, utcnow
+from bot.models import ACTIVE, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, from_iso, ready_time, to_iso, utcnow
 from bot.store.errors import ClaimLost, RecordMissing, StoreDamaged, StoreError
 from bot.store.file.locks import FileHeldLock
 from bot.store.file.media_folder import MediaFolder
@@ -56,6 +56,7 @@ from bot.store.records import (
     Delivery,
     Event,
     KeptAnswer,
+    Reading,
     StoreContents,
     Webhook,
     changed_delivery,
@@ -75,6 +76,14 @@ from bot.store.records import (
 SCHEMA_VERSION = 1  # the file store's layout; its media folder needed no new version (absent: no media)
 _META_ID = 1
 Stamp = tuple[int, int, int]
+
+
+LOGS = ("history", "events", "readings")  # finished posts, the audit trail, what reads of posts found
+
+
+def log_path(store_path: Path, name: str) -> Path:
+    """Where a file store keeps its log `name`: `tweetbot.history.jsonl` beside `tweetbot.json`."""
+    return Path(store_path).with_suffix(f".{name}.jsonl")
 
 
 def media_folder(store_path: Path) -> Path:
@@ -156,11 +165,7 @@ class _LogTally:
     def at(self, log: AppendLog, committed: int) -> Counter[tuple[Any, ...]]:
         """The counts of the records up to `committed` (a record boundary), as a new Counter."""
         with self.lock:
-            try:
-                st = log.path.stat()
-                file: tuple[int, int] | None = (st.st_dev, st.st_ino)
-            except FileNotFoundError:
-                file = None
+            file = _identity(log.path)
             if file != self.file:
                 self.counts, self.file, self.counted = Counter(), file, 0
             if committed < self.counted:
@@ -169,6 +174,38 @@ class _LogTally:
                 self.counts[self.key(record)] += 1
             self.counted = committed
             return Counter(self.counts)
+
+
+class _NewestReadings:
+    """Each post's newest reading in the readings log, carried forward as `_LogTally` carries its counts:
+    each call reads only the records committed since the last (a log another file now is read afresh,
+    and so is one a caller sees shorter than what was read: another thread's newer snapshot)."""
+
+    def __init__(self) -> None:
+        self.newest: dict[int, dict[str, Any]] = {}
+        self.file: tuple[int, int] | None = None
+        self.read = 0
+        self.lock = threading.Lock()
+
+    def at(self, log: AppendLog, committed: int) -> dict[int, dict[str, Any]]:
+        """{post id: its newest reading's record} as of `committed` bytes of the log."""
+        with self.lock:
+            file = _identity(log.path)
+            if file != self.file or committed < self.read:
+                self.newest, self.file, self.read = {}, file, 0
+            for record in log.read_from(self.read, committed):
+                self.newest[int(record["post_id"])] = record
+            self.read = max(self.read, committed)
+            return dict(self.newest)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """A file's (device, inode), or None when it does not exist."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_dev, st.st_ino)
 
 
 @dataclass
@@ -216,10 +253,10 @@ class TinyStore:
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._posts_version = 0  # bumped on every change made in place to the posts table
         self._index: _QueueIndex | None = None
-        self._logs = {"history": AppendLog(self.path.with_suffix(".history.jsonl")),
-                      "events": AppendLog(self.path.with_suffix(".events.jsonl"))}
+        self._logs = {name: AppendLog(log_path(self.path, name)) for name in LOGS}
         self._tallies = {"history": _LogTally(lambda doc: (doc["account_id"], doc["status"])),
                          "events": _LogTally(lambda doc: (doc["account_id"], doc["kind"]))}
+        self._readings = _NewestReadings()
         self.media = MediaFolder(media_folder(self.path), Path(str(self.path) + ".media.lock"))
         self._rates_path = Path(str(self.path) + ".rates")
         self._rates_lock = FileLock(str(self._rates_path) + ".lock", mode=PRIVATE)
@@ -427,7 +464,8 @@ class TinyStore:
 
     # -- copying -------------------------------------------------------------------
 
-    _OWN_META = frozenset({"schema_version", "next_post_id", "history_bytes", "events_bytes", "next_webhook_id",
+    _OWN_META = frozenset({"schema_version", "next_post_id", "history_bytes", "events_bytes", "readings_bytes",
+                           "next_webhook_id",
                            "next_delivery_id"})
 
     def dump(self) -> StoreContents:
@@ -442,7 +480,8 @@ class TinyStore:
                 meta={k: v for k, v in self._meta().items() if k not in self._OWN_META},
                 media=self.media_digests(), read_media=self.get_media,
                 webhooks=[dict(doc) for _, doc in sorted(self._rows("webhooks").items(), key=lambda kv: int(kv[0]))],
-                deliveries=self.deliveries(limit=sys.maxsize)[::-1])
+                deliveries=self.deliveries(limit=sys.maxsize)[::-1],
+                readings=[Reading.from_doc(doc) for doc in self._newest_readings().values()])
 
     def load(self, contents: StoreContents) -> None:
         """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty).
@@ -480,6 +519,7 @@ class TinyStore:
         self._posts_version += 1
         self._pending["history"].extend(post.to_doc() for post in contents.history)
         self._pending["events"].extend(event.to_doc() for event in contents.events)
+        self._pending["readings"].extend(reading.to_doc() for reading in contents.readings)
         for key, value in contents.meta.items():
             self._set_meta_in_tx(key, value)
         last = max((post.id for post in [*contents.queue, *contents.history]), default=0)
@@ -838,6 +878,37 @@ class TinyStore:
             committed = self._committed("history")
         counts.update(self._tallies["history"].at(self._logs["history"], committed))
         return dict(counts)
+
+    # -- readings (bot.analytics) -------------------------------------------------
+
+    def posted_since(self, since: datetime) -> list[Post]:
+        """The history log read backwards until a post finished before `since` (a post is finished when
+        it is posted, and the log is in the order posts finished)."""
+        cutoff = to_iso(since) or ""
+        with self._reading():
+            committed, noted = self._committed("history"), self._noted()
+        found: list[Post] = []
+        for record in self._logs["history"].read_newest(committed):
+            if (record.get("finished_at") or "") < cutoff:
+                break
+            if record["status"] == POSTED and (record.get("posted_at") or "") >= cutoff:
+                found.append(_finished(record, noted))
+        return sorted(found, key=lambda post: (post.posted_at, post.id))
+
+    def add_readings(self, readings: list[Reading]) -> None:
+        """Appended to the readings log: each read is kept, the newest of each post is what is asked for."""
+        with self.transaction():
+            self._pending["readings"].extend(reading.to_doc() for reading in readings)
+
+    def readings(self, post_ids: Iterable[int]) -> dict[int, Reading]:
+        newest = self._newest_readings()
+        return {int(post_id): Reading.from_doc(newest[int(post_id)]) for post_id in post_ids
+                if int(post_id) in newest}
+
+    def _newest_readings(self) -> dict[int, dict[str, Any]]:
+        with self._reading():
+            committed = self._committed("readings")
+        return self._readings.at(self._logs["readings"], committed)
 
     # -- schedules -----------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from bot.store.records import (
     Delivery,
     Event,
     KeptAnswer,
+    Reading,
     StoreContents,
     Webhook,
     changed_delivery,
@@ -81,7 +82,7 @@ __all__ = ["POOL_SIZE", "PostgresStore", "database_url", "describe"]
 
 # What a restore with --force empties (the schema's ledger and the leases stay).
 _DATA_TABLES = ("accounts", "posts", "schedules", "events", "meta", "media", "media_chunks", "generator_runs",
-                "api_answers", "webhooks", "webhook_deliveries")
+                "api_answers", "webhooks", "webhook_deliveries", "readings")
 _UPDATE_CLAIMED = """
 WITH merged AS (
     SELECT id, doc || %(patch)s AS doc FROM posts
@@ -289,7 +290,9 @@ class PostgresStore:
                 read_media=self.get_media,
                 webhooks=[row[0] for row in conn.execute("SELECT doc FROM webhooks ORDER BY id")],
                 deliveries=[Delivery.from_doc(row[0]) for row in conn.execute(
-                    "SELECT doc FROM webhook_deliveries ORDER BY id")])
+                    "SELECT doc FROM webhook_deliveries ORDER BY id")],
+                readings=[Reading.from_doc(row[0]) for row in conn.execute(
+                    "SELECT doc FROM readings ORDER BY post_id")])
 
     def load(self, contents: StoreContents, replace: bool = False) -> None:
         """Fill an empty store with `contents`, ids kept, in one transaction (`StoreError` if not empty;
@@ -317,6 +320,7 @@ class PostgresStore:
             self._rows("SELECT setval(pg_get_serial_sequence('posts', 'id'), "
                        "coalesce((SELECT max(id) FROM posts), 0) + 1, false)")
             self._load_webhooks(contents)
+            self.add_readings(contents.readings)
             for digest, stored_at in contents.media.items():  # one file at a time, in the same transaction
                 self._put_media(contents.read_media(digest), stored_at)
 
@@ -603,6 +607,34 @@ class PostgresStore:
     def post_counts(self) -> dict[tuple[str, str], int]:
         rows = self._rows("SELECT account_id, status, count(*) FROM posts GROUP BY account_id, status")
         return {(account_id, status): int(number) for account_id, status, number in rows}
+
+    # -- readings (bot.analytics) ----------------------------------------------------------------
+
+    def posted_since(self, since: datetime) -> list[Post]:
+        rows = self._rows("SELECT doc FROM posts WHERE status = 'posted' AND doc->>'posted_at' >= %s "
+                          "ORDER BY doc->>'posted_at', id", (to_iso(since),))
+        return [Post.from_doc(row[0]) for row in rows]
+
+    def add_readings(self, readings: list[Reading]) -> None:
+        """Each replaces its post's reading unless that one was read later (the newest stays)."""
+        if not readings:
+            return
+        with self.transaction():
+            conn = self._conn
+            assert conn is not None
+            with conn.cursor() as cursor:
+                cursor.executemany(
+                    "INSERT INTO readings AS r (post_id, account_id, read_at, doc) VALUES (%s, %s, %s, %s) "
+                    "ON CONFLICT (post_id) DO UPDATE SET account_id = EXCLUDED.account_id, read_at = EXCLUDED.read_at, "
+                    "doc = EXCLUDED.doc WHERE r.read_at <= EXCLUDED.read_at",
+                    [(r.post_id, r.account_id, r.read_at, Jsonb(r.to_doc())) for r in readings])
+
+    def readings(self, post_ids: Iterable[int]) -> dict[int, Reading]:
+        ids = [int(post_id) for post_id in post_ids]
+        if not ids:
+            return {}
+        rows = self._rows("SELECT doc FROM readings WHERE post_id = ANY(%s)", (ids,))
+        return {int(row[0]["post_id"]): Reading.from_doc(row[0]) for row in rows}
 
     # -- schedules ----------------------------------------------------------------------------------
 

@@ -1,0 +1,172 @@
+"""How posts did (issue 22): the worker's reading plan against the sandbox, over real HTTP.
+
+The worker's own `Reader` runs in this process with the worker's clock kept in step with the
+sandbox's (`SandboxClock`), so a test can live through a month in seconds: each post is read at
+its ages, what the store says reading cost is what the sandbox's charge counter billed to the
+cent, the budget stops reading before it is spent, and a 402 pauses reading but never posting.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from bot import read_spend
+from bot.analytics import analytics_spent, next_day, next_month, reached_age, status_line
+from bot.models import POSTED, Post
+from sandbox.metrics import non_public_metrics, public_metrics
+from sandbox.options import SandboxConfig
+
+from sandbox_helpers import SandboxControl
+from test_posting import Rig
+
+DAY = 86400
+HOUR = 3600
+IDS = "GET /2/tweets"
+TIMELINE = "GET /2/users/:id/tweets"
+
+
+def analytics_rig(tmp_path: Path, sandbox: SandboxControl, accounts: int = 1, **env: str) -> Rig:
+    sandbox.configure(access_token_lifetime=60 * DAY)  # the clock moves by days; refreshes are tested elsewhere
+    return Rig(tmp_path, sandbox, accounts=accounts, **env)
+
+
+def post_now(rig: Rig, *parts: str, account: int = 0) -> Post:
+    post = rig.send(rig.queue(*parts, account=account))
+    assert post.status == POSTED, post.last_error
+    return post
+
+
+def spent_every_month(rig: Rig, start_seconds: float) -> Decimal:
+    """Every kind of read spend the store kept, over each UTC month from the start to now."""
+    total, at = Decimal(0), rig.clock() - timedelta(seconds=rig.sandbox.now() - start_seconds)
+    while at <= rig.clock():
+        total += sum(read_spend.month_spend(rig.store, at).values(), Decimal(0))
+        at = next_month(at)
+    return total
+
+
+def test_each_post_is_read_at_its_ages_and_what_reading_cost_is_what_x_billed_to_the_cent(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Two accounts, one owning the app, post a post (every third a thread) each day for a month while
+    the clock moves in 12-hour steps: after each round every post's reading is for the oldest age it
+    reached (1h, 24h, 7d), with the numbers the sandbox's seed gives for that age, and the store's
+    month-by-month spend equals the sandbox's charges to the tenth of a cent."""
+    rig = analytics_rig(tmp_path, sandbox, accounts=2, ANALYTICS_AGES="1h,24h,7d", ANALYTICS_BUDGET="20",
+                        X_APP_OWNER="@poster_1")
+    owner = rig.accounts[0]
+    assert owner.username == "poster_1"
+    sandbox.configure(app_owner=owner.user_id)
+    start = sandbox.now()
+    ages = rig.worker.settings.analytics_ages
+    posts: list[Post] = []
+    created = {}
+    try:
+        for step in range(60):
+            if step % 2 == 0:
+                for account in range(2):
+                    parts = (f"a thread, day {step // 2}", "its second part") if step % 6 == 0 else \
+                        (f"post of day {step // 2} by {account}",)
+                    posts.append(post_now(rig, *parts, account=account))
+                created = {p["id"]: p["created_at_ts"] for p in sandbox.posts()}
+            rig.clock.advance(12 * HOUR)
+            at = rig.clock()
+            rig.worker.analytics.read_due()
+            readings = rig.store.readings(p.id for p in posts)
+            for post in posts:
+                reached = reached_age(post, ages, at)
+                assert (readings[post.id].age if post.id in readings else -1) == reached, (step, post.id)
+            for post in posts[-4:]:
+                check_numbers(readings[post.id].metrics, post, created, readings[post.id].read_at.timestamp())
+    finally:
+        rig.dispatcher.shutdown()
+    billed = sandbox.charges()
+    assert set(billed["by_endpoint"]) == {IDS, TIMELINE}  # the owner's own timeline, the other's by id
+    assert spent_every_month(rig, start) == Decimal(str(billed["total_usd"]))
+    assert all(readings[p.id].age == 2 for p in posts[:20])  # a month on: the first posts are read at 7d
+
+
+def check_numbers(metrics: dict[str, int], post: Post, created: dict[str, float], read_at: float) -> None:
+    """The reading's counts are the seed's for the post's age when read (summed over a thread's parts),
+    within the second around the read."""
+    seed = SandboxConfig().seed
+    for name, value in metrics.items():
+        bounds = []
+        for slack in (-2.0, 2.0):
+            total = 0
+            for tweet_id in post.tweet_ids:
+                age = read_at + slack - created[tweet_id]
+                counts = {**public_metrics(seed, tweet_id, age), **non_public_metrics(seed, tweet_id, age)}
+                total += counts[name]
+            bounds.append(total)
+        assert bounds[0] <= value <= bounds[1], (name, value, bounds)
+
+
+def test_a_budget_stops_reading_before_it_is_spent_and_nothing_more_is_sent(tmp_path: Path,
+                                                                            sandbox: SandboxControl) -> None:
+    """$0.05 a month and 100 posts read by id at $0.005: the worker reads the 10 that fit, sends nothing
+    after, and says how much was spent and when reading resumes."""
+    rig = analytics_rig(tmp_path, sandbox, ANALYTICS_AGES="1h", ANALYTICS_BUDGET="0.05")
+    try:
+        posts = [post_now(rig, f"one of a hundred, number {n}") for n in range(100)]
+        rig.clock.advance(HOUR + 60)
+        first = rig.worker.analytics.read_due()
+        sent = sandbox.state("request_counts")["request_counts"][IDS]
+        rig.clock.advance(600)
+        again = rig.worker.analytics.read_due()
+    finally:
+        rig.dispatcher.shutdown()
+    billed = sandbox.charges()
+    assert (first.posts_read, first.spent) == (10, Decimal("0.05")) and first.stopped is not None
+    assert billed["total_usd"] == 0.05 and analytics_spent(rig.store, rig.clock()) == Decimal("0.05")
+    assert (again.requests, sandbox.state("request_counts")["request_counts"][IDS]) == (0, sent)
+    assert len(rig.store.readings(p.id for p in posts)) == 10
+    line = status_line(rig.worker.settings, rig.store, rig.clock())
+    assert "$0.05 of the $0.05 budget" in line
+    assert f"resumes {next_month(rig.clock()):%Y-%m-%d}" in line
+
+
+def test_x_answering_402_pauses_reading_until_the_next_day_and_posting_goes_on(tmp_path: Path,
+                                                                               sandbox: SandboxControl) -> None:
+    rig = analytics_rig(tmp_path, sandbox, ANALYTICS_AGES="1h", ANALYTICS_BUDGET="5")
+    rig.clock.advance((next_day(rig.clock()) - rig.clock()).total_seconds() + HOUR)  # 01:00 UTC: hours to go
+    try:
+        sandbox.configure(credit_usd=0.01)
+        first = [post_now(rig, f"read before the credit ran out {n}") for n in range(3)]
+        rig.clock.advance(HOUR + 60)
+        assert rig.worker.analytics.read_due().posts_read == 3  # $0.015: the credit is spent now
+        later = post_now(rig, "read after the credit ran out")
+        rig.clock.advance(HOUR + 60)
+        refused = rig.worker.analytics.read_due()
+        assert refused.posts_read == 0 and "402" in (refused.stopped or "")
+        during = post_now(rig, "posting goes on")
+        calls = sandbox.state("request_counts")["request_counts"][IDS]
+        rig.clock.advance(HOUR)
+        assert rig.worker.analytics.read_due().requests == 0  # paused: nothing is asked
+        assert sandbox.state("request_counts")["request_counts"][IDS] == calls
+        assert "Paused until" in status_line(rig.worker.settings, rig.store, rig.clock())
+        sandbox.configure(credit_usd=None)  # the owner tops up; the pause still ends with the UTC day
+        rig.clock.advance(DAY)
+        assert rig.worker.analytics.read_due().posts_read == 2  # the one refused, the one posted meanwhile
+    finally:
+        rig.dispatcher.shutdown()
+    every = [*first, later, during]
+    assert set(rig.store.readings(p.id for p in every)) == {p.id for p in every}
+
+
+def test_non_public_metrics_are_asked_only_for_posts_under_30_days_old(tmp_path: Path,
+                                                                      sandbox: SandboxControl) -> None:
+    rig = analytics_rig(tmp_path, sandbox, ANALYTICS_AGES="1h,31d", ANALYTICS_BUDGET="5")
+    try:
+        post = post_now(rig, "read young, then old")
+        rig.clock.advance(HOUR + 60)
+        rig.worker.analytics.read_due()
+        young = rig.store.readings([post.id])[post.id].metrics
+        rig.clock.advance(31 * DAY)
+        rig.worker.analytics.read_due()
+        old = rig.store.readings([post.id])[post.id]
+    finally:
+        rig.dispatcher.shutdown()
+    asked = [r["query"]["tweet.fields"].split(",") for r in sandbox.requests(IDS)]
+    assert asked == [["public_metrics", "non_public_metrics"], ["public_metrics"]]
+    assert "engagements" in young and old.age == 1 and "engagements" not in old.metrics
