@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 from bot.models import ACTIVE, Account, Post
 from bot.pricing import OWNED_READ_PRICE, POST_READ_PRICE, dollars
-from bot.read_spend import BILLED_KEY, month_spend, record_read
+from bot.read_spend import ANALYTICS, BILLED_KEY, month_spend, record_read
 from bot.settings import Settings
 from bot.store import Reading, Repository
 from bot.tokens import TokenKeeper
@@ -37,7 +37,6 @@ from bot.xclient import XApi, XClient, XError, XRateLimited, XUsageCapped
 
 log = logging.getLogger("tweetbot.analytics")
 
-ANALYTICS = "analytics"  # the read spend's kind (`bot.read_spend`)
 PAUSED_KEY = "analytics_paused"  # meta: {"until": ISO, "reason": words}
 STOPPED_KEY = "analytics_stopped"  # meta: {"month": "YYYY-MM", "spent": "0.05", "at": ISO}
 CATCH_UP = timedelta(days=2)  # how long after its last age a post not read yet is still read

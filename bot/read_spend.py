@@ -23,6 +23,7 @@ from bot.store import Repository
 log = logging.getLogger("tweetbot.reads")
 
 SETTLE = "settle"
+ANALYTICS = "analytics"  # the reads of how posts did (`bot.analytics`), which ANALYTICS_BUDGET caps
 BILLED_KEY = "read_billed"
 
 
@@ -54,7 +55,7 @@ def month_spend(store: Repository, at: datetime) -> dict[str, Decimal]:
     return {kind: Decimal(amount) for kind, amount in (store.get_meta(month_key(at)) or {}).items()}
 
 
-KIND_WORDS = {SETTLE: "timeline reads that settled uncertain posts"}
+KIND_WORDS = {SETTLE: "timeline reads that settled uncertain posts", ANALYTICS: "reads of how posts did"}
 
 
 def spend_line(store: Repository, at: datetime) -> str | None:

@@ -31,6 +31,7 @@ from bot.queue import draft_for
 from bot.refusals import NoSuchPost, QueueError
 from bot.schedules import SlotSchedule, SlotSpecError, open_slots, parse_slots
 from bot.settings import RemoteSettings
+from bot.store.records import Reading
 
 PAGE = 200  # posts per request: the most GET /api/v1/posts answers with
 PROBLEM_TYPE = "/api/v1/problems/"  # a problem's `type` is this and the refusal's kind
@@ -119,6 +120,7 @@ class Remote:
         self.http.headers.update({"Authorization": f"Bearer {settings.api_key}", "User-Agent": "tweetbot-cli"})
         self._accounts: dict[str, Any] | None = None
         self._links: dict[int, str | None] = {}
+        self._readings: dict[int, Reading] = {}
 
     # The one seam: every request, and every way one can fail.
 
@@ -204,6 +206,9 @@ class Remote:
     def _kept(self, doc: dict[str, Any]) -> Post:
         """The post, its first link remembered (the bot knows where X shows it)."""
         self._links[doc["id"]] = next((part["url"] for part in doc["parts"] if part["url"]), None)
+        if doc.get("metrics") is not None:
+            self._readings[doc["id"]] = Reading(doc["id"], doc["account"], _time(doc["metrics_read_at"]), -1,
+                                                doc["metrics"])
         return post_from_json(doc)
 
     def queued_posts(self, account_id: str | None = None) -> list[Post]:
@@ -215,6 +220,10 @@ class Remote:
     def link(self, post: Post, account: Account | None) -> str | None:
         """Where X shows the post's first part, as the bot said when it listed it."""
         return self._links.get(post.id)
+
+    def readings(self, posts: Sequence[Post]) -> dict[int, Reading]:
+        """How the posts did when last read, as the bot said when it listed them (`age` is not shown: -1)."""
+        return {post.id: self._readings[post.id] for post in posts if post.id in self._readings}
 
     def get_post(self, post_id: int) -> Post | None:
         try:

@@ -7,18 +7,28 @@ cent, the budget stops reading before it is spent, and a 402 pauses reading but 
 """
 from __future__ import annotations
 
+import re
+import subprocess
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from bot import read_spend
-from bot.analytics import analytics_spent, next_day, next_month, reached_age, status_line
-from bot.models import POSTED, Post
+from bot.analytics import analytics_spent, engagements, next_day, next_month, reached_age, status_line
+from bot.api_keys import create_key
+from bot.models import POSTED, Post, to_iso, utcnow
+from bot.pricing import dollars
+from bot.settings import load_settings
 from sandbox.metrics import non_public_metrics, public_metrics
 from sandbox.options import SandboxConfig
+from web import create_app
 
+from conftest import TWEETBOT
 from sandbox_helpers import SandboxControl
 from test_posting import Rig
+from web_support import Browser
 
 DAY = 86400
 HOUR = 3600
@@ -170,3 +180,76 @@ def test_non_public_metrics_are_asked_only_for_posts_under_30_days_old(tmp_path:
     asked = [r["query"]["tweet.fields"].split(",") for r in sandbox.requests(IDS)]
     assert asked == [["public_metrics", "non_public_metrics"], ["public_metrics"]]
     assert "engagements" in young and old.age == 1 and "engagements" not in old.metrics
+
+
+def shown_in_history(page: str) -> dict[int, tuple[int, ...]]:
+    """The dashboard history's figures of each post row that has them: likes, reposts, replies, impressions."""
+    shown = {}
+    for row in page.split('<tr class="post ')[1:]:
+        found = re.search(r'data-post="(\d+)".*?class="metrics" data-likes="(\d+)" data-reposts="(\d+)" '
+                          r'data-replies="(\d+)" data-impressions="(\d+)"', row.split("</tr>")[0], re.S)
+        if found:
+            shown[int(found[1])] = tuple(int(n) for n in found.groups()[1:])
+    return shown
+
+
+def figures(metrics: dict[str, int]) -> tuple[int, ...]:
+    return tuple(metrics[name] for name in ("like_count", "retweet_count", "reply_count", "impression_count"))
+
+
+def test_the_dashboard_the_api_the_cli_and_metrics_show_what_the_store_read(tmp_path: Path,
+                                                                            sandbox: SandboxControl) -> None:
+    rig = analytics_rig(tmp_path, sandbox, accounts=2, ANALYTICS_AGES="1h", ANALYTICS_BUDGET="5")
+    try:
+        posts = [post_now(rig, f"how did it do, {n}?", account=n % 2) for n in range(6)]
+        posts.append(post_now(rig, "a thread does as well as", "its parts together", account=1))
+        rig.clock.advance(HOUR + 60)
+        assert rig.worker.analytics.read_due().posts_read == len(posts)
+    finally:
+        rig.dispatcher.shutdown()
+    readings = rig.store.readings(p.id for p in posts)
+    app = create_app({"SETTINGS": load_settings(None, rig.env), "TESTING": True, "CLOCK": rig.clock})
+    browser = Browser(app)
+    browser.sign_in()
+    page = browser.get("/").get_data(as_text=True)
+
+    assert shown_in_history(page) == {p.id: figures(readings[p.id].metrics) for p in posts}
+    best = sorted(posts, key=lambda p: (engagements(readings[p.id].metrics),
+                                        readings[p.id].metrics["impression_count"]), reverse=True)[:5]
+    assert [(int(i), int(n)) for i, n in re.findall(r'<tr data-post="(\d+)" data-engagements="(\d+)"', page)] == \
+        [(p.id, engagements(readings[p.id].metrics)) for p in best]
+    totals = {handle: (int(i), int(e)) for handle, i, e in re.findall(
+        r'data-handle="(@\w+)" data-impressions="(\d+)" data-engagements="(\d+)"', page)}
+    assert totals == {a.handle: (sum(readings[p.id].metrics["impression_count"] for p in posts if p.account_id == a.user_id),
+                                 sum(engagements(readings[p.id].metrics) for p in posts if p.account_id == a.user_id))
+                      for a in rig.accounts}
+    spent = analytics_spent(rig.store, rig.clock())
+    assert spent == len(posts) * Decimal("0.005") + Decimal("0.005")  # the thread's two parts billed each
+    assert f"{dollars(spent)} of the $5.00 budget" in page
+
+    key = create_key(rig.store, "reader", ("posts:read",), utcnow())[1]
+    thread = posts[-1]
+    answer = app.test_client().get(f"/api/v1/posts/{thread.id}", headers={"Authorization": f"Bearer {key}"})
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    assert (answer.json["metrics"], answer.json["metrics_read_at"]) == \
+        (readings[thread.id].metrics, to_iso(readings[thread.id].read_at))
+
+    listed = subprocess.run([TWEETBOT, "history"], cwd=tmp_path, env=rig.env, capture_output=True, text=True,
+                            timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    rows = {int(line.split()[0]): line for line in listed.stdout.splitlines()[1:]}
+    for post in posts:
+        likes, reposts, replies, views = figures(readings[post.id].metrics)
+        assert re.search(rf" posted +- +{likes:,} +{reposts:,} +{replies:,} +{views:,} ", rows[post.id]), \
+            rows[post.id]
+
+    scraped = {(s.name, tuple(sorted(s.labels.items()))): s.value for family in
+               text_string_to_metric_families(browser.get("/metrics").get_data(as_text=True))
+               for s in family.samples}
+    for account in rig.accounts:
+        mine = [readings[p.id].metrics for p in posts if p.account_id == account.user_id]
+        for name in ("like_count", "impression_count", "engagements"):
+            assert scraped["tweetbot_post_metric", (("account", account.handle), ("metric", name))] == \
+                sum(m[name] for m in mine)
+    assert scraped["tweetbot_read_spend_dollars", (("kind", "analytics"),)] == float(spent)
+    assert scraped["tweetbot_read_budget_dollars", ()] == 5.0

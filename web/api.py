@@ -30,10 +30,10 @@ from werkzeug.exceptions import HTTPException
 from bot import queue, webhooks
 from bot.api_keys import IDEMPOTENCY_WINDOW, ApiKey, authenticate
 from bot.media_checks import MediaError, MediaFile, inspect
-from bot.models import Account, Post, to_iso
+from bot.models import POSTED, Account, Post, to_iso
 from bot.refusals import MediaRefused, NoSuchAccount, NoSuchPost, QueueError, WrongStatus
 from bot.schedules import clear_slots, free_slots, load_slots, parse_slots, save_slots
-from bot.store import KeptAnswer, RecordMissing, Webhook
+from bot.store import KeptAnswer, Reading, RecordMissing, Webhook
 from web.api_spec import PROBLEM_BASE, SPEC
 from web.db import now, settings, store
 
@@ -67,8 +67,9 @@ def refused(refusal: QueueError) -> Response:
     return problem(status, refusal.kind, "Refused", str(refusal))
 
 
-def post_json(post: Post, account: Account | None) -> dict[str, Any]:
-    """A post as every answer shows it (the `Post` schema of `web.api_spec`)."""
+def post_json(post: Post, account: Account | None, reading: Reading | None = None) -> dict[str, Any]:
+    """A post as every answer shows it (the `Post` schema of `web.api_spec`), with how it did when it was
+    last read from X (`bot.analytics`: X's names, a thread's parts summed; null before a first read)."""
     username = account.username if account else None
     parts = []
     for index, text in enumerate(post.parts):
@@ -80,11 +81,12 @@ def post_json(post: Post, account: Account | None) -> dict[str, Any]:
             "status": post.status, "due_at": to_iso(post.due_at), "parts": parts, "source": post.source,
             "attempts": post.attempts, "error": post.last_error, "failure_kind": post.failure_kind,
             "requeued_as": post.requeued_as, "created_at": to_iso(post.created_at),
-            "posted_at": to_iso(post.posted_at)}
+            "posted_at": to_iso(post.posted_at), "metrics": reading.metrics if reading else None,
+            "metrics_read_at": to_iso(reading.read_at) if reading else None}
 
 
 def one_post(post: Post, status: int = 200) -> Response:
-    answer = jsonify(post_json(post, store().get_account(post.account_id)))
+    answer = jsonify(post_json(post, store().get_account(post.account_id), store().readings([post.id]).get(post.id)))
     answer.status_code = status
     return answer
 
@@ -280,7 +282,8 @@ def list_posts() -> ResponseReturnValue:
         return _not_found(refusal)
     page = found[start:start + limit]
     accounts = {a.user_id: a for a in store().list_accounts()}
-    return jsonify({"posts": [post_json(post, accounts.get(post.account_id)) for post in page],
+    readings = store().readings(post.id for post in page if post.status == POSTED)
+    return jsonify({"posts": [post_json(post, accounts.get(post.account_id), readings.get(post.id)) for post in page],
                     "next_cursor": str(start + limit) if len(found) > start + limit else None})
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.analytics import NON_PUBLIC, PUBLIC
 from bot.webhooks import EVENTS
 
 #: Where a problem's `type` points: `/api/v1/problems/<kind>`, the kind a refusal has (`bot.refusals`).
@@ -32,7 +33,7 @@ SCHEMAS: dict[str, Any] = {
     "Post": {
         "type": "object", "additionalProperties": False,
         "required": ["id", "account", "handle", "status", "due_at", "parts", "source", "attempts", "error",
-                     "failure_kind", "requeued_as", "created_at", "posted_at"],
+                     "failure_kind", "requeued_as", "created_at", "posted_at", "metrics", "metrics_read_at"],
         "properties": {
             "id": {"type": "integer"}, "account": {"type": "string", "description": "the X user id"},
             "handle": {"type": ["string", "null"]}, "status": {"enum": _STATUS},
@@ -42,7 +43,15 @@ SCHEMAS: dict[str, Any] = {
             "error": {"type": ["string", "null"]},
             "failure_kind": {"enum": [None, "duplicate", "refused", "media", "gave_up", "unverifiable"]},
             "requeued_as": {"type": ["integer", "null"]}, "created_at": _TIME, "posted_at": _TIME,
+            "metrics": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Metrics"}]},
+            "metrics_read_at": _TIME,
         },
+    },
+    "Metrics": {
+        "type": "object", "additionalProperties": False,
+        "description": "How the post did when last read from X, under X's names (a thread's parts summed); the "
+                       "non-public ones only when X showed them (its author's token, posts under 30 days old)",
+        "properties": {name: {"type": "integer", "minimum": 0} for name in (*PUBLIC, *NON_PUBLIC)},
     },
     "PostPage": {
         "type": "object", "required": ["posts", "next_cursor"], "additionalProperties": False,

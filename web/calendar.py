@@ -23,13 +23,13 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
-from bot.models import DISCONNECTED, Account, Post
+from bot.models import DISCONNECTED, POSTED, Account, Post
 from bot.queue import why_not_editable
 from bot.recent import history_since, outcome_time
 from bot.schedules import load_slots
 from web.db import now as clock_now
 from web.db import settings, store
-from web.display import post_link, when_text
+from web.display import MetricsView, post_link, when_text
 
 bp = Blueprint("calendar", __name__)
 DAYS = 14
@@ -48,6 +48,7 @@ class Item:
     fill: str | None = None  # a slot's prefilled compose form
     edit: str | None = None  # a post's edit page, while it can be edited
     post_now: str | None = None  # a scheduled post's "Post now" action
+    metrics: MetricsView | None = None  # a posted post's, once read from X
 
 
 @dataclass(frozen=True)
@@ -118,13 +119,13 @@ def queued_items(view: View, queued: list[Post]) -> list[tuple[datetime, Item]]:
 
 def finished_items(view: View) -> list[tuple[datetime, Item]]:
     """Posted, failed and canceled posts at the time they were finished, with their links."""
-    found = []
-    for post in history_since(store(), view.start, view.chosen.user_id if view.chosen else None):
-        moment = outcome_time(post)
-        if view.start <= moment < view.end:
-            found.append(view.item(post.status, moment, view.handle(post), text=excerpt(post), post_id=post.id,
-                                   link=post_link(settings(), view.by_id.get(post.account_id), post)))
-    return found
+    posts = [post for post in history_since(store(), view.start, view.chosen.user_id if view.chosen else None)
+             if view.start <= outcome_time(post) < view.end]
+    readings = store().readings(post.id for post in posts if post.status == POSTED)
+    return [view.item(post.status, outcome_time(post), view.handle(post), text=excerpt(post), post_id=post.id,
+                      link=post_link(settings(), view.by_id.get(post.account_id), post),
+                      metrics=MetricsView.of(readings.get(post.id), view.now))
+            for post in posts]
 
 
 def slot_items(view: View, queued: list[Post]) -> list[tuple[datetime, Item]]:

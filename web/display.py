@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from bot.alerts import attention
+from bot.analytics import engagements
 from bot.media_checks import RECONNECT_FOR_MEDIA, can_post_media
 from bot.models import (
     ACTIVE,
@@ -38,7 +39,7 @@ from bot.pricing import dollars, post_cost
 from bot.queue import InThePast, QueueError, refused_as_duplicate, why_not_editable
 from bot.schedules import SlotSchedule
 from bot.settings import Settings
-from bot.store import Event
+from bot.store import Event, Reading
 from bot.when import format_local, relative, spoken_span
 
 STATUS_WORDS = {ACTIVE: "active", NEEDS_RECONNECT: "needs reconnecting", DISCONNECTED: "disconnected"}
@@ -76,6 +77,26 @@ class MediaView:
 
 
 @dataclass(frozen=True)
+class MetricsView:
+    """How a posted post did when last read from X (`bot.analytics`), for a row of the history or the calendar."""
+
+    likes: int
+    reposts: int
+    replies: int
+    impressions: int
+    engagements: int
+    read: str  # "read 3 h ago"
+
+    @classmethod
+    def of(cls, reading: Reading | None, now: datetime) -> MetricsView | None:
+        if reading is None:
+            return None
+        counts = reading.metrics
+        return cls(counts.get("like_count", 0), counts.get("retweet_count", 0), counts.get("reply_count", 0),
+                   counts.get("impression_count", 0), engagements(counts), f"read {relative(reading.read_at, now)}")
+
+
+@dataclass(frozen=True)
 class PostView:
     id: int
     handle: str
@@ -91,6 +112,7 @@ class PostView:
     media: tuple[tuple[MediaView, ...], ...] = ()  # per part, as `parts`
     media_count: str | None = None  # "2 images", "1 video"; None without media
     editable: bool = False
+    metrics: MetricsView | None = None  # a posted post's, once read from X
 
 
 @dataclass(frozen=True)
@@ -238,7 +260,7 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
 
 
 def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo,
-                 now: datetime) -> PostView:
+                 now: datetime, reading: Reading | None = None) -> PostView:
     """A finished post; a failed one offers Retry unless X refused it as a duplicate or it was queued again."""
     when = post.posted_at if post.status == POSTED and post.posted_at else post.due_at
     note = post.last_error if post.status != POSTED else (f"sent by worker {post.claimed_by}" if post.claimed_by
@@ -255,7 +277,7 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
         shown = when_text(when, now, zone)
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=shown,
                     status=post.status, note=note, link=post_link(settings, account, post), cancellable=False,
-                    retryable=retryable, **media_fields(post))
+                    retryable=retryable, metrics=MetricsView.of(reading, now), **media_fields(post))
 
 
 KIND_WORDS = {"image": ("image", "images"), "gif": ("GIF", "GIFs"), "video": ("video", "videos")}

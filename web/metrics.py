@@ -15,6 +15,10 @@ gunicorn worker answers the same):
                                                         5xx, backed off) or kind="refused" (`needs_reconnect`)
     tweetbot_worker_heartbeat_age_seconds               since the newest worker heartbeat; absent before the first
     tweetbot_read_spend_dollars{kind}                   what reading X cost this (UTC) month, as X bills it
+    tweetbot_read_budget_dollars                        ANALYTICS_BUDGET: what reading how posts did may cost a month
+    tweetbot_reading_paused                             1 while X's 402 (credit spent) or 429 pauses that reading
+    tweetbot_post_metric{account,metric}                how the posts of the last 30 days did, as last read from X:
+                                                        X's counts (like_count, impression_count…) summed
 
 Access: a signed-in session (the app's sign-in gate decides, as for any page), or
 `Authorization: Bearer <METRICS_TOKEN>` when that setting is set. A request that carries
@@ -24,7 +28,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
@@ -33,7 +38,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
-from bot import read_spend
+from bot import analytics, read_spend
 from bot.crypto import same_secret
 from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING
 from bot.store import Repository, heartbeats
@@ -42,15 +47,17 @@ from web.db import now, settings, store
 bp = Blueprint("metrics", __name__)
 ENDPOINT = "metrics.metrics"
 POST_STATUSES = (SCHEDULED, SENDING, POSTED, FAILED, CANCELED)
+RECENT = timedelta(days=30)  # the posts tweetbot_post_metric sums
 FAILURE_EVENTS = {"refresh_failed": "passing", "needs_reconnect": "refused"}
 
 
 class StoreCollector(Collector):
     """The metrics above, read from `repo` when collected; ages and times to come are counted from `now`."""
 
-    def __init__(self, repo: Repository, now: datetime) -> None:
+    def __init__(self, repo: Repository, now: datetime, budget: Decimal = Decimal(0)) -> None:
         self.repo = repo
         self.now = now
+        self.budget = budget
 
     def collect(self) -> Iterator[Metric]:
         accounts = self.repo.list_accounts()
@@ -99,12 +106,30 @@ class StoreCollector(Collector):
         for kind, amount in sorted(read_spend.month_spend(self.repo, self.now).items()):
             spend.add_metric([kind], float(amount))
         yield spend
+        yield GaugeMetricFamily("tweetbot_read_budget_dollars", "ANALYTICS_BUDGET: the most reading how posts did "
+                                "may cost in a UTC month.", value=float(self.budget))
+        yield GaugeMetricFamily("tweetbot_reading_paused", "1 while X's 402 or 429 pauses reading how posts did.",
+                                value=1.0 if analytics.paused_until(self.repo, self.now) else 0.0)
+        yield self._post_metrics(handles)
 
         beat = heartbeats.newest_beat(self.repo)
         if beat is not None:
             yield GaugeMetricFamily("tweetbot_worker_heartbeat_age_seconds",
                                     "Seconds since the newest worker heartbeat.",
                                     value=(self.now - beat).total_seconds())
+
+    def _post_metrics(self, handles: dict[str, str]) -> Metric:
+        """X's counts of the posts posted in the last 30 days, summed per account, as last read."""
+        posted = self.repo.posted_since(self.now - RECENT)
+        sums: Counter[tuple[str, str]] = Counter()
+        for reading in self.repo.readings(p.id for p in posted).values():
+            for name, value in reading.metrics.items():
+                sums[handles.get(reading.account_id, reading.account_id), name] += value
+        family = GaugeMetricFamily("tweetbot_post_metric", "How the posts of the last 30 days did as last read "
+                                   "from X: X's counts summed per account.", labels=["account", "metric"])
+        for (handle, name), value in sorted(sums.items()):
+            family.add_metric([handle, name], value)
+        return family
 
     @staticmethod
     def _of_kind(events: dict[tuple[str | None, str], int], kind: str) -> Counter[str | None]:
@@ -122,7 +147,7 @@ class StoreCollector(Collector):
 
 def metrics_response() -> Response:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(StoreCollector(store(), now()))
+    registry.register(StoreCollector(store(), now(), settings().analytics_budget))
     return Response(generate_latest(registry), mimetype=None, content_type=CONTENT_TYPE_LATEST,
                     headers={"Cache-Control": "no-store"})
 

@@ -11,9 +11,9 @@ import re
 from datetime import datetime
 from typing import Any
 
-from bot import read_spend
+from bot import analytics, read_spend
 from bot.limits import queue_warnings
-from bot.models import Account
+from bot.models import POSTED, Account
 from bot.pricing import POST_PRICE, URL_POST_PRICE, cost_line, dollars
 from web.db import settings, store
 from web.display import account_view, default_due, held_accounts, history_view, local_time, queued_view
@@ -52,6 +52,7 @@ def queue_panel(page: int, now: datetime, accounts: list[Account] | None = None)
         "queue_total": len(queued), "queue_page": page, "queue_pages": pages,
         "queue_cost": cost_line(queued, now, settings().x_tier) if queued else None,
         "reads_cost": read_spend.spend_line(store(), now),
+        "reading_budget": analytics.status_line(settings(), store(), now),
         "prices": {"post": dollars(POST_PRICE), "url": dollars(URL_POST_PRICE)},
         "warnings": queue_warnings(queued, settings().x_tier, {a.user_id: a.handle for a in accounts}, zone),
         "held": held_accounts(accounts, now, zone),
@@ -68,8 +69,10 @@ def history_panel(page: int, now: datetime, accounts: list[Account] | None = Non
     shown = read[(page - 1) * PAGE_SIZE:page * PAGE_SIZE]
     if not shown and page > 1:
         return history_panel(1, now, accounts)
+    readings = store().readings(p.id for p in shown if p.status == POSTED)
     return {
-        "history": [history_view(p, by_id.get(p.account_id), settings(), zone, now) for p in shown],
+        "history": [history_view(p, by_id.get(p.account_id), settings(), zone, now, readings.get(p.id))
+                    for p in shown],
         "history_page": page, "history_more": len(read) > PAGE_SIZE * page,
     }
 

@@ -31,7 +31,7 @@ from bot.pricing import cost_line, dollars, post_cost, unsent_cost
 from bot.queue import QueueError, control_problem
 from bot.schedules import SlotSchedule, SlotSpecError, parse_slots
 from bot.settings import Settings
-from bot.store import Repository
+from bot.store import Reading, Repository
 from bot.when import WhenError, format_local, parse_when, relative
 from xtext import MAX_WEIGHTED_LENGTH, length_error, parse_post, weighted_length
 
@@ -391,22 +391,34 @@ def _hold_note(account: Account | None, now: datetime, zone: tzinfo) -> str | No
 @click.command("history")
 @remote_option
 def history_command(url: str | None) -> None:
-    """The last 50 finished posts: when, status, the start of the text, link, error."""
+    """The last 50 finished posts: when, status, how they did (likes, reposts, replies, views, as last read
+    from X, and when), the start of the text, link, error."""
     source = open_source(url)
     posts = source.history(HISTORY_LIMIT)
     if not posts:
         click.echo("Nothing has been posted yet.")
         return
     accounts = {a.user_id: a for a in source.list_accounts()}
-    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'POSTED':22} {'STATUS':9} {'MEDIA':>5} {'TEXT':{HISTORY_TEXT}} "
-               f"{'LINK':45} ERROR")
+    readings = source.readings(posts)
+    click.echo(f"{'ID':>6}  {'ACCOUNT':16} {'POSTED':22} {'STATUS':9} {'MEDIA':>5} {'LIKES':>6} {'REPOSTS':>7} "
+               f"{'REPLIES':>7} {'VIEWS':>7} {'READ':14} {'TEXT':{HISTORY_TEXT}} {'LINK':45} ERROR")
     for post in posts:
         account = accounts.get(post.account_id)
         link = source.link(post, account) or "-"
         posted = format_local(post.posted_at, source.zone) if post.status == POSTED else "-"
         click.echo(f"{post.id:>6}  {account.handle if account else post.account_id:16} {posted:22} "
-                   f"{post.status:9} {media_text(post):>5} {shortened(post, HISTORY_TEXT):{HISTORY_TEXT}} "
-                   f"{link:45} {post.last_error or ''}".rstrip())
+                   f"{post.status:9} {media_text(post):>5} {metrics_columns(readings.get(post.id))} "
+                   f"{shortened(post, HISTORY_TEXT):{HISTORY_TEXT}} {link:45} {post.last_error or ''}".rstrip())
+
+
+def metrics_columns(reading: Reading | None) -> str:
+    """Likes, reposts, replies and views as last read from X, and how long ago; dashes before a first read."""
+    if reading is None:
+        return f"{'-':>6} {'-':>7} {'-':>7} {'-':>7} {'-':14}"
+    counts = [reading.metrics.get(name, 0) for name in ("like_count", "retweet_count", "reply_count",
+                                                        "impression_count")]
+    return (f"{counts[0]:>6,} {counts[1]:>7,} {counts[2]:>7,} {counts[3]:>7,} "
+            f"{relative(reading.read_at):14}")
 
 
 def shortened(post: Post, width: int) -> str:

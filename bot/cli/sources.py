@@ -25,7 +25,7 @@ from bot.models import Account, Post, utcnow
 from bot.remote import Remote
 from bot.schedules import SlotSchedule, clear_slots, free_slots, load_slots, save_slots
 from bot.settings import Settings, SettingsError, load_remote_settings, remote_url
-from bot.store import Repository
+from bot.store import Reading, Repository
 
 Command = TypeVar("Command", bound=Callable[..., Any])
 
@@ -46,6 +46,7 @@ class Source(Protocol):
     def history(self, limit: int) -> list[Post]: ...
     def get_post(self, post_id: int) -> Post | None: ...
     def link(self, post: Post, account: Account | None) -> str | None: ...
+    def readings(self, posts: Sequence[Post]) -> dict[int, Reading]: ...
     def queue_post(self, account: Account, parts: Sequence[str], media: PartsMedia, due: datetime | None,
                    now: datetime) -> Post: ...
     def import_csv(self, path: Path, now: datetime, show_progress: bool = False) -> list[Post]: ...
@@ -93,6 +94,9 @@ class LocalSource:
     def link(self, post: Post, account: Account | None) -> str | None:
         first_id = next((tweet_id for tweet_id in post.tweet_ids if tweet_id), None)
         return self.settings.post_url(first_id, account.username) if account and first_id else None
+
+    def readings(self, posts: Sequence[Post]) -> dict[int, Reading]:
+        return self.store.readings(post.id for post in posts)
 
     def queue_post(self, account: Account, parts: Sequence[str], media: PartsMedia, due: datetime | None,
                    now: datetime) -> Post:
