@@ -210,7 +210,8 @@ def test_history_shows_the_start_of_each_text(folder: BotFolder) -> None:
     result = folder.run("history")
     assert result.returncode == 0, result.stderr
     header, *rows = result.stdout.splitlines()
-    assert header.split() == ["ID", "ACCOUNT", "POSTED", "STATUS", "MEDIA", "TEXT", "LINK", "ERROR"]
+    assert header.split() == ["ID", "ACCOUNT", "POSTED", "STATUS", "MEDIA", "LIKES", "REPOSTS", "REPLIES", "VIEWS",
+                              "READ", "TEXT", "LINK", "ERROR"]
     by_id = {row.split()[0]: row for row in rows}
     assert "Short one " in by_id[str(short.id)]
     assert "A much longer post that goes on…" in by_id[str(long_one.id)]
