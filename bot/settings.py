@@ -130,12 +130,21 @@ class Settings:
                 value = "set" if value else "not set"  # neither a secret's first characters nor its length
             elif name == "database_url" and value:
                 value = _without_password(value)
+            elif name == "analytics_ages":
+                value = ",".join(duration_text(age) for age in value)
             shown[name] = str(value)
         shown["redirect_uri"] = self.redirect_uri
         return shown
 
 
 _SECRET_FIELDS = {"secret_key", "token_keys", "admin_password", "x_client_secret", "metrics_token"}
+
+
+def duration_text(span: timedelta) -> str:
+    """A duration as ANALYTICS_AGES takes it, in its largest whole unit: "90s", "1h", "7d", "2w"."""
+    seconds = int(span.total_seconds())
+    unit = next(unit for unit in "wdhms" if seconds % _UNIT_SECONDS[unit] == 0)
+    return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
 
 
 def _without_password(url: str) -> str:

@@ -223,6 +223,9 @@ def test_the_dashboard_the_api_the_cli_and_metrics_show_what_the_store_read(tmp_
     assert totals == {a.handle: (sum(readings[p.id].metrics["impression_count"] for p in posts if p.account_id == a.user_id),
                                  sum(engagements(readings[p.id].metrics) for p in posts if p.account_id == a.user_id))
                       for a in rig.accounts}
+    calendar = browser.get("/calendar").get_data(as_text=True)
+    assert sorted(int(n) for n in re.findall(r'class="metrics" data-likes="(\d+)"', calendar)) == \
+        sorted(readings[p.id].metrics["like_count"] for p in posts)
     spent = analytics_spent(rig.store, rig.clock())
     assert spent == len(posts) * Decimal("0.005") + Decimal("0.005")  # the thread's two parts billed each
     assert f"{dollars(spent)} of the $5.00 budget" in page

@@ -1,6 +1,8 @@
 """Settings: read once from .env and the environment; a bad variable is named in one line."""
 from __future__ import annotations
 
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,16 @@ def test_defaults() -> None:
     assert (settings.x_tier, settings.timezone, str(settings.store_path)) == ("payg", "UTC", "data/tweetbot.json")
 
 
+def test_reading_ages_are_durations_earliest_first_and_the_budget_is_dollars() -> None:
+    settings = settings_from(ANALYTICS_AGES="7d, 90s,1h,2w,90s", ANALYTICS_BUDGET="$2.50")
+    assert settings.analytics_ages == (timedelta(seconds=90), timedelta(hours=1), timedelta(days=7),
+                                       timedelta(weeks=2))
+    assert settings.analytics_budget == Decimal("2.50")
+    assert settings.masked()["analytics_ages"] == "90s,1h,1w,2w"
+    assert settings_from().analytics_ages == (timedelta(hours=1), timedelta(hours=24), timedelta(days=7))
+    assert settings_from(ANALYTICS_BUDGET="0").analytics_budget == 0
+
+
 def test_settings_are_frozen() -> None:
     settings = settings_from()
     with pytest.raises(AttributeError):
@@ -66,6 +78,10 @@ def test_settings_are_frozen() -> None:
     ("X_API_BASE", "api.x.com", "X_API_BASE='api.x.com' is not a URL"),
     ("X_SCOPES", "tweet.read", "X_SCOPES='tweet.read' must include"),
     ("HTTP_TIMEOUT", "soon", "HTTP_TIMEOUT='soon' is not a number"),
+    ("ANALYTICS_AGES", "1h,tomorrow", "ANALYTICS_AGES='1h,tomorrow': 'tomorrow' is not a duration"),
+    ("ANALYTICS_AGES", "0s", "ANALYTICS_AGES='0s': '0s' is not a duration"),
+    ("ANALYTICS_BUDGET", "a lot", "ANALYTICS_BUDGET='a lot' is not an amount of dollars"),
+    ("ANALYTICS_BUDGET", "-1", "ANALYTICS_BUDGET='-1' is not an amount of dollars"),
 ])
 def test_a_bad_variable_is_named_in_one_line(name: str, value: str, expected: str) -> None:
     with pytest.raises(SettingsError) as caught:
