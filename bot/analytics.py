@@ -98,7 +98,7 @@ def due_reads(posts: Iterable[Post], readings: dict[int, Reading], ages: Sequenc
 
 def summed(found: Iterable[dict[str, Any]]) -> dict[str, int]:
     """One post's metrics from what X returned for its parts: X's names, each summed over the parts;
-    the non-public ones only when X showed them."""
+    the non-public ones only when X showed them ({} when X returned none of its parts)."""
     total: dict[str, int] = {}
     for part in found:
         for name in PUBLIC:
@@ -295,9 +295,9 @@ class Reader:
         """Record what a request cost (`billed`) and the readings of `items` it found, in one transaction."""
         now = self.clock()
         by_id = {part["id"]: part for part in found}
+        # A post X no longer has (its author deleted it) is read as {}: its age is done, not asked again.
         readings = [Reading(item.post.id, item.post.account_id, now, item.age,
-                            summed(by_id[tid] for tid in item.tweet_ids if tid in by_id))
-                    for item in items if any(tid in by_id for tid in item.tweet_ids)]
+                            summed(by_id[tid] for tid in item.tweet_ids if tid in by_id)) for item in items]
         with self.store.transaction():
             if billed:
                 done.spent += record_read(self.store, now, ANALYTICS, list(by_id), owned)

@@ -21,6 +21,7 @@ from bot.api_keys import create_key
 from bot.models import POSTED, Post, to_iso, utcnow
 from bot.pricing import dollars
 from bot.settings import load_settings
+from bot.xclient import XClient
 from sandbox.metrics import non_public_metrics, public_metrics
 from sandbox.options import SandboxConfig
 from web import create_app
@@ -256,3 +257,23 @@ def test_the_dashboard_the_api_the_cli_and_metrics_show_what_the_store_read(tmp_
                 sum(m[name] for m in mine)
     assert scraped["tweetbot_read_spend_dollars", (("kind", "analytics"),)] == float(spent)
     assert scraped["tweetbot_read_budget_dollars", ()] == 5.0
+
+
+def test_a_post_deleted_at_x_is_read_as_empty_once_and_not_asked_again(tmp_path: Path,
+                                                                       sandbox: SandboxControl) -> None:
+    rig = analytics_rig(tmp_path, sandbox, ANALYTICS_AGES="1h,24h", ANALYTICS_BUDGET="5")
+    try:
+        kept, deleted = post_now(rig, "still at X"), post_now(rig, "deleted by its author")
+        author = rig.accounts[0].user_id
+        XClient(rig.worker.settings).api(rig.worker.tokens.fresh_access_token(author) or "").delete_post(
+            deleted.tweet_ids[0])
+        rig.clock.advance(HOUR + 60)
+        first = rig.worker.analytics.read_due()
+        again = rig.worker.analytics.read_due()
+    finally:
+        rig.dispatcher.shutdown()
+    readings = rig.store.readings([kept.id, deleted.id])
+    assert (first.requests, first.posts_read, again.requests) == (1, 2, 0)
+    assert readings[deleted.id].metrics == {} and readings[deleted.id].age == 0
+    assert readings[kept.id].metrics["impression_count"] > 0
+    assert sandbox.charges()["posts_billed"] == 1  # X bills the posts it returns
