@@ -43,6 +43,7 @@ TIER_LIMITS: dict[str, tuple[Window, ...]] = {
     "free": (Window(17, timedelta(hours=24), USER), Window(17, timedelta(hours=24), APP)),
     "basic": (Window(100, timedelta(hours=24), USER), Window(1_667, timedelta(hours=24), APP)),
     "pro": (Window(100, timedelta(minutes=15), USER),),
+    "enterprise": (Window(100, timedelta(minutes=15), USER),),  # contracted per app; Pro's user window
 }
 LONGEST_SPAN = max(w.span for windows in TIER_LIMITS.values() for w in windows)
 

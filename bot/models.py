@@ -231,6 +231,7 @@ class Post(Record):
     finished_at: datetime | None = None  # set by the store when the post becomes posted, failed or canceled
     failure_kind: str | None = None  # once failed: why, as one of DUPLICATE, REFUSED, MEDIA_REFUSED, GAVE_UP…
     requeued_as: int | None = None  # once failed: the post it was queued again as (`bot.queue.retry`)
+    options: dict[str, Any] = field(default_factory=dict)  # X's names, for its first part (`bot.post_options`)
 
     _times = ("due_at", "next_attempt_at", "sending_since", "posted_at", "created_at", "finished_at", "claimed_at")
     _tuples = ("parts", "tweet_ids")

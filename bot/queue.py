@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
+from typing import Any
 
 from bot import webhooks
 from bot.media_checks import MediaError, PartsMedia, can_post_media, check_media
 from bot.models import CANCELED, DISCONNECTED, DUPLICATE, FAILED, SCHEDULED, SENDING, Account, Post, to_iso, utcnow
+from bot.post_options import check_options
 from bot.refusals import (
     AccountDisconnected,
     InThePast,
@@ -92,10 +94,11 @@ def text_problem(text: str) -> str | None:
 
 def draft(store: Repository, account: str, parts: Sequence[str], due_at: datetime,
           now: datetime | None = None, source: str = "cli", media: PartsMedia = (),
-          zone: tzinfo | str = timezone.utc) -> Post:
+          zone: tzinfo | str = timezone.utc, options: Mapping[str, Any] | None = None, tier: str = "payg") -> Post:
     """A checked, unsaved post: the account exists and can post, the text fits, the time is ahead,
-    the media are files X takes (their bytes ride on the post until `save_posts`)."""
-    return draft_for(account_named(store, account), parts, due_at, now, source, media, zone)
+    the media are files X takes (their bytes ride on the post until `save_posts`), the options are
+    ones X takes (`bot.post_options`; `tier`: X_TIER)."""
+    return draft_for(account_named(store, account), parts, due_at, now, source, media, zone, options, tier)
 
 
 def account_named(store: Repository, account: str) -> Account:
@@ -108,7 +111,8 @@ def account_named(store: Repository, account: str) -> Account:
 
 def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
               now: datetime | None = None, source: str = "cli", media: PartsMedia = (),
-              zone: tzinfo | str = timezone.utc) -> Post:
+              zone: tzinfo | str = timezone.utc, options: Mapping[str, Any] | None = None,
+              tier: str = "payg") -> Post:
     """`draft` for an account already looked up (an import looks each one up once per file).
 
     `zone` is the clock a refusal shows times on (the operator's TIMEZONE; UTC unless given)."""
@@ -133,7 +137,9 @@ def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
             control = control_problem(ref.alt or "")
             if control:
                 raise MediaRefused(f"the alt text of {where} {control.replace('a post', 'an alt text')}")
-    return Post(id=0, account_id=found.user_id, parts=checked, due_at=due_at, source=source, media=refs)
+    kept = check_options(options or {}, bool(refs and refs[0]), tier)
+    return Post(id=0, account_id=found.user_id, parts=checked, due_at=due_at, source=source, media=refs,
+                options=kept)
 
 
 def check_time(due_at: datetime, now: datetime, zone: tzinfo | str = timezone.utc) -> None:
@@ -183,17 +189,18 @@ def with_media_kept(store: Repository, posts: Sequence[Post]) -> list[Post]:
 
 def queue_post(store: Repository, account: str, parts: Sequence[str], when: When,
                now: datetime | None = None, source: str = "cli", media: PartsMedia = (),
-               zone: tzinfo | str = timezone.utc) -> Post:
+               zone: tzinfo | str = timezone.utc, options: Mapping[str, Any] | None = None,
+               tier: str = "payg") -> Post:
     """Check and queue one post (or thread), with its media, at `when`; returns it with its id (`zone`: the
     clock a refusal shows times on). Finding a slot and queuing are one transaction, so two callers at
     once never take the same slot; the media's bytes are stored before it."""
     now = now or utcnow()
     if isinstance(when, datetime):
-        return save_posts(store, [draft(store, account, parts, when, now, source, media, zone)])[0]
+        return save_posts(store, [draft(store, account, parts, when, now, source, media, zone, options, tier)])[0]
     found = account_named(store, account)
     if when is NEXT_SLOT and load_slots(store, found.user_id) is None:
         raise no_slots(found.handle)  # said before what is wrong with the post itself
-    [checked] = with_media_kept(store, [draft_for(found, parts, now, now, source, media, zone)])
+    [checked] = with_media_kept(store, [draft_for(found, parts, now, now, source, media, zone, options, tier)])
     with store.transaction():
         return add_posts(store, [replace(checked, due_at=slot_time(store, found, when, now))])[0]
 

@@ -29,6 +29,13 @@ class MediaRefused(QueueError):
     kind = "media"
 
 
+class OptionRefused(QueueError):
+    """A post option X would not take (a poll of one choice, a quote below the Enterprise tier, a reply to
+    something that is not a post…): `bot.post_options`."""
+
+    kind = "option"
+
+
 class TimeRefused(QueueError):
     """The time asked for cannot be a post's (no time zone)."""
 
@@ -76,4 +83,4 @@ class WrongStatus(QueueError):
 
 
 __all__ = ["AccountDisconnected", "InThePast", "MediaRefused", "NoSlots", "NoSuchAccount", "NoSuchPost",
-           "QueueError", "TextRefused", "TimeRefused", "WrongStatus"]
+           "OptionRefused", "QueueError", "TextRefused", "TimeRefused", "WrongStatus"]

@@ -27,6 +27,7 @@ import requests
 from bot.importer import Drafted, ImportRefused, RowProblem, check_rows, rows_of
 from bot.media_checks import PartsMedia
 from bot.models import Account, MediaRef, Post, from_iso, to_iso
+from bot.post_options import NAMES as OPTION_NAMES
 from bot.queue import draft_for
 from bot.refusals import NoSuchPost, QueueError
 from bot.schedules import SlotSchedule, SlotSpecError, open_slots, parse_slots
@@ -91,7 +92,8 @@ def post_from_json(doc: dict[str, Any]) -> Post:
                 tweet_ids=tuple(part["tweet_id"] for part in parts), posted_at=from_iso(doc.get("posted_at")),
                 last_error=doc.get("error"), created_at=from_iso(doc.get("created_at")),
                 source=doc.get("source") or "api", media=media if any(media) else (),
-                failure_kind=doc.get("failure_kind"), requeued_as=doc.get("requeued_as"))
+                failure_kind=doc.get("failure_kind"), requeued_as=doc.get("requeued_as"),
+                options={name: doc[name] for name in OPTION_NAMES if doc.get(name) is not None})
 
 
 def _time(text: str) -> datetime:
@@ -105,7 +107,7 @@ def post_body(account: Account, post: Post, media_ids: dict[str, str]) -> dict[s
     parts = [{"text": text, "media": [{"id": media_ids[ref.digest], **({"alt": ref.alt} if ref.alt else {})}
                                       for ref in post.media_of(index)]}
              for index, text in enumerate(post.parts)]
-    return {"account": account.user_id, "parts": parts, "at": to_iso(post.due_at)}
+    return {"account": account.user_id, "parts": parts, "at": to_iso(post.due_at), **post.options}
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -232,10 +234,11 @@ class Remote:
             return None
 
     def queue_post(self, account: Account, parts: Sequence[str], media: PartsMedia, due: datetime | None,
-                   now: datetime) -> Post:
+                   now: datetime, options: dict[str, Any] | None = None) -> Post:
         """Check what needs no store (as `bot.queue` does), upload the files, queue it at `due` (None: the
         account's next free slot, else now, chosen by the bot)."""
-        draft = draft_for(account, parts, due or now, now, media=media, zone=self.zone)
+        draft = draft_for(account, parts, due or now, now, media=media, zone=self.zone, options=options,
+                          tier=self.x_tier)
         body = post_body(account, draft, self._upload([draft]))
         if due is None:
             del body["at"]

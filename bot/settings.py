@@ -31,7 +31,7 @@ MEDIA_SCOPE = "media.write"  # uploads; an account granted without it can post t
 DEFAULT_SCOPES = (*REQUIRED_SCOPES, MEDIA_SCOPE)
 SANDBOX_CLIENT_ID = "sandbox-client"
 SANDBOX_CLIENT_SECRET = "sandbox-secret"
-TIERS = ("payg", "free", "basic", "pro")
+TIERS = ("payg", "free", "basic", "pro", "enterprise")
 # Platforms whose processes share no disk, each known by a variable it sets in every process.
 PLATFORMS = {"DYNO": "Heroku", "RENDER": "Render", "RAILWAY_ENVIRONMENT": "Railway", "FLY_APP_NAME": "Fly.io"}
 _DURATION = re.compile(r"(?P<count>\d+)\s*(?P<unit>[smhdw])")

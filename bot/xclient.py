@@ -267,11 +267,17 @@ class XApi:
         response = _api_call(lambda: self.client.get_me(user_auth=False))
         return {"id": str(response.data.id), "username": response.data.username, "name": response.data.name}
 
-    def create_post(self, text: str, reply_to: str | None = None, media_ids: list[str] | None = None) -> str:
-        """Post `text` (as a reply to `reply_to` in a thread, with uploaded media); the new post's id."""
-        response = _api_call(lambda: self.client.create_tweet(
-            text=text, in_reply_to_tweet_id=reply_to, media_ids=media_ids or None, user_auth=False))
-        return str(response.data["id"])
+    def create_post(self, text: str, reply_to: str | None = None, media_ids: list[str] | None = None,
+                    options: dict[str, Any] | None = None) -> str:
+        """Post `text` (as a reply to `reply_to` in a thread, with uploaded media, and X's other body fields
+        in `options`: a poll, reply_settings, community_id…); the new post's id."""
+        body: dict[str, Any] = {"text": text, **(options or {})}
+        if reply_to:
+            body["reply"] = {"in_reply_to_tweet_id": reply_to}
+        if media_ids:
+            body["media"] = {"media_ids": media_ids}
+        response = _api_call(lambda: self.client.request("POST", "/2/tweets", json=body))
+        return str(_json(response)["data"]["id"])
 
     def upload(self, ref: MediaRef, data: bytes, should_stop: Callable[[], bool] = lambda: False,
                sleep: Callable[[float], None] = time.sleep) -> Uploaded:

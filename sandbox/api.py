@@ -98,8 +98,8 @@ def check_content(body: dict[str, Any]) -> None:
         if current_world().options.too_long_status == 403:
             raise forbidden(NOT_PERMITTED_DETAIL)
         raise invalid_request(TOO_LONG_MESSAGE, {"text": [text]})
-    if "quote_tweet_id" in body:
-        raise forbidden(NOT_PERMITTED_DETAIL)  # quote posts need the Enterprise tier
+    if "quote_tweet_id" in body and current_world().options.tier != "enterprise":
+        raise forbidden(NOT_PERMITTED_DETAIL)  # quote posts need the Enterprise tier since 2026-04-20
     check_poll(body.get("poll"))
 
 
@@ -118,6 +118,8 @@ def check_shape(body: dict[str, Any]) -> None:
                                   {"media.media_ids": [str(ids)]})
     if "quote_tweet_id" in body and not _is_id(body["quote_tweet_id"]):
         raise invalid_request("$.quote_tweet_id: does not match the regex pattern ^[0-9]{1,19}$")
+    if "community_id" in body and not _is_id(body["community_id"]):
+        raise invalid_request("$.community_id: does not match the regex pattern ^[0-9]{1,19}$")
     if "reply_settings" in body and body["reply_settings"] not in REPLY_SETTINGS:
         raise invalid_request(f"$.reply_settings: does not have a value in the enumeration {list(REPLY_SETTINGS)}")
 

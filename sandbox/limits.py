@@ -71,6 +71,7 @@ _POST_TWEETS: dict[str, tuple[Window, ...]] = {
     "pro": (_w("user", MINUTES_15, 100), _w("app", HOURS_24, 10000)),
     "basic": (_w("user", HOURS_24, 100), _w("app", HOURS_24, 1667)),
     "free": (_w("user", HOURS_24, 17), _w("app", HOURS_24, 17)),
+    "enterprise": (_w("user", MINUTES_15, 100),),  # contracted; Pro's per-user window as a stand-in
 }
 
 TIERS: tuple[str, ...] = tuple(_POST_TWEETS)

@@ -115,6 +115,9 @@ class Post:
     poll: dict[str, Any] | None = None
     quote_tweet_id: str | None = None
     reply_settings: str | None = None
+    community_id: str | None = None
+    made_with_ai: bool = False
+    paid_partnership: bool = False
     deleted_at: float | None = None
 
 

@@ -54,7 +54,10 @@ class Timeline(Part):
             post = Post(id=post_id, author_id=author.id, raw_text=text, text=self.returned_text(text, media_ids),
                         created_at=self._shared.now(), client_id=client_id, conversation_id=root,
                         reply_to=reply_to, in_reply_to_user_id=reply_user, media_ids=media_ids,
-                        media_keys=media_keys, poll=body.get("poll"), reply_settings=body.get("reply_settings"))
+                        media_keys=media_keys, poll=body.get("poll"), reply_settings=body.get("reply_settings"),
+                        community_id=body.get("community_id"), quote_tweet_id=body.get("quote_tweet_id"),
+                        made_with_ai=bool(body.get("made_with_ai")),
+                        paid_partnership=bool(body.get("paid_partnership")))
             self._store(post)
             return post
 
@@ -171,6 +174,9 @@ class Timeline(Part):
                 "created_at_ts": post.created_at, "client_id": post.client_id, "reply_to": post.reply_to,
                 "conversation_id": post.conversation_id, "media_ids": list(post.media_ids),
                 "media": self._uploads.post_media_rows(post.media_ids), "poll": post.poll,
+                "reply_settings": post.reply_settings, "community_id": post.community_id,
+                "quote_tweet_id": post.quote_tweet_id,
+                "made_with_ai": post.made_with_ai, "paid_partnership": post.paid_partnership,
                 "deleted": post.deleted_at is not None}
 
 

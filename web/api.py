@@ -31,6 +31,7 @@ from bot import queue, webhooks
 from bot.api_keys import IDEMPOTENCY_WINDOW, ApiKey, authenticate
 from bot.media_checks import MediaError, MediaFile, inspect
 from bot.models import POSTED, Account, Post, to_iso
+from bot.post_options import NAMES as OPTION_NAMES
 from bot.refusals import MediaRefused, NoSuchAccount, NoSuchPost, QueueError, WrongStatus
 from bot.schedules import clear_slots, free_slots, load_slots, parse_slots, save_slots
 from bot.store import KeptAnswer, Reading, RecordMissing, Webhook
@@ -82,7 +83,7 @@ def post_json(post: Post, account: Account | None, reading: Reading | None = Non
             "attempts": post.attempts, "error": post.last_error, "failure_kind": post.failure_kind,
             "requeued_as": post.requeued_as, "created_at": to_iso(post.created_at),
             "posted_at": to_iso(post.posted_at), "metrics": reading.metrics if reading else None,
-            "metrics_read_at": to_iso(reading.read_at) if reading else None}
+            "metrics_read_at": to_iso(reading.read_at) if reading else None, **post.options}
 
 
 def one_post(post: Post, status: int = 200) -> Response:
@@ -207,7 +208,9 @@ def create_post() -> ResponseReturnValue:
     try:
         account, parts, when, media = _post_request(body)
         post = queue.queue_post(store(), account, parts, when, now(), source="api", media=media,
-                                zone=settings().zone)
+                                zone=settings().zone, options={name: body[name] for name in OPTION_NAMES
+                                                               if name in body},
+                                tier=settings().x_tier)
     except QueueError as refusal:
         return refused(refusal)
     log.info("api: key %s queued post %s", current_key().id, post.id)

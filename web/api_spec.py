@@ -5,12 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 from bot.analytics import NON_PUBLIC, PUBLIC
+from bot.post_options import REPLY_SETTINGS
 from bot.webhooks import EVENTS
 
 #: Where a problem's `type` points: `/api/v1/problems/<kind>`, the kind a refusal has (`bot.refusals`).
 PROBLEM_BASE = "/api/v1/problems/"
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
+# A post's options (bot.post_options), under X's names, for its first part; absent when not asked for.
+_OPTIONS: dict[str, Any] = {
+    "poll": {"type": "object", "required": ["options", "duration_minutes"], "additionalProperties": False,
+             "properties": {"options": {"type": "array", "minItems": 2, "maxItems": 4,
+                                        "items": {"type": "string", "minLength": 1, "maxLength": 25}},
+                            "duration_minutes": {"type": "integer", "minimum": 5, "maximum": 10080}}},
+    "reply_settings": {"enum": ["everyone", *REPLY_SETTINGS], "description": "who may reply; absent: everyone"},
+    "community_id": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+    "made_with_ai": {"type": "boolean"}, "paid_partnership": {"type": "boolean"},
+    "quote_tweet_id": {"type": "string", "description": "a post's id or URL; X's Enterprise tier only"},
+    "reply_to": {"type": "string", "description": "a post's id or URL: the first part replies to it"},
+}
 _STATUS = ["scheduled", "sending", "posted", "failed", "canceled"]
 
 SCHEMAS: dict[str, Any] = {
@@ -44,7 +57,7 @@ SCHEMAS: dict[str, Any] = {
             "failure_kind": {"enum": [None, "duplicate", "refused", "media", "gave_up", "unverifiable"]},
             "requeued_as": {"type": ["integer", "null"]}, "created_at": _TIME, "posted_at": _TIME,
             "metrics": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/Metrics"}]},
-            "metrics_read_at": _TIME,
+            "metrics_read_at": _TIME, **_OPTIONS,
         },
     },
     "Metrics": {
@@ -73,6 +86,7 @@ SCHEMAS: dict[str, Any] = {
             "parts": {"type": "array", "minItems": 1, "items": {"$ref": "#/components/schemas/NewPart"}},
             "at": {"type": "string", "description": '"now", or ISO 8601 with an offset; absent: the '
                                                     "account's next free slot, else now"},
+            **_OPTIONS,
         },
     },
     "PostChange": {

@@ -26,6 +26,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
+from typing import Any
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
@@ -34,6 +35,7 @@ from bot import queue
 from bot.generators import FAILED_EVENT
 from bot.media_checks import ACCEPTED, MediaFile
 from bot.models import DISCONNECTED, Account, Post
+from bot.post_options import REPLY_SETTINGS, parsed_flags
 from bot.schedules import NoSlots, free_slots, load_slots
 from bot.when import WhenError, parse_when
 from web.charts import charts_panel
@@ -61,6 +63,8 @@ bp = Blueprint("dashboard", __name__)
 SLOTS_SHOWN = 5        # next free slot times shown per account, as `tweetbot slots show` lists them
 FAILURES_SHOWN = 5     # the last generator failures shown
 AT, SLOT, NOW = "at", "slot", "now"  # the compose form's ways to say when
+OPTION_FIELDS = ("poll", "poll_minutes", "reply_settings", "community_id", "made_with_ai", "paid_partnership",
+                 "reply_to", "quote_tweet_id")  # the compose form's "Options" fields
 
 
 @dataclass
@@ -73,6 +77,18 @@ class Compose:
     when: str = AT
     media: list[list[Chosen]] = field(default_factory=list)  # per part, what was sent (after a refusal)
     back: str = ""  # where to go once queued (the calendar a slot was picked in)
+    options: dict[str, str] = field(default_factory=dict)  # the option fields as typed (OPTION_FIELDS)
+
+    def raw_options(self) -> dict[str, Any]:
+        """The options the fields ask for, as `bot.post_options` takes them."""
+        typed = self.options
+        minutes = typed.get("poll_minutes", "").strip()
+        return parsed_flags(typed.get("poll", ""), int(minutes) if minutes.isdigit() else None, [
+            ("reply_settings", typed.get("reply_settings")), ("community_id", typed.get("community_id", "").strip()),
+            ("made_with_ai", typed.get("made_with_ai") == "on"),
+            ("paid_partnership", typed.get("paid_partnership") == "on"),
+            ("reply_to", typed.get("reply_to", "").strip()),
+            ("quote_tweet_id", typed.get("quote_tweet_id", "").strip())])
 
     def chosen(self, index: int) -> list[Chosen]:
         """The files sent for part `index` (0-based), to list again after a refusal."""
@@ -121,7 +137,7 @@ def render_dashboard(compose: Compose, error: str | None = None, status: int = 2
         **history_panel(page_number(request.args.get("history_page")), now, accounts),
         **charts, **performance_panel(store(), settings(), accounts, now, charts["chart_chosen"]),
         slots=slots, slot_choices=[s for s in slots if s.next_free and s.user_id in can_post],
-        zones=zone_names(),
+        zones=zone_names(), reply_choices=REPLY_SETTINGS,
         failures=[failure_view(e, handles, zone) for e in store().events(FAILURES_SHOWN, kind=FAILED_EVENT)],
         postable=postable, compose=compose, error=error,
         max_length=MAX_WEIGHTED_LENGTH,
@@ -147,7 +163,8 @@ def compose() -> ResponseReturnValue:
     form = Compose(account=request.form.get("account", ""), parts=texts,
                    due_at=request.form.get("due_at", "").strip(),
                    when=_when_chosen(request.form.get("when")), media=chosen_of(sent),
-                   back=back_target(request.form.get("back")))
+                   back=back_target(request.form.get("back")),
+                   options={name: request.form.get(name, "") for name in OPTION_FIELDS})
     parts, media = kept_parts(texts, sent)
     try:
         post = _queue(form, parts, media)
@@ -189,7 +206,7 @@ def _queue(form: Compose, parts: list[str], media: list[list[MediaFile]]) -> Pos
     when: queue.When = (queue.NEXT_SLOT if form.when == SLOT else now if form.when == NOW
                         else parse_when(form.due_at, settings().zone, now))
     return queue.queue_post(store(), form.account, parts, when, now, source="web", media=media,
-                            zone=settings().zone)
+                            zone=settings().zone, options=form.raw_options(), tier=settings().x_tier)
 
 
 @bp.post("/posts/<int:post_id>/cancel")

@@ -35,6 +35,7 @@ from bot.models import (
     MediaRef,
     Post,
 )
+from bot.post_options import described
 from bot.pricing import dollars, post_cost
 from bot.queue import InThePast, QueueError, refused_as_duplicate, why_not_editable
 from bot.schedules import SlotSchedule
@@ -113,6 +114,7 @@ class PostView:
     media_count: str | None = None  # "2 images", "1 video"; None without media
     editable: bool = False
     metrics: MetricsView | None = None  # a posted post's, once read from X
+    options: tuple[str, ...] = ()  # its post options in words (`bot.post_options.described`)
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,8 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=when_text(post.due_at, now, zone),
                     status=post.status, note=note, link=None, cancellable=scheduled,
                     editable=why_not_editable(post) is None,
-                    cost=dollars(post_cost(post)), can_post_now=scheduled, **media_fields(post))
+                    cost=dollars(post_cost(post)), can_post_now=scheduled, options=tuple(described(post.options)),
+                    **media_fields(post))
 
 
 def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo,
@@ -277,7 +280,8 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
         shown = when_text(when, now, zone)
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=shown,
                     status=post.status, note=note, link=post_link(settings, account, post), cancellable=False,
-                    retryable=retryable, metrics=MetricsView.of(reading, now), **media_fields(post))
+                    retryable=retryable, metrics=MetricsView.of(reading, now),
+                    options=tuple(described(post.options)), **media_fields(post))
 
 
 KIND_WORDS = {"image": ("image", "images"), "gif": ("GIF", "GIFs"), "video": ("video", "videos")}

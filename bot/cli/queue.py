@@ -27,6 +27,7 @@ from bot.importer import ImportRefused
 from bot.limits import queue_warnings
 from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, utcnow
+from bot.post_options import REPLY_SETTINGS, described, parsed_flags
 from bot.pricing import cost_line, dollars, post_cost, unsent_cost
 from bot.queue import QueueError, control_problem
 from bot.schedules import SlotSchedule, SlotSpecError, parse_slots
@@ -155,10 +156,25 @@ def describe_due(due: datetime, zone: tzinfo) -> str:
 @click.option("--media", "media_paths", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
               help="An image (up to 4), GIF or video to attach; repeat for several.")
 @click.option("--alt", "alts", multiple=True, metavar="TEXT", help="Alt text for the --media before it.")
+@click.option("--poll", metavar='"A | B"', help="A poll of 2 to 4 options (1 to 25 characters each), split by |.")
+@click.option("--poll-minutes", type=int, metavar="N", help="How long the poll runs: 5 to 10080 (default 1440).")
+@click.option("--reply-settings", type=click.Choice(["everyone", *REPLY_SETTINGS]),
+              help="Who may reply (default everyone).")
+@click.option("--community", "community_id", metavar="ID", help="Post into this X Community.")
+@click.option("--made-with-ai", is_flag=True, help="Disclose that the post was made with AI.")
+@click.option("--paid-partnership", is_flag=True, help="Disclose a paid partnership.")
+@click.option("--reply-to", metavar="URL|ID", help="Reply to this post (X takes replies to another author's post "
+                                                   "only where that author mentioned the account).")
+@click.option("--quote", "quote_tweet_id", metavar="URL|ID", help="Quote this post (X's Enterprise tier only).")
 @remote_option
 def post_command(text: str | None, when: str | None, handle: str | None, thread_file: Path | None,
-                 media_paths: tuple[Path, ...], alts: tuple[str, ...], url: str | None) -> None:
-    """Queue TEXT (or the thread in --thread-file) for one account."""
+                 media_paths: tuple[Path, ...], alts: tuple[str, ...], poll: str | None, poll_minutes: int | None,
+                 reply_settings: str | None, community_id: str | None, made_with_ai: bool, paid_partnership: bool,
+                 reply_to: str | None, quote_tweet_id: str | None, url: str | None) -> None:
+    """Queue TEXT (or the thread in --thread-file) for one account, with the post options given."""
+    options = parsed_flags(poll, poll_minutes, [
+        ("reply_settings", reply_settings), ("community_id", community_id), ("made_with_ai", made_with_ai),
+        ("paid_partnership", paid_partnership), ("reply_to", reply_to), ("quote_tweet_id", quote_tweet_id)])
     if (text is None) == (thread_file is None):
         fail("give either TEXT or --thread-file (one of them)")
     if thread_file is not None and media_paths:
@@ -173,13 +189,14 @@ def post_command(text: str | None, when: str | None, handle: str | None, thread_
     now = utcnow()
     try:
         due = parse_when(when, source.zone, now) if when is not None else None
-        post = source.queue_post(account, parts, media, due, now)
+        post = source.queue_post(account, parts, media, due, now, options)
     except (QueueError, WhenError) as exc:
         fail(str(exc))
     kind = f"thread {post.id} ({len(post.parts)} parts)" if len(post.parts) > 1 else f"post {post.id}"
     attached = f", {plural(post.media_count, 'media file')}" if post.media_count else ""
+    extras = "".join(f", {words}" for words in described(post.options))
     click.echo(f"Queued {kind} for {account.handle}, due {describe_due(post.due_at, source.zone)}, "
-               f"{length_text(post)}{attached}, {dollars(post_cost(post))} under pay-per-use.")
+               f"{length_text(post)}{attached}{extras}, {dollars(post_cost(post))} under pay-per-use.")
 
 
 # -- import ---------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from bot import webhooks
 from bot.durable import GaveUp, until_stored
 from bot.limits import SentLog
 from bot.models import ACTIVE, MEDIA_REFUSED, POSTED, REFUSED, SENDING, Account, Post, utcnow
+from bot.post_options import body_options, refusal_words
 from bot.posting.media_uploads import Uploader, ready_media_ids
 from bot.posting.outcomes import mark_failed, mark_posted
 from bot.posting.settling import AccountUnusable, CannotSettleYet, Settler, settle_after
@@ -395,7 +396,8 @@ class Dispatcher:
         if not batch.open(self.clock()) or media_ids is None:
             raise _ClaimClosed(post)
         reply_to = post.tweet_ids[index - 1] if index else None
-        return self._api(post.account_id, token).create_post(post.parts[index], reply_to, media_ids)
+        return self._api(post.account_id, token).create_post(post.parts[index], reply_to, media_ids,
+                                                             body_options(post.options, index))
 
     def _token(self, batch: Batch, account_id: str) -> str:
         known = batch.account if batch.account and batch.account.user_id == account_id else None
@@ -504,7 +506,7 @@ class Dispatcher:
 
     def _fail(self, post: Post, index: int, exc: XError) -> Post:
         where = f"part {index + 1}: " if len(post.parts) > 1 else ""
-        reason = f"{where}X refused it ({exc.status}): {exc}"
+        reason = f"{where}X refused it ({exc.status}): {refusal_words(str(exc), post.options, index)}"
         try:
             with self.store.transaction():
                 kind = MEDIA_REFUSED if isinstance(exc, XMediaExpired) and post.media_of(index) else REFUSED

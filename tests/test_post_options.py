@@ -1,0 +1,177 @@
+"""Post options (issue 23): a poll, who may reply, a community, the AI and paid-partnership disclosures,
+a reply to someone's post, a quote. Each is queued through the real `tweetbot post` process and through
+the compose form, sent by the worker's dispatcher, and read back from what the sandbox stored; each
+refusal is named and queues nothing. The sandbox keeps X's 2026 rules: a reply to another author's post
+only where that author mentioned the account, a quote only on the Enterprise tier.
+"""
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from bot.api_keys import create_key
+from bot.models import FAILED, POSTED, utcnow
+from bot.post_options import REPLY_RULE
+from bot.settings import DEFAULT_SCOPES, load_settings
+from web import create_app
+
+from conftest import TWEETBOT
+from media_support import image_bytes, write
+from sandbox_helpers import SandboxControl
+from test_posting import Rig
+from web_support import Browser
+
+DEFAULTS = {"poll": None, "reply_settings": None, "community_id": None, "made_with_ai": False,
+            "paid_partnership": False, "quote_tweet_id": None, "reply_to": None}
+CASES = {
+    "poll": (["--poll", "yes | no | maybe", "--poll-minutes", "60"], {"poll": "yes | no | maybe", "poll_minutes": "60"},
+             {"poll": {"options": ["yes", "no", "maybe"], "duration_minutes": 60}}),
+    "reply_settings": (["--reply-settings", "following"], {"reply_settings": "following"},
+                       {"reply_settings": "following"}),
+    "community": (["--community", "1234567890"], {"community_id": "1234567890"}, {"community_id": "1234567890"}),
+    "disclosures": (["--made-with-ai", "--paid-partnership"], {"made_with_ai": "on", "paid_partnership": "on"},
+                    {"made_with_ai": True, "paid_partnership": True}),
+}
+
+
+def cli(rig: Rig, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([TWEETBOT, "post", *args], cwd=tmp_path, env=rig.env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def signed_in(rig: Rig) -> Browser:
+    browser = Browser(create_app({"SETTINGS": load_settings(None, rig.env), "TESTING": True, "CLOCK": rig.clock}))
+    browser.sign_in()
+    return browser
+
+
+def compose(browser: Browser, rig: Rig, text: str, fields: dict[str, str]) -> Any:
+    return browser.post("/posts", {"account": rig.accounts[0].user_id, "part": text, "when": "now", **fields})
+
+
+def stored(sandbox: SandboxControl, username: str) -> dict[str, dict[str, Any]]:
+    """What the sandbox stored of the account's posts, by text, with the options' fields only."""
+    return {row["text"]: {name: row.get(name if name != "reply_to" else "reply_to") for name in DEFAULTS}
+            for row in sandbox.posts(username)}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_each_option_queued_by_the_cli_and_the_form_is_what_x_stores(tmp_path: Path, sandbox: SandboxControl,
+                                                                    case: str) -> None:
+    flags, fields, expected = CASES[case]
+    rig = Rig(tmp_path, sandbox)
+    try:
+        done = cli(rig, tmp_path, f"from the command line: {case}", "--at", "now", *flags)
+        assert done.returncode == 0, done.stderr
+        answer = compose(signed_in(rig), rig, f"from the form: {case}", fields)
+        assert answer.status_code == 303, answer.get_data(as_text=True)
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    assert [p.status for p in rig.store.history()] == [POSTED, POSTED]
+    at_x = stored(sandbox, rig.accounts[0].username)
+    for text in (f"from the command line: {case}", f"from the form: {case}"):
+        assert at_x[text] == {**DEFAULTS, **expected}
+
+
+def alice_posts(sandbox: SandboxControl, text: str) -> str:
+    """A post of sandbox_alice, another author; its id."""
+    token = sandbox.grant("sandbox_alice")["access_token"]
+    answer = requests.post(sandbox.url + "/2/tweets", json={"text": text}, timeout=10,
+                           headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["data"]["id"])
+
+
+def test_a_reply_to_another_author_goes_out_only_where_it_mentioned_the_account(tmp_path: Path,
+                                                                                sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox)
+    handle = rig.accounts[0].handle
+    unsummoned = alice_posts(sandbox, "a post that mentions nobody")
+    summoned = alice_posts(sandbox, f"what do you think, {handle}?")
+    try:
+        for target in (f"https://x.com/sandbox_alice/status/{unsummoned}", summoned):
+            done = cli(rig, tmp_path, f"a reply to {target}", "--at", "now", "--reply-to", target)
+            assert done.returncode == 0, done.stderr
+            rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    refused, replied = sorted(rig.store.history(), key=lambda p: p.id)
+    assert refused.status == FAILED and REPLY_RULE in (refused.last_error or "") and unsummoned in refused.last_error
+    assert replied.status == POSTED
+    (row,) = sandbox.posts(rig.accounts[0].username)
+    assert (row["text"], row["reply_to"]) == (f"a reply to {summoned}", summoned)
+
+
+def test_a_quote_is_refused_below_enterprise_and_goes_out_on_it(tmp_path: Path, sandbox: SandboxControl) -> None:
+    target = alice_posts(sandbox, "worth quoting")
+    rig = Rig(tmp_path, sandbox, X_TIER="enterprise")
+    sandbox.configure(tier="enterprise")
+    try:
+        done = cli(rig, tmp_path, "quoting alice", "--at", "now", "--quote", f"https://twitter.com/a/status/{target}")
+        assert done.returncode == 0, done.stderr
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    (row,) = sandbox.posts(rig.accounts[0].username)
+    assert row["quote_tweet_id"] == target
+
+
+REFUSALS = {
+    "one choice": (["--poll", "yes"], {"poll": "yes"}, "a poll has 2 to 4 options, not 1"),
+    "a long choice": (["--poll", "yes | " + "n" * 26], {"poll": "yes | " + "n" * 26},
+                      "poll option 2 ('" + "n" * 26 + "') is not 1 to 25 characters"),
+    "a short poll": (["--poll", "a | b", "--poll-minutes", "4"], {"poll": "a | b", "poll_minutes": "4"},
+                     "a poll runs 5 to 10,080 minutes (7 days), not 4"),
+    "a poll with media": (["--poll", "a | b", "--media", "MEDIA"], None, "a poll cannot go with media"),
+    "a community not an id": (["--community", "cats"], {"community_id": "cats"},
+                              "community_id 'cats' is not the id of a community"),
+    "a reply to no post": (["--reply-to", "https://example.com/status/1"],
+                           {"reply_to": "https://example.com/status/1"},
+                           "reply_to 'https://example.com/status/1' is neither a post's id nor its URL"),
+    "a quote below enterprise": (["--quote", "123"], {"quote_tweet_id": "123"},
+                                 "quote posts need X's Enterprise tier since 2026-04-20 (X_TIER=payg)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_each_refusal_is_named_and_queues_nothing(tmp_path: Path, sandbox: SandboxControl, case: str) -> None:
+    flags, fields, reason = REFUSALS[case]
+    rig = Rig(tmp_path, sandbox, scopes=list(DEFAULT_SCOPES))  # media.write: a poll with media is the options' fault
+    picture = write(tmp_path, "picture.png", image_bytes())
+    done = cli(rig, tmp_path, f"refused: {case}", "--at", "now",
+               *[str(picture) if flag == "MEDIA" else flag for flag in flags])
+    assert done.returncode != 0 and reason in done.stderr, done.stderr
+    if fields is not None:
+        page = compose(signed_in(rig), rig, f"refused: {case}", fields).get_data(as_text=True)
+        assert "Not queued: " in page and reason.replace("'", "&#39;") in page
+    assert rig.store.queued_posts() == [] and rig.store.history() == []
+
+
+def test_the_api_takes_and_shows_the_options_under_x_names(tmp_path: Path, sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox)
+    app = create_app({"SETTINGS": load_settings(None, rig.env), "TESTING": True, "CLOCK": rig.clock})
+    headers = {"Authorization": f"Bearer {create_key(rig.store, 'options', ('posts:read', 'posts:write'), utcnow())[1]}"}
+    asked = {"poll": {"options": ["tea", "coffee"], "duration_minutes": 30}, "reply_settings": "mentionedUsers",
+             "made_with_ai": True}
+    client = app.test_client()
+    made = client.post("/api/v1/posts", json={"account": rig.accounts[0].handle, "text": "tea or coffee?",
+                                              "at": "now", **asked}, headers=headers)
+    assert made.status_code == 201, made.get_data(as_text=True)
+    refused = client.post("/api/v1/posts", json={"account": rig.accounts[0].handle, "text": "no poll",
+                                                 "poll": {"options": ["only one"], "duration_minutes": 30}},
+                          headers=headers)
+    assert (refused.status_code, refused.json["type"]) == (422, "/api/v1/problems/option")
+    shown = client.get(f"/api/v1/posts/{made.json['id']}", headers=headers).json
+    assert {name: shown.get(name) for name in asked} == asked and "community_id" not in shown
+    try:
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    (row,) = sandbox.posts(rig.accounts[0].username)
+    assert {name: row[name] for name in asked} == asked
+    assert len(rig.store.history()) == 1 and rig.store.queued_posts() == []
