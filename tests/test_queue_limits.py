@@ -29,6 +29,7 @@ def test_the_tier_tables_hold_the_documented_numbers() -> None:
         "free": ["17 per 24 h per user", "17 per 24 h per app"],
         "basic": ["100 per 24 h per user", "1,667 per 24 h per app"],
         "pro": ["100 per 15 min per user"],
+        "enterprise": ["100 per 15 min per user"],
     }
 
 

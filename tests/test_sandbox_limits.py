@@ -131,7 +131,7 @@ def test_usage_cap_and_credits(sandbox: SandboxControl, xcheck: SpecRecorder) ->
 
 def test_bad_config_is_refused(sandbox: SandboxControl) -> None:
     from sandbox_helpers import ControlError
-    for options in ({"tier": "enterprise"}, {"access_token_lifetime": 0}, {"nonsense": 1},
+    for options in ({"tier": "platinum"}, {"access_token_lifetime": 0}, {"nonsense": 1},
                     {"limit_overrides": {"POST /2/tweets": [{"scope": "team", "limit": 1}]}}):
         with pytest.raises(ControlError, match="400"):
             sandbox.configure(**options)
