@@ -14,7 +14,10 @@ The function takes no argument and returns a string (one post), a list of
 strings (a thread), or None (nothing this time; an empty list means the same).
 To attach media it returns a dict: `{"text": str or list of str, "media": [path or
 bytes, …], "alt": [str, …]}`; the media go on the first part, a path is read
-relative to the file's folder, and the n-th alt text belongs to the n-th file.
+relative to the file's folder, and the n-th alt text belongs to the n-th file. The
+same dict takes the post options under X's names (`bot.post_options`: "poll",
+"reply_settings", "community_id", "made_with_ai", "paid_partnership", "reply_to",
+"quote_tweet_id").
 What it returns goes through `bot.queue` like any other post, due at once.
 
 A generator must never take the worker down: its exception, a refused post
@@ -52,6 +55,7 @@ import schedule
 
 from bot.media_checks import MediaFile, read_file
 from bot.models import Post, utcnow
+from bot.post_options import NAMES as OPTION_NAMES
 from bot.queue import QueueError, draft, save_posts
 from bot.settings import Settings
 from bot.store import Repository
@@ -186,7 +190,7 @@ def schedule_generators(scheduler: schedule.Scheduler, settings: Settings, store
         _record_failure(store, None, problem, clock)
     jobs: list[schedule.Job] = []
     for spec in specs:
-        job = job_for(scheduler, spec).do(run_generator, spec, store, clock).tag(TAG, spec.name)
+        job = job_for(scheduler, spec).do(run_generator, spec, store, clock, settings.x_tier).tag(TAG, spec.name)
         jobs.append(job)
         try:
             resolve_call(spec.call, spec.folder)
@@ -215,7 +219,7 @@ def run_key(spec: GeneratorSpec, moment: datetime) -> str:
 
 
 def run_generator(spec: GeneratorSpec, store: Repository,
-                  clock: Callable[[], datetime] = utcnow) -> Post | None:
+                  clock: Callable[[], datetime] = utcnow, tier: str = "payg") -> Post | None:
     """Call the function and queue what it returns, due now, once per run key (see the module); the
     post, or None (nothing returned, or this period's post queued already). Never raises an Exception."""
     now = clock()
@@ -225,8 +229,9 @@ def run_generator(spec: GeneratorSpec, store: Repository,
         if returned is None:
             log.info("%s returned nothing to post", spec.describe())
             return None
-        parts, media = returned
-        drafted = draft(store, spec.account, parts, due_at=now, now=now, source=SOURCE, media=media)
+        parts, media, options = returned
+        drafted = draft(store, spec.account, parts, due_at=now, now=now, source=SOURCE, media=media,
+                        options=options, tier=tier)
         queued = save_posts(store, [drafted], run_key=run_key(spec, now))
     except Exception as exc:
         report_failure(store, spec, exc, clock)
@@ -241,19 +246,24 @@ def run_generator(spec: GeneratorSpec, store: Repository,
     return post
 
 
-def returned_post(produced: object, folder: Path) -> tuple[Sequence[str], list[list[MediaFile]]] | None:
-    """A function's result as a post's parts and media (a string, a list of strings, a dict
-    with media, or None for nothing)."""
+Returned = tuple[Sequence[str], list[list[MediaFile]], dict[str, Any]]
+
+
+def returned_post(produced: object, folder: Path) -> Returned | None:
+    """A function's result as a post's parts, media and options (a string, a list of strings, a dict
+    with media and X's option names, or None for nothing)."""
     if not isinstance(produced, dict):
         parts = returned_parts(produced)
-        return None if parts is None else (parts, [])
-    unknown = sorted(set(produced) - {"text", "media", "alt"})
+        return None if parts is None else (parts, [], {})
+    unknown = sorted(set(produced) - {"text", "media", "alt", *OPTION_NAMES})
     if unknown:
-        raise TypeError(f"returned a dict with {', '.join(map(repr, unknown))}; expected text, media and alt")
+        raise TypeError(f"returned a dict with {', '.join(map(repr, unknown))}; expected text, media, alt and "
+                        f"the post options ({', '.join(OPTION_NAMES)})")
     parts = returned_parts(produced.get("text"))
     if parts is None:
         return None
-    return parts, [_returned_media(produced.get("media") or [], produced.get("alt") or [], folder)]
+    return (parts, [_returned_media(produced.get("media") or [], produced.get("alt") or [], folder)],
+            {name: produced[name] for name in OPTION_NAMES if name in produced})
 
 
 def _returned_media(media: object, alts: object, folder: Path) -> list[MediaFile]:

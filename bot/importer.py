@@ -1,4 +1,6 @@
-"""Importing a CSV of posts: `account,due_at,text`, and optionally `thread_id`, `media`, `alt`.
+"""Importing a CSV of posts: `account,due_at,text`, and optionally `thread_id`, `media`, `alt` and the post
+options' columns (`OPTION_COLUMNS`: `poll` as "a | b", `poll_minutes`, `reply_settings`, `community_id`,
+`made_with_ai` and `paid_partnership` as yes or no, `reply_to`, `quote_tweet_id`; a thread's on its first row).
 
 All rows or none: a file is checked whole, and one bad row among a thousand
 queues nothing, because half a campaign is worse than none and re-importing the
@@ -26,19 +28,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import click
 
 from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import Account, Post, utcnow
+from bot.post_options import parsed_flags
 from bot.queue import PAST_GRACE, QueueError, draft_for, save_posts, text_problem
+from bot.refusals import OptionRefused
 from bot.schedules import free_slots
 from bot.store import Repository
 from bot.when import WhenError, parse_when
 
 REQUIRED_COLUMNS = ("account", "due_at", "text")
-OPTIONAL_COLUMNS = ("thread_id", "media", "alt")
+OPTION_COLUMNS = ("poll", "poll_minutes", "reply_settings", "community_id", "made_with_ai", "paid_partnership",
+                  "reply_to", "quote_tweet_id")  # a post's options (`bot.post_options`), on its first row
+OPTIONAL_COLUMNS = ("thread_id", "media", "alt", *OPTION_COLUMNS)
+YES, NO = ("yes", "true", "1", "x"), ("", "no", "false", "0")
 MEDIA_SEPARATOR = "|"
 PROGRESS_ABOVE = 1000  # rows; smaller files are checked before a bar would be worth drawing
 SOURCE = "csv"
@@ -75,6 +82,23 @@ class Row:
     thread_id: str = ""
     media: str = ""
     alt: str = ""
+    options: tuple[tuple[str, str], ...] = ()  # the option columns' cells, as written
+
+    def post_options(self) -> dict[str, Any]:
+        """The options its cells ask for, as `bot.post_options` takes them, or `OptionRefused`."""
+        cells = dict(self.options)
+        flags = []
+        for name in ("made_with_ai", "paid_partnership"):
+            value = cells.get(name, "").strip().lower()
+            if value not in YES + NO:
+                raise OptionRefused(f"{name} {cells[name]!r} is not yes or no")
+            flags.append((name, value in YES))
+        minutes = cells.get("poll_minutes", "").strip()
+        if minutes and not minutes.isdigit():
+            raise OptionRefused(f"poll_minutes {minutes!r} is not a whole number of minutes")
+        return parsed_flags(cells.get("poll", ""), int(minutes) if minutes else None, [
+            *flags, *((name, cells.get(name, "").strip()) for name in ("reply_settings", "community_id", "reply_to",
+                                                                         "quote_tweet_id"))])
 
     def media_files(self, folder: Path) -> list[MediaFile]:
         """The row's files with their alt texts, or `MediaError` naming the file."""
@@ -131,7 +155,8 @@ def _rows(reader: Iterator[list[str]], lines_read: Callable[[], int]) -> Iterato
         # Spreadsheets drop trailing empty cells or add empty ones: both mean "empty".
         values = dict(zip(header, cells + [""] * (len(header) - len(cells)), strict=False))
         yield Row(line, values["account"].strip(), values["due_at"].strip(), values["text"],
-                  values.get("thread_id", "").strip(), values.get("media", ""), values.get("alt", ""))
+                  values.get("thread_id", "").strip(), values.get("media", ""), values.get("alt", ""),
+                  tuple((name, values[name]) for name in OPTION_COLUMNS if values.get(name, "").strip()))
     if header is None:
         return  # an empty file: `import_csv` says there is nothing to queue, as for a header alone
     if bad:
@@ -145,7 +170,8 @@ def _header(cells: list[str], line: int) -> list[str]:
     if missing or unknown or len(set(names)) != len(names):
         found = ",".join(names)
         raise ImportRefused([RowProblem(line, f"the header must be account,due_at,text with optional thread_id, "
-                                              f"media and alt columns, in any order; found {found!r}")])
+                                              f"media, alt and option ({', '.join(OPTION_COLUMNS)}) columns, "
+                                              f"in any order; found {found!r}")])
     return names
 
 
@@ -169,7 +195,7 @@ class Drafted:
 
 
 def import_csv(store: Repository, path: Path, zone: tzinfo | str, now: datetime | None = None,
-               show_progress: bool = False) -> list[Post]:
+               show_progress: bool = False, tier: str = "payg") -> list[Post]:
     """Check the whole file, then queue every post in one transaction; the queued posts.
 
     Raises `ImportRefused` (nothing queued) listing every bad line. Checking and
@@ -183,7 +209,7 @@ def import_csv(store: Repository, path: Path, zone: tzinfo | str, now: datetime 
         return free_slots(store, account.user_id, moment, also_taken=also_taken)
 
     with store.transaction():
-        drafted = check_rows(rows, path.parent, store, slots, zone, moment, show_progress)
+        drafted = check_rows(rows, path.parent, store, slots, zone, moment, show_progress, tier)
         return save_posts(store, [item.post for item in drafted])
 
 
@@ -197,9 +223,10 @@ def rows_of(path: Path) -> list[Row]:
 
 
 def check_rows(rows: list[Row], folder: Path, book: AccountBook, slots: SlotFinder, zone: tzinfo | str,
-               now: datetime, show_progress: bool = False) -> list[Drafted]:
+               now: datetime, show_progress: bool = False, tier: str = "payg") -> list[Drafted]:
     """Every row checked (accounts in `book`, times, texts, files relative to `folder`, free `slots` for
-    rows without a time), as drafts carrying their files' bytes; `ImportRefused` listing every bad line."""
+    rows without a time, options as X_TIER `tier` allows), as drafts carrying their files' bytes;
+    `ImportRefused` listing every bad line."""
     groups = _group(rows)
     problems: list[RowProblem] = []
     accounts = _AccountCache(book)
@@ -208,7 +235,7 @@ def check_rows(rows: list[Row], folder: Path, book: AccountBook, slots: SlotFind
     problems.extend(_assign_slots(slots, groups))
     bad_lines = {problem.line for problem in problems}
     sound = [group for group in groups if not any(row.line in bad_lines for row in group.rows)]
-    drafts = _draft_all(sound, now, show_progress and len(rows) > PROGRESS_ABOVE, folder)
+    drafts = _draft_all(sound, now, show_progress and len(rows) > PROGRESS_ABOVE, folder, tier)
     problems.extend(problem for problem in drafts if isinstance(problem, RowProblem))
     if problems:
         raise ImportRefused(problems)
@@ -307,17 +334,18 @@ def _assign_slots(finder: SlotFinder, groups: list[_Group]) -> list[RowProblem]:
     return problems
 
 
-def _draft_all(groups: list[_Group], now: datetime, show_progress: bool, folder: Path) -> list[Drafted | RowProblem]:
+def _draft_all(groups: list[_Group], now: datetime, show_progress: bool, folder: Path,
+               tier: str) -> list[Drafted | RowProblem]:
     """Each group through the queue's own checks (`bot.queue.draft`): a post, or the reason it cannot be one."""
     results: list[Drafted | RowProblem] = []
     with _progress(show_progress, sum(len(group.rows) for group in groups)) as advance:
         for group in groups:
-            results.append(_draft_group(group, now, folder))
+            results.append(_draft_group(group, now, folder, tier))
             advance(len(group.rows))
     return results
 
 
-def _draft_group(group: _Group, now: datetime, folder: Path) -> Drafted | RowProblem:
+def _draft_group(group: _Group, now: datetime, folder: Path, tier: str) -> Drafted | RowProblem:
     """One group as a checked post; a bad file is named with the row that names it."""
     assert group.account is not None and group.due_at is not None
     media: list[list[MediaFile]] = []
@@ -326,9 +354,13 @@ def _draft_group(group: _Group, now: datetime, folder: Path) -> Drafted | RowPro
             media.append(row.media_files(folder))
         except MediaError as exc:
             return RowProblem(row.line, str(exc))
+    later = next((row for row in group.rows[1:] if row.options), None)
+    if later is not None:
+        return RowProblem(later.line, "a thread's options go on its first row (they are the first part's)")
     try:
         return Drafted(group.line, draft_for(group.account, [row.text for row in group.rows], group.due_at, now,
-                                             source=SOURCE, media=media))
+                                             source=SOURCE, media=media, options=group.rows[0].post_options(),
+                                             tier=tier))
     except QueueError as exc:
         return RowProblem(group.line, str(exc))
 

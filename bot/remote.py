@@ -275,7 +275,7 @@ class Remote:
             taken = {post.due_at for post in self.queued_posts(account.user_id)} | set(also_taken)
             return open_slots(schedule, account.handle, now, taken)
 
-        drafted = check_rows(rows, path.parent, self, slots, self.zone, now, show_progress)
+        drafted = check_rows(rows, path.parent, self, slots, self.zone, now, show_progress, self.x_tier)
         ids = self._upload([item.post for item in drafted])
         return self._send_all(drafted, ids)
 

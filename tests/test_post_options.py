@@ -6,6 +6,7 @@ only where that author mentioned the account, a quote only on the Enterprise tie
 """
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import requests
 
 from bot.api_keys import create_key
+from bot.generators import load_generators, run_generator
 from bot.models import FAILED, POSTED, utcnow
 from bot.post_options import REPLY_RULE
 from bot.settings import DEFAULT_SCOPES, load_settings
@@ -168,6 +170,11 @@ def test_the_api_takes_and_shows_the_options_under_x_names(tmp_path: Path, sandb
     assert (refused.status_code, refused.json["type"]) == (422, "/api/v1/problems/option")
     shown = client.get(f"/api/v1/posts/{made.json['id']}", headers=headers).json
     assert {name: shown.get(name) for name in asked} == asked and "community_id" not in shown
+    browser = Browser(app)
+    browser.sign_in()
+    page = browser.get("/").get_data(as_text=True)
+    assert re.findall(r'<span class="option">([^<]*)</span>', page) == [
+        "poll: tea / coffee (30 min)", "replies: mentionedUsers", "made with AI"]
     try:
         rig.dispatch()
     finally:
@@ -175,3 +182,56 @@ def test_the_api_takes_and_shows_the_options_under_x_names(tmp_path: Path, sandb
     (row,) = sandbox.posts(rig.accounts[0].username)
     assert {name: row[name] for name in asked} == asked
     assert len(rig.store.history()) == 1 and rig.store.queued_posts() == []
+
+
+def test_a_csv_carries_options_in_its_columns_and_one_bad_cell_imports_nothing(tmp_path: Path,
+                                                                               sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox)
+    handle = rig.accounts[0].handle
+    bad = tmp_path / "bad.csv"
+    bad.write_text("account,due_at,text,poll,made_with_ai\n"
+                   f"{handle},now,fine,yes | no,\n"
+                   f"{handle},now,not fine,,maybe\n", encoding="utf-8")
+    refused = subprocess.run([TWEETBOT, "import", str(bad)], cwd=tmp_path, env=rig.env, capture_output=True,
+                             text=True, timeout=60)
+    assert refused.returncode != 0 and "line 3: made_with_ai 'maybe' is not yes or no" in refused.stderr
+    assert rig.store.queued_posts() == []
+    good = tmp_path / "good.csv"
+    good.write_text("account,due_at,text,thread_id,poll,poll_minutes,reply_settings,made_with_ai\n"
+                    f"{handle},now,which one?,,red | blue,15,,\n"
+                    f"{handle},now,a thread made with AI,t1,,,verified,yes\n"
+                    f"{handle},now,its second part,t1,,,,\n", encoding="utf-8")
+    imported = subprocess.run([TWEETBOT, "import", str(good)], cwd=tmp_path, env=rig.env, capture_output=True,
+                              text=True, timeout=60)
+    assert imported.returncode == 0, imported.stderr
+    try:
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    at_x = stored(sandbox, rig.accounts[0].username)
+    assert at_x["which one?"] == {**DEFAULTS, "poll": {"options": ["red", "blue"], "duration_minutes": 15}}
+    assert at_x["a thread made with AI"] == {**DEFAULTS, "reply_settings": "verified", "made_with_ai": True}
+    assert at_x["its second part"] == {**DEFAULTS, "reply_to": at_x_id(sandbox, rig, "a thread made with AI")}
+
+
+def at_x_id(sandbox: SandboxControl, rig: Rig, text: str) -> str:
+    return next(row["id"] for row in sandbox.posts(rig.accounts[0].username) if row["text"] == text)
+
+
+def test_a_generator_returns_options_under_x_names(tmp_path: Path, sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox)
+    (tmp_path / "gen_poll.py").write_text(
+        "def weekly():\n"
+        "    return {'text': 'which day?', 'poll': {'options': ['sat', 'sun'], 'duration_minutes': 120},\n"
+        "            'paid_partnership': True}\n", encoding="utf-8")
+    (tmp_path / "tweetbot.toml").write_text(
+        f'[[generator]]\naccount = "{rig.accounts[0].handle}"\nevery = "day at 09:00"\ncall = "gen_poll:weekly"\n',
+        encoding="utf-8")
+    [spec], problems = load_generators(tmp_path / "tweetbot.toml", "UTC")
+    assert problems == [] and run_generator(spec, rig.store, rig.clock) is not None
+    try:
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    assert stored(sandbox, rig.accounts[0].username)["which day?"] == {
+        **DEFAULTS, "poll": {"options": ["sat", "sun"], "duration_minutes": 120}, "paid_partnership": True}

@@ -105,7 +105,7 @@ class LocalSource:
                                 options=options, tier=self.x_tier)
 
     def import_csv(self, path: Path, now: datetime, show_progress: bool = False) -> list[Post]:
-        return import_csv(self.store, path, self.zone, now, show_progress=show_progress)
+        return import_csv(self.store, path, self.zone, now, show_progress=show_progress, tier=self.x_tier)
 
     def cancel(self, post_id: int) -> Post:
         return queue.cancel(self.store, post_id)
