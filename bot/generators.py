@@ -48,7 +48,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import schedule
@@ -156,7 +156,16 @@ def _spec(entry: dict[str, Any], default_tz: str, folder: Path) -> GeneratorSpec
     return spec
 
 
-def job_for(scheduler: schedule.Scheduler, spec: GeneratorSpec) -> schedule.Job:
+class Timed(Protocol):
+    """What a job is scheduled by: the schedule library's words and a time zone (a generator, a feed)."""
+
+    @property
+    def every(self) -> str: ...
+    @property
+    def tz(self) -> str: ...
+
+
+def job_for(scheduler: schedule.Scheduler, spec: Timed) -> schedule.Job:
     """An unstarted job on `scheduler` for `spec.every` in `spec.tz` (no function attached yet)."""
     match = _EVERY.match(spec.every)
     if not match or match["unit"] not in _UNITS:

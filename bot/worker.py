@@ -30,6 +30,7 @@ import schedule
 from bot import alerts, webhooks
 from bot.analytics import Reader
 from bot.api_keys import IDEMPOTENCY_WINDOW
+from bot.feeds import schedule_feeds
 from bot.generators import schedule_generators
 from bot.models import utcnow
 from bot.posting.dispatcher import Dispatcher, this_worker
@@ -141,6 +142,7 @@ class Worker:
         self.scheduler.every(MEDIA_CLEANUP_EVERY).minutes.do(self._guarded, self.forget_media).tag("media")
         self.scheduler.every(ANALYTICS_EVERY).seconds.do(self._guarded, self.read_metrics).tag("analytics")
         schedule_generators(self.scheduler, self.settings, self.store, self.clock)
+        schedule_feeds(self.scheduler, self.settings, self.store, self.clock)
 
     def _guarded(self, job: Callable[[], Any]) -> None:
         """Run a job; its exception is logged, and the loop goes on.

@@ -26,7 +26,7 @@ from bot.cli.sources import Source, open_source, remote_option
 from bot.importer import ImportRefused
 from bot.limits import queue_warnings
 from bot.media_checks import MediaError, MediaFile, read_file
-from bot.models import ACTIVE, POSTED, Account, Post, utcnow
+from bot.models import ACTIVE, POSTED, Account, Post, from_iso, utcnow
 from bot.post_options import REPLY_SETTINGS, described, parsed_flags
 from bot.pricing import cost_line, dollars, post_cost, unsent_cost
 from bot.queue import QueueError, control_problem
@@ -478,6 +478,31 @@ def generators_command() -> None:
     sys.exit(1 if problems else 0)
 
 
+@click.command("feeds")
+def feeds_command() -> None:
+    """The feeds of the generators file ([[feed]]): when each was read, what it holds, its error."""
+    from bot.feeds import feed_state, load_feeds
+
+    settings, store = open_queue()
+    specs, problems = load_feeds(settings.generators_file, settings.timezone)
+    if not specs and not problems:
+        click.echo(f"No feeds ({settings.generators_file} has no [[feed]] entries).")
+    broken = list(problems)
+    for spec in specs:
+        state = feed_state(store, spec)
+        read = from_iso(state.get("read_at"))
+        seen = len(state.get("seen") or [])
+        said = (f"read {format_local(read, settings.zone)}, {seen} entr{'y' if seen == 1 else 'ies'} seen" if read
+                else "not read yet")
+        if state.get("error"):
+            said += f"; failing since {format_local(from_iso(state.get('failed_at')), settings.zone)}: {state['error']}"
+            broken.append(f"feed {spec.name}: {state['error']}")
+        click.echo(f"{spec.describe()}: {said}")
+    for problem in problems:
+        click.secho(f"tweetbot: {problem}", fg="red", err=True)
+    sys.exit(1 if broken else 0)
+
+
 COMMANDS: tuple[click.Command, ...] = (post_command, import_command, count_command, slots_group, queue_command,
                                        cancel_command, post_now_command, retry_command, history_command,
-                                       generators_command)
+                                       generators_command, feeds_command)
