@@ -42,8 +42,9 @@ from bot.store import Repository
 from bot.when import WhenError, parse_when
 
 REQUIRED_COLUMNS = ("account", "due_at", "text")
+# A post's options (`bot.post_options`), on its first row.
 OPTION_COLUMNS = ("poll", "poll_minutes", "reply_settings", "community_id", "made_with_ai", "paid_partnership",
-                  "reply_to", "quote_tweet_id")  # a post's options (`bot.post_options`), on its first row
+                  "reply_to", "quote_tweet_id", "expire_after")
 OPTIONAL_COLUMNS = ("thread_id", "media", "alt", *OPTION_COLUMNS)
 YES, NO = ("yes", "true", "1", "x"), ("", "no", "false", "0")
 MEDIA_SEPARATOR = "|"
@@ -98,7 +99,7 @@ class Row:
             raise OptionRefused(f"poll_minutes {minutes!r} is not a whole number of minutes")
         return parsed_flags(cells.get("poll", ""), int(minutes) if minutes else None, [
             *flags, *((name, cells.get(name, "").strip()) for name in ("reply_settings", "community_id", "reply_to",
-                                                                         "quote_tweet_id"))])
+                                                                         "quote_tweet_id", "expire_after"))])
 
     def media_files(self, folder: Path) -> list[MediaFile]:
         """The row's files with their alt texts, or `MediaError` naming the file."""

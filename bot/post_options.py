@@ -3,8 +3,9 @@
 The options go with a post's first part (a thread's later parts are replies to it), under X's own
 names (`POST /2/tweets`, x-api-facts §"Posting"): a `poll` (`options`, `duration_minutes`),
 `reply_settings` (who may reply; none: everyone), `community_id` (post into an X Community),
-the `made_with_ai` and `paid_partnership` disclosures, `quote_tweet_id`, and `reply_to` (a post's
-URL or id: the first part is a reply to it). Every front end parses its own words (CLI flags, CSV
+the `made_with_ai` and `paid_partnership` disclosures, `quote_tweet_id`; and two of ours: `reply_to` (a
+post's URL or id: the first part is a reply to it) and `expire_after` (seconds after posting that the
+post is deleted from X: `bot.expiry`). Every front end parses its own words (CLI flags, CSV
 columns, form fields, JSON) into the same `dict` and `check_options` refuses what X would, with
 the reason, before anything is queued.
 """
@@ -12,16 +13,21 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from bot.refusals import OptionRefused
+from bot.settings import duration_text, parse_duration
 
 REPLY_SETTINGS = ("following", "mentionedUsers", "subscribers", "verified")  # none: everyone may reply
 POLL_OPTIONS = (2, 4)  # how many a poll has
 POLL_OPTION_LENGTH = 25
 POLL_MINUTES = (5, 10_080)  # five minutes to seven days
 QUOTE_TIER = "enterprise"  # quote posts left every self-serve tier on 2026-04-20
-NAMES = ("poll", "reply_settings", "community_id", "made_with_ai", "paid_partnership", "quote_tweet_id", "reply_to")
+NAMES = ("poll", "reply_settings", "community_id", "made_with_ai", "paid_partnership", "quote_tweet_id", "reply_to",
+         "expire_after")
+OURS = ("reply_to", "expire_after")  # the options that are not fields of X's body
+EXPIRY_RANGE = (timedelta(minutes=1), timedelta(days=365))
 _POST_URL = re.compile(r"^https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/(?:[A-Za-z0-9_]+|i/web|i)/status(?:es)?/"
                        r"(\d{1,19})(?:[/?#].*)?$")
 _ID = re.compile(r"^\d{1,19}$")
@@ -51,6 +57,8 @@ def check_options(raw: Mapping[str, Any], first_has_media: bool, tier: str) -> d
             options[flag] = True
     if raw.get("reply_to"):
         options["reply_to"] = post_id_of(raw["reply_to"], "reply_to")
+    if raw.get("expire_after"):
+        options["expire_after"] = _expiry(raw["expire_after"])
     if raw.get("quote_tweet_id"):
         options["quote_tweet_id"] = _quote(raw["quote_tweet_id"], options, first_has_media, tier)
     return options
@@ -89,6 +97,16 @@ def _quote(value: Any, options: dict[str, Any], first_has_media: bool, tier: str
     return post_id_of(value, "quote_tweet_id")
 
 
+def _expiry(value: Any) -> int:
+    """Seconds after posting that the post is deleted from X: a duration ("3d", "12h") or seconds."""
+    span = timedelta(seconds=value) if isinstance(value, int) and not isinstance(value, bool) else \
+        parse_duration(str(value))
+    low, high = EXPIRY_RANGE
+    if span is None or not low <= span <= high:
+        raise OptionRefused(f"expire_after {value!r} is not a duration from 1 minute to 365 days (such as 12h or 3d)")
+    return int(span.total_seconds())
+
+
 def _id(value: Any, name: str, what: str) -> str:
     text = str(value).strip()
     if not _ID.match(text):
@@ -117,7 +135,7 @@ def body_options(options: Mapping[str, Any], index: int) -> dict[str, Any]:
     (`reply_to` as X's `reply`), the others none (they reply to the part before)."""
     if index or not options:
         return {}
-    body = {name: value for name, value in options.items() if name != "reply_to"}
+    body = {name: value for name, value in options.items() if name not in OURS}
     if options.get("reply_to"):
         body["reply"] = {"in_reply_to_tweet_id": options["reply_to"]}
     return body
@@ -153,6 +171,8 @@ def described(options: Mapping[str, Any]) -> list[str]:
         words.append(f"a reply to post {options['reply_to']}")
     if "quote_tweet_id" in options:
         words.append(f"quotes post {options['quote_tweet_id']}")
+    if "expire_after" in options:
+        words.append(f"deleted from X {duration_text(timedelta(seconds=options['expire_after']))} after posting")
     return words
 
 

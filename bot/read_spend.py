@@ -24,6 +24,7 @@ log = logging.getLogger("tweetbot.reads")
 
 SETTLE = "settle"
 ANALYTICS = "analytics"  # the reads of how posts did (`bot.analytics`), which ANALYTICS_BUDGET caps
+EXPIRY = "expiry"  # the lookups before an expired post is deleted (`bot.expiry`)
 BILLED_KEY = "read_billed"
 
 
@@ -55,7 +56,8 @@ def month_spend(store: Repository, at: datetime) -> dict[str, Decimal]:
     return {kind: Decimal(amount) for kind, amount in (store.get_meta(month_key(at)) or {}).items()}
 
 
-KIND_WORDS = {SETTLE: "timeline reads that settled uncertain posts", ANALYTICS: "reads of how posts did"}
+KIND_WORDS = {SETTLE: "timeline reads that settled uncertain posts", ANALYTICS: "reads of how posts did",
+              EXPIRY: "lookups before deleting expired posts"}
 
 
 def spend_line(store: Repository, at: datetime) -> str | None:

@@ -140,6 +140,14 @@ class Settings:
 _SECRET_FIELDS = {"secret_key", "token_keys", "admin_password", "x_client_secret", "metrics_token"}
 
 
+def parse_duration(text: str) -> timedelta | None:
+    """A duration as a person writes it: "90s", "45m", "1h", "3d", "2w"; None if it is not one (or is 0)."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None or int(match["count"]) == 0:
+        return None
+    return timedelta(seconds=int(match["count"]) * _UNIT_SECONDS[match["unit"]])
+
+
 def duration_text(span: timedelta) -> str:
     """A duration as ANALYTICS_AGES takes it, in its largest whole unit: "90s", "1h", "7d", "2w"."""
     seconds = int(span.total_seconds())
@@ -309,11 +317,11 @@ class _Env:
         raw = self.text(name, default)
         found = []
         for word in raw.split(","):
-            match = _DURATION.fullmatch(word.strip().lower())
-            if match is None or int(match["count"]) == 0:
+            span = parse_duration(word)
+            if span is None:
                 raise SettingsError(f"{name}={raw!r}: {word.strip()!r} is not a duration "
                                     "(expected numbers with s, m, h, d or w, such as 90s,1h,24h,7d)")
-            found.append(timedelta(seconds=int(match["count"]) * _UNIT_SECONDS[match["unit"]]))
+            found.append(span)
         return tuple(sorted(set(found)))
 
     def dollars(self, name: str, default: str) -> Decimal:

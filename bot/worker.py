@@ -30,6 +30,7 @@ import schedule
 from bot import alerts, webhooks
 from bot.analytics import Reader
 from bot.api_keys import IDEMPOTENCY_WINDOW
+from bot.expiry import Expirer
 from bot.feeds import schedule_feeds
 from bot.generators import schedule_generators
 from bot.models import utcnow
@@ -50,6 +51,7 @@ def one_line(exc: BaseException) -> str:
 
 DISPATCH_EVERY = 1
 ANALYTICS_EVERY = 60  # seconds: the reading plan's ages are an hour and more; a minute late is on time
+EXPIRY_EVERY = 30  # seconds: an expiry is a minute at the least
 MEDIA_CLEANUP_EVERY = 60  # minutes: retention is counted in days, so an hour late is never late
 RUN_KEYS_KEPT = timedelta(days=30)  # generator run keys older than any run they could collide with
 DELIVERIES_KEPT = timedelta(days=30)  # finished webhook deliveries in the log (the newest 200 stay whatever their age)
@@ -73,6 +75,7 @@ class Worker:
                                      worker_id=self.worker_id)
         self.webhooks = webhooks.Deliverer(settings, store, clock)
         self.analytics = Reader(settings, store, x, self.tokens, clock)
+        self.expirer = Expirer(store, x, self.tokens, clock)
         self.scheduler = schedule.Scheduler()
         self._signals = 0
         self.exit_code = 0
@@ -104,6 +107,10 @@ class Worker:
         """Read how the posted posts did, those due by the reading plan, within the month's budget
         (`bot.analytics`); one worker at a time, so no post is read (and paid for) twice."""
         self._once("analytics", self.analytics.read_due)
+
+    def delete_expired(self) -> None:
+        """Delete from X the posts whose `expire_after` has come (`bot.expiry`); one worker at a time."""
+        self._once("expiry", self.expirer.expire_due)
 
     def forget_media(self) -> None:
         """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished), generator
@@ -141,6 +148,7 @@ class Worker:
         self.scheduler.every(heartbeats.BEAT_EVERY).seconds.do(self._guarded, self.heartbeat).tag("heartbeat")
         self.scheduler.every(MEDIA_CLEANUP_EVERY).minutes.do(self._guarded, self.forget_media).tag("media")
         self.scheduler.every(ANALYTICS_EVERY).seconds.do(self._guarded, self.read_metrics).tag("analytics")
+        self.scheduler.every(EXPIRY_EVERY).seconds.do(self._guarded, self.delete_expired).tag("expiry")
         schedule_generators(self.scheduler, self.settings, self.store, self.clock)
         schedule_feeds(self.scheduler, self.settings, self.store, self.clock)
 

@@ -296,6 +296,15 @@ class XApi:
             method, TWEEPY_API_BASE + path, headers=headers, **kwargs)))
         return _json(response).get("data") or {}
 
+    def edit_history(self, post_id: str) -> list[str] | None:
+        """The ids of the post's versions, oldest first (more than one: a person edited it), or None when
+        X no longer has it (a post read, billed as one)."""
+        response = _api_call(lambda: self.client.get_tweet(post_id, tweet_fields=["edit_history_tweet_ids"],
+                                                           user_auth=False))
+        if response.data is None:
+            return None
+        return [str(i) for i in (response.data.edit_history_tweet_ids or [post_id])]
+
     def delete_post(self, post_id: str) -> None:
         _api_call(lambda: self.client.delete_tweet(post_id, user_auth=False))
 

@@ -131,9 +131,10 @@ def references(post: Post) -> list[dict[str, str]]:
 
 def post_json(world: World, post: Post, wanted: Wanted) -> dict[str, Any]:
     """A post object: id, text, its edit history, plus the requested fields the sandbox knows."""
-    data: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": [post.id]}
+    history = list(post.edit_history or (post.id,))
+    data: dict[str, Any] = {"id": post.id, "text": post.text, "edit_history_tweet_ids": history}
     if wanted.current:
-        data["edit_history_post_ids"] = [post.id]
+        data["edit_history_post_ids"] = history
     fields = wanted.post
     known: dict[str, Any] = {
         "created_at": lambda: iso(post.created_at),

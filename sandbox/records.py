@@ -118,6 +118,7 @@ class Post:
     community_id: str | None = None
     made_with_ai: bool = False
     paid_partnership: bool = False
+    edit_history: tuple[str, ...] = ()  # once edited: every version's id, oldest first (shared by them all)
     deleted_at: float | None = None
 
 

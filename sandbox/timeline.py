@@ -45,6 +45,7 @@ class Timeline(Part):
         text = body.get("text", "")
         media_ids = tuple(body.get("media", {}).get("media_ids", ()))
         with self._lock:
+            edited = self._edited(author, body.get("edit_options"))
             reply_to, reply_user = self._reply_target(author, body.get("reply"))
             media_keys = self._uploads.usable(author.id, media_ids) if media_ids else ()
             if text and self.duplicate_of(author.id, text) is not None:
@@ -58,8 +59,23 @@ class Timeline(Part):
                         community_id=body.get("community_id"), quote_tweet_id=body.get("quote_tweet_id"),
                         made_with_ai=bool(body.get("made_with_ai")),
                         paid_partnership=bool(body.get("paid_partnership")))
+            if edited is not None:  # every version shares the history, as X shows it on each
+                post.edit_history = (*(edited.edit_history or (edited.id,)), post.id)
+                for version in edited.edit_history or (edited.id,):
+                    self._posts[version].edit_history = post.edit_history
             self._store(post)
             return post
+
+    def _edited(self, author: User, edit: dict[str, Any] | None) -> Post | None:
+        """The author's live post that `edit_options.previous_post_id` names (an edit of it), or X's refusal."""
+        if edit is None:
+            return None
+        target = self._posts.get(edit.get("previous_post_id") or "")
+        if target is None or target.deleted_at is not None:
+            raise invalid_request("$.edit_options.previous_post_id: the post to edit does not exist")
+        if target.author_id != author.id:
+            raise forbidden("You are not allowed to edit a Post you did not author.")
+        return target
 
     def _reply_target(self, author: User, reply: dict[str, Any] | None) -> tuple[str | None, str | None]:
         """The replied-to post and its author, if the reply policy lets `author` reply to it."""

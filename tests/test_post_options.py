@@ -27,6 +27,8 @@ from sandbox_helpers import SandboxControl
 from test_posting import Rig
 from web_support import Browser
 
+HOUR = 3600
+
 DEFAULTS = {"poll": None, "reply_settings": None, "community_id": None, "made_with_ai": False,
             "paid_partnership": False, "quote_tweet_id": None, "reply_to": None}
 CASES = {
@@ -235,3 +237,44 @@ def test_a_generator_returns_options_under_x_names(tmp_path: Path, sandbox: Sand
         rig.dispatcher.shutdown()
     assert stored(sandbox, rig.accounts[0].username)["which day?"] == {
         **DEFAULTS, "poll": {"options": ["sat", "sun"], "duration_minutes": 120}, "paid_partnership": True}
+
+
+def test_an_expiring_post_is_deleted_once_and_never_what_a_person_deleted_or_edited(
+        tmp_path: Path, sandbox: SandboxControl) -> None:
+    sandbox.configure(access_token_lifetime=86400)
+    rig = Rig(tmp_path, sandbox)
+    thread = tmp_path / "thread.txt"
+    thread.write_text("an offer until tonight\n---\nits small print\n", encoding="utf-8")
+    for args in (["--thread-file", str(thread)], ["deleted by hand first"], ["edited by hand first"]):
+        done = cli(rig, tmp_path, *args, "--at", "now", "--expire-after", "2h")
+        assert done.returncode == 0, done.stderr
+        assert "deleted from X 2h after posting" in done.stdout
+    try:
+        rig.dispatch()
+        offer, by_hand, edited = sorted(rig.store.history(), key=lambda p: p.id)
+        token = rig.worker.tokens.fresh_access_token(rig.accounts[0].user_id)
+        person = {"Authorization": f"Bearer {token}"}
+        assert requests.delete(f"{sandbox.url}/2/tweets/{by_hand.tweet_ids[0]}", headers=person,
+                               timeout=10).status_code == 200
+        assert requests.post(f"{sandbox.url}/2/tweets", headers=person, timeout=10, json={
+            "text": "edited by hand, for good", "edit_options": {"previous_post_id": edited.tweet_ids[0]}}
+        ).status_code == 201
+        rig.clock.advance(2 * HOUR - 120)
+        assert rig.worker.expirer.expire_due() == 0  # not yet
+        rig.clock.advance(180)
+        sandbox.fault("DELETE /2/tweets/:id", "status", status=503, times=1)
+        assert rig.worker.expirer.expire_due() == 0  # X's 5xx: tried again next round
+        assert rig.worker.expirer.expire_due() == 3
+        assert rig.worker.expirer.expire_due() == 0  # once
+    finally:
+        rig.dispatcher.shutdown()
+    rows = {row["id"]: row for row in sandbox.posts(rig.accounts[0].username, include_deleted=True)}
+    assert [rows[t]["deleted"] for t in offer.tweet_ids] == [True, True]
+    assert rows[edited.tweet_ids[0]]["deleted"] is False
+    assert sandbox.state("request_counts")["request_counts"]["DELETE /2/tweets/:id"] == 1 + 1 + 2  # hand, 503, thread
+    said = {e.post_id: e.detail for e in rig.store.events(kind="expired")}
+    assert said == {offer.id: f"{offer.tweet_ids[0]} deleted; {offer.tweet_ids[1]} deleted",
+                    by_hand.id: f"{by_hand.tweet_ids[0]} was deleted at X already",
+                    edited.id: f"{edited.tweet_ids[0]} was edited at X, so it is left there"}
+    page = signed_in(rig).get("/").get_data(as_text=True)
+    assert f"{edited.tweet_ids[0]} was edited at X, so it is left there" in page

@@ -23,6 +23,8 @@ _OPTIONS: dict[str, Any] = {
     "made_with_ai": {"type": "boolean"}, "paid_partnership": {"type": "boolean"},
     "quote_tweet_id": {"type": "string", "description": "a post's id or URL; X's Enterprise tier only"},
     "reply_to": {"type": "string", "description": "a post's id or URL: the first part replies to it"},
+    "expire_after": {"type": ["string", "integer"], "description": "delete the post from X this long after it "
+                     "went out: a duration such as \"12h\" or \"3d\", or seconds (kept as seconds)"},
 }
 _STATUS = ["scheduled", "sending", "posted", "failed", "canceled"]
 

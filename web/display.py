@@ -263,7 +263,7 @@ def queued_view(post: Post, account: Account | None, now: datetime, zone: ZoneIn
 
 
 def history_view(post: Post, account: Account | None, settings: Settings, zone: ZoneInfo,
-                 now: datetime, reading: Reading | None = None) -> PostView:
+                 now: datetime, reading: Reading | None = None, expiry: str | None = None) -> PostView:
     """A finished post; a failed one offers Retry unless X refused it as a duplicate or it was queued again."""
     when = post.posted_at if post.status == POSTED and post.posted_at else post.due_at
     note = post.last_error if post.status != POSTED else (f"sent by worker {post.claimed_by}" if post.claimed_by
@@ -273,6 +273,8 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
         note = f"{note + '; ' if note else ''}queued again as post {again}"
     elif refused_as_duplicate(post):
         note = f"{note}; X refuses the same text again, so it cannot be retried"
+    if expiry:
+        note = f"{note}; {expiry}" if note else expiry
     retryable = post.status == FAILED and again is None and not refused_as_duplicate(post)
     if post.status == CANCELED:  # it never went out: its due time is history, not "in 2 days"
         shown = f"was due {local_time(when, zone)}"

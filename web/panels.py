@@ -12,13 +12,15 @@ from datetime import datetime
 from typing import Any
 
 from bot import analytics, read_spend
+from bot.expiry import EXPIRED_EVENT, expires_at
 from bot.limits import queue_warnings
-from bot.models import POSTED, Account
+from bot.models import POSTED, Account, Post
 from bot.pricing import POST_PRICE, URL_POST_PRICE, cost_line, dollars
 from web.db import settings, store
-from web.display import account_view, default_due, held_accounts, history_view, local_time, queued_view
+from web.display import account_view, default_due, held_accounts, history_view, local_time, queued_view, when_text
 
 PAGE_SIZE = 50
+EXPIRED_SHOWN = 500  # the newest `expired` events looked through for a page of the history
 
 
 def page_number(raw: str | None) -> int:
@@ -70,11 +72,25 @@ def history_panel(page: int, now: datetime, accounts: list[Account] | None = Non
     if not shown and page > 1:
         return history_panel(1, now, accounts)
     readings = store().readings(p.id for p in shown if p.status == POSTED)
+    expiries = expiry_notes(shown, now)
     return {
-        "history": [history_view(p, by_id.get(p.account_id), settings(), zone, now, readings.get(p.id))
-                    for p in shown],
+        "history": [history_view(p, by_id.get(p.account_id), settings(), zone, now, readings.get(p.id),
+                                 expiries.get(p.id)) for p in shown],
         "history_page": page, "history_more": len(read) > PAGE_SIZE * page,
     }
+
+
+def expiry_notes(posts: list[Post], now: datetime) -> dict[int, str]:
+    """"expires …" for the shown posts whose deletion from X is to come, "expired …: what was done" for
+    those it ended (`bot.expiry`)."""
+    if not any(post.options.get("expire_after") for post in posts):
+        return {}
+    zone = settings().zone
+    notes = {post_id: f"expires {when_text(at, now, zone)}" for post_id, at in expires_at(store()).items()}
+    for event in store().events(EXPIRED_SHOWN, kind=EXPIRED_EVENT):
+        if event.post_id is not None:
+            notes.setdefault(event.post_id, f"expired {when_text(event.at, now, zone)}: {event.detail}")
+    return notes
 
 
 def back_target(raw: str | None) -> str:

@@ -166,15 +166,19 @@ def describe_due(due: datetime, zone: tzinfo) -> str:
 @click.option("--reply-to", metavar="URL|ID", help="Reply to this post (X takes replies to another author's post "
                                                    "only where that author mentioned the account).")
 @click.option("--quote", "quote_tweet_id", metavar="URL|ID", help="Quote this post (X's Enterprise tier only).")
+@click.option("--expire-after", metavar="DURATION", help="Delete the post from X this long after it went out "
+                                                        "(e.g. 12h, 3d): an offer that ends, a status that goes stale.")
 @remote_option
 def post_command(text: str | None, when: str | None, handle: str | None, thread_file: Path | None,
                  media_paths: tuple[Path, ...], alts: tuple[str, ...], poll: str | None, poll_minutes: int | None,
                  reply_settings: str | None, community_id: str | None, made_with_ai: bool, paid_partnership: bool,
-                 reply_to: str | None, quote_tweet_id: str | None, url: str | None) -> None:
+                 reply_to: str | None, quote_tweet_id: str | None, expire_after: str | None,
+                 url: str | None) -> None:
     """Queue TEXT (or the thread in --thread-file) for one account, with the post options given."""
     options = parsed_flags(poll, poll_minutes, [
         ("reply_settings", reply_settings), ("community_id", community_id), ("made_with_ai", made_with_ai),
-        ("paid_partnership", paid_partnership), ("reply_to", reply_to), ("quote_tweet_id", quote_tweet_id)])
+        ("paid_partnership", paid_partnership), ("reply_to", reply_to), ("quote_tweet_id", quote_tweet_id),
+        ("expire_after", expire_after)])
     if (text is None) == (thread_file is None):
         fail("give either TEXT or --thread-file (one of them)")
     if thread_file is not None and media_paths:

@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from bot import webhooks
+from bot.expiry import note_expiry
 from bot.models import Post
 from bot.store import Event, Repository
 
@@ -30,6 +31,7 @@ def mark_posted(store: Repository, post: Post, at: datetime, post_url: Callable[
         done = store.update_post(post.id, under_claim=post.claim_token, event=Event(
             at, "posted", post.account_id, post.id, ",".join(map(str, post.tweet_ids))), **post.as_posted(at))
         webhooks.post_posted(store, done, at, post_url)
+        note_expiry(store, done, at)
     log.info("post %s is out: %s", post.id, ", ".join(map(str, done.tweet_ids)))
     return done
 
