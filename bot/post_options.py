@@ -17,7 +17,9 @@ from datetime import timedelta
 from typing import Any
 
 from bot.refusals import OptionRefused
+from bot.series import DATE, SAMPLE_DATE
 from bot.settings import duration_text, parse_duration
+from xtext import length_error
 
 REPLY_SETTINGS = ("following", "mentionedUsers", "subscribers", "verified")  # none: everyone may reply
 POLL_OPTIONS = (2, 4)  # how many a poll has
@@ -25,18 +27,22 @@ POLL_OPTION_LENGTH = 25
 POLL_MINUTES = (5, 10_080)  # five minutes to seven days
 QUOTE_TIER = "enterprise"  # quote posts left every self-serve tier on 2026-04-20
 NAMES = ("poll", "reply_settings", "community_id", "made_with_ai", "paid_partnership", "quote_tweet_id", "reply_to",
-         "expire_after")
-OURS = ("reply_to", "expire_after")  # the options that are not fields of X's body
+         "expire_after", "repeat", "plug")
+OURS = ("reply_to", "expire_after", "repeat", "plug")  # the options that are not fields of X's body (`bot.series`)
+REPEAT_DAYS = (1, 365)
+PLUG_HOURS = (0.1, 24 * 30)
 EXPIRY_RANGE = (timedelta(minutes=1), timedelta(days=365))
 _POST_URL = re.compile(r"^https?://(?:www\.|mobile\.)?(?:x|twitter)\.com/(?:[A-Za-z0-9_]+|i/web|i)/status(?:es)?/"
                        r"(\d{1,19})(?:[/?#].*)?$")
 _ID = re.compile(r"^\d{1,19}$")
 
 
-def check_options(raw: Mapping[str, Any], first_has_media: bool, tier: str) -> dict[str, Any]:
+def check_options(raw: Mapping[str, Any], first_has_media: bool, tier: str, first_text: str = "",
+                  parts: int = 1) -> dict[str, Any]:
     """The options of `raw` (X's names; empty and false values dropped) as a post keeps them, or
     `OptionRefused` saying what is wrong. `first_has_media`: the first part carries media (X takes no
-    poll with media); `tier`: X_TIER (quote posts need Enterprise)."""
+    poll with media); `tier`: X_TIER (quote posts need Enterprise); `first_text` and `parts`: the post's
+    (a repeat must vary its text; a thread does not repeat)."""
     unknown = set(raw) - set(NAMES)
     if unknown:
         raise OptionRefused(f"{sorted(unknown)[0]!r} is not a post option (they are: {', '.join(NAMES)})")
@@ -61,7 +67,57 @@ def check_options(raw: Mapping[str, Any], first_has_media: bool, tier: str) -> d
         options["expire_after"] = _expiry(raw["expire_after"])
     if raw.get("quote_tweet_id"):
         options["quote_tweet_id"] = _quote(raw["quote_tweet_id"], options, first_has_media, tier)
+    if raw.get("repeat"):
+        options["repeat"] = _repeat(raw["repeat"], first_text, parts)
+    if raw.get("plug"):
+        options["plug"] = _plug(raw["plug"])
     return options
+
+
+def _repeat(repeat: Any, first_text: str, parts: int) -> dict[str, Any]:
+    if not isinstance(repeat, Mapping):
+        raise OptionRefused("a repeat has every_days and, optionally, texts (variants)")
+    if parts > 1:
+        raise OptionRefused("a thread cannot repeat: repeat a single post")
+    every = repeat.get("every_days")
+    if isinstance(every, str) and parse_duration(every) is not None:
+        every = parse_duration(every).days  # type: ignore[union-attr]
+    if not isinstance(every, int) or isinstance(every, bool) or not REPEAT_DAYS[0] <= every <= REPEAT_DAYS[1]:
+        raise OptionRefused(f"a repeat comes every 1 to 365 days, not {repeat.get('every_days')!r}")
+    texts = [str(text).strip() for text in repeat.get("texts") or () if str(text).strip()]
+    for number, text in enumerate(texts, start=1):
+        problem = length_error(text.replace(DATE, SAMPLE_DATE))
+        if problem:
+            raise OptionRefused(f"repeat variant {number} is too long or invalid: {problem}")
+    if not texts and DATE not in first_text:
+        raise OptionRefused("X refuses the same text again from an account for a while (duplicate content), so "
+                            "a repeat needs variants to take in turn, or {date} in its text")
+    return {"every_days": every, "texts": texts}
+
+
+def _plug(plug: Any) -> dict[str, Any]:
+    if not isinstance(plug, Mapping) or not str(plug.get("text") or "").strip():
+        raise OptionRefused("a plug has a text, and likes or after_hours (when it is sent)")
+    text = str(plug["text"]).strip()
+    problem = length_error(text)
+    if problem:
+        raise OptionRefused(f"the plug's text is too long or invalid: {problem}")
+    kept: dict[str, Any] = {"text": text}
+    likes, hours = plug.get("likes"), plug.get("after_hours")
+    if likes not in (None, ""):
+        if not str(likes).isdigit() or int(str(likes)) < 1:
+            raise OptionRefused(f"a plug's likes is a whole number from 1, not {likes!r}")
+        kept["likes"] = int(str(likes))
+    if hours not in (None, ""):
+        try:
+            kept["after_hours"] = float(str(hours))
+        except ValueError:
+            raise OptionRefused(f"a plug's after_hours is a number of hours, not {hours!r}") from None
+        if not PLUG_HOURS[0] <= kept["after_hours"] <= PLUG_HOURS[1]:
+            raise OptionRefused(f"a plug comes 0.1 to 720 hours after the post, not {hours!r}")
+    if len(kept) == 1:
+        raise OptionRefused("a plug needs likes, after_hours, or both: when to send it")
+    return kept
 
 
 def _poll(poll: Any, first_has_media: bool) -> dict[str, Any]:
@@ -171,6 +227,15 @@ def described(options: Mapping[str, Any]) -> list[str]:
         words.append(f"a reply to post {options['reply_to']}")
     if "quote_tweet_id" in options:
         words.append(f"quotes post {options['quote_tweet_id']}")
+    if "repeat" in options:
+        variants = len(options["repeat"]["texts"])
+        words.append(f"repeats every {options['repeat']['every_days']} day(s)"
+                     + (f", {variants + 1} texts in turn" if variants else ", dated"))
+    if "plug" in options:
+        plug = options["plug"]
+        when = ([f"{plug['likes']} likes"] if "likes" in plug else []) + \
+            ([f"{plug['after_hours']:g} h"] if "after_hours" in plug else [])
+        words.append(f"plug after {' or '.join(when)}: {plug['text']}")
     if "expire_after" in options:
         words.append(f"deleted from X {duration_text(timedelta(seconds=options['expire_after']))} after posting")
     return words

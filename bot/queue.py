@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot import webhooks
 from bot.media_checks import MediaError, PartsMedia, can_post_media, check_media
@@ -31,6 +32,7 @@ from bot.refusals import (
     WrongStatus,
 )
 from bot.schedules import NEXT_SLOT, NextSlot, free_slots, load_slots, no_slots
+from bot.series import DATE, dated
 from bot.store import REQUEUED_EVENT, Repository, requeued_detail
 from bot.when import format_local
 from xtext import length_error
@@ -137,9 +139,17 @@ def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
             control = control_problem(ref.alt or "")
             if control:
                 raise MediaRefused(f"the alt text of {where} {control.replace('a post', 'an alt text')}")
-    kept = check_options(options or {}, bool(refs and refs[0]), tier)
+    kept = check_options(options or {}, bool(refs and refs[0]), tier, checked[0], len(checked))
+    if "repeat" in kept and DATE in checked[0]:  # a dated series: each post gets its own date
+        kept["repeat"]["template"] = checked[0]
+        checked = check_parts([dated(checked[0], due_at, zone_of(zone))])
     return Post(id=0, account_id=found.user_id, parts=checked, due_at=due_at, source=source, media=refs,
                 options=kept)
+
+
+def zone_of(zone: tzinfo | str) -> tzinfo:
+    """A zone given by name or as it is."""
+    return ZoneInfo(zone) if isinstance(zone, str) else zone
 
 
 def check_time(due_at: datetime, now: datetime, zone: tzinfo | str = timezone.utc) -> None:

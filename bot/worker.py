@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 
 import schedule
 
-from bot import alerts, webhooks
+from bot import alerts, queue, webhooks
 from bot.analytics import Reader
 from bot.api_keys import IDEMPOTENCY_WINDOW
 from bot.expiry import Expirer
@@ -36,6 +36,7 @@ from bot.generators import schedule_generators
 from bot.models import utcnow
 from bot.posting.dispatcher import Dispatcher, this_worker
 from bot.retention import forget_finished_media
+from bot.series import fire_due_plugs
 from bot.settings import Settings
 from bot.store import BROKEN, LockTimeout, Repository, StoreError, StoreUnreachable, heartbeats
 from bot.tokens import LOCK_MARGIN, TokenKeeper
@@ -112,6 +113,12 @@ class Worker:
         """Delete from X the posts whose `expire_after` has come (`bot.expiry`); one worker at a time."""
         self._once("expiry", self.expirer.expire_due)
 
+    def fire_plugs(self) -> None:
+        """Reply to each post whose plug is due (its likes, as last read, or its hours; `bot.series`), once;
+        one worker at a time."""
+        self._once("plugs", lambda: fire_due_plugs(self.store, self.clock,
+                                                   lambda reply: queue.add_posts(self.store, [reply])))
+
     def forget_media(self) -> None:
         """Delete the stored media no post needs any more (MEDIA_RETENTION_DAYS after it finished), generator
         run keys too old to matter, old finished webhook deliveries and the API's answers past their
@@ -149,6 +156,7 @@ class Worker:
         self.scheduler.every(MEDIA_CLEANUP_EVERY).minutes.do(self._guarded, self.forget_media).tag("media")
         self.scheduler.every(ANALYTICS_EVERY).seconds.do(self._guarded, self.read_metrics).tag("analytics")
         self.scheduler.every(EXPIRY_EVERY).seconds.do(self._guarded, self.delete_expired).tag("expiry")
+        self.scheduler.every(EXPIRY_EVERY).seconds.do(self._guarded, self.fire_plugs).tag("plugs")
         schedule_generators(self.scheduler, self.settings, self.store, self.clock)
         schedule_feeds(self.scheduler, self.settings, self.store, self.clock)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import subprocess
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,12 @@ REFUSALS = {
                            "reply_to 'https://example.com/status/1' is neither a post's id nor its URL"),
     "a quote below enterprise": (["--quote", "123"], {"quote_tweet_id": "123"},
                                  "quote posts need X's Enterprise tier since 2026-04-20 (X_TIER=payg)"),
+    "a repeat of one text": (["--repeat-every", "2d"], {"repeat_every": "2d"},
+                             "a repeat needs variants to take in turn, or {date} in its text"),
+    "a plug with no time": (["--plug", "read more"], {"plug_text": "read more"},
+                            "a plug needs likes, after_hours, or both: when to send it"),
+    "an expiry of a second": (["--expire-after", "1s"], {"expire_after": "1s"},
+                              "expire_after '1s' is not a duration from 1 minute to 365 days"),
 }
 
 
@@ -278,3 +285,53 @@ def test_an_expiring_post_is_deleted_once_and_never_what_a_person_deleted_or_edi
                     edited.id: f"{edited.tweet_ids[0]} was edited at X, so it is left there"}
     page = signed_in(rig).get("/").get_data(as_text=True)
     assert f"{edited.tweet_ids[0]} was edited at X, so it is left there" in page
+
+
+def test_a_post_repeating_every_two_days_goes_out_fifteen_times_in_a_month(tmp_path: Path,
+                                                                          sandbox: SandboxControl) -> None:
+    sandbox.configure(access_token_lifetime=40 * 86400)
+    rig = Rig(tmp_path, sandbox, TIMEZONE="UTC")
+    done = cli(rig, tmp_path, "Weekly-ish reminder for {date}: stretch!", "--at", "now", "--repeat-every", "2d")
+    assert done.returncode == 0, done.stderr
+    assert "repeats every 2 day(s), dated" in done.stdout
+    try:
+        rig.dispatch()
+        for _ in range(29):  # the clocks move a day at a time through the month
+            rig.clock.advance(86400)
+            rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    texts = [row["text"] for row in sandbox.posts(rig.accounts[0].username)]
+    first = rig.store.history(limit=100)[-1]
+    assert len(texts) == 15 and len(set(texts)) == 15  # day 0, 2, …, 28: each its own date, none a duplicate
+    assert texts == [f"Weekly-ish reminder for {(first.due_at + timedelta(days=2 * n)).date()}: stretch!"
+                     for n in range(15)]
+    [(queued)] = rig.store.queued_posts()  # the series goes on: day 30 is queued
+    assert queued.due_at == first.due_at + timedelta(days=30) and queued.source == "repeat"
+
+
+def test_a_plug_replies_once_when_the_post_reaches_its_likes(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Two plugged posts: one at 1 like, one at 100,000. Before the analytics plan has read them nothing
+    fires; once read (an hour on), the first one's plug goes out once and the other waits."""
+    rig = Rig(tmp_path, sandbox, ANALYTICS_AGES="1h", ANALYTICS_BUDGET="5")
+    plug = "Liked it? The newsletter: https://example.org/news"
+    for text, likes in (("a post that will do well", "1"), ("a post that needs a miracle", "100000")):
+        done = cli(rig, tmp_path, text, "--at", "now", "--plug", plug, "--plug-likes", likes)
+        assert done.returncode == 0, done.stderr
+    try:
+        rig.dispatch()
+        well, miracle = sorted(rig.store.history(), key=lambda p: p.id)
+        rig.clock.advance(3660)
+        rig.worker.fire_plugs()
+        assert rig.store.queued_posts() == []  # no likes read yet: nothing fires
+        assert rig.worker.analytics.read_due().posts_read == 2
+        for _ in range(2):
+            rig.worker.fire_plugs()
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    assert rig.store.readings([well.id])[well.id].metrics["like_count"] >= 1
+    replies = [r for r in sandbox.posts(rig.accounts[0].username) if r["reply_to"] in (*well.tweet_ids,
+                                                                                        *miracle.tweet_ids)]
+    assert [(r["reply_to"], r["text"]) for r in replies] == [(well.tweet_ids[0], plug)]
+    assert [e.post_id for e in rig.store.events(kind="plug")] == [well.id]

@@ -23,6 +23,15 @@ _OPTIONS: dict[str, Any] = {
     "made_with_ai": {"type": "boolean"}, "paid_partnership": {"type": "boolean"},
     "quote_tweet_id": {"type": "string", "description": "a post's id or URL; X's Enterprise tier only"},
     "reply_to": {"type": "string", "description": "a post's id or URL: the first part replies to it"},
+    "repeat": {"type": "object", "required": ["every_days"], "properties": {
+        "every_days": {"type": "integer", "minimum": 1, "maximum": 365},
+        "texts": {"type": "array", "items": {"type": "string"},
+                  "description": "variants taken in turn with the post's text; or {date} in the text"}},
+        "description": "post it again every every_days days, each time a new post"},
+    "plug": {"type": "object", "required": ["text"], "properties": {
+        "text": {"type": "string"}, "likes": {"type": "integer", "minimum": 1},
+        "after_hours": {"type": "number", "minimum": 0.1, "maximum": 720}},
+        "description": "reply to the post once with text, at likes (as last read) or after_hours"},
     "expire_after": {"type": ["string", "integer"], "description": "delete the post from X this long after it "
                      "went out: a duration such as \"12h\" or \"3d\", or seconds (kept as seconds)"},
 }

@@ -64,7 +64,8 @@ SLOTS_SHOWN = 5        # next free slot times shown per account, as `tweetbot sl
 FAILURES_SHOWN = 5     # the last generator failures shown
 AT, SLOT, NOW = "at", "slot", "now"  # the compose form's ways to say when
 OPTION_FIELDS = ("poll", "poll_minutes", "reply_settings", "community_id", "made_with_ai", "paid_partnership",
-                 "reply_to", "quote_tweet_id", "expire_after")  # the compose form's "Options" fields
+                 "reply_to", "quote_tweet_id", "expire_after", "repeat_every", "variants", "plug_text", "plug_likes",
+                 "plug_after")  # the compose form's "Options" fields
 
 
 @dataclass
@@ -89,7 +90,12 @@ class Compose:
             ("paid_partnership", typed.get("paid_partnership") == "on"),
             ("reply_to", typed.get("reply_to", "").strip()),
             ("quote_tweet_id", typed.get("quote_tweet_id", "").strip()),
-            ("expire_after", typed.get("expire_after", "").strip())])
+            ("expire_after", typed.get("expire_after", "").strip()),
+            ("repeat", {"every_days": typed["repeat_every"].strip(),
+                        "texts": typed.get("variants", "").splitlines()} if typed.get("repeat_every", "").strip()
+             else None),
+            ("plug", {"text": typed["plug_text"], "likes": typed.get("plug_likes"),
+                      "after_hours": typed.get("plug_after")} if typed.get("plug_text", "").strip() else None)])
 
     def chosen(self, index: int) -> list[Chosen]:
         """The files sent for part `index` (0-based), to list again after a refusal."""

@@ -166,19 +166,33 @@ def describe_due(due: datetime, zone: tzinfo) -> str:
 @click.option("--reply-to", metavar="URL|ID", help="Reply to this post (X takes replies to another author's post "
                                                    "only where that author mentioned the account).")
 @click.option("--quote", "quote_tweet_id", metavar="URL|ID", help="Quote this post (X's Enterprise tier only).")
+@click.option("--repeat-every", metavar="DAYS", help="Post it again every DAYS days (e.g. 2d), each time a new post.")
+@click.option("--variant", "variants", multiple=True, metavar="TEXT",
+              help="A text the repeats take in turn with TEXT (X refuses the same text again); or put {date} in TEXT.")
+@click.option("--plug", "plug_text", metavar="TEXT", help="Reply to the post once with TEXT, at --plug-likes or "
+                                                         "--plug-after, whichever comes first.")
+@click.option("--plug-likes", type=int, metavar="N", help="Send the plug once the post has N likes (as last read).")
+@click.option("--plug-after", type=float, metavar="HOURS", help="Send the plug HOURS after the post went out.")
 @click.option("--expire-after", metavar="DURATION", help="Delete the post from X this long after it went out "
                                                         "(e.g. 12h, 3d): an offer that ends, a status that goes stale.")
 @remote_option
 def post_command(text: str | None, when: str | None, handle: str | None, thread_file: Path | None,
                  media_paths: tuple[Path, ...], alts: tuple[str, ...], poll: str | None, poll_minutes: int | None,
                  reply_settings: str | None, community_id: str | None, made_with_ai: bool, paid_partnership: bool,
-                 reply_to: str | None, quote_tweet_id: str | None, expire_after: str | None,
-                 url: str | None) -> None:
+                 reply_to: str | None, quote_tweet_id: str | None, repeat_every: str | None,
+                 variants: tuple[str, ...], plug_text: str | None, plug_likes: int | None, plug_after: float | None,
+                 expire_after: str | None, url: str | None) -> None:
     """Queue TEXT (or the thread in --thread-file) for one account, with the post options given."""
+    if variants and not repeat_every:
+        fail("--variant goes with --repeat-every (the texts a repeat takes in turn)")
+    if (plug_likes or plug_after) and not plug_text:
+        fail("--plug-likes and --plug-after go with --plug TEXT")
     options = parsed_flags(poll, poll_minutes, [
         ("reply_settings", reply_settings), ("community_id", community_id), ("made_with_ai", made_with_ai),
         ("paid_partnership", paid_partnership), ("reply_to", reply_to), ("quote_tweet_id", quote_tweet_id),
-        ("expire_after", expire_after)])
+        ("expire_after", expire_after),
+        ("repeat", {"every_days": repeat_every, "texts": list(variants)} if repeat_every else None),
+        ("plug", {"text": plug_text, "likes": plug_likes, "after_hours": plug_after} if plug_text else None)])
     if (text is None) == (thread_file is None):
         fail("give either TEXT or --thread-file (one of them)")
     if thread_file is not None and media_paths:

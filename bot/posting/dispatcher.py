@@ -475,7 +475,7 @@ class Dispatcher:
         with self.store.transaction():
             for post, at in batch.posted:
                 try:
-                    mark_posted(self.store, post, at, self.settings.post_url)
+                    mark_posted(self.store, post, at, self.settings.post_url, zone=self.settings.zone)
                 except ClaimLost:
                     log.info("post %s was settled by another worker (its claim looked dead); its outcome stands",
                              post.id)

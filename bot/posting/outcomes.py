@@ -11,20 +11,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone, tzinfo
 
 from bot import webhooks
 from bot.expiry import note_expiry
 from bot.models import Post
+from bot.queue import add_posts
+from bot.series import next_repeat, note_plug
 from bot.store import Event, Repository
 
 log = logging.getLogger("tweetbot.posting")
 
 
 def mark_posted(store: Repository, post: Post, at: datetime, post_url: Callable[[str, str | None], str | None],
-                tweet_ids: tuple[str | None, ...] | None = None) -> Post:
+                tweet_ids: tuple[str | None, ...] | None = None, zone: tzinfo = timezone.utc) -> Post:
     """The post is out: every part has its tweet id (`post_url`: where a person sees one, `Settings.post_url`,
-    for the webhook)."""
+    for the webhook). What it sets going is noted with it: its expiry, its plug, its series' next post
+    (`zone`: the day a dated repeat is dated by)."""
     if tweet_ids is not None:
         post = replace(post, tweet_ids=tweet_ids)
     with store.transaction():
@@ -32,6 +35,10 @@ def mark_posted(store: Repository, post: Post, at: datetime, post_url: Callable[
             at, "posted", post.account_id, post.id, ",".join(map(str, post.tweet_ids))), **post.as_posted(at))
         webhooks.post_posted(store, done, at, post_url)
         note_expiry(store, done, at)
+        note_plug(store, done, at)
+        following = next_repeat(done, at, zone)
+        if following is not None:
+            add_posts(store, [following])
     log.info("post %s is out: %s", post.id, ", ".join(map(str, done.tweet_ids)))
     return done
 

@@ -125,7 +125,7 @@ class Settler:
         """What the timeline says: posted, failed (a duplicate X refused), resumed, still uncertain, or
         tried again later."""
         if not settled.missing_parts():
-            return mark_posted(self.store, settled, self.clock(), self.settings.post_url)
+            return mark_posted(self.store, settled, self.clock(), self.settings.post_url, zone=self.settings.zone)
         if duplicate:
             return self._fail(settled, f"X refused it as duplicate content ({why}) and it is not among "
                                        "the account's recent posts", DUPLICATE)
