@@ -34,19 +34,15 @@ import click
 
 from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import Account, Post, utcnow
-from bot.post_options import parsed_flags
+from bot.post_options import CELLS, options_from_cells
 from bot.queue import PAST_GRACE, QueueError, draft_for, save_posts, text_problem
-from bot.refusals import OptionRefused
 from bot.schedules import free_slots
 from bot.store import Repository
 from bot.when import WhenError, parse_when
 
 REQUIRED_COLUMNS = ("account", "due_at", "text")
-# A post's options (`bot.post_options`), on its first row.
-OPTION_COLUMNS = ("poll", "poll_minutes", "reply_settings", "community_id", "made_with_ai", "paid_partnership",
-                  "reply_to", "quote_tweet_id", "expire_after")
+OPTION_COLUMNS = CELLS  # a post's options (`bot.post_options`), on its first row
 OPTIONAL_COLUMNS = ("thread_id", "media", "alt", *OPTION_COLUMNS)
-YES, NO = ("yes", "true", "1", "x"), ("", "no", "false", "0")
 MEDIA_SEPARATOR = "|"
 PROGRESS_ABOVE = 1000  # rows; smaller files are checked before a bar would be worth drawing
 SOURCE = "csv"
@@ -87,19 +83,7 @@ class Row:
 
     def post_options(self) -> dict[str, Any]:
         """The options its cells ask for, as `bot.post_options` takes them, or `OptionRefused`."""
-        cells = dict(self.options)
-        flags = []
-        for name in ("made_with_ai", "paid_partnership"):
-            value = cells.get(name, "").strip().lower()
-            if value not in YES + NO:
-                raise OptionRefused(f"{name} {cells[name]!r} is not yes or no")
-            flags.append((name, value in YES))
-        minutes = cells.get("poll_minutes", "").strip()
-        if minutes and not minutes.isdigit():
-            raise OptionRefused(f"poll_minutes {minutes!r} is not a whole number of minutes")
-        return parsed_flags(cells.get("poll", ""), int(minutes) if minutes else None, [
-            *flags, *((name, cells.get(name, "").strip()) for name in ("reply_settings", "community_id", "reply_to",
-                                                                         "quote_tweet_id", "expire_after"))])
+        return options_from_cells(dict(self.options))
 
     def media_files(self, folder: Path) -> list[MediaFile]:
         """The row's files with their alt texts, or `MediaError` naming the file."""

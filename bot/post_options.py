@@ -241,6 +241,29 @@ def described(options: Mapping[str, Any]) -> list[str]:
     return words
 
 
+CELLS = ("poll", "poll_minutes", "reply_settings", "community_id", "made_with_ai", "paid_partnership", "reply_to",
+         "quote_tweet_id", "expire_after")  # the options as one-line words: CSV columns, thread-file lines, form fields
+YES, NO = ("yes", "true", "1", "x", "on"), ("", "no", "false", "0", "off")
+
+
+def options_from_cells(cells: Mapping[str, str]) -> dict[str, Any]:
+    """The raw options that one-line words ask for (`CELLS`: "a | b" for a poll, yes or no for a
+    disclosure), or `OptionRefused` naming the cell that is neither."""
+    flags = []
+    for name in ("made_with_ai", "paid_partnership"):
+        value = str(cells.get(name) or "").strip().lower()
+        if value not in YES + NO:
+            raise OptionRefused(f"{name} {cells[name]!r} is not yes or no")
+        flags.append((name, value in YES))
+    minutes = str(cells.get("poll_minutes") or "").strip()
+    if minutes and not minutes.isdigit():
+        raise OptionRefused(f"poll_minutes {minutes!r} is not a whole number of minutes")
+    return parsed_flags(str(cells.get("poll") or ""), int(minutes) if minutes else None, [
+        *flags, *((name, str(cells.get(name) or "").strip()) for name in ("reply_settings", "community_id",
+                                                                         "reply_to", "quote_tweet_id",
+                                                                         "expire_after"))])
+
+
 def parsed_flags(poll: str | None, poll_minutes: int | None, values: Sequence[tuple[str, Any]]) -> dict[str, Any]:
     """The raw options of a front end that has one field per option (the CLI, a CSV row, the form)."""
     raw: dict[str, Any] = {name: value for name, value in values if value not in (None, "", False)}

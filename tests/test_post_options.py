@@ -335,3 +335,25 @@ def test_a_plug_replies_once_when_the_post_reaches_its_likes(tmp_path: Path, san
                                                                                         *miracle.tweet_ids)]
     assert [(r["reply_to"], r["text"]) for r in replies] == [(well.tweet_ids[0], plug)]
     assert [e.post_id for e in rig.store.events(kind="plug")] == [well.id]
+
+
+def test_a_thread_file_sets_options_in_its_first_part_only(tmp_path: Path, sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox)
+    late = tmp_path / "late.txt"
+    late.write_text("first part\n---\nsecond part\npoll: yes | no\n", encoding="utf-8")
+    refused = cli(rig, tmp_path, "--thread-file", str(late), "--at", "now")
+    assert refused.returncode != 0 and "line 4 of late.txt: poll goes in the first part" in refused.stderr
+    assert rig.store.queued_posts() == []
+    good = tmp_path / "good.txt"
+    good.write_text("Vote, then read on\npoll: yes | no\npoll_minutes: 90\nmade_with_ai: yes\n---\nthe rest\n",
+                    encoding="utf-8")
+    done = cli(rig, tmp_path, "--thread-file", str(good), "--at", "now")
+    assert done.returncode == 0, done.stderr
+    try:
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    at_x = stored(sandbox, rig.accounts[0].username)
+    assert at_x["Vote, then read on"] == {**DEFAULTS, "poll": {"options": ["yes", "no"], "duration_minutes": 90},
+                                          "made_with_ai": True}
+    assert at_x["the rest"]["poll"] is None and at_x["the rest"]["made_with_ai"] is False

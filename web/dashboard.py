@@ -35,7 +35,7 @@ from bot import queue
 from bot.generators import FAILED_EVENT
 from bot.media_checks import ACCEPTED, MediaFile
 from bot.models import DISCONNECTED, Account, Post
-from bot.post_options import REPLY_SETTINGS, parsed_flags
+from bot.post_options import CELLS, REPLY_SETTINGS, options_from_cells
 from bot.schedules import NoSlots, free_slots, load_slots
 from bot.when import WhenError, parse_when
 from web.charts import charts_panel
@@ -63,9 +63,7 @@ bp = Blueprint("dashboard", __name__)
 SLOTS_SHOWN = 5        # next free slot times shown per account, as `tweetbot slots show` lists them
 FAILURES_SHOWN = 5     # the last generator failures shown
 AT, SLOT, NOW = "at", "slot", "now"  # the compose form's ways to say when
-OPTION_FIELDS = ("poll", "poll_minutes", "reply_settings", "community_id", "made_with_ai", "paid_partnership",
-                 "reply_to", "quote_tweet_id", "expire_after", "repeat_every", "variants", "plug_text", "plug_likes",
-                 "plug_after")  # the compose form's "Options" fields
+OPTION_FIELDS = (*CELLS, "repeat_every", "variants", "plug_text", "plug_likes", "plug_after")  # its "Options"
 
 
 @dataclass
@@ -83,19 +81,14 @@ class Compose:
     def raw_options(self) -> dict[str, Any]:
         """The options the fields ask for, as `bot.post_options` takes them."""
         typed = self.options
-        minutes = typed.get("poll_minutes", "").strip()
-        return parsed_flags(typed.get("poll", ""), int(minutes) if minutes.isdigit() else None, [
-            ("reply_settings", typed.get("reply_settings")), ("community_id", typed.get("community_id", "").strip()),
-            ("made_with_ai", typed.get("made_with_ai") == "on"),
-            ("paid_partnership", typed.get("paid_partnership") == "on"),
-            ("reply_to", typed.get("reply_to", "").strip()),
-            ("quote_tweet_id", typed.get("quote_tweet_id", "").strip()),
-            ("expire_after", typed.get("expire_after", "").strip()),
-            ("repeat", {"every_days": typed["repeat_every"].strip(),
-                        "texts": typed.get("variants", "").splitlines()} if typed.get("repeat_every", "").strip()
-             else None),
-            ("plug", {"text": typed["plug_text"], "likes": typed.get("plug_likes"),
-                      "after_hours": typed.get("plug_after")} if typed.get("plug_text", "").strip() else None)])
+        raw = options_from_cells(typed)
+        if typed.get("repeat_every", "").strip():
+            raw["repeat"] = {"every_days": typed["repeat_every"].strip(),
+                             "texts": typed.get("variants", "").splitlines()}
+        if typed.get("plug_text", "").strip():
+            raw["plug"] = {"text": typed["plug_text"], "likes": typed.get("plug_likes"),
+                           "after_hours": typed.get("plug_after")}
+        return raw
 
     def chosen(self, index: int) -> list[Chosen]:
         """The files sent for part `index` (0-based), to list again after a refusal."""

@@ -27,7 +27,7 @@ from bot.importer import ImportRefused
 from bot.limits import queue_warnings
 from bot.media_checks import MediaError, MediaFile, read_file
 from bot.models import ACTIVE, POSTED, Account, Post, from_iso, utcnow
-from bot.post_options import REPLY_SETTINGS, described, parsed_flags
+from bot.post_options import CELLS, REPLY_SETTINGS, described, options_from_cells, parsed_flags
 from bot.pricing import cost_line, dollars, post_cost, unsent_cost
 from bot.queue import QueueError, control_problem
 from bot.schedules import SlotSchedule, SlotSpecError, parse_slots
@@ -77,18 +77,22 @@ class ThreadFileError(ValueError):
     """A thread file that cannot be read as a thread; the message names the part."""
 
 
-def read_thread_file(path: Path) -> tuple[list[str], list[list[MediaFile]]]:
-    """The parts of a thread file and each part's media.
+def read_thread_file(path: Path) -> tuple[list[str], list[list[MediaFile]], dict[str, str]]:
+    """The parts of a thread file, each part's media, and the post's options.
 
     Texts are separated by lines holding only `---`. In a part, a line `media: FILE`
     (relative to the thread file) attaches a file, and a line `alt: TEXT` right after
-    it gives that file's alt text; a part of media lines only is a part. An empty
-    part before the last one is refused (`ThreadFileError`, naming it and its line)
-    rather than dropped, which would renumber the parts after it; empty parts after
-    the last one (a closing `---`) end the file.
+    it gives that file's alt text; a part of media lines only is a part. In the first
+    part, a line `poll: a | b`, `reply_to: URL`, `expire_after: 3d` (any of
+    `bot.post_options.CELLS`) sets that option; in a later part it is refused, since
+    the options are the first part's. An empty part before the last one is refused
+    (`ThreadFileError`, naming it and its line) rather than dropped, which would
+    renumber the parts after it; empty parts after the last one (a closing `---`) end
+    the file.
     """
     parts: list[list[str]] = [[]]
     media: list[list[MediaFile]] = [[]]
+    options: dict[str, str] = {}
     starts = [1]  # the line each part begins on
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         key, _, value = line.partition(":")
@@ -96,6 +100,11 @@ def read_thread_file(path: Path) -> tuple[list[str], list[list[MediaFile]]]:
             parts.append([])
             media.append([])
             starts.append(number + 1)
+        elif key.strip() in CELLS and value.strip():
+            if len(parts) > 1:
+                raise ThreadFileError(f"line {number} of {path.name}: {key.strip()} goes in the first part "
+                                      "(a post's options are its first part's)")
+            options[key.strip()] = value.strip()
         elif key.strip() == "media" and value.strip():
             media[-1].append(read_file(path.parent / value.strip()))
         elif key.strip() == "alt" and media[-1] and media[-1][-1].alt is None:
@@ -111,7 +120,7 @@ def read_thread_file(path: Path) -> tuple[list[str], list[list[MediaFile]]]:
             raise ThreadFileError(f"part {index + 1} of {path.name} (line {starts[index]}) is empty: "
                                   "write it, or remove the --- that starts or ends it")
     last = filled[-1] + 1
-    return texts[:last], media[:last]
+    return texts[:last], media[:last], options
 
 
 def given_media(paths: Sequence[Path], alts: Sequence[str]) -> list[list[MediaFile]]:
@@ -198,9 +207,10 @@ def post_command(text: str | None, when: str | None, handle: str | None, thread_
     if thread_file is not None and media_paths:
         fail("a thread file names its media on `media:` lines; --media is for TEXT")
     try:
-        parts, media = ([text], given_media(media_paths, alts)) if text is not None else read_thread_file(
-            thread_file)  # type: ignore[arg-type]
-    except (MediaError, ThreadFileError) as exc:
+        parts, media, written = ([text], given_media(media_paths, alts), {}) if text is not None else \
+            read_thread_file(thread_file)  # type: ignore[arg-type]
+        options = {**options_from_cells(written), **options}
+    except (MediaError, ThreadFileError, QueueError) as exc:
         fail(str(exc))
     source = open_source(url)
     account = pick_account(source, handle)
