@@ -297,7 +297,8 @@ class Reader:
         by_id = {part["id"]: part for part in found}
         # A post X no longer has (its author deleted it) is read as {}: its age is done, not asked again.
         readings = [Reading(item.post.id, item.post.account_id, now, item.age,
-                            summed(by_id[tid] for tid in item.tweet_ids if tid in by_id)) for item in items]
+                            summed(by_id[tid] for tid in item.tweet_ids if tid in by_id),
+                            by_id.get(item.tweet_ids[0], {}).get("poll", [])) for item in items]
         with self.store.transaction():
             if billed:
                 done.spent += record_read(self.store, now, ANALYTICS, list(by_id), owned)

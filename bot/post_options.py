@@ -209,12 +209,15 @@ def refusal_words(detail: str, options: Mapping[str, Any], index: int) -> str:
     return detail
 
 
-def described(options: Mapping[str, Any]) -> list[str]:
-    """The options in words, one phrase each, for the dashboard and the CLI."""
+def described(options: Mapping[str, Any], votes: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """The options in words, one phrase each, for the dashboard and the CLI (a poll with its `votes`, as
+    last read from X, when given)."""
     words = []
     if "poll" in options:
         poll = options["poll"]
-        words.append(f"poll: {' / '.join(poll['options'])} ({poll['duration_minutes']:,} min)")
+        counted = {str(option["label"]): int(option["votes"]) for option in votes}
+        choices = [f"{label} ({counted[label]:,})" if label in counted else label for label in poll["options"]]
+        words.append(f"poll: {' / '.join(choices)} ({poll['duration_minutes']:,} min)")
     if "reply_settings" in options:
         words.append(f"replies: {options['reply_settings']}")
     if "community_id" in options:

@@ -324,8 +324,8 @@ class XApi:
         """The metrics of up to 100 posts (`GET /2/tweets?ids=`): each found post's id and its
         `public_metrics` (and `non_public_metrics`, if asked and X shows them); posts gone are left out."""
         response = _api_call(lambda: self.client.get_tweets(
-            ids, tweet_fields=_metrics_fields(non_public), user_auth=False))
-        return [_metrics_of(post) for post in response.data or []]
+            ids, tweet_fields=_metrics_fields(non_public), **POLL_EXPANSION, user_auth=False))
+        return _metrics_answer(response)
 
     def metrics_on_timeline(self, user_id: str, since_id: str, until_id: str, max_results: int, non_public: bool,
                             page: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
@@ -333,17 +333,29 @@ class XApi:
         first (`GET /2/users/:id/tweets`: an owned read when the user owns the app); the next page's token."""
         response = _api_call(lambda: self.client.get_users_tweets(
             user_id, since_id=since_id, until_id=until_id, max_results=max_results, pagination_token=page,
-            tweet_fields=_metrics_fields(non_public), user_auth=False))
-        return [_metrics_of(post) for post in response.data or []], (response.meta or {}).get("next_token")
+            tweet_fields=_metrics_fields(non_public), **POLL_EXPANSION, user_auth=False))
+        return _metrics_answer(response), (response.meta or {}).get("next_token")
 
 
 def _metrics_fields(non_public: bool) -> list[str]:
     return ["public_metrics", *(["non_public_metrics"] if non_public else [])]
 
 
-def _metrics_of(post: Any) -> dict[str, Any]:
-    return {"id": str(post.id), "public_metrics": dict(post.public_metrics or {}),
-            "non_public_metrics": dict(post.non_public_metrics or {})}
+POLL_EXPANSION: dict[str, Any] = {"expansions": ["attachments.poll_ids"], "poll_fields": ["options", "voting_status"]}
+
+
+def _metrics_answer(response: Any) -> list[dict[str, Any]]:
+    """Each post of a read: its id, its metrics, and its poll's options with their votes (if it has one)."""
+    polls = {str(poll.id): poll for poll in (response.includes or {}).get("polls", [])}
+    found = []
+    for post in response.data or []:
+        poll_ids = (post.attachments or {}).get("poll_ids") or []
+        poll = polls.get(str(poll_ids[0])) if poll_ids else None
+        found.append({"id": str(post.id), "public_metrics": dict(post.public_metrics or {}),
+                      "non_public_metrics": dict(post.non_public_metrics or {}),
+                      "poll": [{"label": o["label"], "votes": int(o.get("votes", 0))} for o in poll.options]
+                      if poll is not None else []})
+    return found
 
 
 # -- media upload ---------------------------------------------------------------------

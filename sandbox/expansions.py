@@ -19,7 +19,13 @@ from flask import request
 
 from sandbox.errors import not_found_entry
 from sandbox.fields import Wanted
-from sandbox.metrics import may_see_non_public, non_public_metrics, not_authorized_for_field, public_metrics
+from sandbox.metrics import (
+    may_see_non_public,
+    non_public_metrics,
+    not_authorized_for_field,
+    poll_votes,
+    public_metrics,
+)
 from sandbox.records import Media, Post, User, iso
 from sandbox.state import World
 
@@ -38,6 +44,7 @@ class Answer:
         self.users: dict[str, dict[str, Any]] = {}
         self.media: dict[str, dict[str, Any]] = {}
         self.posts: dict[str, dict[str, Any]] = {}
+        self.polls: dict[str, dict[str, Any]] = {}
         self.errors: list[dict[str, Any]] = []
 
     # --- data ---------------------------------------------------------------------------
@@ -58,6 +65,9 @@ class Answer:
         if wanted.expands("referenced_tweets.id") and post.reply_to:
             data[wanted.referenced_key] = references(post)
             self._include_referenced(post.reply_to)
+        if wanted.expands("attachments.poll_ids") and post.poll:
+            poll = self._poll(post)
+            data.setdefault("attachments", {})["poll_ids"] = [poll["id"]]
         if wanted.expands("edit_history_tweet_ids"):
             self._include_post(post)  # a post never edited is its own whole edit history
         if "non_public_metrics" in wanted.post:
@@ -71,6 +81,20 @@ class Answer:
             data["non_public_metrics"] = non_public_metrics(self.world.config.seed, post.id, age)
         else:
             self.errors.append(not_authorized_for_field(post.id))
+
+    def _poll(self, post: Post) -> dict[str, Any]:
+        """The post's poll for `includes.polls`: its options with their votes, open until it ends."""
+        assert post.poll is not None
+        labels, minutes = list(post.poll["options"]), int(post.poll["duration_minutes"])
+        age = self.world.now() - post.created_at
+        votes = poll_votes(self.world.config.seed, post.id, labels, age, minutes)
+        poll_id = str(int(post.id) - 1)  # its own object at X, with an id of its own
+        poll = {"id": poll_id, "options": [{"position": n, "label": label, "votes": count}
+                                           for n, (label, count) in enumerate(zip(labels, votes, strict=True), 1)],
+                "duration_minutes": minutes, "end_datetime": iso(post.created_at + minutes * 60),
+                "voting_status": "open" if age < minutes * 60 else "closed"}
+        self.polls.setdefault(poll_id, poll)
+        return poll
 
     def user(self, user: User) -> dict[str, Any]:
         """A user for `data`: its requested fields, and its latest post when that is expanded."""
@@ -86,7 +110,8 @@ class Answer:
         """The answer's JSON: `data` (unless None), `includes` and `errors` when they hold anything."""
         body: dict[str, Any] = {} if data is None else {"data": data}
         includes = {key: list(found.values()) for key, found in
-                    (("users", self.users), ("media", self.media), (self.wanted.posts_key, self.posts)) if found}
+                    (("users", self.users), ("media", self.media), (self.wanted.posts_key, self.posts),
+                     ("polls", self.polls)) if found}
         if includes:
             body["includes"] = includes
         if self.errors:

@@ -66,3 +66,12 @@ def not_authorized_for_field(post_id: str, field: str = "non_public_metrics") ->
     return {"type": "https://api.twitter.com/2/problems/not-authorized-for-field", "title": "Field Authorization Error",
             "detail": f"Sorry, you are not authorized to access '{field}' on the Tweet with id {post_id}.",
             "resource_type": "tweet", "field": field, "section": "data", "resource_id": post_id}
+
+
+POLL_WEIGHT = 40  # the most votes an option gains per unit of growth
+
+
+def poll_votes(seed: int, post_id: str, labels: list[str], age_seconds: float, duration_minutes: int) -> list[int]:
+    """Each option's votes: they grow with the poll's age, as metrics do, and stop when it closes."""
+    grown = growth(min(age_seconds, duration_minutes * 60.0))
+    return [int(grown * weight(seed, post_id, f"poll:{label}", POLL_WEIGHT)) for label in labels]

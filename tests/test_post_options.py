@@ -20,6 +20,8 @@ from bot.generators import load_generators, run_generator
 from bot.models import FAILED, POSTED, utcnow
 from bot.post_options import REPLY_RULE
 from bot.settings import DEFAULT_SCOPES, load_settings
+from sandbox.metrics import poll_votes
+from sandbox.options import SandboxConfig
 from web import create_app
 
 from conftest import TWEETBOT
@@ -357,3 +359,22 @@ def test_a_thread_file_sets_options_in_its_first_part_only(tmp_path: Path, sandb
     assert at_x["Vote, then read on"] == {**DEFAULTS, "poll": {"options": ["yes", "no"], "duration_minutes": 90},
                                           "made_with_ai": True}
     assert at_x["the rest"]["poll"] is None and at_x["the rest"]["made_with_ai"] is False
+
+
+def test_a_poll_s_votes_are_read_with_its_metrics_and_shown_on_the_post(tmp_path: Path,
+                                                                        sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox, ANALYTICS_AGES="30m", ANALYTICS_BUDGET="5")
+    done = cli(rig, tmp_path, "sat or sun?", "--at", "now", "--poll", "sat | sun", "--poll-minutes", "20")
+    assert done.returncode == 0, done.stderr
+    try:
+        rig.dispatch()
+        rig.clock.advance(1860)  # the poll closed ten minutes ago: its votes stay what they were at 20 min
+        assert rig.worker.analytics.read_due().posts_read == 1
+    finally:
+        rig.dispatcher.shutdown()
+    [post] = rig.store.history()
+    reading = rig.store.readings([post.id])[post.id]
+    expected = poll_votes(SandboxConfig().seed, post.tweet_ids[0], ["sat", "sun"], 1800, 20)
+    assert reading.poll == [{"label": "sat", "votes": expected[0]}, {"label": "sun", "votes": expected[1]}]
+    page = signed_in(rig).get("/").get_data(as_text=True)
+    assert f"poll: sat ({expected[0]:,}) / sun ({expected[1]:,}) (20 min)" in page

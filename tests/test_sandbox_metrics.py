@@ -111,3 +111,30 @@ def test_a_spent_credit_answers_402_to_reads_and_posting_goes_on(sandbox: Sandbo
     assert refused.status_code == 402 and refused.json()["title"] == "CreditsDepleted"
     assert alice.tweet("posting goes on")
     assert sandbox.charges()["total_usd"] == 0.01
+
+
+def test_a_poll_s_votes_grow_with_its_age_and_stop_when_it_closes(sandbox: SandboxControl,
+                                                                  xcheck: SpecRecorder) -> None:
+    alice = Reader(sandbox, xcheck, "sandbox_alice")
+    answer = alice.http.post(sandbox.url + "/2/tweets", json={
+        "text": "tea or coffee?", "poll": {"options": ["tea", "coffee"], "duration_minutes": 60}}, timeout=10)
+    assert answer.status_code == 201, answer.text
+    post_id = answer.json()["data"]["id"]
+
+    def poll() -> dict[str, Any]:
+        body = alice.get(f"/2/tweets/{post_id}", expansions="attachments.poll_ids",
+                         **{"poll.fields": "options,voting_status,duration_minutes,end_datetime"}).json()
+        [found] = body["includes"]["polls"]
+        assert body["data"]["attachments"]["poll_ids"] == [found["id"]]
+        return dict(found)
+
+    fresh = poll()
+    assert [o["votes"] for o in fresh["options"]] == [0, 0] and fresh["voting_status"] == "open"
+    sandbox.advance(1800)
+    half = poll()
+    assert [o["label"] for o in half["options"]] == ["tea", "coffee"] and all(o["votes"] > 0 for o in half["options"])
+    sandbox.advance(3 * 3600)
+    closed = poll()
+    sandbox.advance(DAY)
+    assert closed["voting_status"] == "closed" and poll()["options"] == closed["options"]  # no votes once closed
+    assert all(c["votes"] >= h["votes"] for c, h in zip(closed["options"], half["options"], strict=True))

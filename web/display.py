@@ -283,7 +283,7 @@ def history_view(post: Post, account: Account | None, settings: Settings, zone: 
     return PostView(id=post.id, handle=_handle(post, account), parts=post.parts, when=shown,
                     status=post.status, note=note, link=post_link(settings, account, post), cancellable=False,
                     retryable=retryable, metrics=MetricsView.of(reading, now),
-                    options=tuple(described(post.options)), **media_fields(post))
+                    options=tuple(described(post.options, reading.poll if reading else ())), **media_fields(post))
 
 
 KIND_WORDS = {"image": ("image", "images"), "gif": ("GIF", "GIFs"), "video": ("video", "videos")}

@@ -80,6 +80,7 @@ class Reading(Record):
     read_at: datetime
     age: int  # the index in ANALYTICS_AGES of the age this read was for
     metrics: dict[str, int] = field(default_factory=dict)
+    poll: list[dict[str, Any]] = field(default_factory=list)  # a poll's options: {"label", "votes"}
 
     _times = ("read_at",)
 
