@@ -25,10 +25,10 @@ from bot.models import utcnow
 from bot.settings import load_settings
 from xtext import weighted_length
 
-from conftest import TWEETBOT
+from conftest import TWEETBOT, tweetbot_env
 from sandbox_helpers import SandboxControl
 from test_posting import Rig
-from worker_support import open_test_store
+from worker_support import WorkerProcess, connect_accounts, open_test_store, wait_until
 
 
 class FeedServer:
@@ -201,3 +201,44 @@ def test_the_file_s_feeds_are_checked_with_their_reasons(tmp_path: Path) -> None
         "feed 2 (https://ok.example/feed): every = 'fortnight' is not the schedule library's words "
         "(e.g. \"day at 09:00\", \"monday at 08:30\", \"3 hours\", \"hour at :15\")",
         "feed 3 (fine): max_new = 0 is not a whole number from 1 to 100"]
+
+
+@pytest.mark.slow
+def test_three_worker_processes_on_postgresql_post_each_new_entry_once(
+        tmp_path: Path, sandbox: SandboxControl, feeds: FeedServer, database_url: str) -> None:
+    """Three real `tweetbot worker` processes read one feed every second into one PostgreSQL; the sandbox's
+    duplicate window is a second, so a second send of an entry would show as a second post."""
+    sandbox.configure(rate_limits=False, duplicate_window=1)
+    feeds.serve("/rss", rss(posts(50)))
+    env = tweetbot_env(tmp_path, sandbox.url, DATABASE_URL=database_url)
+    env.pop("STORE_PATH")
+    store = open_test_store(env)
+    [account] = connect_accounts(store, sandbox, 1, prefix="feeder")
+    (tmp_path / "tweetbot.toml").write_text(
+        f'[[feed]]\nname = "blog"\nurl = "{feeds.url}/rss"\naccount = "{account.handle}"\nevery = "1 second"\n',
+        encoding="utf-8")
+    workers = [WorkerProcess(env, tmp_path, name=f"worker{n}") for n in (1, 2, 3)]
+
+    def at_x() -> list[str]:
+        return [row["text"] for row in sandbox.posts(account.username)]
+
+    def readings_after(count: int) -> int:
+        return sum(1 for path, _ in feeds.requests[count:] if path == "/rss")
+
+    try:
+        wait_until(lambda: "subscribed_at" in (store.get_meta("feed:blog") or {}), 60, "the first reading")
+        feeds.serve("/rss", rss(posts(53)))
+        wait_until(lambda: len(at_x()) >= 3, 60, "the three new entries at X")
+        asked = len(feeds.requests)
+        wait_until(lambda: readings_after(asked) >= 9, 60, "three more readings by each worker")
+        feeds.serve("/rss", rss(posts(55)))
+        wait_until(lambda: len(at_x()) >= 5, 60, "two more entries at X")
+        asked = len(feeds.requests)
+        wait_until(lambda: readings_after(asked) >= 9, 60, "three more readings by each worker")
+        wait_until(lambda: not store.queued_posts(), 60, "every queued post sent")
+        assert all(worker.terminate() == 0 for worker in workers)
+    finally:
+        for worker in workers:
+            worker.stop_quietly()
+    assert sorted(at_x()) == sorted(f"Post number {n} https://blog.example/{n}" for n in range(50, 55))
+    assert sum(1 for _, etag in feeds.requests if etag) > 0  # the workers asked conditionally

@@ -105,13 +105,17 @@ def test_a_reply_to_another_author_goes_out_only_where_it_mentioned_the_account(
             done = cli(rig, tmp_path, f"a reply to {target}", "--at", "now", "--reply-to", target)
             assert done.returncode == 0, done.stderr
             rig.dispatch()
+        answer = compose(signed_in(rig), rig, "a reply from the form", {"reply_to": summoned})
+        assert answer.status_code == 303, answer.get_data(as_text=True)
+        rig.dispatch()
     finally:
         rig.dispatcher.shutdown()
-    refused, replied = sorted(rig.store.history(), key=lambda p: p.id)
+    refused, replied, from_form = sorted(rig.store.history(), key=lambda p: p.id)
     assert refused.status == FAILED and REPLY_RULE in (refused.last_error or "") and unsummoned in refused.last_error
-    assert replied.status == POSTED
-    (row,) = sandbox.posts(rig.accounts[0].username)
-    assert (row["text"], row["reply_to"]) == (f"a reply to {summoned}", summoned)
+    assert replied.status == from_form.status == POSTED
+    rows = sandbox.posts(rig.accounts[0].username)
+    assert [(row["text"], row["reply_to"]) for row in rows] == [(f"a reply to {summoned}", summoned),
+                                                                ("a reply from the form", summoned)]
 
 
 def test_a_quote_is_refused_below_enterprise_and_goes_out_on_it(tmp_path: Path, sandbox: SandboxControl) -> None:
@@ -121,11 +125,12 @@ def test_a_quote_is_refused_below_enterprise_and_goes_out_on_it(tmp_path: Path, 
     try:
         done = cli(rig, tmp_path, "quoting alice", "--at", "now", "--quote", f"https://twitter.com/a/status/{target}")
         assert done.returncode == 0, done.stderr
+        answer = compose(signed_in(rig), rig, "quoting alice from the form", {"quote_tweet_id": target})
+        assert answer.status_code == 303, answer.get_data(as_text=True)
         rig.dispatch()
     finally:
         rig.dispatcher.shutdown()
-    (row,) = sandbox.posts(rig.accounts[0].username)
-    assert row["quote_tweet_id"] == target
+    assert [row["quote_tweet_id"] for row in sandbox.posts(rig.accounts[0].username)] == [target, target]
 
 
 REFUSALS = {
