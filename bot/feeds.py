@@ -29,7 +29,6 @@ from __future__ import annotations
 import html
 import logging
 import re
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,7 +40,7 @@ import feedparser
 import requests
 import schedule
 
-from bot.generators import FAILED_EVENT, GeneratorConfigError, job_for
+from bot.generators import FAILED_EVENT, GeneratorConfigError, file_entries, job_for
 from bot.models import Post, from_iso, to_iso, utcnow
 from bot.queue import QueueError, draft, save_posts
 from bot.settings import Settings
@@ -83,15 +82,9 @@ class FeedSpec:
 
 def load_feeds(path: Path, default_tz: str = "UTC") -> tuple[list[FeedSpec], list[str]]:
     """The usable `[[feed]]` entries of the file and a message for each unusable one (no file: none)."""
-    if not path.is_file():
-        return [], []
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
-        return [], [f"{path}: cannot be read: {exc}"]
-    entries = data.get("feed", [])
-    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        return [], [f"{path}: feeds are written as [[feed]] tables"]
+    entries, unread = file_entries(path, "feed", "feeds")
+    if unread:
+        return [], unread
     specs: list[FeedSpec] = []
     problems: list[str] = []
     for number, entry in enumerate(entries, start=1):

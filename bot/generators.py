@@ -113,17 +113,26 @@ def generators_path(settings: Settings) -> Path:
     return settings.generators_file
 
 
-def load_generators(path: Path, default_tz: str = "UTC") -> tuple[list[GeneratorSpec], list[str]]:
-    """The usable entries of the file and a message for each unusable one (no file: none of either)."""
+def file_entries(path: Path, table: str, what: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The file's `[[table]]` entries, or why there are none to use (`what`: "generators", "feeds"); no
+    file: none, and nothing said."""
     if not path.is_file():
         return [], []
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError, OSError) as exc:
         return [], [f"{path}: cannot be read: {exc}"]
-    entries = data.get("generator", [])
+    entries = data.get(table, [])
     if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
-        return [], [f"{path}: generators are written as [[generator]] tables"]
+        return [], [f"{path}: {what} are written as [[{table}]] tables"]
+    return entries, []
+
+
+def load_generators(path: Path, default_tz: str = "UTC") -> tuple[list[GeneratorSpec], list[str]]:
+    """The usable entries of the file and a message for each unusable one (no file: none of either)."""
+    entries, unread = file_entries(path, "generator", "generators")
+    if unread:
+        return [], unread
     specs: list[GeneratorSpec] = []
     problems: list[str] = []
     for number, entry in enumerate(entries, start=1):

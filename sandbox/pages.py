@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, url_for
 from flask.typing import ResponseReturnValue
 
+from sandbox.metrics import poll_votes
 from sandbox.records import Post, iso
 from sandbox.state import World, current_world
 
@@ -30,6 +31,16 @@ def index() -> ResponseReturnValue:
     return render_template("index.html", rows=rows, clients=clients)
 
 
+def _poll_with_votes(world: World, post: Post) -> list[str] | None:
+    """A post's poll options with their votes now ("tea (12)"), as the page shows them."""
+    if not post.poll:
+        return None
+    labels = list(post.poll["options"])
+    votes = poll_votes(world.config.seed, post.id, labels, world.now() - post.created_at,
+                       int(post.poll["duration_minutes"]))
+    return [f"{label} ({count:,} votes)" for label, count in zip(labels, votes, strict=True)]
+
+
 @bp.get("/<username>")
 def timeline(username: str) -> ResponseReturnValue:
     """One user's live posts, newest first."""
@@ -39,7 +50,7 @@ def timeline(username: str) -> ResponseReturnValue:
         abort(404)
     posts = world.answer(lambda: [{"id": p.id, "text": p.raw_text, "created_at": iso(p.created_at),
                                    "reply_to": p.reply_to, "media": _media(world, p),
-                                   "poll": (p.poll or {}).get("options")}
+                                   "poll": _poll_with_votes(world, p)}
                                   for p in world.timeline.live_posts(user.id)])
     return render_template("timeline.html", user=user, posts=posts)
 

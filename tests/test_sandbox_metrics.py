@@ -138,3 +138,5 @@ def test_a_poll_s_votes_grow_with_its_age_and_stop_when_it_closes(sandbox: Sandb
     sandbox.advance(DAY)
     assert closed["voting_status"] == "closed" and poll()["options"] == closed["options"]  # no votes once closed
     assert all(c["votes"] >= h["votes"] for c, h in zip(closed["options"], half["options"], strict=True))
+    page = requests.get(f"{sandbox.url}/sandbox_alice", timeout=10).text
+    assert " / ".join(f"{o['label']} ({o['votes']:,} votes)" for o in closed["options"]) in page
