@@ -181,12 +181,15 @@ class Reader:
         by_account: dict[str, list[Due]] = {}
         for item in due:
             by_account.setdefault(item.post.account_id, []).append(item)
+        known: dict[str, list[Post]] = {}
+        for post in posts:
+            known.setdefault(post.account_id, []).append(post)
         accounts = {a.user_id: a for a in self.store.get_accounts(by_account)}
         try:
             for account_id, items in by_account.items():
                 account = accounts.get(account_id)
                 if account is not None and account.status == ACTIVE and READ_SCOPE in account.scopes:
-                    self._read_account(account, items, [p for p in posts if p.account_id == account_id], done)
+                    self._read_account(account, items, known[account_id], done)
         except ReadingStopped as exc:
             done.stopped = str(exc)
         if done.requests:

@@ -66,6 +66,15 @@ def stored(sandbox: SandboxControl, username: str) -> dict[str, dict[str, Any]]:
             for row in sandbox.posts(username)}
 
 
+def sent_and_stored(rig: Rig) -> dict[str, dict[str, Any]]:
+    """Send everything queued (the dispatcher then stopped); what the sandbox stored, as `stored` says."""
+    try:
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    return stored(rig.sandbox, rig.accounts[0].username)
+
+
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_each_option_queued_by_the_cli_and_the_form_is_what_x_stores(tmp_path: Path, sandbox: SandboxControl,
                                                                     case: str) -> None:
@@ -220,11 +229,7 @@ def test_a_csv_carries_options_in_its_columns_and_one_bad_cell_imports_nothing(t
     imported = subprocess.run([TWEETBOT, "import", str(good)], cwd=tmp_path, env=rig.env, capture_output=True,
                               text=True, timeout=60)
     assert imported.returncode == 0, imported.stderr
-    try:
-        rig.dispatch()
-    finally:
-        rig.dispatcher.shutdown()
-    at_x = stored(sandbox, rig.accounts[0].username)
+    at_x = sent_and_stored(rig)
     assert at_x["which one?"] == {**DEFAULTS, "poll": {"options": ["red", "blue"], "duration_minutes": 15}}
     assert at_x["a thread made with AI"] == {**DEFAULTS, "reply_settings": "verified", "made_with_ai": True}
     assert at_x["its second part"] == {**DEFAULTS, "reply_to": at_x_id(sandbox, rig, "a thread made with AI")}
@@ -356,11 +361,7 @@ def test_a_thread_file_sets_options_in_its_first_part_only(tmp_path: Path, sandb
                     encoding="utf-8")
     done = cli(rig, tmp_path, "--thread-file", str(good), "--at", "now")
     assert done.returncode == 0, done.stderr
-    try:
-        rig.dispatch()
-    finally:
-        rig.dispatcher.shutdown()
-    at_x = stored(sandbox, rig.accounts[0].username)
+    at_x = sent_and_stored(rig)
     assert at_x["Vote, then read on"] == {**DEFAULTS, "poll": {"options": ["yes", "no"], "duration_minutes": 90},
                                           "made_with_ai": True}
     assert at_x["the rest"]["poll"] is None and at_x["the rest"]["made_with_ai"] is False
