@@ -244,14 +244,15 @@ def described(options: Mapping[str, Any], votes: Sequence[Mapping[str, Any]] = (
     return words
 
 
+# The options as words: CSV columns, thread-file lines, the compose form's fields.
 CELLS = ("poll", "poll_minutes", "reply_settings", "community_id", "made_with_ai", "paid_partnership", "reply_to",
-         "quote_tweet_id", "expire_after")  # the options as one-line words: CSV columns, thread-file lines, form fields
+         "quote_tweet_id", "expire_after", "repeat_every", "variants", "plug", "plug_likes", "plug_after")
 YES, NO = ("yes", "true", "1", "x", "on"), ("", "no", "false", "0", "off")
 
 
 def options_from_cells(cells: Mapping[str, str]) -> dict[str, Any]:
-    """The raw options that one-line words ask for (`CELLS`: "a | b" for a poll, yes or no for a
-    disclosure), or `OptionRefused` naming the cell that is neither."""
+    """The raw options that words ask for (`CELLS`: "a | b" for a poll or a repeat's variants, yes or no for
+    a disclosure), or `OptionRefused` naming the cell that is neither."""
     flags = []
     for name in ("made_with_ai", "paid_partnership"):
         value = str(cells.get(name) or "").strip().lower()
@@ -261,10 +262,15 @@ def options_from_cells(cells: Mapping[str, str]) -> dict[str, Any]:
     minutes = str(cells.get("poll_minutes") or "").strip()
     if minutes and not minutes.isdigit():
         raise OptionRefused(f"poll_minutes {minutes!r} is not a whole number of minutes")
-    return parsed_flags(str(cells.get("poll") or ""), int(minutes) if minutes else None, [
-        *flags, *((name, str(cells.get(name) or "").strip()) for name in ("reply_settings", "community_id",
-                                                                         "reply_to", "quote_tweet_id",
-                                                                         "expire_after"))])
+    def cell(name: str) -> str:
+        return str(cells.get(name) or "").strip()
+    return parsed_flags(cell("poll"), int(minutes) if minutes else None, [
+        *flags, *((name, cell(name)) for name in ("reply_settings", "community_id", "reply_to", "quote_tweet_id",
+                                                  "expire_after")),
+        ("repeat", {"every_days": cell("repeat_every"), "texts": re.split(r"\s*\|\s*|\n", cell("variants"))}
+         if cell("repeat_every") else None),
+        ("plug", {"text": cell("plug"), "likes": cell("plug_likes"), "after_hours": cell("plug_after")}
+         if cell("plug") else None)])
 
 
 def parsed_flags(poll: str | None, poll_minutes: int | None, values: Sequence[tuple[str, Any]]) -> dict[str, Any]:

@@ -158,7 +158,7 @@ REFUSALS = {
                                  "quote posts need X's Enterprise tier since 2026-04-20 (X_TIER=payg)"),
     "a repeat of one text": (["--repeat-every", "2d"], {"repeat_every": "2d"},
                              "a repeat needs variants to take in turn, or {date} in its text"),
-    "a plug with no time": (["--plug", "read more"], {"plug_text": "read more"},
+    "a plug with no time": (["--plug", "read more"], {"plug": "read more"},
                             "a plug needs likes, after_hours, or both: when to send it"),
     "an expiry of a second": (["--expire-after", "1s"], {"expire_after": "1s"},
                               "expire_after '1s' is not a duration from 1 minute to 365 days"),
@@ -384,3 +384,17 @@ def test_a_poll_s_votes_are_read_with_its_metrics_and_shown_on_the_post(tmp_path
     assert reading.poll == [{"label": "sat", "votes": expected[0]}, {"label": "sun", "votes": expected[1]}]
     page = signed_in(rig).get("/").get_data(as_text=True)
     assert f"poll: sat ({expected[0]:,}) / sun ({expected[1]:,}) (20 min)" in page
+
+
+def test_a_csv_row_sets_a_repeat_and_a_plug_in_its_columns(tmp_path: Path, sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox)
+    sheet = tmp_path / "series.csv"
+    sheet.write_text("account,due_at,text,repeat_every,variants,plug,plug_likes,plug_after\n"
+                     f"{rig.accounts[0].handle},now,Tip one,3d,Tip two | Tip three,More tips: https://example.org,"
+                     "25,48\n", encoding="utf-8")
+    done = subprocess.run([TWEETBOT, "import", str(sheet)], cwd=tmp_path, env=rig.env, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    [post] = rig.store.queued_posts()
+    assert post.options == {"repeat": {"every_days": 3, "texts": ["Tip two", "Tip three"]},
+                            "plug": {"text": "More tips: https://example.org", "likes": 25, "after_hours": 48.0}}

@@ -63,7 +63,7 @@ bp = Blueprint("dashboard", __name__)
 SLOTS_SHOWN = 5        # next free slot times shown per account, as `tweetbot slots show` lists them
 FAILURES_SHOWN = 5     # the last generator failures shown
 AT, SLOT, NOW = "at", "slot", "now"  # the compose form's ways to say when
-OPTION_FIELDS = (*CELLS, "repeat_every", "variants", "plug_text", "plug_likes", "plug_after")  # its "Options"
+OPTION_FIELDS = CELLS  # the compose form's "Options" fields
 
 
 @dataclass
@@ -80,15 +80,7 @@ class Compose:
 
     def raw_options(self) -> dict[str, Any]:
         """The options the fields ask for, as `bot.post_options` takes them."""
-        typed = self.options
-        raw = options_from_cells(typed)
-        if typed.get("repeat_every", "").strip():
-            raw["repeat"] = {"every_days": typed["repeat_every"].strip(),
-                             "texts": typed.get("variants", "").splitlines()}
-        if typed.get("plug_text", "").strip():
-            raw["plug"] = {"text": typed["plug_text"], "likes": typed.get("plug_likes"),
-                           "after_hours": typed.get("plug_after")}
-        return raw
+        return options_from_cells(self.options)
 
     def chosen(self, index: int) -> list[Chosen]:
         """The files sent for part `index` (0-based), to list again after a refusal."""
