@@ -183,7 +183,11 @@ def read_feed(spec: FeedSpec, store: Repository, clock: Callable[[], datetime] =
     if waits_until is not None and waits_until > now:
         return FeedReading("waiting", [])
     try:
-        response = _fetch(spec, state, session or requests.Session())
+        if session is not None:
+            response = _fetch(spec, state, session)
+        else:
+            with requests.Session() as own:
+                response = _fetch(spec, state, own)
     except FeedUnreadable as exc:
         return _failed(spec, store, state, now, str(exc))
     state.update(read_at=to_iso(now), error=None)
