@@ -266,8 +266,13 @@ class Post(Record):
         return sum(len(part) for part in self.media)
 
     def digests(self) -> set[str]:
-        """Every stored file this post's media needs."""
-        return {ref.digest for part in self.media for ref in part}
+        """Every stored file this post's media need, its plug's too (`bot.series`)."""
+        return {ref.digest for part in self.media for ref in part} | {ref.digest for ref in self.plug_media()}
+
+    def plug_media(self) -> list[MediaRef]:
+        """The files its plug's reply carries (refs as queued, or as the store keeps them)."""
+        plug = self.options.get("plug") or {}
+        return [item if isinstance(item, MediaRef) else MediaRef.from_doc(item) for item in plug.get("media") or ()]
 
     @property
     def finished(self) -> bool:

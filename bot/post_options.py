@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from bot.media_checks import MediaFile
 from bot.refusals import OptionRefused
 from bot.series import DATE, SAMPLE_DATE
 from bot.settings import duration_text, parse_duration
@@ -117,6 +118,10 @@ def _plug(plug: Any) -> dict[str, Any]:
             raise OptionRefused(f"a plug comes 0.1 to 720 hours after the post, not {hours!r}")
     if len(kept) == 1:
         raise OptionRefused("a plug needs likes, after_hours, or both: when to send it")
+    if plug.get("media"):
+        if not all(isinstance(item, MediaFile) for item in plug["media"]):
+            raise OptionRefused("a plug's media are files: --plug-media, the form's field, or the API's upload ids")
+        kept["media"] = list(plug["media"])  # `bot.queue` checks them for the account
     return kept
 
 

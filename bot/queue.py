@@ -140,6 +140,12 @@ def draft_for(found: Account, parts: Sequence[str], due_at: datetime,
             if control:
                 raise MediaRefused(f"the alt text of {where} {control.replace('a post', 'an alt text')}")
     kept = check_options(options or {}, bool(refs and refs[0]), tier, checked[0], len(checked))
+    if kept.get("plug", {}).get("media"):
+        try:
+            [plug_refs] = check_media(found, [kept["plug"]["media"]], 1)
+        except MediaError as exc:
+            raise MediaRefused(f"the plug's media: {exc}") from None
+        kept["plug"]["media"] = list(plug_refs)
     if "repeat" in kept and DATE in checked[0]:  # a dated series: each post gets its own date
         kept["repeat"]["template"] = checked[0]
         checked = check_parts([dated(checked[0], due_at, zone_of(zone))])
@@ -188,12 +194,14 @@ def with_media_kept(store: Repository, posts: Sequence[Post]) -> list[Post]:
     transaction (a video is up to 512 MB: no lock waits on it); the drafts without the bytes."""
     bare = []
     for post in posts:
-        for part in post.media:
-            for ref in part:
-                if ref.data is not None:
-                    store.put_media(ref.data)
+        for ref in [*(ref for part in post.media for ref in part), *post.plug_media()]:
+            if ref.data is not None:
+                store.put_media(ref.data)
+        options = post.options
+        if post.plug_media():  # kept as documents, as a store keeps any option
+            options = {**options, "plug": {**options["plug"], "media": [ref.to_doc() for ref in post.plug_media()]}}
         bare.append(replace(post, media=tuple(tuple(replace(ref, data=None) for ref in part)
-                                              for part in post.media)))
+                                              for part in post.media), options=options))
     return bare
 
 

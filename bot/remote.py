@@ -102,12 +102,19 @@ def _time(text: str) -> datetime:
     return moment
 
 
+def _named(ref: MediaRef, media_ids: dict[str, str]) -> dict[str, str]:
+    """A file as the API names it: its upload id, and its alt text if it has one."""
+    return {"id": media_ids[ref.digest], **({"alt": ref.alt} if ref.alt else {})}
+
+
 def post_body(account: Account, post: Post, media_ids: dict[str, str]) -> dict[str, Any]:
     """A checked draft as `POST /api/v1/posts` takes it, at its due time; files named by their upload ids."""
-    parts = [{"text": text, "media": [{"id": media_ids[ref.digest], **({"alt": ref.alt} if ref.alt else {})}
-                                      for ref in post.media_of(index)]}
+    parts = [{"text": text, "media": [_named(ref, media_ids) for ref in post.media_of(index)]}
              for index, text in enumerate(post.parts)]
-    return {"account": account.user_id, "parts": parts, "at": to_iso(post.due_at), **post.options}
+    options = dict(post.options)
+    if post.plug_media():
+        options["plug"] = {**options["plug"], "media": [_named(ref, media_ids) for ref in post.plug_media()]}
+    return {"account": account.user_id, "parts": parts, "at": to_iso(post.due_at), **options}
 
 
 # -- the client ------------------------------------------------------------------------------------
@@ -247,7 +254,7 @@ class Remote:
     def _upload(self, drafts: Sequence[Post]) -> dict[str, str]:
         """Each distinct file the drafts carry, uploaded once: the bot's id for each digest."""
         ids: dict[str, str] = {}
-        for ref in (ref for post in drafts for part in post.media for ref in part):
+        for ref in (ref for post in drafts for ref in [*(r for part in post.media for r in part), *post.plug_media()]):
             if ref.digest not in ids and ref.data is not None:
                 kept = self._call("POST", "/media", files={"file": (ref.name or "upload", ref.data, ref.mime)})
                 ids[ref.digest] = kept["id"]

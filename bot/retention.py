@@ -15,6 +15,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from bot.recent import finished_time, history_since
+from bot.series import plug_digests
 from bot.store import Repository
 
 UPLOAD_GRACE = timedelta(hours=1)
@@ -32,12 +33,13 @@ def forget_finished_media(store: Repository, now: datetime, retention: timedelta
 
 
 def media_in_use(store: Repository, finished_since: datetime) -> set[str]:
-    """Every digest an unfinished post needs, or a post finished at or after `finished_since`.
+    """Every digest an unfinished post needs, or a post finished at or after `finished_since`, or a plug
+    still waiting.
 
     The queue is read before the history: a post only moves forward (queued, sending, finished),
     so one that moves while we read is seen in one of them.
     """
-    needed: set[str] = set()
+    needed: set[str] = plug_digests(store)  # a plug waits for its likes as long as they take
     for post in store.queued_posts():  # scheduled and sending
         needed |= post.digests()
     for post in store.sending_posts():  # part of the queue already; asked so no store's reading can miss one

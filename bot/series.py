@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from bot.models import Post, from_iso, to_iso
+from bot.models import MediaRef, Post, from_iso, to_iso
 from bot.store import Repository
 
 log = logging.getLogger("tweetbot.series")
@@ -71,6 +71,11 @@ def note_plug(store: Repository, post: Post, posted_at: datetime) -> None:
         store.set_meta(PLUGS_KEY, pending)
 
 
+def plug_digests(store: Repository) -> set[str]:
+    """The files the plugs still waiting will send (media retention keeps them)."""
+    return {doc["digest"] for plug in (store.get_meta(PLUGS_KEY) or {}).values() for doc in plug.get("media") or ()}
+
+
 def plug_due(plug: dict[str, Any], likes: int | None, now: datetime) -> bool:
     """Whether a plug fires now: its likes reached (as last read), or its hours passed."""
     if plug.get("likes") and likes is not None and likes >= int(plug["likes"]):
@@ -93,8 +98,9 @@ def fire_due_plugs(store: Repository, clock: Callable[[], datetime],
         likes = reading.metrics.get("like_count") if reading else None
         if not plug_due(plug, likes, now):
             continue
+        media = tuple(MediaRef.from_doc(doc) for doc in plug.get("media") or ())
         reply = Post(id=0, account_id=plug["account_id"], parts=(plug["text"],), due_at=now, source="plug",
-                     options={"reply_to": plug["tweet_id"]})
+                     options={"reply_to": plug["tweet_id"]}, media=(media,) if media else ())
         with store.transaction():
             still = dict(store.get_meta(PLUGS_KEY) or {})
             if still.pop(post_id, None) is None:

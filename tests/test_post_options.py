@@ -6,6 +6,7 @@ only where that author mentioned the account, a quote only on the Enterprise tie
 """
 from __future__ import annotations
 
+import io
 import re
 import subprocess
 from datetime import timedelta
@@ -19,6 +20,7 @@ from bot.api_keys import create_key
 from bot.generators import load_generators, run_generator
 from bot.models import FAILED, POSTED, utcnow
 from bot.post_options import REPLY_RULE
+from bot.retention import forget_finished_media
 from bot.settings import DEFAULT_SCOPES, load_settings
 from sandbox.metrics import poll_votes
 from sandbox.options import SandboxConfig
@@ -398,3 +400,41 @@ def test_a_csv_row_sets_a_repeat_and_a_plug_in_its_columns(tmp_path: Path, sandb
     [post] = rig.store.queued_posts()
     assert post.options == {"repeat": {"every_days": 3, "texts": ["Tip two", "Tip three"]},
                             "plug": {"text": "More tips: https://example.org", "likes": 25, "after_hours": 48.0}}
+
+
+def test_a_plug_s_media_are_kept_while_it_waits_and_go_with_its_reply(tmp_path: Path,
+                                                                      sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox, scopes=list(DEFAULT_SCOPES))
+    picture = write(tmp_path, "newsletter.png", image_bytes(seed=3))
+    done = cli(rig, tmp_path, "a post with an illustrated plug", "--at", "now", "--plug", "The newsletter, in a picture",
+               "--plug-after", "1", "--plug-media", str(picture))
+    assert done.returncode == 0, done.stderr
+    try:
+        rig.dispatch()
+        [post] = rig.store.history()
+        [ref] = post.plug_media()
+        forget_finished_media(rig.store, rig.clock() + timedelta(days=30), timedelta(0))  # retention of 0 days
+        assert rig.store.get_media(ref.digest) == picture.read_bytes()  # the plug still waits for it
+        rig.clock.advance(HOUR + 60)
+        rig.worker.fire_plugs()
+        rig.dispatch()
+    finally:
+        rig.dispatcher.shutdown()
+    [reply] = [r for r in sandbox.posts(rig.accounts[0].username) if r["reply_to"] == post.tweet_ids[0]]
+    assert reply["text"].startswith("The newsletter, in a picture") and len(reply["media_ids"]) == 1
+
+
+def test_the_api_takes_a_plug_s_files_by_their_upload_ids(tmp_path: Path, sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox, scopes=list(DEFAULT_SCOPES))
+    app = create_app({"SETTINGS": load_settings(None, rig.env), "TESTING": True, "CLOCK": rig.clock})
+    key = create_key(rig.store, "plugs", ("posts:read", "posts:write"), utcnow())[1]
+    client, headers = app.test_client(), {"Authorization": f"Bearer {key}"}
+    uploaded = client.post("/api/v1/media", headers=headers, data={"file": (io.BytesIO(image_bytes(seed=4)), "a.png")})
+    assert uploaded.status_code == 201, uploaded.get_data(as_text=True)
+    made = client.post("/api/v1/posts", headers=headers, json={
+        "account": rig.accounts[0].handle, "text": "plugged through the API", "at": "now",
+        "plug": {"text": "more", "after_hours": 2, "media": [{"id": uploaded.json["id"], "alt": "a chart"}]}})
+    assert made.status_code == 201, made.get_data(as_text=True)
+    assert made.json["plug"]["media"] == [{"id": uploaded.json["id"], "type": "image", "alt": "a chart"}]
+    [queued] = rig.store.queued_posts()
+    assert [(ref.digest, ref.alt) for ref in queued.plug_media()] == [(uploaded.json["id"], "a chart")]

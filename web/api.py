@@ -83,7 +83,15 @@ def post_json(post: Post, account: Account | None, reading: Reading | None = Non
             "attempts": post.attempts, "error": post.last_error, "failure_kind": post.failure_kind,
             "requeued_as": post.requeued_as, "created_at": to_iso(post.created_at),
             "posted_at": to_iso(post.posted_at), "metrics": reading.metrics if reading else None,
-            "metrics_read_at": to_iso(reading.read_at) if reading else None, **post.options}
+            "metrics_read_at": to_iso(reading.read_at) if reading else None, **_shown_options(post)}
+
+
+def _shown_options(post: Post) -> dict[str, Any]:
+    """A post's options as answers show them: a plug's files as the parts' are (id, type, alt)."""
+    if not post.plug_media():
+        return post.options
+    return {**post.options, "plug": {**post.options["plug"], "media": [
+        {"id": ref.digest, "type": ref.kind, "alt": ref.alt} for ref in post.plug_media()]}}
 
 
 def one_post(post: Post, status: int = 200) -> Response:
@@ -208,9 +216,7 @@ def create_post() -> ResponseReturnValue:
     try:
         account, parts, when, media = _post_request(body)
         post = queue.queue_post(store(), account, parts, when, now(), source="api", media=media,
-                                zone=settings().zone, options={name: body[name] for name in OPTION_NAMES
-                                                               if name in body},
-                                tier=settings().x_tier)
+                                zone=settings().zone, options=_options(body), tier=settings().x_tier)
     except QueueError as refusal:
         return refused(refusal)
     log.info("api: key %s queued post %s", current_key().id, post.id)
@@ -224,6 +230,15 @@ def _post_request(body: dict[str, Any]) -> tuple[str, list[str], queue.When, lis
         raise NoSuchAccount("give the account: its @handle or its X user id")
     parts, media = _parts(body)
     return account.strip(), parts, _when(body.get("at")), media
+
+
+def _options(body: dict[str, Any]) -> dict[str, Any]:
+    """The post options a body gives (X's names), a plug's media as the files uploaded before."""
+    options = {name: body[name] for name in OPTION_NAMES if name in body}
+    plug = options.get("plug")
+    if isinstance(plug, dict) and isinstance(plug.get("media"), list):
+        options["plug"] = {**plug, "media": [_stored_file(item) for item in plug["media"]]}
+    return options
 
 
 def _parts(body: dict[str, Any]) -> tuple[list[str], list[list[MediaFile]]]:

@@ -30,6 +30,8 @@ _OPTIONS: dict[str, Any] = {
         "description": "post it again every every_days days, each time a new post"},
     "plug": {"type": "object", "required": ["text"], "properties": {
         "text": {"type": "string"}, "likes": {"type": "integer", "minimum": 1},
+        "media": {"type": "array", "items": {"type": "object", "required": ["id"], "properties": {
+            "id": {"type": "string", "description": "from POST /api/v1/media"}, "alt": {"type": "string"}}}},
         "after_hours": {"type": "number", "minimum": 0.1, "maximum": 720}},
         "description": "reply to the post once with text, at likes (as last read) or after_hours"},
     "expire_after": {"type": ["string", "integer"], "description": "delete the post from X this long after it "

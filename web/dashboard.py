@@ -77,10 +77,14 @@ class Compose:
     media: list[list[Chosen]] = field(default_factory=list)  # per part, what was sent (after a refusal)
     back: str = ""  # where to go once queued (the calendar a slot was picked in)
     options: dict[str, str] = field(default_factory=dict)  # the option fields as typed (OPTION_FIELDS)
+    plug_files: list[MediaFile] = field(default_factory=list)  # the plug's files, as sent
 
     def raw_options(self) -> dict[str, Any]:
         """The options the fields ask for, as `bot.post_options` takes them."""
-        return options_from_cells(self.options)
+        raw = options_from_cells(self.options)
+        if self.plug_files and "plug" in raw:
+            raw["plug"]["media"] = self.plug_files
+        return raw
 
     def chosen(self, index: int) -> list[Chosen]:
         """The files sent for part `index` (0-based), to list again after a refusal."""
@@ -156,7 +160,9 @@ def compose() -> ResponseReturnValue:
                    due_at=request.form.get("due_at", "").strip(),
                    when=_when_chosen(request.form.get("when")), media=chosen_of(sent),
                    back=back_target(request.form.get("back")),
-                   options={name: request.form.get(name, "") for name in OPTION_FIELDS})
+                   options={name: request.form.get(name, "") for name in OPTION_FIELDS},
+                   plug_files=[MediaFile(upload.filename or "plug file", upload.read())
+                               for upload in request.files.getlist("plug_media") if upload.filename])
     parts, media = kept_parts(texts, sent)
     try:
         post = _queue(form, parts, media)

@@ -182,6 +182,8 @@ def describe_due(due: datetime, zone: tzinfo) -> str:
                                                          "--plug-after, whichever comes first.")
 @click.option("--plug-likes", type=int, metavar="N", help="Send the plug once the post has N likes (as last read).")
 @click.option("--plug-after", type=float, metavar="HOURS", help="Send the plug HOURS after the post went out.")
+@click.option("--plug-media", "plug_media", multiple=True, type=click.Path(path_type=Path), metavar="FILE",
+              help="An image, GIF or video the plug's reply carries; repeat for several.")
 @click.option("--expire-after", metavar="DURATION", help="Delete the post from X this long after it went out "
                                                         "(e.g. 12h, 3d): an offer that ends, a status that goes stale.")
 @remote_option
@@ -190,18 +192,19 @@ def post_command(text: str | None, when: str | None, handle: str | None, thread_
                  reply_settings: str | None, community_id: str | None, made_with_ai: bool, paid_partnership: bool,
                  reply_to: str | None, quote_tweet_id: str | None, repeat_every: str | None,
                  variants: tuple[str, ...], plug_text: str | None, plug_likes: int | None, plug_after: float | None,
-                 expire_after: str | None, url: str | None) -> None:
+                 plug_media: tuple[Path, ...], expire_after: str | None, url: str | None) -> None:
     """Queue TEXT (or the thread in --thread-file) for one account, with the post options given."""
     if variants and not repeat_every:
         fail("--variant goes with --repeat-every (the texts a repeat takes in turn)")
-    if (plug_likes or plug_after) and not plug_text:
-        fail("--plug-likes and --plug-after go with --plug TEXT")
+    if (plug_likes or plug_after or plug_media) and not plug_text:
+        fail("--plug-likes, --plug-after and --plug-media go with --plug TEXT")
     options = parsed_flags(poll, poll_minutes, [
         ("reply_settings", reply_settings), ("community_id", community_id), ("made_with_ai", made_with_ai),
         ("paid_partnership", paid_partnership), ("reply_to", reply_to), ("quote_tweet_id", quote_tweet_id),
         ("expire_after", expire_after),
         ("repeat", {"every_days": repeat_every, "texts": list(variants)} if repeat_every else None),
-        ("plug", {"text": plug_text, "likes": plug_likes, "after_hours": plug_after} if plug_text else None)])
+        ("plug", {"text": plug_text, "likes": plug_likes, "after_hours": plug_after,
+                  "media": given_media(plug_media, ())[0] if plug_media else []} if plug_text else None)])
     if (text is None) == (thread_file is None):
         fail("give either TEXT or --thread-file (one of them)")
     if thread_file is not None and media_paths:
