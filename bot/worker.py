@@ -8,8 +8,8 @@ a second signal exits at once. A PaaS sends SIGTERM and kills 30 s later.
 A database that cannot be reached stops nothing: the store says so once a minute,
 each job tries again on its next round, and a worker started while it is away
 waits for it. Jobs that must run once per deployment, whatever the number of
-workers, run under a lease (alerts, media retention) or are keyed in the store
-(each generator run).
+workers, run under a lease (alerts, media retention, reading how posts did, expiry,
+plugs) or are keyed in the store (each generator run, each feed entry).
 """
 from __future__ import annotations
 
