@@ -217,8 +217,11 @@ def test_the_dashboard_the_api_the_cli_and_metrics_show_what_the_store_read(tmp_
     assert shown_in_history(page) == {p.id: figures(readings[p.id].metrics) for p in posts}
     best = sorted(posts, key=lambda p: (engagements(readings[p.id].metrics),
                                         readings[p.id].metrics["impression_count"]), reverse=True)[:5]
-    assert [(int(i), int(n)) for i, n in re.findall(r'<tr data-post="(\d+)" data-engagements="(\d+)"', page)] == \
+    best_rows = r'<tr data-post="(\d+)" data-engagements="(\d+)"'
+    assert [(int(i), int(n)) for i, n in re.findall(best_rows, page)] == \
         [(p.id, engagements(readings[p.id].metrics)) for p in best]
+    live = browser.get("/fragments/charts").get_data(as_text=True)  # what the page's live refresh swaps in
+    assert re.findall(best_rows, live) == re.findall(best_rows, page)
     totals = {handle: (int(i), int(e)) for handle, i, e in re.findall(
         r'data-handle="(@\w+)" data-impressions="(\d+)" data-engagements="(\d+)"', page)}
     assert totals == {a.handle: (sum(readings[p.id].metrics["impression_count"] for p in posts if p.account_id == a.user_id),

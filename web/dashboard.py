@@ -53,7 +53,6 @@ from web.display import (
 )
 from web.form_files import ACCEPT, Chosen, chosen_of, files_of, limits
 from web.panels import accounts_panel, back_target, clock_panel, history_panel, page_number, queue_panel
-from web.performance import performance_panel
 from xtext import MAX_WEIGHTED_LENGTH, V3_JSON
 from xtext.tlds import ALL_TLDS
 
@@ -131,7 +130,7 @@ def render_dashboard(compose: Compose, error: str | None = None, status: int = 2
         **accounts_panel(now),
         **queue,
         **history_panel(page_number(request.args.get("history_page")), now, accounts),
-        **charts, **performance_panel(store(), settings(), accounts, now, charts["chart_chosen"]),
+        **charts,
         slots=slots, slot_choices=[s for s in slots if s.next_free and s.user_id in can_post],
         zones=zone_names(), reply_choices=REPLY_SETTINGS,
         failures=[failure_view(e, handles, zone) for e in store().events(FAILURES_SHOWN, kind=FAILED_EVENT)],
