@@ -29,7 +29,7 @@ from typing import Any, NoReturn
 
 from bot.models import ACTIVE, Account, Post
 from bot.pricing import OWNED_READ_PRICE, POST_READ_PRICE, dollars
-from bot.read_spend import ANALYTICS, BILLED_KEY, month_spend, record_read
+from bot.read_spend import ANALYTICS, billed_today, month_spend, record_read
 from bot.settings import Settings
 from bot.store import Reading, Repository
 from bot.tokens import TokenKeeper
@@ -132,12 +132,6 @@ def next_day(at: datetime) -> datetime:
 def analytics_spent(store: Repository, at: datetime) -> Decimal:
     """What reading posts' metrics cost this UTC month (settling reads not counted)."""
     return month_spend(store, at).get(ANALYTICS, Decimal(0))
-
-
-def billed_today(store: Repository, now: datetime) -> set[str]:
-    """The tweets X billed a read of earlier this UTC day: read again today, they cost nothing."""
-    billed = store.get_meta(BILLED_KEY) or {}
-    return set(billed.get("ids", ())) if billed.get("day") == now.astimezone(timezone.utc).date().isoformat() else set()
 
 
 def paused_until(store: Repository, now: datetime) -> dict[str, Any] | None:

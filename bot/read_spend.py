@@ -37,8 +37,7 @@ def record_read(store: Repository, at: datetime, kind: str, post_ids: Iterable[s
     earlier the same UTC day cost nothing)."""
     day = at.astimezone(timezone.utc).date().isoformat()
     with store.transaction():
-        billed = store.get_meta(BILLED_KEY) or {}
-        earlier = set(billed.get("ids", ())) if billed.get("day") == day else set()
+        earlier = billed_today(store, at)
         new = [post_id for post_id in dict.fromkeys(post_ids) if post_id not in earlier]
         if not new:
             return Decimal(0)
@@ -49,6 +48,12 @@ def record_read(store: Repository, at: datetime, kind: str, post_ids: Iterable[s
         store.set_meta(month_key(at), spent)
     log.info("read %s post(s) billed today for the first time (%s): $%s", len(new), kind, cost)
     return cost
+
+
+def billed_today(store: Repository, at: datetime) -> set[str]:
+    """The posts X billed a read of earlier in `at`'s UTC day: read again that day, they cost nothing."""
+    billed = store.get_meta(BILLED_KEY) or {}
+    return set(billed.get("ids", ())) if billed.get("day") == at.astimezone(timezone.utc).date().isoformat() else set()
 
 
 def month_spend(store: Repository, at: datetime) -> dict[str, Decimal]:

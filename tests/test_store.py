@@ -221,6 +221,13 @@ def test_posted_posts_are_found_by_when_they_were_posted_and_keep_their_newest_r
         raise RuntimeError("rolled back")
     kept = store_at.open().readings([p.id for p in posts])  # another handle, as another process reads
     assert kept == {later.post_id: later, **{r.post_id: r for r in first[1:]}}
+    totals: dict[tuple[str, str], int] = {}
+    for reading in kept.values():
+        for name, value in reading.metrics.items():
+            totals[reading.account_id, name] = totals.get((reading.account_id, name), 0) + value
+    assert store.reading_totals(now) == totals and len(totals) == 3  # newest readings only, summed per account
+    assert store.reading_totals(now + timedelta(minutes=30)) == {(later.account_id, "like_count"): 99,
+                                                                 (later.account_id, "engagements"): 7}
 
 
 def test_a_failed_transaction_changes_nothing(store_at: StoreAt) -> None:

@@ -17,8 +17,8 @@ gunicorn worker answers the same):
     tweetbot_read_spend_dollars{kind}                   what reading X cost this (UTC) month, as X bills it
     tweetbot_read_budget_dollars                        ANALYTICS_BUDGET: what reading how posts did may cost a month
     tweetbot_reading_paused                             1 while X's 402 (credit spent) or 429 pauses that reading
-    tweetbot_post_metric{account,metric}                how the posts of the last 30 days did, as last read from X:
-                                                        X's counts (like_count, impression_count…) summed
+    tweetbot_post_metric{account,metric}                how the posts read from X in the last 30 days did, as last
+                                                        read: X's counts (like_count, impression_count…) summed
 
 Access: a signed-in session (the app's sign-in gate decides, as for any page), or
 `Authorization: Bearer <METRICS_TOKEN>` when that setting is set. A request that carries
@@ -47,7 +47,7 @@ from web.db import now, settings, store
 bp = Blueprint("metrics", __name__)
 ENDPOINT = "metrics.metrics"
 POST_STATUSES = (SCHEDULED, SENDING, POSTED, FAILED, CANCELED)
-RECENT = timedelta(days=30)  # the posts tweetbot_post_metric sums
+RECENT = timedelta(days=30)  # the readings tweetbot_post_metric sums
 FAILURE_EVENTS = {"refresh_failed": "passing", "needs_reconnect": "refused"}
 
 
@@ -119,15 +119,13 @@ class StoreCollector(Collector):
                                     value=(self.now - beat).total_seconds())
 
     def _post_metrics(self, handles: dict[str, str]) -> Metric:
-        """X's counts of the posts posted in the last 30 days, summed per account, as last read."""
-        posted = self.repo.posted_since(self.now - RECENT)
-        sums: Counter[tuple[str, str]] = Counter()
-        for reading in self.repo.readings(p.id for p in posted).values():
-            for name, value in reading.metrics.items():
-                sums[handles.get(reading.account_id, reading.account_id), name] += value
-        family = GaugeMetricFamily("tweetbot_post_metric", "How the posts of the last 30 days did as last read "
-                                   "from X: X's counts summed per account.", labels=["account", "metric"])
-        for (handle, name), value in sorted(sums.items()):
+        """X's counts of the posts read in the last 30 days, as last read, summed per account by the store."""
+        family = GaugeMetricFamily("tweetbot_post_metric", "How the posts read from X in the last 30 days did: "
+                                   "X's counts as last read, summed per account.", labels=["account", "metric"])
+        totals: Counter[tuple[str, str]] = Counter()
+        for (account_id, name), value in self.repo.reading_totals(self.now - RECENT).items():
+            totals[handles.get(account_id, account_id), name] += value
+        for (handle, name), value in sorted(totals.items()):
             family.add_metric([handle, name], value)
         return family
 

@@ -122,6 +122,9 @@ class Repository(Protocol):
         """Keep `readings`, each replacing its post's earlier one, in the caller's transaction if any."""
     def readings(self, post_ids: Iterable[int]) -> dict[int, Reading]:
         """The newest reading kept of each of `post_ids` that has one."""
+    def reading_totals(self, read_since: datetime) -> dict[tuple[str, str], int]:
+        """Each metric summed over the posts whose newest reading was made at or after `read_since`, per
+        account: {(account_id, metric): total} (for /metrics: summed by the store, not post by post)."""
 
     def get_schedule(self, account_id: str) -> dict[str, Any] | None:
         """The account's posting slots as `save_schedule` kept them (`bot.schedules`), or None."""

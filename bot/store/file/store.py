@@ -905,6 +905,16 @@ class TinyStore:
         return {int(post_id): Reading.from_doc(newest[int(post_id)]) for post_id in post_ids
                 if int(post_id) in newest}
 
+    def reading_totals(self, read_since: datetime) -> dict[tuple[str, str], int]:
+        """From the in-memory index of the newest readings (only what was appended since is read)."""
+        cutoff = to_iso(read_since) or ""
+        totals: Counter[tuple[str, str]] = Counter()
+        for doc in self._newest_readings().values():
+            if doc["read_at"] >= cutoff:
+                for name, value in doc["metrics"].items():
+                    totals[doc["account_id"], name] += int(value)
+        return dict(totals)
+
     def _newest_readings(self) -> dict[int, dict[str, Any]]:
         with self._reading():
             committed = self._committed("readings")

@@ -636,6 +636,11 @@ class PostgresStore:
         rows = self._rows("SELECT doc FROM readings WHERE post_id = ANY(%s)", (ids,))
         return {int(row[0]["post_id"]): Reading.from_doc(row[0]) for row in rows}
 
+    def reading_totals(self, read_since: datetime) -> dict[tuple[str, str], int]:
+        rows = self._rows("SELECT account_id, metric.key, sum(metric.value::bigint) FROM readings, "
+                          "jsonb_each_text(doc->'metrics') AS metric WHERE read_at >= %s GROUP BY 1, 2", (read_since,))
+        return {(account_id, name): int(total) for account_id, name, total in rows}
+
     # -- schedules ----------------------------------------------------------------------------------
 
     def get_schedule(self, account_id: str) -> dict[str, Any] | None:
