@@ -38,7 +38,7 @@ from bot.xclient import XApi, XClient, XError, XRateLimited, XUsageCapped
 log = logging.getLogger("tweetbot.analytics")
 
 PAUSED_KEY = "analytics_paused"  # meta: {"until": ISO, "reason": words}
-STOPPED_KEY = "analytics_stopped"  # meta: {"month": "YYYY-MM", "spent": "0.05", "at": ISO}
+STOPPED_KEY = "analytics_stopped"  # meta: {"month": "YYYY-MM"}, the month the budget stopped reading
 CATCH_UP = timedelta(days=2)  # how long after its last age a post not read yet is still read
 NON_PUBLIC_AGE = timedelta(days=30)  # X shows non_public_metrics on posts younger than this (x-api-facts §6)
 IDS_PER_REQUEST = 100  # GET /2/tweets?ids=
@@ -263,8 +263,7 @@ class Reader:
     def _stop_for_budget(self) -> NoReturn:
         now = self.clock()
         spent = analytics_spent(self.store, now)
-        self.store.set_meta(STOPPED_KEY, {"month": f"{now.astimezone(timezone.utc):%Y-%m}", "spent": str(spent),
-                                          "at": now.isoformat()})
+        self.store.set_meta(STOPPED_KEY, {"month": f"{now.astimezone(timezone.utc):%Y-%m}"})
         reason = (f"the month's reading budget stops it: {dollars(spent)} of {dollars(self.settings.analytics_budget)} "
                   f"spent; reading resumes {next_month(now):%Y-%m-%d} 00:00 UTC")
         log.warning("reading stopped: %s", reason)

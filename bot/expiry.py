@@ -86,9 +86,9 @@ class Expirer:
 
     def _expire_part(self, api: XApi, account_id: str, tweet_id: str) -> str:
         history = api.edit_history(tweet_id)
-        read_spend.record_read(self.store, self.clock(), read_spend.EXPIRY, [tweet_id] if history else [], owned=False)
         if history is None:
             return f"{tweet_id} was deleted at X already"
+        read_spend.record_read(self.store, self.clock(), read_spend.EXPIRY, [tweet_id], owned=False)
         if len(history) > 1:
             return f"{tweet_id} was edited at X, so it is left there"
         api.delete_post(tweet_id)

@@ -233,11 +233,12 @@ def _fetch(spec: FeedSpec, state: Mapping[str, Any], session: requests.Session) 
 def _queue_new(spec: FeedSpec, store: Repository, new: list[Any], now: datetime, tier: str) -> list[Post]:
     """The new entries that pass the filter, the newest `max_new` of them, queued oldest first, each once."""
     pattern = re.compile(spec.filter, re.IGNORECASE) if spec.filter else None
-    wanted = [entry for entry in new if pattern is None or pattern.search(
-        " ".join((entry_fields(entry)["title"], entry_fields(entry)["summary"])))]
+    fields = [(entry, entry_fields(entry)) for entry in new]
+    wanted = [(entry, found) for entry, found in fields
+              if pattern is None or pattern.search(f"{found['title']} {found['summary']}")]
     queued: list[Post] = []
-    for entry in reversed(wanted[:spec.max_new]):  # a feed lists its newest first
-        text = post_text(spec.template, entry_fields(entry))
+    for entry, found in reversed(wanted[:spec.max_new]):  # a feed lists its newest first
+        text = post_text(spec.template, found)
         try:
             drafted = draft(store, spec.account, [text], due_at=now, now=now, source=SOURCE, tier=tier)
             queued.extend(save_posts(store, [drafted], run_key=f"feed|{spec.name}|{entry_id(entry)}"))

@@ -280,3 +280,22 @@ def test_a_post_deleted_at_x_is_read_as_empty_once_and_not_asked_again(tmp_path:
     assert readings[deleted.id].metrics == {} and readings[deleted.id].age == 0
     assert readings[kept.id].metrics["impression_count"] > 0
     assert sandbox.charges()["posts_billed"] == 1  # X bills the posts it returns
+
+
+def test_a_post_read_twice_in_one_utc_day_is_paid_once(tmp_path: Path, sandbox: SandboxControl) -> None:
+    """Ages of 1 h and 2 h fall in one UTC day (the clock is moved to 01:00 first): X bills the second
+    read nothing, and the store's spend says the same."""
+    rig = analytics_rig(tmp_path, sandbox, ANALYTICS_AGES="1h,2h", ANALYTICS_BUDGET="5")
+    rig.clock.advance((next_day(rig.clock()) - rig.clock()).total_seconds() + HOUR)
+    try:
+        post = post_now(rig, "read twice today")
+        rig.clock.advance(HOUR + 60)
+        first = rig.worker.analytics.read_due()
+        rig.clock.advance(HOUR)
+        second = rig.worker.analytics.read_due()
+    finally:
+        rig.dispatcher.shutdown()
+    assert (first.requests, first.spent, second.requests, second.spent) == (1, Decimal("0.005"), 1, Decimal(0))
+    assert rig.store.readings([post.id])[post.id].age == 1
+    assert sandbox.charges()["posts_billed"] == 1
+    assert analytics_spent(rig.store, rig.clock()) == Decimal("0.005")
