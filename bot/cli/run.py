@@ -65,8 +65,12 @@ def worker_command() -> None:
 def run_command() -> None:
     """Start everything: web app and worker, and the sandbox when no X credentials are set."""
     settings = settings_or_exit()
+    from bot.cli.processes import sandbox_state_path
     from bot.cli.supervisor import run_all
 
+    # The sandbox writes its state file into the store's folder at start, and the store makes that folder
+    # only when web or worker first opens it: made here, the three start in any order.
+    sandbox_state_path(settings).parent.mkdir(parents=True, exist_ok=True)
     sys.exit(run_all(settings))
 
 
