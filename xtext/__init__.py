@@ -39,7 +39,7 @@ import unicodedata
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from xtext.tlds import ALL_TLDS
 
@@ -215,10 +215,23 @@ def _url_regex(extended: bool) -> re.Pattern[str]:
     )
 
 
-_URL = _url_regex(extended=False)
-_URL_EXTENDED = _url_regex(extended=True)
-_URL_HINT = re.compile(f"\\.{_TLD}")
-_ASCII_DOMAIN = re.compile(f"(?:[\\-a-zA-Z0-9{_LATIN_ACCENTS}]+\\.)+{_TLD}")
+class _UrlPatterns(NamedTuple):
+    url: re.Pattern[str]
+    url_extended: re.Pattern[str]
+    hint: re.Pattern[str]
+    ascii_domain: re.Pattern[str]
+
+
+@functools.cache
+def _url_patterns() -> _UrlPatterns:
+    """The patterns that hold the TLD trie, compiled on first use: building them takes a tenth of a
+    second, which every process that never looks for a URL (a worker's start, most CLI commands)
+    would pay at import."""
+    return _UrlPatterns(url=_url_regex(extended=False), url_extended=_url_regex(extended=True),
+                        hint=re.compile(f"\\.{_TLD}"),
+                        ascii_domain=re.compile(f"(?:[\\-a-zA-Z0-9{_LATIN_ACCENTS}]+\\.)+{_TLD}"))
+
+
 _TCO = re.compile(f"{_PROTOCOL}[tT]\\.[cC][oO]/([a-zA-Z0-9]+)(?:\\?{_QUERY_CHAR}*{_QUERY_END})?")
 _NO_PROTOCOL_BAD_BEFORE = frozenset("-_./")
 _LABEL_SEPARATORS = re.compile("[.\u3002\uff0e\uff61]")
@@ -257,7 +270,7 @@ def _valid_ip_host(host: str) -> bool:
 
 def _valid_domain(domain: str) -> bool:
     """Every DNS label, punycode-encoded, is 1 to 63 characters long."""
-    if domain.startswith("xn--") and not _ASCII_DOMAIN.search(domain):
+    if domain.startswith("xn--") and not _url_patterns().ascii_domain.search(domain):
         return False
     return all(1 <= len(_punycode_label(label)) <= _MAX_LABEL_LENGTH for label in domain.split("."))
 
@@ -273,7 +286,7 @@ def _without_protocol(match: re.Match[str]) -> Iterator[_Url]:
     if match["before"] in _NO_PROTOCOL_BAD_BEFORE:
         return
     url, domain, start = match["url"], match["domain"], match.start("url")
-    found = list(_ASCII_DOMAIN.finditer(domain))
+    found = list(_url_patterns().ascii_domain.finditer(domain))
     for ascii_match in found[:-1]:
         yield _Url(start + ascii_match.start(), start + ascii_match.end(), ascii_match[0])
     if found:
@@ -303,7 +316,7 @@ def _windows(text: str, extended: bool) -> Iterator[tuple[int, int]]:
     start = 0
     for gap in [*_SPACE_RUN.finditer(text), None]:
         end = gap.start() if gap else len(text)
-        if _URL_HINT.search(text, start, end) or (extended and "://" in text[start:end]):
+        if _url_patterns().hint.search(text, start, end) or (extended and "://" in text[start:end]):
             yield max(start - 1, 0), end
         start = gap.end() if gap else end
 
@@ -312,7 +325,8 @@ def _find_urls(text: str, extended: bool = False) -> list[_Url]:
     """twitter-text `extractUrlsWithIndices`, indices in code points."""
     if "." not in text and not (extended and "://" in text):
         return []
-    pattern = _URL_EXTENDED if extended else _URL
+    patterns = _url_patterns()
+    pattern = patterns.url_extended if extended else patterns.url
     urls: list[_Url] = []
     for start, end in _windows(text, extended):
         for match in pattern.finditer(text, start, end):
