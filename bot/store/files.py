@@ -36,9 +36,15 @@ def create_private(path: Path, flags: int) -> int:
     return os.open(path, flags | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), PRIVATE)
 
 
-def atomic_write(path: Path, payload: bytes) -> None:
-    """Replace `path` with `payload` so that a crash leaves the old or the new file (created 0600)."""
-    atomic_write_with(path, lambda handle: handle.write(payload))
+def atomic_write(path: Path, payload: bytes) -> os.stat_result:
+    """Replace `path` with `payload` so that a crash leaves the old or the new file (created 0600); the
+    file's stat as written. A writer that remembers it sees any later change, even one another process
+    made between the replace and a stat of the path (which would take that change for its own)."""
+    def write(handle: BinaryIO) -> os.stat_result:
+        handle.write(payload)
+        handle.flush()
+        return os.fstat(handle.fileno())
+    return atomic_write_with(path, write)
 
 
 def atomic_write_with(path: Path, write: Callable[[BinaryIO], T]) -> T:

@@ -78,6 +78,11 @@ _META_ID = 1
 Stamp = tuple[int, int, int]
 
 
+def _stamp(st: os.stat_result) -> Stamp:
+    """What tells one version of the main file from another: identity, modification time, size."""
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 LOGS = ("history", "events", "readings")  # finished posts, the audit trail, what reads of posts found
 
 
@@ -304,15 +309,13 @@ class TinyStore:
         if not self._dirty:
             return
         self._table("meta").upsert(Document(meta, doc_id=_META_ID))
-        atomic_write(self.path, encode(self._tables))
-        self._stamp = self._stat()
+        self._stamp = _stamp(atomic_write(self.path, encode(self._tables)))
 
     def _stat(self) -> Stamp | None:
         try:
-            st = self.path.stat()
+            return _stamp(self.path.stat())
         except FileNotFoundError:
             return None
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def _refresh(self) -> None:
         """Reload the snapshot if the file changed since we read it (or we never did).
