@@ -52,13 +52,17 @@ def refresh_times(sandbox: SandboxControl) -> dict[str, list[float]]:
 
 
 def test_the_worker_refreshes_every_token_before_it_expires(tmp_path: Path, sandbox: SandboxControl) -> None:
-    lifetime = 3
+    """Each token is refreshed about a second after it is issued (REFRESH_MARGIN 3 of a 4 s lifetime), and
+    never later than its expiry. The accounts connect once the worker runs: how long a worker takes to
+    start on a busy machine is not the keeper's to answer for."""
+    lifetime = 4
     sandbox.configure(access_token_lifetime=lifetime)
-    env = env_for(tmp_path, sandbox, REFRESH_MARGIN="2")
+    env = env_for(tmp_path, sandbox, REFRESH_MARGIN="3")
     store = open_test_store(env)
-    connected = connect_accounts(store, sandbox, 3)
     worker = WorkerProcess(env, tmp_path)
     try:
+        worker.wait_started()
+        connected = connect_accounts(store, sandbox, 3)
         wait_until(lambda: all(chain_of(sandbox, a.user_id)["refreshes"] >= 6 for a in connected), 60,
                    "six refreshes of every account")
         assert worker.terminate() == 0
