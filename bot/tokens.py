@@ -62,8 +62,9 @@ def expires_within(account: Account, margin: timedelta, now: datetime) -> bool:
 def refresh_due(account: Account, margin: timedelta, now: datetime) -> bool:
     """Whether the proactive refresh should spend this account's refresh token now."""
     backing_off = account.next_refresh_at is not None and account.next_refresh_at > now
-    return (account.status == ACTIVE and bool(account.refresh_token) and not backing_off
-            and expires_within(account, margin, now))
+    # The token last: reading it decrypts it, and most accounts a round looks at are not due.
+    return (account.status == ACTIVE and not backing_off and expires_within(account, margin, now)
+            and bool(account.refresh_token))
 
 
 class TokenKeeper:
