@@ -182,8 +182,15 @@ def _node_pattern(node: Mapping[str, Any]) -> str:
 # twitter-text's backtracking form does, since '.' never belongs to a label.
 _SUBDOMAIN = f"(?:{_DOMAIN_CHAR}[^{_NOT_IN_SUBDOMAIN}]*+(?<={_DOMAIN_CHAR})\\.)"
 _DOMAIN_NAME = f"(?:{_DOMAIN_CHAR}[^{_NOT_IN_DOMAIN_NAME}]*+(?<={_DOMAIN_CHAR})\\.)"
-_TLD = f"(?:(?i:{_trie_pattern(ALL_TLDS)})(?![0-9a-zA-Z@+\\-])|[xX][nN]--[\\-0-9a-zA-Z]+)"
-_DOMAIN = f"(?:{_SUBDOMAIN}*{_DOMAIN_NAME}{_TLD})"
+
+
+def _tld() -> str:
+    return f"(?:(?i:{_trie_pattern(ALL_TLDS)})(?![0-9a-zA-Z@+\\-])|[xX][nN]--[\\-0-9a-zA-Z]+)"
+
+
+def _domain(tld: str) -> str:
+    return f"(?:{_SUBDOMAIN}*{_DOMAIN_NAME}{tld})"
+
 
 _PROTOCOL = "[hH][tT][tT][pP][sS]?://"
 _PATH_CHAR = f"[a-zA-Z{_CYRILLIC}0-9!*';:=+,.$/%#\\[\\]\\-\u2013_~@|&{_LATIN_ACCENTS}]"
@@ -201,14 +208,16 @@ _IPV6 = r"\[[0-9a-fA-F:.]+\]"
 _IP_HOST = re.compile(r"[0-9.]+|\[.*\]")
 
 
-def _url_regex(extended: bool) -> re.Pattern[str]:
-    """twitter-text's `extractUrl`; `extended` adds userinfo, IP hosts, `+`."""
+def _url_regex(extended: bool, tld: str) -> re.Pattern[str]:
+    """twitter-text's `extractUrl` (`tld`: the pattern of a top-level domain); `extended` adds userinfo,
+    IP hosts, `+`."""
+    domain = _domain(tld)
     if extended:
         userinfo = f"(?(protocol)(?:{_USERINFO})?)"
-        host = f"(?P<domain>{_DOMAIN}|(?(protocol)(?:{_IPV4}|{_IPV6})|(?!)))"
+        host = f"(?P<domain>{domain}|(?(protocol)(?:{_IPV4}|{_IPV6})|(?!)))"
         query_end = _QUERY_END[:-1] + "+]"
     else:
-        userinfo, host, query_end = "", f"(?P<domain>{_DOMAIN})", _QUERY_END
+        userinfo, host, query_end = "", f"(?P<domain>{domain})", _QUERY_END
     return re.compile(
         f"{_BEFORE}(?P<url>(?P<protocol>{_PROTOCOL})?{userinfo}{host}"
         f"(?::[0-9]+)?(?P<path>/{_PATH}*)?(?:\\?{_QUERY_CHAR}*{query_end})?)"
@@ -224,12 +233,13 @@ class _UrlPatterns(NamedTuple):
 
 @functools.cache
 def _url_patterns() -> _UrlPatterns:
-    """The patterns that hold the TLD trie, compiled on first use: building them takes a tenth of a
+    """The patterns that hold the TLD trie, built and compiled on first use: that takes a tenth of a
     second, which every process that never looks for a URL (a worker's start, most CLI commands)
     would pay at import."""
-    return _UrlPatterns(url=_url_regex(extended=False), url_extended=_url_regex(extended=True),
-                        hint=re.compile(f"\\.{_TLD}"),
-                        ascii_domain=re.compile(f"(?:[\\-a-zA-Z0-9{_LATIN_ACCENTS}]+\\.)+{_TLD}"))
+    tld = _tld()
+    return _UrlPatterns(url=_url_regex(False, tld), url_extended=_url_regex(True, tld),
+                        hint=re.compile(f"\\.{tld}"),
+                        ascii_domain=re.compile(f"(?:[\\-a-zA-Z0-9{_LATIN_ACCENTS}]+\\.)+{tld}"))
 
 
 _TCO = re.compile(f"{_PROTOCOL}[tT]\\.[cC][oO]/([a-zA-Z0-9]+)(?:\\?{_QUERY_CHAR}*{_QUERY_END})?")
