@@ -40,7 +40,7 @@ import feedparser
 import requests
 import schedule
 
-from bot.generators import FAILED_EVENT, GeneratorConfigError, file_entries, job_for
+from bot.generators import FAILED_EVENT, GeneratorConfigError, file_specs, job_for
 from bot.models import Post, from_iso, to_iso, utcnow
 from bot.queue import QueueError, draft, save_posts
 from bot.settings import Settings
@@ -82,16 +82,8 @@ class FeedSpec:
 
 def load_feeds(path: Path, default_tz: str = "UTC") -> tuple[list[FeedSpec], list[str]]:
     """The usable `[[feed]]` entries of the file and a message for each unusable one (no file: none)."""
-    entries, unread = file_entries(path, "feed", "feeds")
-    if unread:
-        return [], unread
-    specs: list[FeedSpec] = []
-    problems: list[str] = []
-    for number, entry in enumerate(entries, start=1):
-        try:
-            specs.append(feed_spec(entry, default_tz))
-        except GeneratorConfigError as exc:
-            problems.append(f"{path}: feed {number} ({entry.get('name') or entry.get('url') or 'unnamed'}): {exc}")
+    specs, problems = file_specs(path, "feed", "feeds", lambda entry: feed_spec(entry, default_tz),
+                                 lambda entry: entry.get("name") or entry.get("url") or "")
     names = [spec.name for spec in specs]
     problems.extend(f"{path}: two feeds are named {name!r}: name them apart" for name in set(names)
                     if names.count(name) > 1)

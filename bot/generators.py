@@ -48,7 +48,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import schedule
@@ -59,6 +59,8 @@ from bot.post_options import NAMES as OPTION_NAMES
 from bot.queue import QueueError, draft, save_posts
 from bot.settings import Settings
 from bot.store import Repository
+
+T = TypeVar("T")
 
 log = logging.getLogger("tweetbot.generators")
 
@@ -128,20 +130,28 @@ def file_entries(path: Path, table: str, what: str) -> tuple[list[dict[str, Any]
     return entries, []
 
 
-def load_generators(path: Path, default_tz: str = "UTC") -> tuple[list[GeneratorSpec], list[str]]:
-    """The usable entries of the file and a message for each unusable one (no file: none of either)."""
-    entries, unread = file_entries(path, "generator", "generators")
+def file_specs(path: Path, table: str, what: str, build: Callable[[dict[str, Any]], T],
+               label: Callable[[dict[str, Any]], str]) -> tuple[list[T], list[str]]:
+    """What `build` makes of each of the file's `[[table]]` entries, and a message naming each entry it
+    refused (`GeneratorConfigError`) by its number and `label`, or why the file gives none."""
+    entries, unread = file_entries(path, table, what)
     if unread:
         return [], unread
-    specs: list[GeneratorSpec] = []
+    specs: list[T] = []
     problems: list[str] = []
     for number, entry in enumerate(entries, start=1):
         try:
-            specs.append(_spec(entry, default_tz, path.resolve().parent))
+            specs.append(build(entry))
         except GeneratorConfigError as exc:
-            label = entry.get("name") or entry.get("call") or "unnamed"
-            problems.append(f"{path}: generator {number} ({label}): {exc}")
+            problems.append(f"{path}: {table} {number} ({label(entry) or 'unnamed'}): {exc}")
     return specs, problems
+
+
+def load_generators(path: Path, default_tz: str = "UTC") -> tuple[list[GeneratorSpec], list[str]]:
+    """The usable entries of the file and a message for each unusable one (no file: none of either)."""
+    folder = path.resolve().parent
+    return file_specs(path, "generator", "generators", lambda entry: _spec(entry, default_tz, folder),
+                      lambda entry: entry.get("name") or entry.get("call") or "")
 
 
 def _spec(entry: dict[str, Any], default_tz: str, folder: Path) -> GeneratorSpec:
