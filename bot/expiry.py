@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from bot import read_spend
-from bot.models import Post, from_iso, to_iso
+from bot.models import Post, to_iso
 from bot.store import Repository
 from bot.tokens import TokenKeeper
 from bot.xclient import XApi, XClient, XError, XRateLimited, XUnavailable
@@ -45,7 +45,7 @@ def note_expiry(store: Repository, post: Post, posted_at: datetime) -> None:
 
 def expires_at(store: Repository) -> dict[int, datetime]:
     """When each post whose expiry is still to come will be deleted (for the dashboard)."""
-    return {int(post_id): from_iso(entry["at"]) or datetime.min
+    return {int(post_id): datetime.fromisoformat(entry["at"])
             for post_id, entry in (store.get_meta(EXPIRIES_KEY) or {}).items()}
 
 
@@ -56,35 +56,48 @@ class Expirer:
         self.store, self.x, self.tokens, self.clock = store, x, tokens, clock
 
     def expire_due(self) -> int:
-        """Every expiry due now, earliest first, until X's rate limit or an outage stops the round; how many
-        were ended."""
+        """Every expiry due now, earliest first; how many were ended. An account that cannot delete now (no
+        usable token, X's rate limit, which is per user, or an outage) waits for the next round, and the
+        other accounts' expiries go on."""
         now = self.clock()
         due = sorted(((entry["at"], int(post_id), entry) for post_id, entry in
                       (self.store.get_meta(EXPIRIES_KEY) or {}).items() if entry["at"] <= to_iso(now)))
+        waiting: set[str] = set()
         ended = 0
         for _, post_id, entry in due:
+            if entry["account_id"] in waiting:
+                continue
             try:
-                outcome = self._expire(entry)
+                outcome = self._expire(post_id, entry)
             except (XRateLimited, XUnavailable) as exc:
                 log.warning("expiring post %s waits for the next round: %s", post_id, exc)
-                break
+                waiting.add(entry["account_id"])
+                continue
             except XError as exc:
                 outcome = f"X refused to delete it ({exc.status}): {exc}"
             self._end(post_id, entry, outcome)
             ended += 1
         return ended
 
-    def _expire(self, entry: dict[str, Any]) -> str:
+    def _expire(self, post_id: int, entry: dict[str, Any]) -> str:
+        """Delete the post's parts, the last first; what was done to each, in the thread's order. Parts done
+        before X stopped the round are kept with the entry, so the next round neither looks them up again
+        nor says a person deleted them."""
         token = self.tokens.fresh_access_token(entry["account_id"])
         if token is None:
             raise XUnavailable("the account has no usable token now")
         api = self.x.api(token)
-        words = []
-        for tweet_id in reversed(entry["tweet_ids"]):
-            words.append(self._expire_part(api, entry["account_id"], tweet_id))
-        return "; ".join(reversed(words))
+        left, done = list(entry["tweet_ids"]), list(entry.get("done", []))
+        try:
+            while left:
+                done.insert(0, self._expire_part(api, left[-1]))
+                left.pop()
+        finally:
+            if left and len(done) > len(entry.get("done", [])):
+                self._keep_progress(post_id, left, done)
+        return "; ".join(done)
 
-    def _expire_part(self, api: XApi, account_id: str, tweet_id: str) -> str:
+    def _expire_part(self, api: XApi, tweet_id: str) -> str:
         history = api.edit_history(tweet_id)
         if history is None:
             return f"{tweet_id} was deleted at X already"
@@ -93,6 +106,13 @@ class Expirer:
             return f"{tweet_id} was edited at X, so it is left there"
         api.delete_post(tweet_id)
         return f"{tweet_id} deleted"
+
+    def _keep_progress(self, post_id: int, left: list[str], done: list[str]) -> None:
+        with self.store.transaction():
+            noted = dict(self.store.get_meta(EXPIRIES_KEY) or {})
+            if str(post_id) in noted:
+                noted[str(post_id)] = {**noted[str(post_id)], "tweet_ids": left, "done": done}
+                self.store.set_meta(EXPIRIES_KEY, noted)
 
     def _end(self, post_id: int, entry: dict[str, Any], outcome: str) -> None:
         with self.store.transaction():

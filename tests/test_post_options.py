@@ -18,7 +18,8 @@ import requests
 
 from bot.api_keys import create_key
 from bot.generators import load_generators, run_generator
-from bot.models import FAILED, POSTED, utcnow
+from bot.expiry import expires_at
+from bot.models import FAILED, NEEDS_RECONNECT, POSTED, utcnow
 from bot.post_options import REPLY_RULE
 from bot.retention import forget_finished_media
 from bot.settings import DEFAULT_SCOPES, load_settings
@@ -299,6 +300,38 @@ def test_an_expiring_post_is_deleted_once_and_never_what_a_person_deleted_or_edi
                     edited.id: f"{edited.tweet_ids[0]} was edited at X, so it is left there"}
     page = signed_in(rig).get("/").get_data(as_text=True)
     assert f"{edited.tweet_ids[0]} was edited at X, so it is left there" in page
+
+
+def test_an_account_that_cannot_delete_now_holds_up_only_its_own_expiries(tmp_path: Path,
+                                                                          sandbox: SandboxControl) -> None:
+    """The earliest expiry's account needs reconnecting: the other account's thread is deleted all the same.
+    X stops that thread after its last part; the next round deletes the rest and says the first was ours."""
+    sandbox.configure(access_token_lifetime=86400)
+    rig = Rig(tmp_path, sandbox, accounts=2)
+    stuck, able = rig.accounts
+    thread = tmp_path / "thread.txt"
+    thread.write_text("one\n---\ntwo\n---\nthree\n", encoding="utf-8")
+    for account, args in ((stuck, ["stuck offer"]), (able, ["--thread-file", str(thread)])):
+        done = cli(rig, tmp_path, *args, "--account", account.handle, "--at", "now", "--expire-after", "2h")
+        assert done.returncode == 0, done.stderr
+        rig.clock.advance(60)
+    try:
+        rig.dispatch()
+        stuck_post, able_post = sorted(rig.store.history(), key=lambda p: p.id)
+        rig.store.update_account(stuck.user_id, status=NEEDS_RECONNECT)
+        rig.clock.advance(2 * HOUR + 120)
+        sandbox.fault("DELETE /2/tweets/:id", "status", status=503, times=1, after=1)
+        assert rig.worker.expirer.expire_due() == 0  # the stuck account waits; X's 503 stops the thread after one part
+        assert rig.worker.expirer.expire_due() == 1
+        assert rig.worker.expirer.expire_due() == 0
+    finally:
+        rig.dispatcher.shutdown()
+    rows = {row["id"]: row for row in sandbox.posts(able.username, include_deleted=True)}
+    assert [rows[t]["deleted"] for t in able_post.tweet_ids] == [True, True, True]
+    assert sandbox.state("request_counts")["request_counts"]["DELETE /2/tweets/:id"] == 3 + 1
+    said = {e.post_id: e.detail for e in rig.store.events(kind="expired")}
+    assert said == {able_post.id: "; ".join(f"{t} deleted" for t in able_post.tweet_ids)}
+    assert set(expires_at(rig.store)) == {stuck_post.id}
 
 
 def test_a_post_repeating_every_two_days_goes_out_fifteen_times_in_a_month(tmp_path: Path,
