@@ -17,8 +17,8 @@ import pytest
 import requests
 
 from bot.api_keys import create_key
-from bot.generators import load_generators, run_generator
 from bot.expiry import expires_at
+from bot.generators import load_generators, run_generator
 from bot.models import FAILED, NEEDS_RECONNECT, POSTED, utcnow
 from bot.post_options import REPLY_RULE
 from bot.retention import forget_finished_media
