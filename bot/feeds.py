@@ -141,16 +141,25 @@ def entry_fields(entry: Mapping[str, Any]) -> dict[str, str]:
 
 
 def post_text(template: str, fields: Mapping[str, str]) -> str:
-    """The template filled in; while too long for a post, the title (then the summary) is cut at a word
-    with "…", so the link stays whole."""
+    """The template filled in; while too long for a post, the summary (then the title) is cut at a word
+    with "…", so the link stays whole. The cut is found by halving, not a word at a time: a feed may put
+    a whole article in its summary, and each try counts the whole text."""
     values = dict(fields)
-    text = template.format_map(_Fields(values)).strip()
+
+    def fits_with(name: str, words: list[str], kept: int) -> bool:
+        values[name] = " ".join(words[:kept]) + "…" if kept else ""
+        return fits(template.format_map(_Fields(values)).strip())
+
     for name in ("summary", "title"):
-        while not fits(text) and values.get(name):
-            words = values[name].removesuffix("…").split()
-            values[name] = " ".join(words[:-1]) + "…" if len(words) > 1 else ""
-            text = template.format_map(_Fields(values)).strip()
-    return text
+        if fits(template.format_map(_Fields(values)).strip()) or not values.get(name):
+            continue
+        words = values[name].split()
+        fitting, too_many = 0, len(words)  # words kept: 0 is taken whatever it gives, all of them did not fit
+        while too_many - fitting > 1:
+            middle = (fitting + too_many) // 2
+            fitting, too_many = (middle, too_many) if fits_with(name, words, middle) else (fitting, middle)
+        fits_with(name, words, fitting)
+    return template.format_map(_Fields(values)).strip()
 
 
 def entry_id(entry: Mapping[str, Any]) -> str:

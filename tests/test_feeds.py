@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import schedule
 
-from bot.feeds import FeedSpec, feed_spec, load_feeds, read_feed, schedule_feeds
+from bot.feeds import FeedSpec, feed_spec, load_feeds, post_text, read_feed, schedule_feeds
 from bot.models import utcnow
 from bot.settings import load_settings
 from xtext import weighted_length
@@ -146,8 +146,23 @@ def test_an_atom_feed_s_long_title_is_cut_at_a_word_and_its_link_kept_whole(
     queued = read_feed(spec, rig.store, rig.clock).queued
     texts = [post.parts[0] for post in queued]
     assert texts[0] == "New release: v1.1 with tags https://example.org/releases/1.1"
-    assert texts[1].endswith("… https://example.org/releases/2.0") and weighted_length(texts[1]) <= 280
-    assert texts[1].startswith("New release: word0 word1") and " word79" not in texts[1]
+    assert_cut_to_fit(texts[1], "New release: {} https://example.org/releases/2.0", long_title.split())
+
+
+def assert_cut_to_fit(text: str, form: str, words: list[str]) -> None:
+    """`text` is `form` holding the first of `words`, then "…": as many as fit in a post (one more would not)."""
+    before, after = form.split("{}")
+    assert text.startswith(before) and text.endswith("…" + after), text
+    kept = len(text[len(before):-len("…" + after)].split())
+    assert 0 < kept < len(words) and text == form.format(" ".join(words[:kept]) + "…")
+    assert weighted_length(text) <= 280 < weighted_length(form.format(" ".join(words[:kept + 1]) + "…"))
+
+
+def test_a_summary_as_long_as_an_article_is_cut_to_the_most_that_fits_and_the_title_and_link_stay_whole() -> None:
+    summary = " ".join(f"sentence{n}" for n in range(5000))
+    text = post_text("{title}: {summary} {link}", {"title": "Release 3.0", "summary": summary,
+                                                    "link": "https://example.org/releases/3.0"})
+    assert_cut_to_fit(text, "Release 3.0: {} https://example.org/releases/3.0", summary.split())
 
 
 def test_a_failing_feed_is_shown_and_read_again_only_at_its_next_time(
