@@ -32,7 +32,7 @@ from bot.refusals import (
     WrongStatus,
 )
 from bot.schedules import NEXT_SLOT, NextSlot, free_slots, load_slots, no_slots
-from bot.series import DATE, dated
+from bot.series import DATE, dated, due_then
 from bot.store import REQUEUED_EVENT, Repository, requeued_detail
 from bot.when import format_local
 from xtext import length_error
@@ -220,7 +220,7 @@ def queue_post(store: Repository, account: str, parts: Sequence[str], when: When
         raise no_slots(found.handle)  # said before what is wrong with the post itself
     [checked] = with_media_kept(store, [draft_for(found, parts, now, now, source, media, zone, options, tier)])
     with store.transaction():
-        return add_posts(store, [replace(checked, due_at=slot_time(store, found, when, now))])[0]
+        return add_posts(store, [due_then(checked, slot_time(store, found, when, now), zone_of(zone))])[0]
 
 
 def slot_time(store: Repository, account: Account, when: NextSlot | None, now: datetime,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
@@ -39,6 +40,12 @@ def repeat_texts(options: dict[str, Any], first: str) -> list[str]:
 def dated(text: str, day: datetime, zone: tzinfo) -> str:
     """A repeat's text with `{date}` filled in (the post's day in TIMEZONE)."""
     return text.replace(DATE, day.astimezone(zone).date().isoformat())
+
+
+def due_then(post: Post, due_at: datetime, zone: tzinfo) -> Post:
+    """The post due at `due_at`, a dated repeat's text dated by that day (a free slot may be days ahead)."""
+    template = post.options.get("repeat", {}).get("template")
+    return replace(post, due_at=due_at, parts=(dated(template, due_at, zone),) if template else post.parts)
 
 
 def next_repeat(post: Post, posted_at: datetime, zone: tzinfo) -> Post | None:

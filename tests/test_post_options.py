@@ -421,6 +421,21 @@ def test_a_poll_s_votes_are_read_with_its_metrics_and_shown_on_the_post(tmp_path
     assert f"poll: sat ({expected[0]:,}) / sun ({expected[1]:,}) (20 min)" in page
 
 
+def test_a_dated_repeat_queued_into_a_slot_days_ahead_is_dated_by_that_slot(tmp_path: Path,
+                                                                            sandbox: SandboxControl) -> None:
+    rig = Rig(tmp_path, sandbox, TIMEZONE="UTC")
+    slot_day = (utcnow() + timedelta(days=3)).strftime("%a").lower()
+    account = rig.accounts[0].handle
+    slots = subprocess.run([TWEETBOT, "slots", "set", account, f"{slot_day} 09:00"], cwd=tmp_path, env=rig.env,
+                           capture_output=True, text=True, timeout=60)
+    assert slots.returncode == 0, slots.stderr
+    done = cli(rig, tmp_path, "Reminder for {date}", "--account", account, "--repeat-every", "7d")
+    assert done.returncode == 0, done.stderr
+    [queued] = rig.store.queued_posts()
+    assert queued.due_at.date() == (utcnow() + timedelta(days=3)).date()
+    assert queued.parts == (f"Reminder for {queued.due_at.date()}",)
+
+
 def test_a_csv_row_sets_a_repeat_and_a_plug_in_its_columns(tmp_path: Path, sandbox: SandboxControl) -> None:
     rig = Rig(tmp_path, sandbox)
     sheet = tmp_path / "series.csv"
