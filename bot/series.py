@@ -83,14 +83,14 @@ def plug_digests(store: Repository) -> set[str]:
     return {doc["digest"] for plug in (store.get_meta(PLUGS_KEY) or {}).values() for doc in plug.get("media") or ()}
 
 
-def plug_due(plug: dict[str, Any], likes: int | None, now: datetime) -> bool:
-    """Whether a plug fires now: its likes reached (as last read), or its hours passed."""
+def plug_due(plug: dict[str, Any], likes: int | None, now: datetime) -> str | None:
+    """Why a plug fires now (its likes reached, as last read, or its hours passed), or None while it waits."""
     if plug.get("likes") and likes is not None and likes >= int(plug["likes"]):
-        return True
+        return f"{likes} likes"
     hours, posted = plug.get("after_hours"), from_iso(plug["posted_at"])
-    if hours is None or posted is None:
-        return False
-    return now >= posted + timedelta(hours=float(hours))
+    if hours is None or posted is None or now < posted + timedelta(hours=float(hours)):
+        return None
+    return f"{hours} h passed"
 
 
 def fire_due_plugs(store: Repository, clock: Callable[[], datetime],
@@ -103,7 +103,8 @@ def fire_due_plugs(store: Repository, clock: Callable[[], datetime],
     for post_id, plug in pending.items():
         reading = readings.get(int(post_id))
         likes = reading.metrics.get("like_count") if reading else None
-        if not plug_due(plug, likes, now):
+        why = plug_due(plug, likes, now)
+        if why is None:
             continue
         media = tuple(MediaRef.from_doc(doc) for doc in plug.get("media") or ())
         reply = Post(id=0, account_id=plug["account_id"], parts=(plug["text"],), due_at=now, source="plug",
@@ -114,8 +115,6 @@ def fire_due_plugs(store: Repository, clock: Callable[[], datetime],
                 continue  # fired meanwhile
             store.set_meta(PLUGS_KEY, still)
             queued = queue_reply(reply)
-            why = f"{likes} likes" if plug.get("likes") and likes is not None and likes >= int(plug["likes"]) \
-                else f"{plug['after_hours']} h passed"
             store.record_event(PLUG_EVENT, plug["account_id"], int(post_id),
                                detail=f"{why}: reply queued as post {queued[0].id}", at=now)
         fired += 1

@@ -377,11 +377,14 @@ def test_a_plug_replies_once_when_the_post_reaches_its_likes(tmp_path: Path, san
         rig.dispatch()
     finally:
         rig.dispatcher.shutdown()
-    assert rig.store.readings([well.id])[well.id].metrics["like_count"] >= 1
+    likes = rig.store.readings([well.id])[well.id].metrics["like_count"]
+    assert likes >= 1
     replies = [r for r in sandbox.posts(rig.accounts[0].username) if r["reply_to"] in (*well.tweet_ids,
                                                                                         *miracle.tweet_ids)]
     assert [(r["reply_to"], r["text"]) for r in replies] == [(well.tweet_ids[0], plug)]
-    assert [e.post_id for e in rig.store.events(kind="plug")] == [well.id]
+    [reply] = [p for p in rig.store.history() if p.source == "plug"]
+    assert [(e.post_id, e.detail) for e in rig.store.events(kind="plug")] == [
+        (well.id, f"{likes} likes: reply queued as post {reply.id}")]
 
 
 def test_a_thread_file_sets_options_in_its_first_part_only(tmp_path: Path, sandbox: SandboxControl) -> None:
