@@ -23,7 +23,7 @@ from sandbox.metrics import (
     may_see_non_public,
     non_public_metrics,
     not_authorized_for_field,
-    poll_votes,
+    poll_tally,
     public_metrics,
 )
 from sandbox.records import Media, Post, User, iso
@@ -85,12 +85,11 @@ class Answer:
     def _poll(self, post: Post) -> dict[str, Any]:
         """The post's poll for `includes.polls`: its options with their votes, open until it ends."""
         assert post.poll is not None
-        labels, minutes = list(post.poll["options"]), int(post.poll["duration_minutes"])
-        age = self.world.now() - post.created_at
-        votes = poll_votes(self.world.config.seed, post.id, labels, age, minutes)
+        minutes, age = int(post.poll["duration_minutes"]), self.world.now() - post.created_at
+        tally = poll_tally(self.world.config.seed, post.id, post.poll, age)
         poll_id = str(int(post.id) - 1)  # its own object at X, with an id of its own
         poll = {"id": poll_id, "options": [{"position": n, "label": label, "votes": count}
-                                           for n, (label, count) in enumerate(zip(labels, votes, strict=True), 1)],
+                                           for n, (label, count) in enumerate(tally, 1)],
                 "duration_minutes": minutes, "end_datetime": iso(post.created_at + minutes * 60),
                 "voting_status": "open" if age < minutes * 60 else "closed"}
         self.polls.setdefault(poll_id, poll)

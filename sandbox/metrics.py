@@ -75,3 +75,10 @@ def poll_votes(seed: int, post_id: str, labels: list[str], age_seconds: float, d
     """Each option's votes: they grow with the poll's age, as metrics do, and stop when it closes."""
     grown = growth(min(age_seconds, duration_minutes * 60.0))
     return [int(grown * weight(seed, post_id, f"poll:{label}", POLL_WEIGHT)) for label in labels]
+
+
+def poll_tally(seed: int, post_id: str, poll: dict[str, Any], age_seconds: float) -> list[tuple[str, int]]:
+    """A post's poll (`options`, `duration_minutes`) as its options with their votes at `age_seconds`."""
+    labels = list(poll["options"])
+    votes = poll_votes(seed, post_id, labels, age_seconds, int(poll["duration_minutes"]))
+    return list(zip(labels, votes, strict=True))

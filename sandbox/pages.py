@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, abort, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from sandbox.metrics import poll_votes
+from sandbox.metrics import poll_tally
 from sandbox.records import Post, iso
 from sandbox.state import World, current_world
 
@@ -35,10 +35,8 @@ def _poll_with_votes(world: World, post: Post) -> list[str] | None:
     """A post's poll options with their votes now ("tea (12)"), as the page shows them."""
     if not post.poll:
         return None
-    labels = list(post.poll["options"])
-    votes = poll_votes(world.config.seed, post.id, labels, world.now() - post.created_at,
-                       int(post.poll["duration_minutes"]))
-    return [f"{label} ({count:,} votes)" for label, count in zip(labels, votes, strict=True)]
+    tally = poll_tally(world.config.seed, post.id, post.poll, world.now() - post.created_at)
+    return [f"{label} ({count:,} votes)" for label, count in tally]
 
 
 @bp.get("/<username>")
