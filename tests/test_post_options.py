@@ -65,7 +65,7 @@ def compose(browser: Browser, rig: Rig, text: str, fields: dict[str, str]) -> An
 
 def stored(sandbox: SandboxControl, username: str) -> dict[str, dict[str, Any]]:
     """What the sandbox stored of the account's posts, by text, with the options' fields only."""
-    return {row["text"]: {name: row.get(name if name != "reply_to" else "reply_to") for name in DEFAULTS}
+    return {row["text"]: {name: row.get(name) for name in DEFAULTS}
             for row in sandbox.posts(username)}
 
 
