@@ -326,7 +326,7 @@ def retry(store: Repository, post_id: int, now: datetime | None = None, source: 
             raise MediaRefused(f"post {post_id}'s media were deleted (MEDIA_RETENTION_DAYS after it failed): "
                              "queue it again with its files")
         fresh = replace(draft(store, post.account_id, post.parts, now, now, source),
-                        tweet_ids=post.tweet_ids, media=post.media)
+                        tweet_ids=post.tweet_ids, media=post.media, options=post.options)
         queued = add_posts(store, [fresh])[0]
         store.mark_requeued(post_id, queued.id)
         store.record_event(REQUEUED_EVENT, post.account_id, post_id, detail=requeued_detail(queued.id), at=now)

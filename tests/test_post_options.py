@@ -128,6 +128,11 @@ def test_a_reply_to_another_author_goes_out_only_where_it_mentioned_the_account(
     rows = sandbox.posts(rig.accounts[0].username)
     assert [(row["text"], row["reply_to"]) for row in rows] == [(f"a reply to {summoned}", summoned),
                                                                 ("a reply from the form", summoned)]
+    retried = subprocess.run([TWEETBOT, "retry", str(refused.id)], cwd=tmp_path, env=rig.env, capture_output=True,
+                             text=True, timeout=60)
+    assert retried.returncode == 0, retried.stderr
+    [again] = rig.store.queued_posts()
+    assert again.options == refused.options == {"reply_to": unsummoned}  # a retried reply is still a reply
 
 
 def test_a_quote_is_refused_below_enterprise_and_goes_out_on_it(tmp_path: Path, sandbox: SandboxControl) -> None:
