@@ -198,18 +198,18 @@ def post_command(text: str | None, when: str | None, handle: str | None, thread_
         fail("--variant goes with --repeat-every (the texts a repeat takes in turn)")
     if (plug_likes or plug_after or plug_media) and not plug_text:
         fail("--plug-likes, --plug-after and --plug-media go with --plug TEXT")
-    options = parsed_flags(poll, poll_minutes, [
-        ("reply_settings", reply_settings), ("community_id", community_id), ("made_with_ai", made_with_ai),
-        ("paid_partnership", paid_partnership), ("reply_to", reply_to), ("quote_tweet_id", quote_tweet_id),
-        ("expire_after", expire_after),
-        ("repeat", {"every_days": repeat_every, "texts": list(variants)} if repeat_every else None),
-        ("plug", {"text": plug_text, "likes": plug_likes, "after_hours": plug_after,
-                  "media": given_media(plug_media, ())[0] if plug_media else []} if plug_text else None)])
     if (text is None) == (thread_file is None):
         fail("give either TEXT or --thread-file (one of them)")
     if thread_file is not None and media_paths:
         fail("a thread file names its media on `media:` lines; --media is for TEXT")
     try:
+        options = parsed_flags(poll, poll_minutes, [
+            ("reply_settings", reply_settings), ("community_id", community_id), ("made_with_ai", made_with_ai),
+            ("paid_partnership", paid_partnership), ("reply_to", reply_to), ("quote_tweet_id", quote_tweet_id),
+            ("expire_after", expire_after),
+            ("repeat", {"every_days": repeat_every, "texts": list(variants)} if repeat_every else None),
+            ("plug", {"text": plug_text, "likes": plug_likes, "after_hours": plug_after,
+                      "media": given_media(plug_media, ())[0] if plug_media else []} if plug_text else None)])
         parts, media, written = ([text], given_media(media_paths, alts), {}) if text is not None else \
             read_thread_file(thread_file)  # type: ignore[arg-type]
         options = {**options_from_cells(written), **options}
