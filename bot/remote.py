@@ -112,6 +112,9 @@ def post_body(account: Account, post: Post, media_ids: dict[str, str]) -> dict[s
     parts = [{"text": text, "media": [_named(ref, media_ids) for ref in post.media_of(index)]}
              for index, text in enumerate(post.parts)]
     options = dict(post.options)
+    if options.get("repeat", {}).get("template"):  # a dated repeat: the bot dates it (again) by its own clock
+        parts[0]["text"] = options["repeat"]["template"]
+        options["repeat"] = {k: v for k, v in options["repeat"].items() if k != "template"}
     if post.plug_media():
         options["plug"] = {**options["plug"], "media": [_named(ref, media_ids) for ref in post.plug_media()]}
     return {"account": account.user_id, "parts": parts, "at": to_iso(post.due_at), **options}

@@ -149,6 +149,7 @@ def test_posts_threads_media_slots_and_refusals_read_the_same_remotely(worlds: W
     worlds.same("post", "This week's chart", "--media", "chart.png", "--alt", "Sign-ups rose", "--account", "@alice",
                 "--at", "2030-01-07 11:00")
     worlds.same("post", "Into the next free slot", "--account", "@alice")
+    worlds.same("post", "Stretch, it is {date}", "--at", "2030-01-08 09:00", "--account", "@alice", "--repeat-every", "1d")
     refusals = [("post", "x" * 281, "--account", "@alice", "--at", "2030-01-07 12:00"),  # too long
                 ("post", "hi", "--account", "@nobody"),  # unknown account
                 ("post", "hi", "--account", "@alice", "--at", "2020-01-01 09:00"),  # in the past
