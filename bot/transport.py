@@ -5,13 +5,21 @@ tweepy, a requests transport adapter is mounted on each session tweepy (or
 requests-oauthlib) uses; it rewrites that prefix to the configured API base, so
 the same code talks to X or to the local sandbox.
 
-`Transport` is one such adapter shared by every session a process makes (one per
-account's client, one per token call): its connection pool keeps connections to
-X alive across accounts, as a browser would, instead of a new TLS handshake per
-account. Proxies come from the environment once (HTTPS_PROXY, NO_PROXY), not on
-every request, as requests does for a session left to read the environment.
+`Transport` is one such adapter shared by every request a process makes: its
+connection pool keeps connections to X alive across accounts, as a browser would,
+instead of a new TLS handshake per account. Proxies come from the environment once
+(HTTPS_PROXY, NO_PROXY), not on every request, as requests does for a session left
+to read the environment.
+
+The calls the worker makes by the thousand (a post, a refresh) go through
+`Transport.request`, straight to the adapter: a `requests.Session` costs more CPU
+than the request it sends (its cookie jar, its settings merged on every call, and a
+new one per client). tweepy's own sessions, for the reads it parses, are attached
+to the same adapter (`Transport.attach`).
 """
 from __future__ import annotations
+
+from typing import Any
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -56,6 +64,15 @@ class Transport:
         self.adapter = ApiBaseAdapter(api_base, timeout)
         self.adapter.init_poolmanager(connections, connections, block=False)  # per host: one per thread
         self.proxies = requests.utils.get_environ_proxies(api_base)
+
+    def request(self, method: str, url: str, headers: dict[str, str], **parts: Any) -> requests.Response:
+        """One request through the pool and its whole answer (`parts`: `json`, `data`, `files`, `params`,
+        `auth`, as `requests.Request` takes them). No session: no cookie carries from one account's
+        request to another's, and no redirect is followed (X's API answers where it is asked)."""
+        prepared = requests.Request(method, url, headers=headers, **parts).prepare()
+        response = self.adapter.send(prepared, proxies=self.proxies)
+        response.content  # noqa: B018 -- read it all, so the connection goes back to the pool now
+        return response
 
     def attach(self, session: requests.Session) -> requests.Session:
         """`session` sends through this pool, with the proxies the environment gave at start-up."""

@@ -1,14 +1,16 @@
 """The X client seam: every call tweetbot makes to X (or the sandbox) goes through here.
 
-tweepy objects are built here, with the transport adapter mounted on their
-`requests` sessions (see `bot.transport`) and a timeout on every call. tweepy's,
-oauthlib's and requests' exceptions are translated here, at the edge, into the
-small error tree below, so the rest of the bot handles X's failures by kind.
+Posts, media and the token endpoint are called through the transport's cheap path
+(`bot.transport`); the reads whose answers tweepy parses go through tweepy's client,
+its session attached to the same transport. Every call has a timeout. X's answers and
+tweepy's and requests' exceptions are translated here, at the edge, into the small
+error tree below, so the rest of the bot handles X's failures by kind.
 """
 from __future__ import annotations
 
 import hmac
 import os
+import platform
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,8 +20,6 @@ from urllib.parse import urlsplit
 
 import requests
 import tweepy
-from oauthlib.oauth2 import OAuth2Error
-from requests_oauthlib import OAuth2Session
 
 from bot.models import MediaRef, utcnow
 from bot.settings import Settings
@@ -27,6 +27,8 @@ from bot.transport import TWEEPY_API_BASE, Transport
 
 TOKEN_URL = TWEEPY_API_BASE + "/2/oauth2/token"
 REVOKE_URL = TWEEPY_API_BASE + "/2/oauth2/revoke"
+USER_AGENT = f"Python/{platform.python_version()} Requests/{requests.__version__} Tweepy/{tweepy.__version__}"
+"""What tweepy's own client says it is, on the requests that go around it."""
 
 
 # -- errors -------------------------------------------------------------------------
@@ -140,19 +142,9 @@ def states_match(expected: str | None, received: str | None) -> bool:
     return bool(expected) and bool(received) and hmac.compare_digest(str(expected), str(received))
 
 
-def relax_oauthlib(settings: Settings) -> None:
-    """oauthlib's process-wide switches, set for what X and the sandbox really do.
-
-    X may answer a refresh with scopes other than X_SCOPES (the account granted them
-    under an older X_SCOPES): oauthlib would raise "Scope has changed" *after* X
-    spent the refresh token, losing the new pair. The scopes X reports are stored.
-    """
-    os.environ.setdefault("OAUTHLIB_RELAX_TOKEN_SCOPE", "1")
-    allow_local_http(settings)
-
-
 def allow_local_http(settings: Settings) -> None:
-    """oauthlib refuses http URLs; the local sandbox speaks http on loopback, so allow that case only."""
+    """oauthlib refuses to build an http authorize URL; the local sandbox speaks http on loopback, so
+    allow that case only."""
     urls = (settings.authorize_url, settings.api_base)
     if any(urlsplit(url).scheme == "http" and urlsplit(url).hostname in _LOOPBACK for url in urls):
         os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
@@ -162,106 +154,116 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
 class XClient:
-    """Builds tweepy objects for the configured X (or sandbox) and translates their errors."""
+    """Calls the configured X (or sandbox): the OAuth token endpoint, and the API as one user (`api`)."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.transport = Transport(settings.api_base, settings.http_timeout, 2 * settings.post_concurrency)
-        relax_oauthlib(settings)
+        allow_local_http(settings)
 
     # -- OAuth ----------------------------------------------------------------------
 
-    def oauth_handler(self, scoped: bool = True) -> tweepy.OAuth2UserHandler:
-        """tweepy's handler for our client, reaching X through the transport seam.
-
-        `scoped=False` leaves the scopes out of the requests: a refresh then keeps what
-        the account granted, even if X_SCOPES changed since.
-        """
+    def start_consent(self) -> ConsentStart:
+        """A fresh PKCE verifier and state, and the authorize URL that carries them (built by oauthlib)."""
         settings = self.settings
         handler = tweepy.OAuth2UserHandler(client_id=settings.x_client_id, redirect_uri=settings.redirect_uri,
-                                           scope=list(settings.scopes) if scoped else None,
-                                           client_secret=settings.x_client_secret)
-        self.transport.attach(handler)
-        for hook in ("access_token_response", "refresh_token_response"):
-            handler.register_compliance_hook(hook, _raise_for_server_error)
-        return handler
-
-    def start_consent(self) -> ConsentStart:
-        """A fresh PKCE verifier and state, and the authorize URL that carries them."""
-        handler = self.oauth_handler()
+                                           scope=list(settings.scopes), client_secret=settings.x_client_secret)
         verifier = handler._client.create_code_verifier(128)
         challenge = handler._client.create_code_challenge(verifier, "S256")
-        url, state = handler.authorization_url(self.settings.authorize_url, code_challenge=challenge,
+        url, state = handler.authorization_url(settings.authorize_url, code_challenge=challenge,
                                                code_challenge_method="S256")
         return ConsentStart(url, state, verifier)
 
     def exchange_code(self, code: str, code_verifier: str) -> TokenSet:
-        """Trade the callback's code (with the flow's verifier) for tokens.
-
-        The caller has checked `state` already. The code goes in directly rather
-        than as the callback URL, so oauthlib's https check does not apply to a
-        local http callback. tweepy's own `fetch_token` takes only the callback URL,
-        so requests-oauthlib's is called (Basic auth still comes from the handler).
-        """
-        handler = self.oauth_handler()
+        """Trade the callback's code (with the flow's verifier) for tokens. The caller has checked `state`."""
         received_at = utcnow()
-        token = self._token_call(lambda: OAuth2Session.fetch_token(
-            handler, TOKEN_URL, code=code, code_verifier=code_verifier, include_client_id=True,
-            timeout=self.settings.http_timeout))
+        token = self._token_call({"grant_type": "authorization_code", "code": code, "code_verifier": code_verifier,
+                                  "redirect_uri": self.settings.redirect_uri, "client_id": self.settings.x_client_id})
         return TokenSet.from_response(token, received_at)
 
     def refresh(self, refresh_token: str, now: datetime | None = None) -> TokenSet:
         """Spend `refresh_token` for a new pair. The caller must store the result at once.
 
-        `now` is the caller's clock: the new token's expiry is counted from it.
+        No scope is sent: the new pair keeps what the account granted, even if X_SCOPES
+        changed since (the scopes X reports are stored). `now` is the caller's clock: the
+        new token's expiry is counted from it.
         """
-        handler = self.oauth_handler(scoped=False)
-        extra = {} if self.settings.confidential_client else {"client_id": self.settings.x_client_id}
         received_at = now or utcnow()
-        token = self._token_call(lambda: handler.refresh_token(
-            TOKEN_URL, refresh_token=refresh_token, timeout=self.settings.http_timeout, **extra))
+        token = self._token_call(self._identified({"grant_type": "refresh_token", "refresh_token": refresh_token}))
         return TokenSet.from_response(token, received_at)
 
     def revoke(self, token: str) -> None:
         """Revoke a token at X (disconnect)."""
-        handler = self.oauth_handler()
-        data = {"token": token, "token_type_hint": "access_token"}
-        if not self.settings.confidential_client:
-            data["client_id"] = self.settings.x_client_id
-        response = _call(lambda: handler.post(REVOKE_URL, data=data, withhold_token=True,
-                                              timeout=self.settings.http_timeout))
+        data = self._identified({"token": token, "token_type_hint": "access_token"})
+        response = _call(lambda: self.transport.request("POST", REVOKE_URL, headers=_FORM_HEADERS, data=data,
+                                                        auth=self._basic_auth()))
         _raise_for_server_error(response)
         if response.status_code >= 400:
             raise XError(f"revoke refused: {response.status_code} {response.text[:200]}", response.status_code)
 
-    @staticmethod
-    def _token_call(call: Any) -> dict[str, Any]:
-        try:
-            return _call(call)
-        except OAuth2Error as exc:
-            description = exc.description or exc.error
-            if exc.error in ("unauthorized_client", "invalid_client"):
-                raise ClientRejected(f"X refused the client credentials: {description}",
-                                     exc.status_code) from exc
-            if exc.error in ("invalid_request", "invalid_grant"):
-                raise TokenRejected(f"X refused the token: {description}", exc.status_code) from exc
+    def _identified(self, data: dict[str, str]) -> dict[str, str]:
+        """`data` with our client id, as a public client (no secret) says who it is."""
+        return data if self.settings.confidential_client else {**data, "client_id": self.settings.x_client_id}
+
+    def _basic_auth(self) -> tuple[str, str] | None:
+        """A confidential client's credentials, which X wants as Basic auth (x-api-facts §1)."""
+        secret = self.settings.x_client_secret
+        return (self.settings.x_client_id, secret) if secret else None
+
+    def _token_call(self, data: dict[str, str]) -> dict[str, Any]:
+        """POST `data` to the token endpoint; X's answer, or the error that says what it means."""
+        response = _call(lambda: self.transport.request("POST", TOKEN_URL, headers=_FORM_HEADERS, data=data,
+                                                        auth=self._basic_auth()))
+        _raise_for_server_error(response)
+        body = _json(response)
+        error = body.get("error")
+        description = str(body.get("error_description") or error or f"no access token (HTTP {response.status_code})")
+        if error in ("unauthorized_client", "invalid_client"):
+            raise ClientRejected(f"X refused the client credentials: {description}", response.status_code)
+        if error in ("invalid_request", "invalid_grant"):
+            raise TokenRejected(f"X refused the token: {description}", response.status_code)
+        if error or not isinstance(body.get("access_token"), str):
             # Anything else (a proxy's HTML page, a garbled answer) says nothing about the token.
-            raise XUnavailable(f"X's token answer made no sense: {description}", exc.status_code) from exc
+            raise XUnavailable(f"X's token answer made no sense: {description}", response.status_code)
+        return body
 
     # -- API ----------------------------------------------------------------------------
 
     def api(self, access_token: str) -> XApi:
         """The API as the user whose access token this is."""
-        client = tweepy.Client(bearer_token=access_token)
-        self.transport.attach(client.session)
-        return XApi(client)
+        return XApi(self.transport, access_token)
+
+
+_FORM_HEADERS = {"Accept": "application/json", "User-Agent": USER_AGENT,
+                 "Content-Type": "application/x-www-form-urlencoded;charset=UTF-8"}
 
 
 class XApi:
-    """The endpoints the bot uses, as one user (OAuth 2.0 user context: `user_auth=False`)."""
+    """The endpoints the bot uses, as one user (OAuth 2.0 user context: `user_auth=False`).
 
-    def __init__(self, client: tweepy.Client) -> None:
-        self.client = client
+    A post and the media calls go through `request` (the transport's cheap path); the reads
+    whose answers tweepy parses go through its client, built on first use.
+    """
+
+    def __init__(self, transport: Transport, access_token: str) -> None:
+        self.transport = transport
+        self.headers = {"Authorization": f"Bearer {access_token}", "User-Agent": USER_AGENT}
+        self.access_token = access_token
+        self._client: tweepy.Client | None = None
+
+    @property
+    def client(self) -> tweepy.Client:
+        if self._client is None:
+            self._client = tweepy.Client(bearer_token=self.access_token)
+            self.transport.attach(self._client.session)
+        return self._client
+
+    def request(self, method: str, path: str, **parts: Any) -> dict[str, Any]:
+        """One call to X's API (`path`: "/2/…"; `parts` as `Transport.request` takes them) with the timeout,
+        transport and error translation of every call; X's answer."""
+        response = _api_call(lambda: _raise_like_tweepy(self.transport.request(
+            method, TWEEPY_API_BASE + path, headers=self.headers, **parts)))
+        return _json(response)
 
     def me(self) -> dict[str, str]:
         response = _api_call(lambda: self.client.get_me(user_auth=False))
@@ -276,8 +278,7 @@ class XApi:
             body["reply"] = {"in_reply_to_tweet_id": reply_to}
         if media_ids:
             body["media"] = {"media_ids": media_ids}
-        response = _api_call(lambda: self.client.request("POST", "/2/tweets", json=body))
-        return str(_json(response)["data"]["id"])
+        return str(self.request("POST", "/2/tweets", json=body)["data"]["id"])
 
     def upload(self, ref: MediaRef, data: bytes, should_stop: Callable[[], bool] = lambda: False,
                sleep: Callable[[float], None] = time.sleep) -> Uploaded:
@@ -288,13 +289,9 @@ class XApi:
         """
         return MediaUpload(self, ref, data, should_stop, sleep).run()
 
-    def media_request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
-        """One call to X's media endpoints, with the same timeout, transport and error translation as posting."""
-        session = self.client.session
-        headers = {"Authorization": f"Bearer {self.client.bearer_token}", "User-Agent": self.client.user_agent}
-        response = _api_call(lambda: _raise_like_tweepy(session.request(
-            method, TWEEPY_API_BASE + path, headers=headers, **kwargs)))
-        return _json(response).get("data") or {}
+    def media_request(self, method: str, path: str, **parts: Any) -> dict[str, Any]:
+        """One call to X's media endpoints: the `data` of its answer."""
+        return self.request(method, path, **parts).get("data") or {}
 
     def edit_history(self, post_id: str) -> list[str] | None:
         """The ids of the post's versions, oldest first (more than one: a person edited it), or None when
