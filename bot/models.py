@@ -75,6 +75,14 @@ class Record:
         return self._stored({f.name: getattr(self, f.name) for f in fields(self)})  # type: ignore[arg-type]
 
     @classmethod
+    def patch(cls, changes: dict[str, Any]) -> dict[str, Any]:
+        """`changes` to some fields, as they are in a document (a store merges it into the stored one)."""
+        unknown = set(changes) - _field_names(cls)
+        if unknown:
+            raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+        return cls._stored(changes)
+
+    @classmethod
     def _stored(cls, values: dict[str, Any]) -> dict[str, Any]:
         """`values` (some or all fields) as a document holds them: datetimes as ISO, tuples as lists."""
         return cls._converted(values, to_iso, list)
@@ -248,11 +256,7 @@ class Post(Record):
 
     @classmethod
     def patch(cls, changes: dict[str, Any]) -> dict[str, Any]:
-        """`changes` to some fields, as they are in a document (a store merges it into the stored one)."""
-        unknown = set(changes) - _field_names(cls)
-        if unknown:
-            raise TypeError(f"Post has no field {sorted(unknown)[0]!r}")
-        doc = cls._stored(changes)
+        doc = super().patch(changes)
         if "media" in doc:
             doc["media"] = [[ref.to_doc() for ref in part] for part in doc["media"]]
         return doc

@@ -32,15 +32,14 @@ from bot import webhooks
 from bot.alerts import FAILURES_WORTH_AN_ALERT
 from bot.durable import until_stored
 from bot.models import ACTIVE, NEEDS_RECONNECT, Account, utcnow
-from bot.store import Lock, LockTimeout, Repository
-from bot.store.records import changed_account
+from bot.store import Event, Lock, LockTimeout, Repository
 from bot.xclient import TokenRejected, TokenSet, XClient, XError
 
 log = logging.getLogger("tweetbot.tokens")
 
 LAZY_MARGIN = timedelta(minutes=1)
 LOCK_MARGIN = 5.0  # seconds a wait for an account's lock gives beyond the holder's call to X
-REFRESH_STRETCH_PER_THREAD = 4  # accounts read again together, per refresh thread, before they are refreshed
+REFRESH_STRETCH_PER_THREAD = 4  # accounts read again and locked together, per refresh thread, before they are refreshed
 BACKOFF_FIRST = timedelta(seconds=15)
 BACKOFF_MAX = timedelta(minutes=15)
 
@@ -85,9 +84,11 @@ class TokenKeeper:
     def refresh_all_due(self, threads: int = 1) -> int:
         """Refresh every account whose token expires within the margin, on up to `threads` threads at
         once; how many were refreshed. An account another process is refreshing is left to it. Each
-        worker goes through the accounts in an order of its own, so workers seldom meet, and reads
-        again before each stretch which are still due, so it passes over what others refreshed."""
-        due = [a for a in self.store.list_accounts() if refresh_due(a, self.margin, self.clock())]
+        worker goes through the accounts in an order of its own, so workers seldom meet, a stretch at a
+        time: it reads which are still due, so it passes over what others refreshed, takes the locks of
+        those that are free in one go, and reads them again under their locks."""
+        due = [a.user_id for a in self.store.expiring_accounts(self.clock() + self.margin)
+               if refresh_due(a, self.margin, self.clock())]
         random.shuffle(due)
         refreshed = 0
         stretch = REFRESH_STRETCH_PER_THREAD * threads
@@ -95,32 +96,37 @@ class TokenKeeper:
             for start in range(0, len(due), stretch):
                 if self.should_stop():
                     break
-                ids = [account.user_id for account in due[start:start + stretch]]
-                still = [a for a in self.store.get_accounts(ids) if refresh_due(a, self.margin, self.clock())]
-                refreshed += sum(pool.map(self._refresh_one_due, still))
+                refreshed += self._refresh_stretch(due[start:start + stretch], pool)
         return refreshed
 
-    def _refresh_one_due(self, account: Account) -> bool:
-        """Refresh the account unless the worker stops or another process holds its lock (it is
-        refreshing it now); whether this call refreshed it."""
+    def _refresh_stretch(self, user_ids: list[str], pool: ThreadPoolExecutor) -> int:
+        """Refresh those of the accounts that are still due (others refreshed some meanwhile), whose locks
+        are free, and that are still due once we hold them."""
+        due = [a.user_id for a in self.store.get_accounts(user_ids) if refresh_due(a, self.margin, self.clock())]
+        locks = self.store.free_account_locks(due) if due else {}
+        try:
+            still = [a for a in self.store.get_accounts(list(locks)) if refresh_due(a, self.margin, self.clock())]
+            return sum(pool.map(lambda account: self._refresh_held(account, locks[account.user_id]), still))
+        finally:
+            for lock in locks.values():
+                lock.release()  # nothing to do for those the write of their new pair freed
+
+    def _refresh_held(self, account: Account, lock: Lock) -> bool:
+        """Refresh the account, whose lock we hold, unless the worker stops; whether it got a new pair."""
         if self.should_stop():
             return False
-        try:
-            after = self.refresh_if_due(account.user_id, wait=0)
-        except LockTimeout:
-            return False
-        return after is not None and after.refresh_token != account.refresh_token
+        return self._refresh_locked(account, lock).refresh_token != account.refresh_token
 
     def refresh_if_due(self, user_id: str, force: bool = False, wait: float | None = None) -> Account | None:
         """Refresh the account if it still needs it once we hold its lock (always, with `force`). The lock
         is waited for `wait` s (default: as long as a holder's refresh may take), else `LockTimeout`."""
-        with self._lock(user_id, wait):
+        with self._lock(user_id, wait) as lock:
             account = self.store.get_account(user_id)
             if account is None or account.status != ACTIVE or not account.refresh_token:
                 return account
             if not force and not refresh_due(account, self.margin, self.clock()):
                 return account
-            return self._refresh_locked(account)
+            return self._refresh_locked(account, lock)
 
     def _lock(self, user_id: str, wait: float | None = None) -> Lock:
         return self.store.account_lock(user_id, timeout=self.lock_wait if wait is None else wait,
@@ -139,10 +145,10 @@ class TokenKeeper:
         account = known if usable else self.store.get_account(user_id)
         if account is not None and self._lazy_refresh_due(account):
             try:
-                with self._lock(user_id):
+                with self._lock(user_id) as lock:
                     account = self.store.get_account(user_id)
                     if account is not None and self._lazy_refresh_due(account):
-                        account = self._refresh_locked(account)
+                        account = self._refresh_locked(account, lock)
             except LockTimeout:  # another process is still refreshing it: use what is stored now
                 account = self.store.get_account(user_id)
         if account is None or account.status != ACTIVE:
@@ -157,17 +163,18 @@ class TokenKeeper:
 
     def after_unauthorized(self, user_id: str, rejected_access_token: str) -> str | None:
         """X said 401 to this access token: refresh once, unless someone already did."""
-        with self._lock(user_id):
+        with self._lock(user_id) as lock:
             account = self.store.get_account(user_id)
             if account is None or account.status != ACTIVE:
                 return None
             if account.access_token == rejected_access_token:
-                account = self._refresh_locked(account)
+                account = self._refresh_locked(account, lock)
             return account.access_token if account.status == ACTIVE else None
 
     # -- under the account's lock ---------------------------------------------------
 
-    def _refresh_locked(self, account: Account) -> Account:
+    def _refresh_locked(self, account: Account, lock: Lock) -> Account:
+        """Spend the refresh token; its outcome stored (the new pair's write frees `lock`, where it can)."""
         with self._refresh_in_progress():
             try:
                 tokens = self.x.refresh(account.refresh_token or "", now=self.clock())
@@ -175,7 +182,7 @@ class TokenKeeper:
                 return self._rejected(account, exc)
             except XError as exc:
                 return self._failed(account, exc)
-            return self._store_new_pair(account, tokens)
+            return self._store_new_pair(account, tokens, lock)
 
     @contextmanager
     def _refresh_in_progress(self) -> Iterator[None]:
@@ -197,29 +204,26 @@ class TokenKeeper:
         with self._quiet:
             return self._quiet.wait_for(lambda: self._refreshing == 0, timeout)
 
-    def _store_new_pair(self, account: Account, tokens: TokenSet) -> Account:
+    def _store_new_pair(self, account: Account, tokens: TokenSet, lock: Lock) -> Account:
         """The first thing after X's answer: the new pair, durably, until it lands (see the module)."""
-        updated = until_stored(lambda: self._write_pair(account, tokens), f"the new tokens of {account.handle}")
+        updated = until_stored(lambda: self._write_pair(account, tokens, lock), f"the new tokens of {account.handle}")
         log.info("refreshed %s; the access token expires at %s", account.handle, tokens.expires_at.isoformat())
         return updated
 
-    def _write_pair(self, account: Account, tokens: TokenSet) -> Account:
-        """Replace the pair whose refresh token was spent (fenced by that token: a newer pair stored
-        meanwhile is never overwritten with this one)."""
-        with self.store.transaction():
-            current = self.store.get_account(account.user_id)  # locked until the write
-            if current is None:
-                return account  # disconnected meanwhile: nothing to keep the pair for
-            if current.refresh_token != account.refresh_token:
-                log.warning("%s: a newer pair was stored while this refresh ran; keeping it", account.handle)
-                return current
-            updated = changed_account(current, dict(
-                access_token=tokens.access_token, refresh_token=tokens.refresh_token or account.refresh_token,
-                expires_at=tokens.expires_at, scopes=tokens.scopes or account.scopes, refreshed_at=self.clock(),
-                status=ACTIVE, last_error=None, refresh_failures=0, next_refresh_at=None))
-            self.store.save_account(updated)
-            self.store.record_event("refreshed", account.user_id, at=self.clock())
-            return updated
+    def _write_pair(self, account: Account, tokens: TokenSet, lock: Lock) -> Account:
+        """Replace the pair whose refresh token was spent, with its event, in one write that frees `lock`
+        where it can (fenced by that token: a newer pair stored meanwhile is never overwritten with this one)."""
+        now = self.clock()
+        updated = self.store.replace_pair(
+            account, Event(now, "refreshed", account.user_id), lock, access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token or account.refresh_token, expires_at=tokens.expires_at,
+            scopes=tokens.scopes or account.scopes, refreshed_at=now, status=ACTIVE, last_error=None,
+            refresh_failures=0, next_refresh_at=None)
+        if updated is None:
+            return account  # disconnected meanwhile: nothing to keep the pair for
+        if updated.access_token != tokens.access_token:
+            log.warning("%s: a newer pair was stored while this refresh ran; keeping it", account.handle)
+        return updated
 
     def _rejected(self, account: Account, exc: TokenRejected) -> Account:
         """X called the refresh token invalid: dead, unless another process had refreshed it."""

@@ -23,8 +23,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from bot.crypto import TokenKeyError
-from bot.models import CANCELED, FAILED, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
-from bot.store import KeptAnswer, Reading, Repository
+from bot.models import CANCELED, FAILED, NEEDS_RECONNECT, POSTED, SCHEDULED, SENDING, Account, Post, utcnow
+from bot.store import Event, KeptAnswer, Reading, Repository
 from bot.store.postgres.migrate import latest_version
 
 from store_support import FILE, StoreAt
@@ -60,6 +60,45 @@ def test_accounts_round_trip_with_their_tokens(store_at: StoreAt) -> None:
     assert (again.access_token, again.refresh_token) == ("AT-42-plaintext-access", "RT-42-plaintext-refresh")
     assert again.scopes == ("tweet.write",)
     assert store_at.open().find_account("@USER42") == again
+
+
+def test_a_new_pair_replaces_only_the_pair_its_refresh_spent(store_at: StoreAt) -> None:
+    """`replace_pair`: written with its event while the stored refresh token is the one spent (even
+    re-sealed meanwhile), keeping what others changed since the read; never over a newer pair."""
+    store = store_at.open()
+    store.save_account(account("42"))
+    store.save_account(account("43"))
+    store.save_account(account("44"))
+    spent = {user_id: store.get_account(user_id) for user_id in ("42", "43", "44")}
+    store.update_account("42", hold_until=utcnow() + timedelta(hours=1))  # a posting thread's hold, meanwhile
+    store.save_account(account("43"))  # the same tokens sealed again: another ciphertext
+    store.update_account("44", refresh_token="RT-44-newer")  # another process stored a newer pair
+    at = utcnow()
+    written = {user_id: store.replace_pair(before, Event(at, "refreshed", user_id), access_token=f"AT-{user_id}-new",
+                                           refresh_token=f"RT-{user_id}-new", expires_at=at + timedelta(hours=2))
+               for user_id, before in spent.items() if before is not None}
+    kept = {user_id: store_at.open().get_account(user_id) for user_id in written}
+    assert {user_id: (a.access_token, a.refresh_token) for user_id, a in kept.items() if a} == {
+        "42": ("AT-42-new", "RT-42-new"), "43": ("AT-43-new", "RT-43-new"),
+        "44": ("AT-44-plaintext-access", "RT-44-newer")}
+    assert {user_id: (a.access_token, a.refresh_token) for user_id, a in written.items() if a} == {
+        user_id: (a.access_token, a.refresh_token) for user_id, a in kept.items() if a}
+    assert kept["42"] is not None and kept["42"].hold_until is not None and kept["42"].expires_at == at + timedelta(hours=2)
+    assert sorted(e.account_id or "" for e in store.events(kind="refreshed")) == ["42", "43"]
+    gone = spent["42"]
+    store.delete_account("42")
+    assert gone is not None and store.replace_pair(gone, Event(at, "refreshed", "42"), access_token="AT-x") is None
+    assert len(store.events(kind="refreshed", account_id="42")) == 1  # nothing more recorded for it
+
+
+def test_expiring_accounts_are_the_active_ones_whose_token_expires_by_then(store_at: StoreAt) -> None:
+    store = store_at.open()
+    now = utcnow()
+    store.save_account(account("1", expires_at=now + timedelta(minutes=10)))  # exactly by then
+    store.save_account(account("2", expires_at=now + timedelta(minutes=10, seconds=1)))
+    store.save_account(account("3"))  # expiry not known
+    store.save_account(account("4", expires_at=now - timedelta(minutes=1), status=NEEDS_RECONNECT))
+    assert sorted(a.user_id for a in store.expiring_accounts(now + timedelta(minutes=10))) == ["1", "3"]
 
 
 def test_no_token_is_stored_in_plain_text(store_at: StoreAt) -> None:

@@ -37,6 +37,9 @@ class Repository(Protocol):
     def account_lock(self, user_id: str, timeout: float = -1, stop: Callable[[], bool] | None = None) -> Lock:
         """The account's lock across processes (held around a token refresh); waits `timeout` s when entered,
         or less once `stop()` is true. Held through a dropped connection or a transaction pooler."""
+    def free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
+        """The locks of those of the accounts `user_ids` that nobody holds now, taken (the others are passed
+        over, never waited for): {user_id: its lock, held}. Each is released as `account_lock`'s is."""
     def posting_turn(self) -> Lock:
         """What a worker holds while it posts: a lease one process holds at a time where posts are
         shared by holding it (the file store: the others keep tokens fresh and wait), or a lock every
@@ -60,12 +63,22 @@ class Repository(Protocol):
         or None."""
     def list_accounts(self) -> list[Account]:
         """Every account kept, whatever its status."""
+    def expiring_accounts(self, by: datetime) -> list[Account]:
+        """The active accounts whose access token expires by `by`, or whose expiry is not known (those a
+        refresh round looks at, without reading every account)."""
     def get_accounts(self, user_ids: Iterable[str]) -> list[Account]:
         """The accounts of `user_ids` that exist (one read, however many)."""
     def save_account(self, account: Account) -> None:
         """Keep `account` whole (a new one, or a reconnected one replacing what was kept), tokens encrypted."""
     def update_account(self, user_id: str, **changes: Any) -> Account:
         """Change some fields of an account (tokens encrypted); it as kept after. `RecordMissing` if none."""
+    def replace_pair(self, spent: Account, event: Event, release: Lock | None = None,
+                     **changes: Any) -> Account | None:
+        """Store a refresh's outcome: `changes` (the new token pair, its expiry…) and `event`, in one write, only
+        while the account's refresh token is still `spent`'s, the one the refresh spent (a newer pair stored
+        meanwhile is never written over); the account as kept after, changed or not; None if it is not kept.
+        `release`, the account's lock the caller holds, may be freed by the same write (where a store can);
+        else, or if it was not, the caller's release frees it."""
     def delete_account(self, user_id: str) -> None:
         """Forget the account (its posts stay, as history)."""
 

@@ -195,10 +195,21 @@ def unseal_account(doc: dict[str, Any], cipher: TokenCipher) -> Account:
     return account
 
 
+def account_patch(changes: dict[str, Any], cipher: TokenCipher) -> dict[str, Any]:
+    """`changes` to an account as its document holds them, tokens encrypted (a store merges it in)."""
+    patch = Account.patch({name: value for name, value in changes.items() if name not in TOKENS})
+    for name in TOKENS:
+        if name in changes:
+            patch[name] = cipher.encrypt(changes[name])
+    return patch
+
+
 class _AccountKeeper(Protocol):
     def transaction(self) -> AbstractContextManager[None]: ...
     def get_account(self, user_id: str) -> Account | None: ...
     def save_account(self, account: Account) -> None: ...
+    def record_event(self, kind: str, account_id: str | None = None, post_id: int | None = None,
+                     detail: str | None = None, at: datetime | None = None) -> None: ...
 
 
 def update_account_in(store: _AccountKeeper, user_id: str, changes: dict[str, Any]) -> Account:
@@ -209,6 +220,19 @@ def update_account_in(store: _AccountKeeper, user_id: str, changes: dict[str, An
             raise RecordMissing(f"no account {user_id}")
         account = changed_account(account, changes)
         store.save_account(account)
+        return account
+
+
+def replace_pair_in(store: _AccountKeeper, spent: Account, event: Event, changes: dict[str, Any]) -> Account | None:
+    """`Repository.replace_pair` for every store: read (locked), compare the refresh tokens, change and save
+    with the event, in one transaction."""
+    with store.transaction():
+        current = store.get_account(spent.user_id)
+        if current is None or current.refresh_token != spent.refresh_token:
+            return current
+        account = changed_account(current, changes)
+        store.save_account(account)
+        store.record_event(event.kind, event.account_id, event.post_id, event.detail, event.at)
         return account
 
 

@@ -48,6 +48,7 @@ from bot.store.errors import ClaimLost, RecordMissing, StoreDamaged, StoreError
 from bot.store.file.locks import FileHeldLock
 from bot.store.file.media_folder import MediaFolder
 from bot.store.files import PRIVATE, AppendLog, atomic_write, create_private, decode, encode
+from bot.store.locks import Lock, LockTimeout
 from bot.store.records import (
     KEPT_DELIVERIES,
     REQUEUED_EVENT,
@@ -64,6 +65,7 @@ from bot.store.records import (
     claimable,
     earlier_facts,
     first_sealed_token,
+    replace_pair_in,
     seal_account,
     seal_webhook,
     stamped_if_finished,
@@ -558,6 +560,17 @@ class TinyStore:
         folder.mkdir(exist_ok=True)
         return FileHeldLock(str(folder / f"account-{user_id}.lock"), timeout=timeout, stop=stop)
 
+    def free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
+        taken: dict[str, Lock] = {}
+        for user_id in user_ids:
+            lock = self.account_lock(user_id)
+            try:
+                lock.acquire(timeout=0)
+            except LockTimeout:
+                continue
+            taken[user_id] = lock
+        return taken
+
     # -- meta -------------------------------------------------------------------
 
     def schema_version(self) -> int:
@@ -602,6 +615,12 @@ class TinyStore:
                     return self._unseal(dict(doc))
         return None
 
+    def expiring_accounts(self, by: datetime) -> list[Account]:
+        with self._reading():
+            docs = [dict(doc) for doc in self._table("accounts").all() if doc.get("status") == ACTIVE]
+        accounts = (self._unseal(doc) for doc in docs)
+        return [a for a in accounts if a.expires_at is None or a.expires_at <= by]
+
     def list_accounts(self) -> list[Account]:
         with self._reading():
             docs = [dict(doc) for doc in self._table("accounts").all()]
@@ -617,6 +636,10 @@ class TinyStore:
         Tokens not changed stay sealed: no decryption, no re-encryption.
         """
         return update_account_in(self, user_id, changes)
+
+    def replace_pair(self, spent: Account, event: Event, release: Lock | None = None,
+                     **changes: Any) -> Account | None:
+        return replace_pair_in(self, spent, event, changes)  # `release` is freed by its holder
 
     def delete_account(self, user_id: str) -> None:
         with self.transaction():

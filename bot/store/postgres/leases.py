@@ -7,7 +7,9 @@ pooler lent that session to. So a lease here is a row of `leases`:
 - a holder (a fresh name per acquisition), and a fence that grows by one each time
   the lease is taken, so a write can check that its lease is still the current one;
 - taken by one statement that succeeds only if nobody holds the row or its holder's
-  time is up; released by one statement that frees it only for its holder;
+  time is up (one statement for many: those that are free); released by one statement
+  that frees it only for its holder, or by the write it protects, as that lands (a
+  refresh's new pair: `PostgresStore.replace_pair`);
 - renewed while held by a thread of the process (every TTL/4); a holder that died
   stops renewing, and its lease can be taken TTL after the last renewal;
 - measured on the database's clock, never a host's, and never shorter than TTL after
@@ -40,12 +42,13 @@ Run = Callable[[str, dict[str, Any]], list[tuple[Any, ...]]]
 
 _TAKE = """
 INSERT INTO leases AS l (name, holder, fence, renewed_at, ttl)
-VALUES (%(name)s, %(holder)s, 1, clock_timestamp(), %(ttl)s)
+SELECT name, holder, 1, clock_timestamp(), %(ttl)s
+  FROM unnest(%(names)s::text[], %(holders)s::text[]) AS t(name, holder)
 ON CONFLICT (name) DO UPDATE
    SET holder = EXCLUDED.holder, fence = l.fence + 1, renewed_at = EXCLUDED.renewed_at, ttl = EXCLUDED.ttl
  WHERE l.holder = ''
     OR (l.renewed_at + l.ttl < clock_timestamp() AND pg_postmaster_start_time() + l.ttl < clock_timestamp())
-RETURNING fence"""
+RETURNING name, fence"""
 _RELEASE = "UPDATE leases SET holder = '' WHERE name = %(name)s AND holder = %(holder)s"
 _RENEW = ("UPDATE leases SET renewed_at = clock_timestamp() WHERE holder = ANY(%(holders)s) AND holder <> '' "
           "RETURNING holder")
@@ -74,19 +77,25 @@ class RowLease:
 
     def acquire(self, timeout: float = -1) -> None:
         """Take the lease, trying until `timeout` s have passed (0: once; negative: until `stop`)."""
-        holder = secrets.token_hex(8)
         deadline = None if timeout < 0 else time.monotonic() + timeout
         pause = POLL_FIRST
         while True:
-            rows = self.run(_TAKE, {"name": self.name, "holder": holder, "ttl": self.ttl})
-            if rows:
-                self.holder, self.fence = holder, int(rows[0][0])
-                self.keeper.add(self)
+            if take_free(self.run, [self]):
                 return
             if self.stop() or (deadline is not None and time.monotonic() + pause > deadline):
                 raise LockTimeout(f"{self.name} is held by another process")
             time.sleep(pause)
             pause = min(pause * 2, POLL_MOST)
+
+    def taken(self, holder: str, fence: int) -> None:
+        """Note that the lease is held, as `holder`, with `fence`; renewed from now on."""
+        self.holder, self.fence = holder, fence
+        self.keeper.add(self)
+
+    def released_by_write(self) -> None:
+        """Note that a write of ours freed the lease as it landed (as `_RELEASE` does, in the same statement)."""
+        self.keeper.discard(self)
+        self.holder, self.fence = "", None
 
     def release(self) -> None:
         """Free the lease if we still hold it. If the database cannot be reached, it frees itself
@@ -108,6 +117,20 @@ class RowLease:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.release()
+
+
+def take_free(run: Run, leases: list[RowLease]) -> list[RowLease]:
+    """Take, in one statement, those of `leases` that nobody holds now (the others are passed over, never
+    waited for); the ones taken. Taken in the order of their names, so that two processes taking some
+    of the same leases at once never wait for each other in a circle."""
+    if not leases:
+        return []
+    by_name = {lease.name: lease for lease in leases}
+    holders = {name: secrets.token_hex(8) for name in sorted(by_name)}
+    rows = run(_TAKE, {"names": list(holders), "holders": list(holders.values()), "ttl": leases[0].ttl})
+    for name, fence in rows:
+        by_name[name].taken(holders[name], int(fence))
+    return [by_name[name] for name, _ in rows]
 
 
 class LeaseKeeper:

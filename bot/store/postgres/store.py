@@ -37,12 +37,12 @@ import psycopg
 from psycopg.types.json import Jsonb, set_json_loads
 
 from bot.crypto import TokenCipher
-from bot.models import FINISHED, SENDING, Account, Post, to_iso, utcnow
+from bot.models import ACTIVE, FINISHED, SENDING, Account, Post, to_iso, utcnow
 from bot.store.digests import checked_bytes, checked_digest, digest_of, is_digest
 from bot.store.errors import ClaimLost, RecordMissing, StoreError, StoreUnreachable
-from bot.store.locks import SharedTurn
+from bot.store.locks import Lock, SharedTurn
 from bot.store.postgres.connections import Connections, database_url, describe, one_line
-from bot.store.postgres.leases import LeaseKeeper, RowLease
+from bot.store.postgres.leases import LeaseKeeper, RowLease, take_free
 from bot.store.postgres.migrate import advisory_key, check_schema
 from bot.store.records import (
     KEPT_DELIVERIES,
@@ -54,9 +54,11 @@ from bot.store.records import (
     Reading,
     StoreContents,
     Webhook,
+    account_patch,
     changed_delivery,
     changed_post,
     first_sealed_token,
+    replace_pair_in,
     seal_account,
     seal_webhook,
     stamped_if_finished,
@@ -102,6 +104,19 @@ logged AS (
     INSERT INTO events (at, kind, account_id, post_id, detail)
     SELECT %(at)s::timestamptz, %(kind)s::text, %(account)s::text, %(post)s::bigint, %(detail)s::text
       FROM updated WHERE %(event)s::boolean)
+SELECT doc FROM updated"""
+# A refresh's new pair, merged in only while the stored refresh token is the one the refresh spent, with
+# its event, and the account's lock freed as it lands: one statement, for every account is refreshed every
+# two hours (`Repository.replace_pair`).
+_REPLACE_PAIR = """
+WITH updated AS (
+    UPDATE accounts SET doc = doc || %(patch)s WHERE user_id = %(user)s AND doc->>'refresh_token' = %(spent)s
+    RETURNING doc),
+logged AS (
+    INSERT INTO events (at, kind, account_id, post_id, detail)
+    SELECT %(at)s, %(kind)s, %(account)s, %(post)s, %(detail)s FROM updated),
+released AS (
+    UPDATE leases SET holder = '' WHERE name = %(lease)s AND holder = %(holder)s AND EXISTS (SELECT FROM updated))
 SELECT doc FROM updated"""
 # Due deliveries, claimed in one statement: rows another worker is claiming are skipped, never waited for.
 _CLAIM_DELIVERIES = """
@@ -357,6 +372,12 @@ class PostgresStore:
     def account_lock(self, user_id: str, timeout: float = -1, stop: Callable[[], bool] | None = None) -> RowLease:
         return RowLease(self._run, self._leases, f"account:{user_id}", timeout, stop)
 
+    def free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
+        """One statement for them all (`bot.store.postgres.leases.take_free`)."""
+        wanted = {user_id: self.account_lock(user_id) for user_id in user_ids}
+        taken = {lease.name for lease in take_free(self._run, list(wanted.values()))}
+        return {user_id: lease for user_id, lease in wanted.items() if lease.name in taken}
+
     # -- meta -----------------------------------------------------------------------------
 
     def schema_version(self) -> int:
@@ -390,6 +411,11 @@ class PostgresStore:
         rows = self._rows("SELECT doc FROM accounts WHERE user_id = ANY(%s)", (list(user_ids),))
         return [unseal_account(row[0], self._cipher) for row in rows]
 
+    def expiring_accounts(self, by: datetime) -> list[Account]:
+        rows = self._rows("SELECT doc FROM accounts WHERE doc->>'status' = %s AND "
+                          "(doc->>'expires_at' IS NULL OR (doc->>'expires_at')::timestamptz <= %s)", (ACTIVE, by))
+        return [unseal_account(row[0], self._cipher) for row in rows]
+
     def list_accounts(self) -> list[Account]:
         rows = self._rows("SELECT doc FROM accounts ORDER BY username_lower, user_id")
         return [unseal_account(row[0], self._cipher) for row in rows]
@@ -402,6 +428,25 @@ class PostgresStore:
     def update_account(self, user_id: str, **changes: Any) -> Account:
         """Change some fields of an account in one transaction (its row locked); it as stored."""
         return update_account_in(self, user_id, changes)
+
+    def replace_pair(self, spent: Account, event: Event, release: Lock | None = None,
+                     **changes: Any) -> Account | None:
+        """One statement while the stored refresh token is the very ciphertext `spent` was read with (the
+        usual case), freeing `release` too; else the check on the tokens themselves, in a transaction
+        (re-sealed meanwhile)."""
+        sealed = spent.sealed("refresh_token")
+        lease = release if isinstance(release, RowLease) and release.fence is not None else None
+        if sealed is not None and self._conn is None:
+            rows = self._rows(_REPLACE_PAIR, {
+                "user": spent.user_id, "spent": sealed.ciphertext, "patch": Jsonb(account_patch(changes, self._cipher)),
+                "at": event.at, "kind": event.kind, "account": event.account_id, "post": event.post_id,
+                "detail": event.detail, "lease": lease.name if lease else None,
+                "holder": lease.holder if lease else None})
+            if rows:
+                if lease is not None:
+                    lease.released_by_write()
+                return unseal_account(rows[0][0], self._cipher)
+        return replace_pair_in(self, spent, event, changes)
 
     def delete_account(self, user_id: str) -> None:
         self._rows("DELETE FROM accounts WHERE user_id = %s", (user_id,))
