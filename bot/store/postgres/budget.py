@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 import psycopg
 
 from bot.settings import Settings
-from bot.store.postgres.connections import connect, database_url, describe, one_line
+from bot.store.postgres.connections import connect, database_url, describe, one_line, reached_directly
 
 WEB_PROCESSES = 2  # gunicorn --workers in the Procfile, render.yaml and `tweetbot web`
 WORKERS = 2  # the deploy the budget is worked out for: web + two workers
@@ -61,11 +61,13 @@ def describe_database(settings: Settings) -> list[str]:
     try:
         with connect(settings.database_url) as conn:
             port, max_connections, reserved, role_limit = _limits(conn)
+            direct = reached_directly(conn)
     except psycopg.Error as exc:
         return [f"Database: unreachable: {one_line(exc)}", budget.line()]
     kind = ("pooled: a pooler stands between (the server listens on port "
-            f"{port}); the store keeps nothing in a session, so a transaction pooler works"
-            if pooled(settings.database_url, port) else "direct")
+            f"{port}, or its process is not the one named at connection); the store keeps nothing in a "
+            "session and prepares no statement there, so a transaction pooler works"
+            if pooled(settings.database_url, port) or not direct else "direct")
     allowed = max_connections - reserved
     lines = [f"Database: {describe(settings.database_url)}, {kind}", budget.line(),
              f"The server allows {allowed} connections (max_connections {max_connections} less {reserved} "

@@ -16,8 +16,17 @@ What the pool promises:
   round trip; one that sat unused for `QUIET_CHECK` seconds (where a dropped network
   path sends nothing) must first answer an empty query;
 - connections are in autocommit mode (a statement outside `transaction()` is its own
-  transaction) and never prepare statements on the server, so a transaction pooler
-  (pgbouncer in transaction mode: Supabase's and Neon's pooled URLs) works;
+  transaction);
+- statements are prepared on the server (parsed and planned once per connection, not on
+  every call: a third of the server's work on a busy worker) only on a connection that
+  reaches the server itself. Through a transaction pooler (pgbouncer in transaction
+  mode: Supabase's and Neon's pooled URLs) the next transaction may run in another server
+  session, where the statement does not exist. A pooler makes up the process id it tells
+  the client at connection (the key that cancels a query): a connection whose server
+  process is not the one it was told of reaches it through a pooler, and prepares
+  nothing. Should a prepared statement ever go missing all the same (a pooler that passes
+  the server's key on), the pool prepares nothing more, for good: the call that found out
+  fails as an unreachable database does (nothing of it ran), and its caller's next try works;
 - a failure to reach the database raises `StoreUnreachable`; it is logged once, then
   once a minute while it lasts, and its end once.
 """
@@ -63,12 +72,25 @@ def one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+PREPARE_THRESHOLD = 2  # a statement is prepared on a connection's second run of it (psycopg's default: 5)
+# What a prepared statement gone missing looks like: it does not exist in this session, or one of its
+# name exists already (a transaction pooler switched the server sessions under the connection).
+SESSION_SWITCHED = (psycopg.errors.InvalidSqlStatementName, psycopg.errors.DuplicatePreparedStatement)
+
+
 def connect(url: str, **kwargs: object) -> psycopg.Connection:
-    """One connection as the store uses them: autocommit, no server-side prepared statements
-    (a transaction pooler hands each transaction to another server session), a bounded wait."""
+    """One connection as the store uses them: autocommit, no server-side prepared statements (until
+    `reached_directly` says they work), a bounded wait."""
     conn = psycopg.connect(database_url(url), autocommit=True, connect_timeout=CONNECT_TIMEOUT,
                            prepare_threshold=None, **kwargs)  # type: ignore[arg-type]
     return conn
+
+
+def reached_directly(conn: psycopg.Connection) -> bool:
+    """Whether the connection's statements run in the server process it was told of when it connected
+    (a pooler makes up the id it tells: the id of the server session it lends is another)."""
+    row = conn.execute("SELECT pg_backend_pid()").fetchone()
+    return row is not None and row[0] == conn.info.backend_pid
 
 
 class Outage:
@@ -118,6 +140,7 @@ class Connections:
         self.configure = configure
         self.application_name = application_name
         self.outage = Outage(describe(url))
+        self.preparing = True  # until a prepared statement goes missing (see the module)
         self._idle: list[tuple[psycopg.Connection, float]] = []  # newest last: the warmest is reused first
         self._count = 0  # connections open, idle or handed out
         self._available = threading.Condition()
@@ -129,6 +152,10 @@ class Connections:
         conn = self._checkout()
         try:
             yield conn
+        except SESSION_SWITCHED as exc:  # nothing ran: the caller may try again at once, as after an outage
+            self._stop_preparing(exc)
+            raise StoreUnreachable(f"the database at {describe(self.url)} is behind a transaction pooler: "
+                                   f"{one_line(exc)}; preparing no statement from now on") from exc
         finally:
             self._give_back(conn)
 
@@ -188,6 +215,8 @@ class Connections:
     def _new(self) -> psycopg.Connection:
         try:
             conn = connect(self.url, application_name=self.application_name)
+            if self.preparing and reached_directly(conn):
+                conn.prepare_threshold = PREPARE_THRESHOLD
             if self.configure is not None:
                 self.configure(conn)
         except psycopg.Error as exc:
@@ -214,9 +243,23 @@ class Connections:
             return False
         return True
 
+    def _stop_preparing(self, exc: BaseException) -> None:
+        """A prepared statement went missing: a pooler stands between after all. Prepare nothing more."""
+        with self._available:
+            if not self.preparing:
+                return
+            self.preparing = False
+            idle = [conn for conn, _ in self._idle]
+        for conn in idle:
+            conn.prepare_threshold = None
+        log.warning("a prepared statement went missing at %s (%s): a transaction pooler stands between; "
+                    "preparing no statement from now on", describe(self.url), one_line(exc))
+
     # -- giving back ---------------------------------------------------------------------
 
     def _give_back(self, conn: psycopg.Connection) -> None:
+        if not self.preparing:
+            conn.prepare_threshold = None
         usable = not conn.closed and conn.pgconn.status == pq.ConnStatus.OK
         if usable and conn.info.transaction_status != pq.TransactionStatus.IDLE:
             try:

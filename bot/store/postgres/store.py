@@ -5,10 +5,10 @@ share no disk, and for more than one worker. Nothing that matters lives in a dat
 session, because managed databases restart, drop connections and are often reached
 through a transaction pooler. How it keeps the contract:
 - `transaction()` is a database transaction on one connection (`bot.store.postgres.connections`:
-  checked as it is handed out, autocommit outside transactions, no server-side prepared
-  statements), held by the thread for the whole block (re-entrant); every row read inside
-  it is locked (`FOR UPDATE`), so a check-then-update never acts on a row another process
-  changes;
+  checked as it is handed out, autocommit outside transactions, statements prepared on the
+  server only where no pooler stands between), held by the thread for the whole block
+  (re-entrant); every row read inside it is locked (`FOR UPDATE`), so a check-then-update
+  never acts on a row another process changes;
 - due posts are claimed in one `UPDATE … WHERE id IN (SELECT … FOR UPDATE SKIP LOCKED)`
   under the account's transaction-scoped advisory lock (tried, never waited for), and only
   while the account has nothing `sending` (SQL functions of migration 0003, one call a
@@ -47,6 +47,7 @@ from bot.store.postgres.migrate import advisory_key, check_schema
 from bot.store.records import (
     KEPT_DELIVERIES,
     TAKE_OVER_EVENT,
+    TOKENS,
     BackupSummary,
     Delivery,
     Event,
@@ -55,6 +56,7 @@ from bot.store.records import (
     StoreContents,
     Webhook,
     account_patch,
+    changed_account,
     changed_delivery,
     changed_post,
     first_sealed_token,
@@ -445,7 +447,8 @@ class PostgresStore:
             if rows:
                 if lease is not None:
                     lease.released_by_write()
-                return unseal_account(rows[0][0], self._cipher)
+                tokens = {name: changes[name] for name in TOKENS if name in changes}
+                return changed_account(unseal_account(rows[0][0], self._cipher), tokens)  # known: no decrypting
         return replace_pair_in(self, spent, event, changes)
 
     def delete_account(self, user_id: str) -> None:
