@@ -14,7 +14,7 @@ import psycopg
 import pytest
 
 from bot.models import POSTED, SCHEDULED, SENDING, Account, Post, utcnow
-from bot.store import TAKE_OVER_EVENT, ClaimLost, Event, LockTimeout, Repository
+from bot.store import TAKE_OVER_EVENT, Claim, ClaimLost, Event, LockTimeout, Repository
 
 from store_support import StoreAt
 from worker_support import wait_until
@@ -226,13 +226,16 @@ def test_a_claim_never_passes_over_an_earlier_post_another_transaction_holds(sto
     thread = threading.Thread(target=hold)
     thread.start()
     holding.wait(10)
-    claims: list[list[Post]] = []
+    claims: list[Claim] = []
     claiming = threading.Thread(target=lambda: claims.append(claimer.claim_next(utcnow(), "worker-b", 5)))
     claiming.start()
     claiming.join(1)  # PostgreSQL answers at once; the file store waits for the holder
     release.set()
     thread.join()
     claiming.join()
-    assert [p.id for p in claims[0]] in ([], [first.id, second.id])
+    assert [p.id for p in claims[0].posts] in ([], [first.id, second.id])
     later = claimer.claim_next(utcnow(), "worker-b", 5)
-    assert [p.id for p in [*claims[0], *later]] == [first.id, second.id]
+    assert [p.id for p in [*claims[0].posts, *later.posts]] == [first.id, second.id]
+    taken = claims[0] if claims[0].posts else later
+    assert taken.account is not None and (taken.account.user_id, taken.account.access_token) == ("1", "a")
+    assert (claims[0] if not claims[0].posts else later).account is None  # nothing claimed: no account

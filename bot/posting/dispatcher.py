@@ -282,10 +282,10 @@ class Dispatcher:
             now = self.clock()
             if not self.sent.app_room(now):
                 return
-            posts = self.store.claim_next(now, self.worker_id, CLAIM_BATCH, skip=self._busy(now))
-            if not posts:
+            claim = self.store.claim_next(now, self.worker_id, CLAIM_BATCH, skip=self._busy(now))
+            if not claim.posts:
                 return
-            self._send_claimed(Batch(None, now, posts, claim_token=posts[0].claim_token))
+            self._send_claimed(Batch(claim.account, now, claim.posts, claim_token=claim.posts[0].claim_token))
 
     def _send_claimed(self, batch: Batch) -> None:
         """Send a claimed batch in order while the account may post; hand back the rest."""
@@ -293,7 +293,6 @@ class Dispatcher:
         with self._lock:
             self._posting.add(account_id)
         try:
-            batch.account = self.store.get_account(account_id)
             if self._may_send(batch.account, self.clock()):
                 self._send_batch(batch)
         finally:

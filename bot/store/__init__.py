@@ -49,6 +49,7 @@ from bot.store.records import (
     REQUEUED_EVENT,
     TAKE_OVER_EVENT,
     BackupSummary,
+    Claim,
     Delivery,
     Event,
     KeptAnswer,
@@ -59,7 +60,7 @@ from bot.store.records import (
 )
 
 __all__ = ["BROKEN", "REQUEUED_EVENT", "RESTORE_HINT", "TAKE_OVER_EVENT", "UNUSABLE", "BackupError",
-           "BackupSummary", "ClaimLost", "Delivery", "Event", "KeptAnswer", "Lock", "LockTimeout", "Reading",
+           "BackupSummary", "Claim", "ClaimLost", "Delivery", "Event", "KeptAnswer", "Lock", "LockTimeout", "Reading",
            "RecordMissing", "Repository",
            "SchemaBehind", "StoreContents", "StoreDamaged", "StoreError", "StoreUnreachable", "StoreUnusable",
            "TokenKeyError", "Webhook", "open_store", "requeued_detail", "restore_store"]

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from bot.models import Account, Post
 from bot.store.locks import Lock
-from bot.store.records import BackupSummary, Delivery, Event, KeptAnswer, Reading, StoreContents, Webhook
+from bot.store.records import BackupSummary, Claim, Delivery, Event, KeptAnswer, Reading, StoreContents, Webhook
 
 
 class Repository(Protocol):
@@ -100,10 +100,11 @@ class Repository(Protocol):
         given), earliest due first, with a `sending` event each; none while a post of the account is
         `sending`, so one account's posts go out in order, one batch at a time, whoever posts. The posts
         carry the claim (`claim_token`, `claimed_at`); outcomes are written under it (`update_post`)."""
-    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> list[Post]:
+    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> Claim:
         """Claim, as `claim_due` does, the due posts of the next account that can post: of the accounts
         with a due post that are active, not held and not in `skip`, the one whose post has waited
-        longest; [] when none can be claimed now (those another worker is claiming are passed over)."""
+        longest; no posts when none can be claimed now (those another worker is claiming are passed
+        over). The claim carries the account as read with it (its token, to send them with)."""
     def due_accounts(self, now: datetime, limit: int | None = None) -> set[str]:
         """The accounts that can post now (active, not held) with a scheduled post whose time (and retry
         time) has come by `now`: those `claim_next` may claim, but for the ones another worker holds.

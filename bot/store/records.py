@@ -51,6 +51,15 @@ def earlier_facts(history: Iterable[Post], requeues: Iterable[Event]) -> dict[st
 
 
 @dataclass(frozen=True)
+class Claim:
+    """What `Repository.claim_next` claimed: one account's due posts, and the account as the claim found it
+    (both None and empty when nothing could be claimed)."""
+
+    posts: list[Post]
+    account: Account | None = None
+
+
+@dataclass(frozen=True)
 class Event:
     """One line of the audit trail: refreshed, sending, posted, failed, reconnected…"""
 

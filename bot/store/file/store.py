@@ -54,6 +54,7 @@ from bot.store.records import (
     REQUEUED_EVENT,
     TAKE_OVER_EVENT,
     BackupSummary,
+    Claim,
     Delivery,
     Event,
     KeptAnswer,
@@ -740,7 +741,7 @@ class TinyStore:
                 self.record_event("sending", account_id, post.id, detail=claimer, at=now)
             return claimed
 
-    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> list[Post]:
+    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> Claim:
         """See `Repository.claim_next`: the accounts of the due posts in their due order, the first that
         can post claimed, in one transaction under the store's lock."""
         skipped = set(skip)
@@ -753,8 +754,8 @@ class TinyStore:
                     continue
                 claimed = self.claim_due(account_id, now, limit, claimer)
                 if claimed:
-                    return claimed
-            return []
+                    return Claim(claimed, self.get_account(account_id))
+            return Claim([])
 
     def _can_post(self, account_id: str, now: datetime) -> bool:
         doc = self._table("accounts").get(doc_id=int(account_id)) if account_id.isdigit() else None

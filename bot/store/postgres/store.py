@@ -49,6 +49,7 @@ from bot.store.records import (
     TAKE_OVER_EVENT,
     TOKENS,
     BackupSummary,
+    Claim,
     Delivery,
     Event,
     KeptAnswer,
@@ -534,12 +535,14 @@ class PostgresStore:
                           (account_id, now, claimer, limit, post_id, secrets.token_hex(8)))
         return _in_due_order(rows)
 
-    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> list[Post]:
+    def claim_next(self, now: datetime, claimer: str, limit: int, skip: Iterable[str] = ()) -> Claim:
         """The due posts of the next account that can post, claimed as `claim_due` claims them (one call
-        of `tweetbot_claim_next`)."""
-        rows = self._rows("SELECT * FROM tweetbot_claim_next(%s, %s, %s, %s, %s)",
+        of `tweetbot_claim_next`), and their account, read by the same statement."""
+        rows = self._rows("SELECT claimed.doc, (SELECT doc FROM accounts WHERE user_id = claimed.doc->>'account_id') "
+                          "FROM tweetbot_claim_next(%s, %s, %s, %s, %s) AS claimed(doc)",
                           (now, claimer, limit, sorted(skip), secrets.token_hex(8)))
-        return _in_due_order(rows)
+        account = unseal_account(rows[0][1], self._cipher) if rows and rows[0][1] is not None else None
+        return Claim(_in_due_order(rows), account)
 
     def due_accounts(self, now: datetime, limit: int | None = None) -> set[str]:
         """The accounts that can post (active, not held) with a scheduled post whose time has come (with
