@@ -102,7 +102,8 @@ class TokenKeeper:
     def _refresh_stretch(self, user_ids: list[str], pool: ThreadPoolExecutor) -> int:
         """Refresh those of the accounts that are still due (others refreshed some meanwhile), whose locks
         are free, and that are still due once we hold them."""
-        due = [a.user_id for a in self.store.get_accounts(user_ids) if refresh_due(a, self.margin, self.clock())]
+        due = [a.user_id for a in self.store.expiring_accounts(self.clock() + self.margin, among=user_ids)
+               if refresh_due(a, self.margin, self.clock())]
         locks = self.store.free_account_locks(due) if due else {}
         try:
             still = [a for a in self.store.get_accounts(list(locks)) if refresh_due(a, self.margin, self.clock())]

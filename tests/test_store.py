@@ -99,6 +99,7 @@ def test_expiring_accounts_are_the_active_ones_whose_token_expires_by_then(store
     store.save_account(account("3"))  # expiry not known
     store.save_account(account("4", expires_at=now - timedelta(minutes=1), status=NEEDS_RECONNECT))
     assert sorted(a.user_id for a in store.expiring_accounts(now + timedelta(minutes=10))) == ["1", "3"]
+    assert [a.user_id for a in store.expiring_accounts(now + timedelta(minutes=10), among=["2", "3", "4"])] == ["3"]
 
 
 def test_no_token_is_stored_in_plain_text(store_at: StoreAt) -> None:

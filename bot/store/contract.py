@@ -63,9 +63,9 @@ class Repository(Protocol):
         or None."""
     def list_accounts(self) -> list[Account]:
         """Every account kept, whatever its status."""
-    def expiring_accounts(self, by: datetime) -> list[Account]:
+    def expiring_accounts(self, by: datetime, among: Iterable[str] | None = None) -> list[Account]:
         """The active accounts whose access token expires by `by`, or whose expiry is not known (those a
-        refresh round looks at, without reading every account)."""
+        refresh round looks at, without reading every account); only of the accounts `among`, if given."""
     def get_accounts(self, user_ids: Iterable[str]) -> list[Account]:
         """The accounts of `user_ids` that exist (one read, however many)."""
     def save_account(self, account: Account) -> None:

@@ -616,9 +616,11 @@ class TinyStore:
                     return self._unseal(dict(doc))
         return None
 
-    def expiring_accounts(self, by: datetime) -> list[Account]:
+    def expiring_accounts(self, by: datetime, among: Iterable[str] | None = None) -> list[Account]:
+        wanted = None if among is None else set(among)
         with self._reading():
-            docs = [dict(doc) for doc in self._table("accounts").all() if doc.get("status") == ACTIVE]
+            docs = [dict(doc) for doc in self._table("accounts").all() if doc.get("status") == ACTIVE and
+                    (wanted is None or doc["user_id"] in wanted)]
         accounts = (self._unseal(doc) for doc in docs)
         return [a for a in accounts if a.expires_at is None or a.expires_at <= by]
 

@@ -414,9 +414,11 @@ class PostgresStore:
         rows = self._rows("SELECT doc FROM accounts WHERE user_id = ANY(%s)", (list(user_ids),))
         return [unseal_account(row[0], self._cipher) for row in rows]
 
-    def expiring_accounts(self, by: datetime) -> list[Account]:
-        rows = self._rows("SELECT doc FROM accounts WHERE doc->>'status' = %s AND "
-                          "(doc->>'expires_at' IS NULL OR (doc->>'expires_at')::timestamptz <= %s)", (ACTIVE, by))
+    def expiring_accounts(self, by: datetime, among: Iterable[str] | None = None) -> list[Account]:
+        rows = self._rows("SELECT doc FROM accounts WHERE doc->>'status' = %(active)s AND "
+                          "(doc->>'expires_at' IS NULL OR (doc->>'expires_at')::timestamptz <= %(by)s) AND "
+                          "(%(among)s::text[] IS NULL OR user_id = ANY(%(among)s::text[]))",
+                          {"active": ACTIVE, "by": by, "among": None if among is None else list(among)})
         return [unseal_account(row[0], self._cipher) for row in rows]
 
     def list_accounts(self) -> list[Account]:
