@@ -24,7 +24,7 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed, wait
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -101,16 +101,27 @@ class TokenKeeper:
 
     def _refresh_stretch(self, user_ids: list[str], pool: ThreadPoolExecutor) -> int:
         """Refresh those of the accounts that are still due (others refreshed some meanwhile), whose locks
-        are free, and that are still due once we hold them."""
+        are free, and that are still due once we hold them. Each lock is let go as soon as its account's
+        refresh ends (on this thread, which took it: a file lock belongs to its thread), and never while
+        a refresh under it still runs, whatever happens to the others."""
         due = [a.user_id for a in self.store.expiring_accounts(self.clock() + self.margin, among=user_ids)
                if refresh_due(a, self.margin, self.clock())]
-        locks = self.store.free_account_locks(due) if due else {}
+        held = self.store.take_free_account_locks(due) if due else {}
+        running: dict[Future[bool], str] = {}
         try:
-            still = [a for a in self.store.get_accounts(list(locks)) if refresh_due(a, self.margin, self.clock())]
-            return sum(pool.map(lambda account: self._refresh_held(account, locks[account.user_id]), still))
+            still = [a for a in self.store.get_accounts(list(held)) if refresh_due(a, self.margin, self.clock())]
+            for user_id in set(held) - {a.user_id for a in still}:
+                held.pop(user_id).release()  # refreshed by another meanwhile
+            running = {pool.submit(self._refresh_held, a, held[a.user_id]): a.user_id for a in still}
+            refreshed = 0
+            for done in as_completed(running):
+                held.pop(running[done]).release()  # nothing to do for those the write of their new pair freed
+                refreshed += done.result()
+            return refreshed
         finally:
-            for lock in locks.values():
-                lock.release()  # nothing to do for those the write of their new pair freed
+            wait(running)
+            for lock in held.values():
+                lock.release()
 
     def _refresh_held(self, account: Account, lock: Lock) -> bool:
         """Refresh the account, whose lock we hold, unless the worker stops; whether it got a new pair."""

@@ -1,9 +1,8 @@
 """The one seam where tweetbot reaches the network.
 
-tweepy's API host is fixed at ``https://api.twitter.com``. Rather than patching
-tweepy, a requests transport adapter is mounted on each session tweepy (or
-requests-oauthlib) uses; it rewrites that prefix to the configured API base, so
-the same code talks to X or to the local sandbox.
+Every request is addressed to ``https://api.twitter.com`` (tweepy's API host is fixed
+there). A requests transport adapter, the one every request goes through, rewrites that
+prefix to the configured API base, so the same code talks to X or to the local sandbox.
 
 `Transport` is one such adapter shared by every request a process makes: its
 connection pool keeps connections to X alive across accounts, as a browser would,

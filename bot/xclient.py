@@ -123,9 +123,21 @@ class TokenSet:
     def from_response(cls, token: dict[str, Any], received_at: datetime) -> TokenSet:
         scope = token.get("scope") or ()
         scopes = tuple(scope.split() if isinstance(scope, str) else scope)
-        expires_in = float(token.get("expires_in", 7200))
         return cls(token["access_token"], token.get("refresh_token"),
-                   received_at + timedelta(seconds=expires_in), scopes)
+                   received_at + timedelta(seconds=_lifetime(token.get("expires_in"))), scopes)
+
+
+ACCESS_TOKEN_LIFETIME = 7200.0  # seconds: X's two hours (x-api-facts), where an answer does not say
+
+
+def _lifetime(expires_in: Any) -> float:
+    """The access token's lifetime as X's answer gives it; X's two hours where it gives none we can read
+    (X has spent the refresh token by then: nothing in its answer may lose the new pair)."""
+    try:
+        seconds = float(expires_in)
+    except (TypeError, ValueError):
+        return ACCESS_TOKEN_LIFETIME
+    return seconds if 0 < seconds <= 10 * 365 * 86400 else ACCESS_TOKEN_LIFETIME
 
 
 @dataclass(frozen=True)

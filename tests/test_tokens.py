@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.models import ACTIVE, NEEDS_RECONNECT, Account
+from bot.models import ACTIVE, NEEDS_RECONNECT, Account, utcnow
 from bot.settings import load_settings
 from bot.store import Repository
 from bot.tokens import TokenKeeper
-from bot.xclient import XClient
+from bot.xclient import TokenSet, XClient
 from web import create_app
 
 from conftest import tweetbot_env
@@ -278,3 +278,11 @@ def test_a_second_signal_exits_at_once_but_not_between_x_answer_and_our_write(
         worker.stop_quietly()
     assert chain_of(sandbox, account.user_id)["refreshes"] == 1 == stored_refreshes(store, account.user_id)
     assert "second SIGTERM: exiting now" in worker.log()
+
+
+@pytest.mark.parametrize("expires_in", [None, "soon", float("nan"), -1, 1e300])
+def test_an_answer_whose_lifetime_cannot_be_read_keeps_the_new_pair_for_xs_two_hours(expires_in: object) -> None:
+    """X has spent the refresh token by the time its answer is read: nothing in it may lose the new pair."""
+    now = utcnow()
+    tokens = TokenSet.from_response({"access_token": "AT", "refresh_token": "RT", "expires_in": expires_in}, now)
+    assert (tokens.access_token, tokens.refresh_token, tokens.expires_at) == ("AT", "RT", now + timedelta(hours=2))

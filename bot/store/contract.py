@@ -37,7 +37,7 @@ class Repository(Protocol):
     def account_lock(self, user_id: str, timeout: float = -1, stop: Callable[[], bool] | None = None) -> Lock:
         """The account's lock across processes (held around a token refresh); waits `timeout` s when entered,
         or less once `stop()` is true. Held through a dropped connection or a transaction pooler."""
-    def free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
+    def take_free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
         """The locks of those of the accounts `user_ids` that nobody holds now, taken (the others are passed
         over, never waited for): {user_id: its lock, held}. Each is released as `account_lock`'s is."""
     def posting_turn(self) -> Lock:

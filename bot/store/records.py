@@ -52,8 +52,8 @@ def earlier_facts(history: Iterable[Post], requeues: Iterable[Event]) -> dict[st
 
 @dataclass(frozen=True)
 class Claim:
-    """What `Repository.claim_next` claimed: one account's due posts, and the account as the claim found it
-    (both None and empty when nothing could be claimed)."""
+    """What `Repository.claim_next` claimed: one account's due posts, and the account as read with the claim
+    (no posts and None when nothing could be claimed)."""
 
     posts: list[Post]
     account: Account | None = None

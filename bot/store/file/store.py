@@ -561,15 +561,20 @@ class TinyStore:
         folder.mkdir(exist_ok=True)
         return FileHeldLock(str(folder / f"account-{user_id}.lock"), timeout=timeout, stop=stop)
 
-    def free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
+    def take_free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
         taken: dict[str, Lock] = {}
-        for user_id in user_ids:
-            lock = self.account_lock(user_id)
-            try:
-                lock.acquire(timeout=0)
-            except LockTimeout:
-                continue
-            taken[user_id] = lock
+        try:
+            for user_id in user_ids:
+                lock = self.account_lock(user_id)
+                try:
+                    lock.acquire(timeout=0)
+                except LockTimeout:
+                    continue
+                taken[user_id] = lock
+        except BaseException:
+            for held in taken.values():  # none is left held by a call that failed
+                held.release()
+            raise
         return taken
 
     # -- meta -------------------------------------------------------------------

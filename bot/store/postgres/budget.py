@@ -10,16 +10,14 @@ and the role's limits.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 import psycopg
 
 from bot.settings import Settings
-from bot.store.postgres.connections import connect, database_url, describe, one_line, reached_directly
+from bot.store.postgres.connections import connect, describe, one_line, reached_directly
 
 WEB_PROCESSES = 2  # gunicorn --workers in the Procfile, render.yaml and `tweetbot web`
 WORKERS = 2  # the deploy the budget is worked out for: web + two workers
-POOLER_HOST_MARKS = ("pooler",)  # Supabase's *.pooler.supabase.com, Neon's *-pooler.* hosts
 
 
 @dataclass(frozen=True)
@@ -45,15 +43,6 @@ class Budget:
                 f"{self.total} with {self.workers} workers")
 
 
-def pooled(url: str, server_port: int | None) -> bool:
-    """Whether the URL reaches the server through a pooler: the host says so, or the server listens
-    on another port than the one the URL names (pgbouncer's 6432 in front of PostgreSQL's 5432)."""
-    parts = urlsplit(database_url(url))
-    if any(mark in (parts.hostname or "") for mark in POOLER_HOST_MARKS):
-        return True
-    return server_port is not None and server_port != (parts.port or 5432)
-
-
 def describe_database(settings: Settings) -> list[str]:
     """The lines `tweetbot check` prints about DATABASE_URL (one line if it cannot be reached)."""
     assert settings.database_url
@@ -61,13 +50,13 @@ def describe_database(settings: Settings) -> list[str]:
     try:
         with connect(settings.database_url) as conn:
             port, max_connections, reserved, role_limit = _limits(conn)
-            direct = reached_directly(conn)
+            direct = reached_directly(conn, settings.database_url)
     except psycopg.Error as exc:
         return [f"Database: unreachable: {one_line(exc)}", budget.line()]
     kind = ("pooled: a pooler stands between (the server listens on port "
             f"{port}, or its process is not the one named at connection); the store keeps nothing in a "
             "session and prepares no statement there, so a transaction pooler works"
-            if pooled(settings.database_url, port) or not direct else "direct")
+            if not direct else "direct")
     allowed = max_connections - reserved
     lines = [f"Database: {describe(settings.database_url)}, {kind}", budget.line(),
              f"The server allows {allowed} connections (max_connections {max_connections} less {reserved} "

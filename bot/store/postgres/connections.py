@@ -21,12 +21,13 @@ What the pool promises:
   every call: a third of the server's work on a busy worker) only on a connection that
   reaches the server itself. Through a transaction pooler (pgbouncer in transaction
   mode: Supabase's and Neon's pooled URLs) the next transaction may run in another server
-  session, where the statement does not exist. A pooler makes up the process id it tells
-  the client at connection (the key that cancels a query): a connection whose server
-  process is not the one it was told of reaches it through a pooler, and prepares
-  nothing. Should a prepared statement ever go missing all the same (a pooler that passes
-  the server's key on), the pool prepares nothing more, for good: the call that found out
-  fails as an unreachable database does (nothing of it ran), and its caller's next try works;
+  session, where the statement does not exist. A connection prepares nothing unless
+  everything says it reaches the server itself: no pooler in its host name, the server
+  listening on the port it dialled, and its server process the one it was told of at
+  connection (a pooler makes up that id, the key that cancels a query). Should a prepared
+  statement ever go missing all the same, the pool prepares nothing more, for good: the
+  call that found out fails as an unreachable database does (nothing of it ran), and its
+  caller's next try works;
 - a failure to reach the database raises `StoreUnreachable`; it is logged once, then
   once a minute while it lasts, and its end once.
 """
@@ -75,7 +76,9 @@ def one_line(exc: BaseException) -> str:
 PREPARE_THRESHOLD = 2  # a statement is prepared on a connection's second run of it (psycopg's default: 5)
 # What a prepared statement gone missing looks like: it does not exist in this session, or one of its
 # name exists already (a transaction pooler switched the server sessions under the connection).
-SESSION_SWITCHED = (psycopg.errors.InvalidSqlStatementName, psycopg.errors.DuplicatePreparedStatement)
+SESSION_SWITCHED = (psycopg.errors.InvalidSqlStatementName, psycopg.errors.DuplicatePreparedStatement,
+                    psycopg.errors.ProtocolViolation)
+POOLER_HOST_MARKS = ("pooler",)  # Supabase's *.pooler.supabase.com, Neon's *-pooler.* hosts
 
 
 def connect(url: str, **kwargs: object) -> psycopg.Connection:
@@ -86,11 +89,21 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection:
     return conn
 
 
-def reached_directly(conn: psycopg.Connection) -> bool:
-    """Whether the connection's statements run in the server process it was told of when it connected
-    (a pooler makes up the id it tells: the id of the server session it lends is another)."""
-    row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    return row is not None and row[0] == conn.info.backend_pid
+def pooled(url: str, server_port: int | None) -> bool:
+    """Whether the URL reaches the server through a pooler by its look: the host says so, or the server
+    listens on another port than the one the URL names (pgbouncer's 6432, Supavisor's 6543 in front of
+    PostgreSQL's 5432)."""
+    parts = urlsplit(database_url(url))
+    if any(mark in (parts.hostname or "") for mark in POOLER_HOST_MARKS):
+        return True
+    return server_port is not None and server_port != (parts.port or 5432)
+
+
+def reached_directly(conn: psycopg.Connection, url: str) -> bool:
+    """Whether `url` reaches the server itself: not `pooled` by its look, and the connection's statements
+    run in the server process it was told of when it connected (a pooler makes up that id)."""
+    row = conn.execute("SELECT pg_backend_pid(), current_setting('port')::int").fetchone()
+    return row is not None and row[0] == conn.info.backend_pid and not pooled(url, row[1])
 
 
 class Outage:
@@ -215,7 +228,7 @@ class Connections:
     def _new(self) -> psycopg.Connection:
         try:
             conn = connect(self.url, application_name=self.application_name)
-            if self.preparing and reached_directly(conn):
+            if self.preparing and reached_directly(conn, self.url):
                 conn.prepare_threshold = PREPARE_THRESHOLD
             if self.configure is not None:
                 self.configure(conn)

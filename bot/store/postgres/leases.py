@@ -50,8 +50,13 @@ ON CONFLICT (name) DO UPDATE
     OR (l.renewed_at + l.ttl < clock_timestamp() AND pg_postmaster_start_time() + l.ttl < clock_timestamp())
 RETURNING name, fence"""
 _RELEASE = "UPDATE leases SET holder = '' WHERE name = %(name)s AND holder = %(holder)s"
-_RENEW = ("UPDATE leases SET renewed_at = clock_timestamp() WHERE holder = ANY(%(holders)s) AND holder <> '' "
-          "RETURNING holder")
+# Rows locked in the order of their names, as `_TAKE` takes them: a renewal and another process's take
+# of some of the same leases never wait for each other in a circle.
+_RENEW = """
+UPDATE leases SET renewed_at = clock_timestamp()
+ WHERE name IN (SELECT name FROM leases WHERE holder = ANY(%(holders)s) AND holder <> ''
+                 ORDER BY name COLLATE "C" FOR UPDATE)
+RETURNING holder"""
 
 
 class RowLease:
@@ -92,10 +97,17 @@ class RowLease:
         self.holder, self.fence = holder, fence
         self.keeper.add(self)
 
-    def released_by_write(self) -> None:
-        """Note that a write of ours freed the lease as it landed (as `_RELEASE` does, in the same statement)."""
+    def freeing_write(self) -> None:
+        """A write that frees the lease as it lands (as `_RELEASE` does, in its statement) is about to run:
+        no renewal meanwhile (one would find it gone and call it lost). `freed_by_write` says how it went."""
         self.keeper.discard(self)
-        self.holder, self.fence = "", None
+
+    def freed_by_write(self, freed: bool) -> None:
+        """The write ran: the lease is free (`freed`), or still ours and renewed again."""
+        if freed:
+            self.holder, self.fence = "", None
+        else:
+            self.keeper.add(self)
 
     def release(self) -> None:
         """Free the lease if we still hold it. If the database cannot be reached, it frees itself
@@ -126,7 +138,7 @@ def take_free(run: Run, leases: list[RowLease]) -> list[RowLease]:
     if not leases:
         return []
     by_name = {lease.name: lease for lease in leases}
-    holders = {name: secrets.token_hex(8) for name in sorted(by_name)}
+    holders = {name: secrets.token_hex(8) for name in sorted(by_name)}  # Python's order is COLLATE "C"
     rows = run(_TAKE, {"names": list(holders), "holders": list(holders.values()), "ttl": leases[0].ttl})
     for name, fence in rows:
         by_name[name].taken(holders[name], int(fence))

@@ -375,7 +375,7 @@ class PostgresStore:
     def account_lock(self, user_id: str, timeout: float = -1, stop: Callable[[], bool] | None = None) -> RowLease:
         return RowLease(self._run, self._leases, f"account:{user_id}", timeout, stop)
 
-    def free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
+    def take_free_account_locks(self, user_ids: Iterable[str]) -> dict[str, Lock]:
         """One statement for them all (`bot.store.postgres.leases.take_free`)."""
         wanted = {user_id: self.account_lock(user_id) for user_id in user_ids}
         taken = {lease.name for lease in take_free(self._run, list(wanted.values()))}
@@ -442,14 +442,19 @@ class PostgresStore:
         sealed = spent.sealed("refresh_token")
         lease = release if isinstance(release, RowLease) and release.fence is not None else None
         if sealed is not None and self._conn is None:
-            rows = self._rows(_REPLACE_PAIR, {
-                "user": spent.user_id, "spent": sealed.ciphertext, "patch": Jsonb(account_patch(changes, self._cipher)),
-                "at": event.at, "kind": event.kind, "account": event.account_id, "post": event.post_id,
-                "detail": event.detail, "lease": lease.name if lease else None,
-                "holder": lease.holder if lease else None})
-            if rows:
+            rows: list[tuple[Any, ...]] = []
+            if lease is not None:
+                lease.freeing_write()
+            try:
+                rows = self._rows(_REPLACE_PAIR, {
+                    "user": spent.user_id, "spent": sealed.ciphertext,
+                    "patch": Jsonb(account_patch(changes, self._cipher)), "at": event.at, "kind": event.kind,
+                    "account": event.account_id, "post": event.post_id, "detail": event.detail,
+                    "lease": lease.name if lease else None, "holder": lease.holder if lease else None})
+            finally:
                 if lease is not None:
-                    lease.released_by_write()
+                    lease.freed_by_write(bool(rows))
+            if rows:
                 tokens = {name: changes[name] for name in TOKENS if name in changes}
                 return changed_account(unseal_account(rows[0][0], self._cipher), tokens)  # known: no decrypting
         return replace_pair_in(self, spent, event, changes)
