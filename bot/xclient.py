@@ -206,12 +206,16 @@ class XClient:
 
     def revoke(self, token: str) -> None:
         """Revoke a token at X (disconnect)."""
-        data = self._identified({"token": token, "token_type_hint": "access_token"})
-        response = _call(lambda: self.transport.request("POST", REVOKE_URL, headers=_FORM_HEADERS, data=data,
-                                                        auth=self._basic_auth()))
-        _raise_for_server_error(response)
+        response = self._oauth_post(REVOKE_URL, self._identified({"token": token, "token_type_hint": "access_token"}))
         if response.status_code >= 400:
             raise XError(f"revoke refused: {response.status_code} {response.text[:200]}", response.status_code)
+
+    def _oauth_post(self, url: str, data: dict[str, str]) -> requests.Response:
+        """A form to one of X's OAuth endpoints, as our client; its answer, unless X failed (5xx) or asks
+        us to wait (429)."""
+        response = _call(lambda: self.transport.request("POST", url, headers=_FORM_HEADERS, data=data,
+                                                        auth=self._basic_auth()))
+        return _raise_for_server_error(response)
 
     def _identified(self, data: dict[str, str]) -> dict[str, str]:
         """`data` with our client id, as a public client (no secret) says who it is."""
@@ -224,9 +228,7 @@ class XClient:
 
     def _token_call(self, data: dict[str, str]) -> dict[str, Any]:
         """POST `data` to the token endpoint; X's answer, or the error that says what it means."""
-        response = _call(lambda: self.transport.request("POST", TOKEN_URL, headers=_FORM_HEADERS, data=data,
-                                                        auth=self._basic_auth()))
-        _raise_for_server_error(response)
+        response = self._oauth_post(TOKEN_URL, data)
         body = _json(response)
         error = body.get("error")
         description = str(body.get("error_description") or error or f"no access token (HTTP {response.status_code})")

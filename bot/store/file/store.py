@@ -623,11 +623,12 @@ class TinyStore:
 
     def expiring_accounts(self, by: datetime, among: Iterable[str] | None = None) -> list[Account]:
         wanted = None if among is None else set(among)
+        limit = to_iso(by) or ""  # stored times are ISO of one width: they compare as strings, undecrypted
         with self._reading():
             docs = [dict(doc) for doc in self._table("accounts").all() if doc.get("status") == ACTIVE and
-                    (wanted is None or doc["user_id"] in wanted)]
-        accounts = (self._unseal(doc) for doc in docs)
-        return [a for a in accounts if a.expires_at is None or a.expires_at <= by]
+                    (wanted is None or doc["user_id"] in wanted) and
+                    (doc.get("expires_at") is None or doc["expires_at"] <= limit)]
+        return [self._unseal(doc) for doc in docs]
 
     def list_accounts(self) -> list[Account]:
         with self._reading():

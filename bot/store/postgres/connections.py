@@ -195,6 +195,8 @@ class Connections:
                 return self._new()
             conn, idle_since = reserved
             if self._alive(conn, time.monotonic() - idle_since):
+                if not self.preparing:
+                    conn.prepare_threshold = None  # made while statements were prepared
                 return conn
             self._discard(conn)  # dead (a restart, a terminated backend): its place is free again
 
@@ -262,17 +264,12 @@ class Connections:
             if not self.preparing:
                 return
             self.preparing = False
-            idle = [conn for conn, _ in self._idle]
-        for conn in idle:
-            conn.prepare_threshold = None
         log.warning("a prepared statement went missing at %s (%s): a transaction pooler stands between; "
                     "preparing no statement from now on", describe(self.url), one_line(exc))
 
     # -- giving back ---------------------------------------------------------------------
 
     def _give_back(self, conn: psycopg.Connection) -> None:
-        if not self.preparing:
-            conn.prepare_threshold = None
         usable = not conn.closed and conn.pgconn.status == pq.ConnStatus.OK
         if usable and conn.info.transaction_status != pq.TransactionStatus.IDLE:
             try:
